@@ -1,0 +1,180 @@
+#include "ledger.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+/* MQTT message ids are 16 bits and never 0, so no more can be unacknowledged at once. */
+#define MID_MAX 65535
+#define NO_SLOT UINT32_MAX
+
+/*
+ * The queue holds events and transaction-end markers in publish order. Two invariants
+ * bound it: after every call the queue is empty or starts with an unacknowledged event
+ * (acknowledged entries are popped from the head at once, and an end arriving on an
+ * empty queue is applied, not queued), and no marker directly follows another (a later
+ * end replaces an earlier one). So markers never outnumber events, and a ring of
+ * 2 * max_events entries always has room.
+ */
+struct entry {
+	lsn_t lsn;		/* event: its commit LSN; marker: the end LSN */
+	int32_t event_index;	/* event only */
+	bool is_txn_end;
+	bool acked;		/* event only; markers need no acknowledgement */
+};
+
+struct ledger {
+	struct entry *ring;
+	size_t cap;
+	size_t head;		/* oldest entry */
+	size_t count;		/* entries queued */
+	size_t events;		/* events queued, acknowledged or not: what fills the window */
+	size_t unacked;
+	size_t max_events;
+	bool txn_open;		/* an event was added and its transaction has not ended */
+	struct ledger_pos pos;
+	uint32_t slot_of_mid[MID_MAX + 1];	/* ring slot of each unacknowledged mid */
+};
+
+struct ledger *ledger_new(size_t max_events, struct ledger_pos start)
+{
+	struct ledger *l = xmalloc(sizeof *l);
+	if (max_events < 1)
+		max_events = 1;
+	if (max_events > MID_MAX)
+		max_events = MID_MAX;
+	l->cap = 2 * max_events;
+	l->ring = xcalloc(l->cap, sizeof *l->ring);
+	l->head = l->count = l->events = l->unacked = 0;
+	l->max_events = max_events;
+	l->txn_open = false;
+	l->pos = start;
+	memset(l->slot_of_mid, 0xFF, sizeof l->slot_of_mid);
+	return l;
+}
+
+void ledger_free(struct ledger *l)
+{
+	if (!l)
+		return;
+	free(l->ring);
+	free(l);
+}
+
+bool ledger_has_room(const struct ledger *l)
+{
+	return l->events < l->max_events;
+}
+
+static size_t slot_at(const struct ledger *l, size_t i)
+{
+	return (l->head + i) % l->cap;
+}
+
+static void push(struct ledger *l, struct entry e)
+{
+	l->ring[slot_at(l, l->count)] = e;
+	l->count++;
+}
+
+int ledger_add(struct ledger *l, int mid, lsn_t commit_lsn, int32_t event_index)
+{
+	if (mid < 1 || mid > MID_MAX || l->slot_of_mid[mid] != NO_SLOT)
+		return -1;
+	if (!ledger_has_room(l))
+		return -1;
+	l->slot_of_mid[mid] = (uint32_t)slot_at(l, l->count);
+	push(l, (struct entry){commit_lsn, event_index, false, false});
+	l->events++;
+	l->unacked++;
+	l->txn_open = true;
+	return 0;
+}
+
+static void confirm(struct ledger *l, lsn_t end_lsn)
+{
+	if (end_lsn > l->pos.confirmed_lsn)
+		l->pos.confirmed_lsn = end_lsn;
+}
+
+static bool event_is_newer(const struct ledger_pos *pos, const struct entry *e)
+{
+	if (e->lsn != pos->commit_lsn)
+		return e->lsn > pos->commit_lsn;
+	return e->event_index > pos->event_index;
+}
+
+void ledger_txn_end(struct ledger *l, lsn_t commit_lsn, lsn_t end_lsn)
+{
+	/* The commit LSN is already on the transaction's events; the end is what counts. */
+	(void)commit_lsn;
+	l->txn_open = false;
+	if (l->count == 0) {
+		confirm(l, end_lsn);
+		return;
+	}
+	struct entry *tail = &l->ring[slot_at(l, l->count - 1)];
+	if (tail->is_txn_end) {
+		/* Nothing between the two ends: only the later one will ever matter. */
+		if (end_lsn > tail->lsn)
+			tail->lsn = end_lsn;
+		return;
+	}
+	push(l, (struct entry){end_lsn, 0, true, false});
+}
+
+/* Moves the safe position over the acknowledged prefix. */
+static void pop_acknowledged(struct ledger *l)
+{
+	while (l->count > 0) {
+		struct entry *e = &l->ring[l->head];
+		if (e->is_txn_end) {
+			confirm(l, e->lsn);
+		} else if (e->acked) {
+			if (event_is_newer(&l->pos, e)) {
+				l->pos.commit_lsn = e->lsn;
+				l->pos.event_index = e->event_index;
+			}
+			l->events--;
+		} else {
+			return;
+		}
+		l->head = (l->head + 1) % l->cap;
+		l->count--;
+	}
+}
+
+int ledger_ack(struct ledger *l, int mid)
+{
+	if (mid < 1 || mid > MID_MAX || l->slot_of_mid[mid] == NO_SLOT)
+		return -1;
+	l->ring[l->slot_of_mid[mid]].acked = true;
+	l->slot_of_mid[mid] = NO_SLOT;
+	l->unacked--;
+	pop_acknowledged(l);
+	return 0;
+}
+
+/*
+ * A keepalive's position can lie past the end of a transaction still being received.
+ * While one with events is open its end is not confirmed yet, even if every event so
+ * far is acknowledged: moving past it would let a restart skip its remaining rows.
+ */
+bool ledger_idle_advance(struct ledger *l, lsn_t lsn)
+{
+	if (l->count > 0 || l->txn_open || lsn <= l->pos.confirmed_lsn)
+		return false;
+	l->pos.confirmed_lsn = lsn;
+	return true;
+}
+
+struct ledger_pos ledger_safe(const struct ledger *l)
+{
+	return l->pos;
+}
+
+size_t ledger_inflight(const struct ledger *l)
+{
+	return l->unacked;
+}

@@ -1,0 +1,55 @@
+/*
+ * The mapping from decoded changes to MQTT messages: which relations are routed, and for
+ * a routed INSERT, the topic, payload, event id and QoS of its event (SPEC §5).
+ *
+ * Routes are compiled once from the configuration. Column names are bound to column
+ * positions per relation and re-bound when the relation is redefined (schema change).
+ * No I/O: the event's buffers are owned by the caller and reused from event to event.
+ */
+#ifndef OUTBOX_OUTBOX_H
+#define OUTBOX_OUTBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "buf.h"
+#include "config.h"
+#include "lsn.h"
+#include "pgoutput.h"
+
+struct event {
+	lsn_t commit_lsn;
+	int32_t index;		/* 0-based position among routed events of its transaction */
+	pg_time_t commit_time;
+	int qos;
+	struct buf topic;
+	struct buf payload;
+	struct buf event_id;
+	const char *source;	/* "schema.table"; owned by the route */
+};
+
+void event_init(struct event *ev);
+void event_finish(struct event *ev);
+
+struct outbox;
+
+/*
+ * Compiles the routes of cfg. Returns NULL after writing every problem to errs as
+ * "FILE:LINE:COLUMN: routes[N].topic: message".
+ */
+struct outbox *outbox_new(const struct config *cfg, FILE *errs);
+void outbox_free(struct outbox *o);
+
+/* True if INSERTs into rel are routed. */
+bool outbox_is_routed(struct outbox *o, const struct pgo_relation *rel);
+
+/*
+ * Builds the event for a routed INSERT into ev (ev->commit_lsn, ->index and
+ * ->commit_time must be set by the caller). Returns 0, or -1 with the reason in why when
+ * the row cannot form a message (e.g. a topic field is NULL, a column is missing).
+ */
+int outbox_build(struct outbox *o, const struct pgo_relation *rel, const struct pgo_tuple *row,
+		 struct event *ev, char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * The PostgreSQL side: connections, publication and slot setup, and the logical
+ * replication stream (START_REPLICATION in COPY BOTH mode, driven non-blocking).
+ *
+ * Functions returning int use the pg_status values: PG_RETRY means the problem may pass
+ * (connection lost, server starting or shutting down, slot in use) and the caller backs
+ * off and tries again; PG_FATAL means retrying cannot help (permissions, invalidated
+ * slot, misconfiguration). Both have been logged with their detail when returned.
+ */
+#ifndef OUTBOX_PGREPL_H
+#define OUTBOX_PGREPL_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "lsn.h"
+
+enum pg_status {
+	PG_OK = 0,
+	PG_RETRY = -1,
+	PG_FATAL = -2,
+};
+
+/* Connects for ordinary SQL (replication = false) or for streaming (replication=database).
+ * Returns NULL after logging why. */
+PGconn *pg_connect(const char *conninfo, bool replication, const char *purpose);
+
+/* Classifies a failed result or connection: PG_RETRY or PG_FATAL. Logs msg with detail. */
+int pg_failure(PGconn *conn, const PGresult *res, const char *msg);
+
+/* Makes sure the publication covers every routed table (creating or extending it when
+ * allowed), then that the slot exists (creating it when allowed, always after the
+ * publication). had_checkpoint: the bookkeeping shows this slot was in use before, so a
+ * missing slot means lost events and is fatal. *slot_confirmed: the slot's confirmed
+ * position (everything committed before it was handled in an earlier run). */
+int pgrepl_prepare(PGconn *sql, const struct config *cfg, bool had_checkpoint, lsn_t *slot_confirmed);
+
+/* Emits a non-transactional logical message with the drain prefix; *lsn is its position.
+ * Everything committed before the call is decoded before this message arrives. */
+int pg_emit_drain_marker(PGconn *sql, const char *slot, lsn_t *lsn);
+
+#define DRAIN_MARKER_PREFIX "outbox-relay.drain"
+
+struct pgrepl;
+
+/* Connects with replication=database and starts streaming from start. NULL on failure,
+ * with *status set to PG_RETRY or PG_FATAL. */
+struct pgrepl *pgrepl_start(const struct config *cfg, lsn_t start, int *status);
+
+/* Sends a last status update, ends COPY in order and closes the connection. */
+void pgrepl_stop(struct pgrepl *r, lsn_t confirmed);
+
+/* Closes at once (after an error). */
+void pgrepl_free(struct pgrepl *r);
+
+int pgrepl_socket(const struct pgrepl *r);
+
+/* Reads what the socket has into libpq's buffer. PG_OK or PG_RETRY (connection lost). */
+int pgrepl_consume(struct pgrepl *r);
+
+/*
+ * Next CopyData message without blocking. Returns its length (> 0) and sets *data (valid
+ * until the next call or pgrepl_free); 0 if nothing is buffered; PG_RETRY if the stream
+ * ended or failed.
+ */
+int pgrepl_next(struct pgrepl *r, const uint8_t **data);
+
+/* Queues a standby status update confirming lsn and tries to send it. */
+int pgrepl_send_status(struct pgrepl *r, lsn_t lsn, bool reply_requested);
+
+/* Sends queued output. Returns PG_OK, 1 if output remains (poll for POLLOUT), or PG_RETRY. */
+int pgrepl_flush(struct pgrepl *r);
+
+#endif
