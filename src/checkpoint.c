@@ -1,0 +1,151 @@
+#include "checkpoint.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "log.h"
+#include "pgrepl.h"
+
+#define SAVE_STATEMENT "outbox_relay_checkpoint_save"
+#define LOAD_STATEMENT "outbox_relay_checkpoint_load"
+
+static int run(PGconn *sql, const char *query, const char *what)
+{
+	PGresult *res = PQexec(sql, query);
+	int status = PG_OK;
+	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+		status = pg_failure(sql, res, what);
+	PQclear(res);
+	return status;
+}
+
+static char *quoted_schema(PGconn *sql, const struct config *cfg)
+{
+	const char *s = cfg->delivery.bookkeeping_schema;
+	return PQescapeIdentifier(sql, s, strlen(s));
+}
+
+static int create_tables(PGconn *sql, const char *schema)
+{
+	struct buf q = BUF_INIT;
+	buf_printf(&q,
+		   "CREATE SCHEMA IF NOT EXISTS %s;"
+		   "CREATE TABLE IF NOT EXISTS %s.checkpoint ("
+		   " slot_name text PRIMARY KEY, commit_lsn pg_lsn NOT NULL, event_index int NOT NULL,"
+		   " confirmed_lsn pg_lsn NOT NULL, published bigint NOT NULL, updated_at timestamptz NOT NULL);"
+		   "CREATE TABLE IF NOT EXISTS %s.dead_letter ("
+		   " id bigserial PRIMARY KEY, slot_name text, event_id text, source text, topic text,"
+		   " commit_lsn pg_lsn, reason text, payload bytea, properties jsonb,"
+		   " created_at timestamptz NOT NULL DEFAULT now())",
+		   schema, schema, schema);
+	int status = run(sql, q.data, "cannot create the bookkeeping tables");
+	buf_finish(&q);
+	return status;
+}
+
+static int check_tables(PGconn *sql, const char *schema)
+{
+	struct buf q = BUF_INIT;
+	buf_printf(&q, "SELECT 1 FROM %s.checkpoint LIMIT 0", schema);
+	int status = run(sql, q.data,
+			 "the bookkeeping table is missing or unreadable (create_bookkeeping is false; create it"
+			 " with the SQL in config/ or set create_bookkeeping: true)");
+	buf_finish(&q);
+	return status;
+}
+
+static int prepare(PGconn *sql, const char *name, const struct buf *query, int nparams)
+{
+	PGresult *res = PQprepare(sql, name, query->data, nparams, NULL);
+	int status = PG_OK;
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		status = pg_failure(sql, res, "cannot prepare a checkpoint statement");
+	PQclear(res);
+	return status;
+}
+
+static int prepare_statements(PGconn *sql, const char *schema)
+{
+	struct buf save = BUF_INIT, load = BUF_INIT;
+	buf_printf(&save,
+		   "INSERT INTO %s.checkpoint AS c (slot_name, commit_lsn, event_index, confirmed_lsn,"
+		   " published, updated_at) VALUES ($1, $2::pg_lsn, $3::int, $4::pg_lsn, $5::bigint, now())"
+		   " ON CONFLICT (slot_name) DO UPDATE SET commit_lsn = excluded.commit_lsn,"
+		   " event_index = excluded.event_index, confirmed_lsn = excluded.confirmed_lsn,"
+		   " published = excluded.published, updated_at = excluded.updated_at",
+		   schema);
+	buf_printf(&load,
+		   "SELECT commit_lsn::text, event_index, confirmed_lsn::text, published"
+		   " FROM %s.checkpoint WHERE slot_name = $1",
+		   schema);
+	int status = prepare(sql, SAVE_STATEMENT, &save, 5);
+	if (status == PG_OK)
+		status = prepare(sql, LOAD_STATEMENT, &load, 1);
+	buf_finish(&save);
+	buf_finish(&load);
+	return status;
+}
+
+int checkpoint_prepare(PGconn *sql, const struct config *cfg)
+{
+	/* The checkpoint must be durable on this server before the slot is confirmed past
+	 * it, whatever the database's default; waiting for a synchronous standby is not
+	 * needed for that. */
+	int status = run(sql, "SET synchronous_commit = local", "cannot set synchronous_commit");
+	char *schema = quoted_schema(sql, cfg);
+	if (status == PG_OK)
+		status = cfg->delivery.create_bookkeeping ? create_tables(sql, schema) : check_tables(sql, schema);
+	if (status == PG_OK)
+		status = prepare_statements(sql, schema);
+	PQfreemem(schema);
+	return status;
+}
+
+static int parse_row(const PGresult *res, struct checkpoint_row *row)
+{
+	if (lsn_parse(PQgetvalue(res, 0, 0), &row->pos.commit_lsn) < 0 ||
+	    lsn_parse(PQgetvalue(res, 0, 2), &row->pos.confirmed_lsn) < 0) {
+		log_error("the checkpoint row holds an invalid LSN");
+		return PG_FATAL;
+	}
+	row->pos.event_index = (int32_t)strtol(PQgetvalue(res, 0, 1), NULL, 10);
+	row->published = strtoull(PQgetvalue(res, 0, 3), NULL, 10);
+	return PG_OK;
+}
+
+int checkpoint_load(PGconn *sql, const char *slot, struct checkpoint_row *row, bool *found)
+{
+	memset(row, 0, sizeof *row);
+	row->pos.event_index = -1;
+	*found = false;
+
+	const char *params[] = {slot};
+	PGresult *res = PQexecPrepared(sql, LOAD_STATEMENT, 1, params, NULL, NULL, 0);
+	int status = PG_OK;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		status = pg_failure(sql, res, "cannot read the checkpoint");
+	else if (PQntuples(res) > 0) {
+		*found = true;
+		status = parse_row(res, row);
+	}
+	PQclear(res);
+	return status;
+}
+
+int checkpoint_save(PGconn *sql, const char *slot, const struct checkpoint_row *row)
+{
+	char commit[LSN_BUFLEN], confirmed[LSN_BUFLEN], index[16], published[24];
+	snprintf(index, sizeof index, "%" PRId32, row->pos.event_index);
+	snprintf(published, sizeof published, "%" PRIu64, row->published);
+	const char *params[] = {slot, lsn_format(row->pos.commit_lsn, commit), index,
+				lsn_format(row->pos.confirmed_lsn, confirmed), published};
+	PGresult *res = PQexecPrepared(sql, SAVE_STATEMENT, 5, params, NULL, NULL, 0);
+	int status = PG_OK;
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		status = pg_failure(sql, res, "cannot write the checkpoint");
+	PQclear(res);
+	return status;
+}

@@ -1,0 +1,118 @@
+/* outbox-relay: command line, configuration, and the run. */
+#include <getopt.h>
+#include <mosquitto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "build_config.h"
+#include "config.h"
+#include "log.h"
+#include "outbox.h"
+#include "relay.h"
+
+/* Exit statuses (sysexits.h values where one fits). */
+enum {
+	EXIT_CLEAN = 0,
+	EXIT_FATAL = 1,
+	EXIT_USAGE = 64,
+	EXIT_CONFIG = 78,
+};
+
+struct options {
+	const char *config_path;
+	bool check;
+	bool drain;
+	const char *log_level;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: outbox-relay [-c FILE] [--check] [--drain] [-l LEVEL] [--version] [--help]\n"
+		"\n"
+		"Publishes committed PostgreSQL outbox rows to MQTT, exactly once in bookkeeping.\n"
+		"\n"
+		"  -c, --config FILE     configuration file (default " CONFIG_DEFAULT_PATH ")\n"
+		"      --check           validate the configuration and exit\n"
+		"      --drain           publish everything committed before start, then exit\n"
+		"  -l, --log-level LEVEL error, warn, info or debug (overrides the file)\n"
+		"      --version         print the version and exit\n"
+		"  -h, --help            print this help and exit\n");
+}
+
+/* Returns -1 to exit with status *exit_status, 0 to go on. */
+static int parse_args(int argc, char **argv, struct options *o, int *exit_status)
+{
+	enum { OPT_CHECK = 256, OPT_DRAIN, OPT_VERSION };
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},   {"check", no_argument, NULL, OPT_CHECK},
+		{"drain", no_argument, NULL, OPT_DRAIN},     {"log-level", required_argument, NULL, 'l'},
+		{"version", no_argument, NULL, OPT_VERSION}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	o->config_path = CONFIG_DEFAULT_PATH;
+	while ((c = getopt_long(argc, argv, "c:l:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o->config_path = optarg; break;
+		case 'l': o->log_level = optarg; break;
+		case OPT_CHECK: o->check = true; break;
+		case OPT_DRAIN: o->drain = true; break;
+		case OPT_VERSION: printf("outbox-relay %s\n", OUTBOX_RELAY_VERSION); *exit_status = EXIT_CLEAN; return -1;
+		case 'h': usage(stdout); *exit_status = EXIT_CLEAN; return -1;
+		default: usage(stderr); *exit_status = EXIT_USAGE; return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "outbox-relay: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		*exit_status = EXIT_USAGE;
+		return -1;
+	}
+	return 0;
+}
+
+static int apply_log_level(const struct options *o, const struct config *cfg)
+{
+	enum log_level level = cfg->log.level;
+	if (o->log_level && log_level_parse(o->log_level, &level) < 0) {
+		fprintf(stderr, "outbox-relay: --log-level: expected error, warn, info or debug, got \"%s\"\n",
+			o->log_level);
+		return -1;
+	}
+	log_set_level(level);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options opts = {0};
+	struct config cfg;
+	int status;
+
+	if (parse_args(argc, argv, &opts, &status) < 0)
+		return status;
+	if (config_load(opts.config_path, &cfg, stderr) > 0)
+		return EXIT_CONFIG;
+	struct outbox *outbox = outbox_new(&cfg, stderr);
+	if (!outbox) {
+		config_finish(&cfg);
+		return EXIT_CONFIG;
+	}
+	if (apply_log_level(&opts, &cfg) < 0) {
+		status = EXIT_USAGE;
+	} else if (opts.check) {
+		printf("configuration OK\n");
+		status = EXIT_CLEAN;
+	} else {
+		mosquitto_lib_init();
+		struct relay_options ropts = {.drain = opts.drain};
+		log_info("starting", "version", OUTBOX_RELAY_VERSION, "config", cfg.path);
+		status = relay_run(&cfg, outbox, &ropts);
+		mosquitto_lib_cleanup();
+	}
+	outbox_free(outbox);
+	config_finish(&cfg);
+	return status;
+}

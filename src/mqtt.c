@@ -1,0 +1,220 @@
+#include "mqtt.h"
+
+#include <errno.h>
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+struct mqtt {
+	const struct config *cfg;
+	struct mosquitto *mosq;
+	enum mqtt_state state;
+	mqtt_ack_fn on_ack;
+	void *ctx;
+	int64_t last_misc_ms;
+	bool attempted;		/* a connection was tried before: reconnect from now on */
+};
+
+static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, const mosquitto_property *props)
+{
+	struct mqtt *m = obj;
+	(void)flags;
+	(void)props;
+	if (rc != 0) {
+		/* Refused (bad credentials, client id not allowed...): the library would retry
+		 * forever on its own terms; we close and let the caller back off. */
+		log_warn("broker refused the connection", "reason", mosquitto_reason_string(rc));
+		m->state = MQTT_DOWN;
+		mosquitto_disconnect(mosq);
+		return;
+	}
+	m->state = MQTT_UP;
+	log_info("connected to broker", "host", m->cfg->broker.host);
+}
+
+static void on_disconnect(struct mosquitto *mosq, void *obj, int rc, const mosquitto_property *props)
+{
+	struct mqtt *m = obj;
+	(void)mosq;
+	(void)props;
+	if (m->state != MQTT_DOWN && rc != 0)
+		log_warn("disconnected from broker", "reason", mosquitto_strerror(rc));
+	m->state = MQTT_DOWN;
+}
+
+static void on_publish(struct mosquitto *mosq, void *obj, int mid, int reason, const mosquitto_property *props)
+{
+	struct mqtt *m = obj;
+	(void)mosq;
+	(void)props;
+	m->on_ack(m->ctx, mid, reason);
+}
+
+static void on_log(struct mosquitto *mosq, void *obj, int level, const char *text)
+{
+	(void)mosq;
+	(void)obj;
+	if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
+		log_warn("libmosquitto", "detail", text);
+	else if (level & MOSQ_LOG_DEBUG && log_enabled(LOG_DEBUG))
+		log_debug("libmosquitto", "detail", text);
+}
+
+static int protocol_version(const struct config *cfg)
+{
+	return cfg->broker.protocol == BROKER_MQTT_V5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311;
+}
+
+struct mqtt *mqtt_new(const struct config *cfg, mqtt_ack_fn on_ack, void *ctx)
+{
+	struct mqtt *m = xcalloc(1, sizeof *m);
+	m->cfg = cfg;
+	m->on_ack = on_ack;
+	m->ctx = ctx;
+	m->state = MQTT_DOWN;
+	m->mosq = mosquitto_new(cfg->broker.client_id, true, m);
+	if (!m->mosq) {
+		log_error("cannot create the MQTT client");
+		free(m);
+		return NULL;
+	}
+	mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION, protocol_version(cfg));
+	mosquitto_connect_v5_callback_set(m->mosq, on_connect);
+	mosquitto_disconnect_v5_callback_set(m->mosq, on_disconnect);
+	mosquitto_publish_v5_callback_set(m->mosq, on_publish);
+	mosquitto_log_callback_set(m->mosq, on_log);
+	return m;
+}
+
+void mqtt_free(struct mqtt *m)
+{
+	if (!m)
+		return;
+	mosquitto_destroy(m->mosq);
+	free(m);
+}
+
+int mqtt_connect(struct mqtt *m)
+{
+	const struct config *cfg = m->cfg;
+	int keepalive = (int)(cfg->broker.keepalive_ms / 1000);
+	int rc;
+
+	/* The first attempt connects; later ones reconnect, which keeps the messages the
+	 * client still holds unacknowledged and sends them again. */
+	if (!m->attempted)
+		rc = mosquitto_connect_async(m->mosq, cfg->broker.host, cfg->broker.port, keepalive);
+	else
+		rc = mosquitto_reconnect_async(m->mosq);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		char port[8];
+		snprintf(port, sizeof port, "%d", cfg->broker.port);
+		log_warn("cannot connect to broker", "host", cfg->broker.host, "port", port, "error",
+			 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+		m->state = MQTT_DOWN;
+		return -1;
+	}
+	m->attempted = true;
+	m->state = MQTT_CONNECTING;
+	return 0;
+}
+
+enum mqtt_state mqtt_state(const struct mqtt *m)
+{
+	return m->state;
+}
+
+int mqtt_socket(const struct mqtt *m)
+{
+	return m->state == MQTT_DOWN ? -1 : mosquitto_socket(m->mosq);
+}
+
+bool mqtt_want_write(const struct mqtt *m)
+{
+	return m->state != MQTT_DOWN && mosquitto_want_write(m->mosq);
+}
+
+/* A failed read or write means the connection is gone, whatever the callback said. */
+static void check_io(struct mqtt *m, int rc, const char *what)
+{
+	if (rc == MOSQ_ERR_SUCCESS || m->state == MQTT_DOWN)
+		return;
+	log_warn("broker connection lost", "during", what, "error",
+		 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+	m->state = MQTT_DOWN;
+}
+
+void mqtt_handle_io(struct mqtt *m, bool readable, bool writable)
+{
+	if (readable && m->state != MQTT_DOWN)
+		check_io(m, mosquitto_loop_read(m->mosq, 1), "read");
+	if (writable && m->state != MQTT_DOWN)
+		check_io(m, mosquitto_loop_write(m->mosq, 1), "write");
+	mqtt_tick(m);
+}
+
+void mqtt_tick(struct mqtt *m)
+{
+	int64_t now = monotonic_ms();
+	if (m->state == MQTT_DOWN || now - m->last_misc_ms < 1000)
+		return;
+	m->last_misc_ms = now;
+	check_io(m, mosquitto_loop_misc(m->mosq), "keepalive");
+}
+
+static enum mqtt_publish_result classify_error(int rc, char *why, size_t whylen)
+{
+	switch (rc) {
+	case MOSQ_ERR_OVERSIZE_PACKET:
+	case MOSQ_ERR_PAYLOAD_SIZE:
+	case MOSQ_ERR_MALFORMED_UTF8:
+	case MOSQ_ERR_INVAL:
+		snprintf(why, whylen, "the MQTT client refused the message: %s", mosquitto_strerror(rc));
+		return MQTT_REFUSED;
+	default:
+		return MQTT_NOT_NOW;
+	}
+}
+
+enum mqtt_publish_result mqtt_publish(struct mqtt *m, const struct event *ev, int *mid, char *why,
+				      size_t whylen)
+{
+	mosquitto_property *props = NULL;
+	int rc;
+
+	if (m->state != MQTT_UP)
+		return MQTT_NOT_NOW;
+	if (m->cfg->broker.protocol == BROKER_MQTT_V5)
+		mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, "event-id", ev->event_id.data);
+	rc = mosquitto_publish_v5(m->mosq, mid, ev->topic.data, (int)ev->payload.len, ev->payload.data, ev->qos,
+				  false, props);
+	mosquitto_property_free_all(&props);
+	/* For QoS 1 and 2 the client has queued the message once it got this far, even if
+	 * writing it failed: it sends it again after reconnecting. */
+	if (rc == MOSQ_ERR_SUCCESS || (ev->qos > 0 && (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST ||
+						      rc == MOSQ_ERR_ERRNO)))
+		return MQTT_PUBLISHED;
+	return classify_error(rc, why, whylen);
+}
+
+void mqtt_disconnect(struct mqtt *m, int timeout_ms)
+{
+	if (m->state == MQTT_DOWN)
+		return;
+	mosquitto_disconnect(m->mosq);
+	int64_t deadline = monotonic_ms() + timeout_ms;
+	while (mosquitto_want_write(m->mosq) && monotonic_ms() < deadline) {
+		struct pollfd p = {.fd = mosquitto_socket(m->mosq), .events = POLLOUT};
+		if (p.fd < 0 || poll(&p, 1, (int)(deadline - monotonic_ms())) <= 0)
+			break;
+		if (mosquitto_loop_write(m->mosq, 1) != MOSQ_ERR_SUCCESS)
+			break;
+	}
+	m->state = MQTT_DOWN;
+}

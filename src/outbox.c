@@ -1,0 +1,274 @@
+#include "outbox.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "template.h"
+#include "util.h"
+
+#define TYPE_BYTEA 17
+
+/* Where a template field takes its value from. */
+enum field_source {
+	FIELD_COLUMN,
+	FIELD_SCHEMA,
+	FIELD_TABLE,
+};
+
+struct field_binding {
+	enum field_source source;
+	int column;		/* FIELD_COLUMN: position in the relation */
+};
+
+struct route {
+	const struct route_config *cfg;
+	char *source;			/* "schema.table" */
+	struct template *topic;
+	size_t nfields;
+	struct template_value *values;	/* reused per event */
+	/* Binding to the relation currently describing the table (by OID and generation). */
+	bool bound;
+	uint32_t bound_oid;
+	uint32_t bound_generation;
+	struct field_binding *fields;
+	int payload_column;
+	int event_id_column;		/* -1: "<commit-lsn>:<index>" */
+	char bind_error[200];		/* non-empty: the relation lacks a configured column */
+};
+
+struct outbox {
+	struct route *routes;
+	size_t nroutes;
+};
+
+void event_init(struct event *ev)
+{
+	memset(ev, 0, sizeof *ev);
+}
+
+void event_finish(struct event *ev)
+{
+	buf_finish(&ev->topic);
+	buf_finish(&ev->payload);
+	buf_finish(&ev->event_id);
+}
+
+static int route_compile(struct route *r, const struct config *cfg, size_t i, FILE *errs)
+{
+	const struct route_config *rc = &cfg->routes[i];
+	char err[200];
+	size_t len = strlen(rc->schema) + strlen(rc->table) + 2;
+
+	r->cfg = rc;
+	r->source = xmalloc(len);
+	snprintf(r->source, len, "%s.%s", rc->schema, rc->table);
+	r->topic = template_parse(rc->topic, err, sizeof err);
+	if (!r->topic) {
+		fprintf(errs, "%s:%d:%d: routes[%zu].topic: %s\n", cfg->path, rc->line, rc->column, i, err);
+		return -1;
+	}
+	r->nfields = template_nfields(r->topic);
+	r->values = xcalloc(r->nfields, sizeof *r->values);
+	r->fields = xcalloc(r->nfields, sizeof *r->fields);
+	return 0;
+}
+
+static void route_finish(struct route *r)
+{
+	free(r->source);
+	template_free(r->topic);
+	free(r->values);
+	free(r->fields);
+}
+
+struct outbox *outbox_new(const struct config *cfg, FILE *errs)
+{
+	struct outbox *o = xcalloc(1, sizeof *o);
+	int failed = 0;
+
+	o->routes = xcalloc(cfg->nroutes, sizeof *o->routes);
+	o->nroutes = cfg->nroutes;
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		if (route_compile(&o->routes[i], cfg, i, errs) < 0)
+			failed = 1;
+	if (failed) {
+		outbox_free(o);
+		return NULL;
+	}
+	return o;
+}
+
+void outbox_free(struct outbox *o)
+{
+	if (!o)
+		return;
+	for (size_t i = 0; i < o->nroutes; i++)
+		route_finish(&o->routes[i]);
+	free(o->routes);
+	free(o);
+}
+
+static int column_index(const struct pgo_relation *rel, const char *name)
+{
+	for (int i = 0; i < rel->ncolumns; i++)
+		if (strcmp(rel->columns[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+/* Resolves one configured column, recording the first one the relation lacks. */
+static int bind_column(struct route *r, const struct pgo_relation *rel, const char *name, const char *key)
+{
+	int col = column_index(rel, name);
+	if (col < 0 && !r->bind_error[0])
+		snprintf(r->bind_error, sizeof r->bind_error, "%s column \"%s\" does not exist in %s",
+			 key, name, r->source);
+	return col;
+}
+
+static void bind_field(struct route *r, const struct pgo_relation *rel, size_t i)
+{
+	const char *name = template_field(r->topic, i);
+	if (strcmp(name, "schema") == 0) {
+		r->fields[i].source = FIELD_SCHEMA;
+	} else if (strcmp(name, "table") == 0) {
+		r->fields[i].source = FIELD_TABLE;
+	} else {
+		r->fields[i].source = FIELD_COLUMN;
+		r->fields[i].column = bind_column(r, rel, name, "topic");
+	}
+}
+
+static void route_bind(struct route *r, const struct pgo_relation *rel)
+{
+	r->bind_error[0] = '\0';
+	for (size_t i = 0; i < r->nfields; i++)
+		bind_field(r, rel, i);
+	r->payload_column = bind_column(r, rel, r->cfg->payload_column, "payload");
+	r->event_id_column = r->cfg->event_id_column ? bind_column(r, rel, r->cfg->event_id_column, "event_id") : -1;
+	r->bound = true;
+	r->bound_oid = rel->oid;
+	r->bound_generation = rel->generation;
+}
+
+static struct route *route_for(struct outbox *o, const struct pgo_relation *rel)
+{
+	for (size_t i = 0; i < o->nroutes; i++) {
+		struct route *r = &o->routes[i];
+		if (r->bound && r->bound_oid == rel->oid && r->bound_generation == rel->generation)
+			return r;
+	}
+	for (size_t i = 0; i < o->nroutes; i++) {
+		struct route *r = &o->routes[i];
+		if (strcmp(r->cfg->table, rel->name) == 0 && strcmp(r->cfg->schema, rel->schema) == 0) {
+			route_bind(r, rel);
+			return r;
+		}
+	}
+	return NULL;
+}
+
+bool outbox_is_routed(struct outbox *o, const struct pgo_relation *rel)
+{
+	return route_for(o, rel) != NULL;
+}
+
+static void fill_values(struct route *r, const struct pgo_relation *rel, const struct pgo_tuple *row)
+{
+	for (size_t i = 0; i < r->nfields; i++) {
+		struct template_value *v = &r->values[i];
+		const char *text = NULL;
+		if (r->fields[i].source == FIELD_SCHEMA)
+			text = rel->schema;
+		else if (r->fields[i].source == FIELD_TABLE)
+			text = rel->name;
+		if (text) {
+			*v = (struct template_value){text, strlen(text), false};
+			continue;
+		}
+		const struct pgo_value *cell = &row->values[r->fields[i].column];
+		*v = (struct template_value){cell->data, cell->len, cell->kind != PGO_VALUE_TEXT};
+	}
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* bytea arrives in its hex text form "\x0a1b..."; the payload is the raw bytes. */
+static int decode_bytea(struct buf *out, const char *text, size_t len)
+{
+	if (len < 2 || text[0] != '\\' || text[1] != 'x' || len % 2 != 0)
+		return -1;
+	for (size_t i = 2; i < len; i += 2) {
+		int hi = hex_digit(text[i]), lo = hex_digit(text[i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		buf_putc(out, (char)(hi << 4 | lo));
+	}
+	return 0;
+}
+
+static int build_payload(struct route *r, const struct pgo_relation *rel, const struct pgo_tuple *row,
+			 struct event *ev, char *why, size_t whylen)
+{
+	const struct pgo_value *cell = &row->values[r->payload_column];
+	buf_reset(&ev->payload);
+	if (cell->kind != PGO_VALUE_TEXT)
+		return 0;	/* NULL gives an empty payload */
+	if (rel->columns[r->payload_column].type_oid != TYPE_BYTEA) {
+		buf_append(&ev->payload, cell->data, cell->len);
+		return 0;
+	}
+	if (decode_bytea(&ev->payload, cell->data, cell->len) < 0) {
+		snprintf(why, whylen, "payload column \"%s\" is not in bytea hex form", r->cfg->payload_column);
+		return -1;
+	}
+	return 0;
+}
+
+static int build_event_id(struct route *r, const struct pgo_tuple *row, struct event *ev, char *why, size_t whylen)
+{
+	buf_reset(&ev->event_id);
+	if (r->event_id_column < 0) {
+		char lsn[LSN_BUFLEN];
+		buf_printf(&ev->event_id, "%s:%d", lsn_format(ev->commit_lsn, lsn), ev->index);
+		return 0;
+	}
+	const struct pgo_value *cell = &row->values[r->event_id_column];
+	if (cell->kind != PGO_VALUE_TEXT) {
+		snprintf(why, whylen, "event_id column \"%s\" is NULL", r->cfg->event_id_column);
+		return -1;
+	}
+	buf_append(&ev->event_id, cell->data, cell->len);
+	return 0;
+}
+
+int outbox_build(struct outbox *o, const struct pgo_relation *rel, const struct pgo_tuple *row,
+		 struct event *ev, char *why, size_t whylen)
+{
+	struct route *r = route_for(o, rel);
+	if (!r) {
+		snprintf(why, whylen, "%s.%s is not routed", rel->schema, rel->name);
+		return -1;
+	}
+	ev->source = r->source;
+	ev->qos = r->cfg->qos;
+	if (r->bind_error[0]) {
+		snprintf(why, whylen, "%s", r->bind_error);
+		return -1;
+	}
+	fill_values(r, rel, row);
+	if (template_expand(r->topic, r->values, &ev->topic, why, whylen) < 0)
+		return -1;
+	if (build_event_id(r, row, ev, why, whylen) < 0)
+		return -1;
+	return build_payload(r, rel, row, ev, why, whylen);
+}

@@ -1,0 +1,469 @@
+#include "pgrepl.h"
+
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "log.h"
+#include "pgoutput.h"
+#include "util.h"
+
+/* SQLSTATEs worth waiting out rather than dying on. */
+static bool sqlstate_is_transient(const char *state)
+{
+	if (!state)
+		return true;	/* no server answer at all: the connection broke */
+	return strncmp(state, "08", 2) == 0	/* connection exception */
+	       || strncmp(state, "57P", 3) == 0	/* shutting down, cannot connect now */
+	       || strncmp(state, "53", 2) == 0	/* insufficient resources */
+	       || strcmp(state, "55006") == 0	/* object in use: slot held by another process */
+	       || strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0;
+}
+
+/* libpq messages end with a newline; log lines must not. */
+static const char *chomp(char *text, size_t size, const char *msg)
+{
+	snprintf(text, size, "%s", msg ? msg : "");
+	size_t len = strlen(text);
+	while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
+		text[--len] = '\0';
+	return text;
+}
+
+int pg_failure(PGconn *conn, const PGresult *res, const char *msg)
+{
+	char detail[512];
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *text = res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+	bool transient = PQstatus(conn) != CONNECTION_OK || sqlstate_is_transient(state);
+
+	chomp(detail, sizeof detail, text);
+	log_write(transient ? LOG_WARN : LOG_ERROR, msg, "error", detail, "sqlstate", state ? state : "", NULL);
+	return transient ? PG_RETRY : PG_FATAL;
+}
+
+/* Server notices ("schema already exists, skipping") are routine: debug level, one line. */
+static void log_notice(void *arg, const char *message)
+{
+	char text[512];
+	(void)arg;
+	log_debug("PostgreSQL notice", "detail", chomp(text, sizeof text, message));
+}
+
+PGconn *pg_connect(const char *conninfo, bool replication, const char *purpose)
+{
+	/* expand_dbname: the first "dbname" value may be a whole conninfo string or URI;
+	 * later keywords override what it says. */
+	const char *keys[] = {"dbname", "fallback_application_name", "replication", NULL};
+	const char *values[] = {conninfo, "outbox-relay", "database", NULL};
+	if (!replication)
+		keys[2] = NULL;
+	PGconn *conn = PQconnectdbParams(keys, values, 1);
+	if (PQstatus(conn) != CONNECTION_OK) {
+		char detail[512];
+		log_warn("cannot connect to PostgreSQL", "purpose", purpose, "error",
+			 chomp(detail, sizeof detail, PQerrorMessage(conn)));
+		PQfinish(conn);
+		return NULL;
+	}
+	PQsetNoticeProcessor(conn, log_notice, NULL);
+	return conn;
+}
+
+/* Runs a command expecting no rows. */
+static int exec_command(PGconn *conn, const char *sql, const char *what)
+{
+	PGresult *res = PQexec(conn, sql);
+	int status = PG_OK;
+	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+		status = pg_failure(conn, res, what);
+	PQclear(res);
+	return status;
+}
+
+/* Runs a one-parameter-set query; *res holds the result on PG_OK. */
+static int exec_query(PGconn *conn, const char *sql, int n, const char *const *params, PGresult **res,
+		      const char *what)
+{
+	*res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(*res) == PGRES_TUPLES_OK)
+		return PG_OK;
+	int status = pg_failure(conn, *res, what);
+	PQclear(*res);
+	*res = NULL;
+	return status;
+}
+
+static void append_identifier(struct buf *b, PGconn *conn, const char *name)
+{
+	char *quoted = PQescapeIdentifier(conn, name, strlen(name));
+	buf_puts(b, quoted);
+	PQfreemem(quoted);
+}
+
+static void append_table(struct buf *b, PGconn *conn, const struct route_config *rc)
+{
+	append_identifier(b, conn, rc->schema);
+	buf_putc(b, '.');
+	append_identifier(b, conn, rc->table);
+}
+
+static int publication_exists(PGconn *sql, const char *name, bool *exists)
+{
+	PGresult *res;
+	const char *params[] = {name};
+	int status = exec_query(sql, "SELECT 1 FROM pg_publication WHERE pubname = $1", 1, params, &res,
+				"cannot look up the publication");
+	if (status == PG_OK) {
+		*exists = PQntuples(res) > 0;
+		PQclear(res);
+	}
+	return status;
+}
+
+static int create_publication(PGconn *sql, const struct config *cfg)
+{
+	struct buf q = BUF_INIT;
+	buf_puts(&q, "CREATE PUBLICATION ");
+	append_identifier(&q, sql, cfg->source.publication);
+	buf_puts(&q, " FOR TABLE ");
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		if (i)
+			buf_puts(&q, ", ");
+		append_table(&q, sql, &cfg->routes[i]);
+	}
+	buf_puts(&q, " WITH (publish = 'insert')");
+	int status = exec_command(sql, q.data, "cannot create the publication");
+	buf_finish(&q);
+	if (status == PG_OK)
+		log_info("publication created", "publication", cfg->source.publication);
+	return status;
+}
+
+static int publication_has_table(PGconn *sql, const char *pub, const struct route_config *rc, bool *has)
+{
+	PGresult *res;
+	const char *params[] = {pub, rc->schema, rc->table};
+	int status = exec_query(sql,
+				"SELECT 1 FROM pg_publication_tables"
+				" WHERE pubname = $1 AND schemaname = $2 AND tablename = $3",
+				3, params, &res, "cannot look up the publication's tables");
+	if (status == PG_OK) {
+		*has = PQntuples(res) > 0;
+		PQclear(res);
+	}
+	return status;
+}
+
+static int extend_publication(PGconn *sql, const struct config *cfg, const struct route_config *rc)
+{
+	if (!cfg->source.create_publication) {
+		log_error("the publication does not cover a routed table and create_publication is false",
+			  "publication", cfg->source.publication, "schema", rc->schema, "table", rc->table);
+		return PG_FATAL;
+	}
+	struct buf q = BUF_INIT;
+	buf_puts(&q, "ALTER PUBLICATION ");
+	append_identifier(&q, sql, cfg->source.publication);
+	buf_puts(&q, " ADD TABLE ");
+	append_table(&q, sql, rc);
+	int status = exec_command(sql, q.data, "cannot add a table to the publication");
+	buf_finish(&q);
+	if (status == PG_OK)
+		log_info("table added to publication", "publication", cfg->source.publication,
+			 "schema", rc->schema, "table", rc->table);
+	return status;
+}
+
+static int ensure_publication(PGconn *sql, const struct config *cfg)
+{
+	bool exists;
+	int status = publication_exists(sql, cfg->source.publication, &exists);
+	if (status != PG_OK)
+		return status;
+	if (!exists) {
+		if (cfg->source.create_publication)
+			return create_publication(sql, cfg);
+		log_error("the publication does not exist and create_publication is false",
+			  "publication", cfg->source.publication);
+		return PG_FATAL;
+	}
+	for (size_t i = 0; i < cfg->nroutes && status == PG_OK; i++) {
+		bool has;
+		status = publication_has_table(sql, cfg->source.publication, &cfg->routes[i], &has);
+		if (status == PG_OK && !has)
+			status = extend_publication(sql, cfg, &cfg->routes[i]);
+	}
+	return status;
+}
+
+static int create_slot(PGconn *sql, const char *slot, lsn_t *confirmed)
+{
+	PGresult *res;
+	const char *params[] = {slot};
+	int status = exec_query(sql, "SELECT lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')", 1,
+				params, &res, "cannot create the replication slot");
+	if (status == PG_OK) {
+		log_info("replication slot created", "slot", slot, "lsn", PQgetvalue(res, 0, 0));
+		if (lsn_parse(PQgetvalue(res, 0, 0), confirmed) < 0)
+			*confirmed = LSN_INVALID;
+		PQclear(res);
+	}
+	return status;
+}
+
+static int check_slot_row(const PGresult *res, const char *slot, lsn_t *confirmed)
+{
+	const char *plugin = PQgetvalue(res, 0, 0);
+	const char *wal_status = PQgetvalue(res, 0, 1);
+	if (strcmp(plugin, "pgoutput") != 0) {
+		log_error("the replication slot does not use pgoutput", "slot", slot, "plugin", plugin);
+		return PG_FATAL;
+	}
+	if (strcmp(wal_status, "lost") == 0) {
+		log_error("the replication slot is invalidated: the WAL it needed was removed and events are lost;"
+			  " drop the slot (SELECT pg_drop_replication_slot(...)) and the checkpoint row to start afresh",
+			  "slot", slot, "wal_status", wal_status);
+		return PG_FATAL;
+	}
+	if (lsn_parse(PQgetvalue(res, 0, 2), confirmed) < 0)
+		*confirmed = LSN_INVALID;
+	return PG_OK;
+}
+
+static int ensure_slot(PGconn *sql, const struct config *cfg, bool had_checkpoint, lsn_t *confirmed)
+{
+	PGresult *res;
+	const char *slot = cfg->source.slot;
+	const char *params[] = {slot};
+	int status = exec_query(sql,
+				"SELECT plugin, coalesce(wal_status, ''), coalesce(confirmed_flush_lsn, '0/0')::text"
+				" FROM pg_replication_slots"
+				" WHERE slot_name = $1 AND slot_type = 'logical' AND database = current_database()",
+				1, params, &res, "cannot look up the replication slot");
+	if (status != PG_OK)
+		return status;
+	bool exists = PQntuples(res) > 0;
+	if (exists)
+		status = check_slot_row(res, slot, confirmed);
+	PQclear(res);
+	if (exists)
+		return status;
+	if (had_checkpoint) {
+		log_error("the replication slot is missing but the checkpoint shows it was in use: events committed"
+			  " since the checkpoint may be lost; to accept that, delete the checkpoint row"
+			  " (DELETE FROM <bookkeeping_schema>.checkpoint WHERE slot_name = ...) and start again",
+			  "slot", slot);
+		return PG_FATAL;
+	}
+	if (!cfg->source.create_slot) {
+		log_error("the replication slot does not exist and create_slot is false", "slot", slot);
+		return PG_FATAL;
+	}
+	return create_slot(sql, slot, confirmed);
+}
+
+int pgrepl_prepare(PGconn *sql, const struct config *cfg, bool had_checkpoint, lsn_t *slot_confirmed)
+{
+	/* The publication first: pgoutput reads it through the snapshot of the WAL being
+	 * decoded, so a slot older than its publication cannot decode. */
+	int status = ensure_publication(sql, cfg);
+	if (status != PG_OK)
+		return status;
+	*slot_confirmed = LSN_INVALID;
+	return ensure_slot(sql, cfg, had_checkpoint, slot_confirmed);
+}
+
+int pg_emit_drain_marker(PGconn *sql, const char *slot, lsn_t *lsn)
+{
+	PGresult *res;
+	const char *params[] = {DRAIN_MARKER_PREFIX, slot};
+	int status = exec_query(sql, "SELECT pg_logical_emit_message(false, $1, $2)::text", 2, params, &res,
+				"cannot emit the drain marker");
+	if (status != PG_OK)
+		return status;
+	if (lsn_parse(PQgetvalue(res, 0, 0), lsn) < 0) {
+		log_error("unexpected LSN from pg_logical_emit_message", "value", PQgetvalue(res, 0, 0));
+		status = PG_FATAL;
+	}
+	PQclear(res);
+	return status;
+}
+
+struct pgrepl {
+	PGconn *conn;
+	char *copybuf;		/* last PQgetCopyData buffer, freed on the next call */
+};
+
+static int start_streaming(struct pgrepl *r, const struct config *cfg, lsn_t start)
+{
+	struct buf q = BUF_INIT;
+	char lsn[LSN_BUFLEN];
+	buf_puts(&q, "START_REPLICATION SLOT ");
+	append_identifier(&q, r->conn, cfg->source.slot);
+	/* Identifiers are validated by the configuration ([a-z0-9_]), so they need no
+	 * escaping inside the option's string literal. */
+	buf_printf(&q, " LOGICAL %s (proto_version '1', publication_names '\"%s\"', messages 'true')",
+		   lsn_format(start, lsn), cfg->source.publication);
+	PGresult *res = PQexec(r->conn, q.data);
+	buf_finish(&q);
+	int status = PG_OK;
+	if (PQresultStatus(res) != PGRES_COPY_BOTH)
+		status = pg_failure(r->conn, res, "cannot start replication");
+	PQclear(res);
+	return status;
+}
+
+struct pgrepl *pgrepl_start(const struct config *cfg, lsn_t start, int *status)
+{
+	struct pgrepl *r = xcalloc(1, sizeof *r);
+	r->conn = pg_connect(cfg->source.conninfo, true, "replication");
+	if (!r->conn) {
+		*status = PG_RETRY;
+		free(r);
+		return NULL;
+	}
+	*status = start_streaming(r, cfg, start);
+	if (*status == PG_OK && PQsetnonblocking(r->conn, 1) != 0)
+		*status = pg_failure(r->conn, NULL, "cannot make the replication connection non-blocking");
+	if (*status != PG_OK) {
+		pgrepl_free(r);
+		return NULL;
+	}
+	char lsn[LSN_BUFLEN];
+	log_info("replication started", "slot", cfg->source.slot, "from", lsn_format(start, lsn));
+	return r;
+}
+
+void pgrepl_free(struct pgrepl *r)
+{
+	if (!r)
+		return;
+	if (r->copybuf)
+		PQfreemem(r->copybuf);
+	PQfinish(r->conn);
+	free(r);
+}
+
+int pgrepl_socket(const struct pgrepl *r)
+{
+	return PQsocket(r->conn);
+}
+
+int pgrepl_consume(struct pgrepl *r)
+{
+	if (PQconsumeInput(r->conn))
+		return PG_OK;
+	pg_failure(r->conn, NULL, "replication connection lost");
+	return PG_RETRY;
+}
+
+/* The stream is over: collect the server's final word so the log says why. */
+static int stream_ended(struct pgrepl *r)
+{
+	PGresult *res = PQgetResult(r->conn);
+	if (res && PQresultStatus(res) == PGRES_COMMAND_OK)
+		log_warn("replication stream ended by the server");
+	else
+		pg_failure(r->conn, res, "replication stream failed");
+	PQclear(res);
+	return PG_RETRY;
+}
+
+int pgrepl_next(struct pgrepl *r, const uint8_t **data)
+{
+	if (r->copybuf) {
+		PQfreemem(r->copybuf);
+		r->copybuf = NULL;
+	}
+	int len = PQgetCopyData(r->conn, &r->copybuf, 1);
+	if (len > 0) {
+		*data = (const uint8_t *)r->copybuf;
+		return len;
+	}
+	if (len == 0)
+		return 0;
+	return stream_ended(r);
+}
+
+int pgrepl_flush(struct pgrepl *r)
+{
+	int rc = PQflush(r->conn);
+	if (rc == 0)
+		return PG_OK;
+	if (rc == 1)
+		return 1;
+	pg_failure(r->conn, NULL, "cannot send to the replication connection");
+	return PG_RETRY;
+}
+
+int pgrepl_send_status(struct pgrepl *r, lsn_t lsn, bool reply_requested)
+{
+	uint8_t msg[REPL_STATUS_LEN];
+	repl_status_build(msg, lsn, pg_now(), reply_requested);
+	if (PQputCopyData(r->conn, (const char *)msg, sizeof msg) != 1) {
+		pg_failure(r->conn, NULL, "cannot queue a standby status update");
+		return PG_RETRY;
+	}
+	int rc = pgrepl_flush(r);
+	return rc == 1 ? PG_OK : rc;
+}
+
+/* Waits (bounded) until the socket is ready for the given events. */
+static bool wait_socket(struct pgrepl *r, short events, int64_t deadline)
+{
+	int64_t left = deadline - monotonic_ms();
+	if (left <= 0)
+		return false;
+	struct pollfd p = {.fd = PQsocket(r->conn), .events = events};
+	return poll(&p, 1, (int)left) > 0;
+}
+
+/* Flushes everything queued, waiting at most until deadline. */
+static bool flush_until(struct pgrepl *r, int64_t deadline)
+{
+	int rc;
+	while ((rc = PQflush(r->conn)) == 1)
+		if (!wait_socket(r, POLLOUT | POLLIN, deadline))
+			return false;
+	return rc == 0;
+}
+
+/* Reads until the server has answered CopyDone and the command is complete. */
+static bool drain_copy_until(struct pgrepl *r, int64_t deadline)
+{
+	for (;;) {
+		char *data = NULL;
+		int len = PQgetCopyData(r->conn, &data, 1);
+		if (data)
+			PQfreemem(data);
+		if (len == -1)
+			break;
+		if (len == -2 || (len == 0 && (!wait_socket(r, POLLIN, deadline) || !PQconsumeInput(r->conn))))
+			return false;
+	}
+	PGresult *res;
+	while ((res = PQgetResult(r->conn)) != NULL)
+		PQclear(res);
+	return true;
+}
+
+void pgrepl_stop(struct pgrepl *r, lsn_t confirmed)
+{
+	/* The last status update must reach the walsender before the socket closes: closing
+	 * with unread data makes the kernel reset the connection and the update is lost. */
+	int64_t deadline = monotonic_ms() + 5000;
+	if (r->copybuf) {
+		PQfreemem(r->copybuf);
+		r->copybuf = NULL;
+	}
+	uint8_t msg[REPL_STATUS_LEN];
+	repl_status_build(msg, confirmed, pg_now(), false);
+	bool ok = PQputCopyData(r->conn, (const char *)msg, sizeof msg) == 1 && PQputCopyEnd(r->conn, NULL) == 1 &&
+		  flush_until(r, deadline) && drain_copy_until(r, deadline);
+	if (!ok)
+		log_warn("replication did not end cleanly; the server may resend some events, which the checkpoint skips");
+	pgrepl_free(r);
+}

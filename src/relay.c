@@ -1,0 +1,657 @@
+#include "relay.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "backoff.h"
+#include "checkpoint.h"
+#include "ledger.h"
+#include "log.h"
+#include "mqtt.h"
+#include "notify.h"
+#include "pgoutput.h"
+#include "pgrepl.h"
+#include "util.h"
+
+enum stop_reason {
+	RUNNING,
+	STOP_SIGNAL,	/* SIGTERM/SIGINT: wait for acks up to drain_timeout */
+	STOP_DRAINED,	/* --drain reached the marker and everything is acknowledged */
+	STOP_FATAL,	/* exit 1 */
+};
+
+/* The position of one event: its transaction's commit LSN and its index there. */
+struct event_pos {
+	lsn_t commit_lsn;
+	int32_t index;
+};
+
+struct relay {
+	const struct config *cfg;
+	struct outbox *outbox;
+	bool drain_mode;
+
+	struct pgo_decoder *decoder;
+	struct ledger *ledger;
+	struct mqtt *mqtt;
+	PGconn *sql;
+	struct pgrepl *repl;
+	int sigfd;
+
+	/* Bookkeeping. */
+	bool loaded;			/* checkpoint read (once per process) */
+	struct checkpoint_row saved;	/* what the checkpoint table holds */
+	lsn_t confirmed_sent;		/* what the slot was last told */
+	struct event_pos handled;	/* newest event published or set aside: a replay
+					 * skips everything up to here */
+	uint64_t acked;			/* acknowledged events over the slot's life */
+
+	/* The transaction being received. */
+	bool in_txn;
+	lsn_t txn_commit_lsn;
+	pg_time_t txn_commit_time;
+	int32_t txn_next_index;
+
+	/* An event decoded but not yet taken by the MQTT client. */
+	struct event ev;
+	bool ev_pending;
+	/* QoS 0 acks arrive inside mqtt_publish, before the ledger knows the mid. */
+	bool publishing;
+	int early_ack_mid;
+	bool ready_sent;		/* READY=1 told to the service manager */
+
+	/* --drain */
+	lsn_t drain_target;
+	bool drain_reached;
+
+	/* Timers, on the monotonic clock (ms); 0 = not armed. */
+	int64_t pg_retry_at;
+	int64_t mqtt_retry_at;
+	int64_t next_status_at;
+	int64_t next_checkpoint_at;
+	int64_t stop_deadline;
+	struct backoff pg_backoff;
+	struct backoff mqtt_backoff;
+
+	enum stop_reason stop;
+};
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+static bool pos_after(struct event_pos a, struct event_pos b)
+{
+	return a.commit_lsn > b.commit_lsn || (a.commit_lsn == b.commit_lsn && a.index > b.index);
+}
+
+static struct event_pos ledger_event_pos(struct ledger_pos p)
+{
+	return (struct event_pos){p.commit_lsn, p.event_index};
+}
+
+static uint32_t jitter(void)
+{
+	return (uint32_t)random();
+}
+
+static void fail(struct relay *r)
+{
+	r->stop = STOP_FATAL;
+}
+
+/* ---- PostgreSQL session ------------------------------------------------------------- */
+
+static void pg_close(struct relay *r)
+{
+	pgrepl_free(r->repl);
+	r->repl = NULL;
+	PQfinish(r->sql);
+	r->sql = NULL;
+	/* What was received but not published is received again after reconnecting. */
+	r->in_txn = false;
+	r->ev_pending = false;
+}
+
+static void pg_schedule_retry(struct relay *r)
+{
+	uint32_t delay = backoff_next(&r->pg_backoff, jitter());
+	char text[16];
+	snprintf(text, sizeof text, "%" PRIu32 "ms", delay);
+	log_info("PostgreSQL unavailable, retrying", "in", text);
+	r->pg_retry_at = monotonic_ms() + delay;
+}
+
+static int load_checkpoint(struct relay *r)
+{
+	bool found;
+	int status = checkpoint_load(r->sql, r->cfg->source.slot, &r->saved, &found);
+	if (status != PG_OK)
+		return status;
+	r->handled = ledger_event_pos(r->saved.pos);
+	r->acked = r->saved.published;
+	r->loaded = true;
+	if (found) {
+		char commit[LSN_BUFLEN], confirmed[LSN_BUFLEN], index[16];
+		snprintf(index, sizeof index, "%" PRId32, r->saved.pos.event_index);
+		log_info("checkpoint loaded", "commit_lsn", lsn_format(r->saved.pos.commit_lsn, commit),
+			 "event_index", index, "confirmed_lsn", lsn_format(r->saved.pos.confirmed_lsn, confirmed));
+	}
+	return PG_OK;
+}
+
+/* Connects both PostgreSQL connections, prepares bookkeeping, publication and slot, and
+ * starts streaming from the newest confirmed position. */
+static int pg_open(struct relay *r)
+{
+	const struct config *cfg = r->cfg;
+	r->sql = pg_connect(cfg->source.conninfo, false, "bookkeeping");
+	if (!r->sql)
+		return PG_RETRY;
+	int status = checkpoint_prepare(r->sql, cfg);
+	if (status == PG_OK && !r->loaded)
+		status = load_checkpoint(r);
+	bool had_checkpoint = r->saved.pos.confirmed_lsn != LSN_INVALID;
+	lsn_t slot_confirmed = LSN_INVALID;
+	if (status == PG_OK)
+		status = pgrepl_prepare(r->sql, cfg, had_checkpoint, &slot_confirmed);
+	if (status == PG_OK && r->drain_mode && r->drain_target == LSN_INVALID)
+		status = pg_emit_drain_marker(r->sql, cfg->source.slot, &r->drain_target);
+	if (status != PG_OK)
+		return status;
+	if (!r->ledger)
+		r->ledger = ledger_new((size_t)cfg->broker.max_inflight, r->saved.pos);
+	/* The slot may be ahead of the table (idle advance is confirmed without a
+	 * checkpoint write): nothing routed lies in between. */
+	ledger_idle_advance(r->ledger, slot_confirmed);
+	lsn_t start = ledger_safe(r->ledger).confirmed_lsn;
+	r->repl = pgrepl_start(cfg, start, &status);
+	if (status == PG_OK && r->confirmed_sent < start)
+		r->confirmed_sent = start;
+	return status;
+}
+
+static void pg_maintain(struct relay *r, int64_t now)
+{
+	if (r->repl || r->stop != RUNNING || now < r->pg_retry_at)
+		return;
+	int status = pg_open(r);
+	if (status == PG_OK) {
+		backoff_reset(&r->pg_backoff);
+		r->next_status_at = now + r->cfg->source.status_interval_ms;
+		return;
+	}
+	pg_close(r);
+	if (status == PG_FATAL)
+		fail(r);
+	else
+		pg_schedule_retry(r);
+}
+
+static void pg_lost(struct relay *r)
+{
+	pg_close(r);
+	if (r->stop == RUNNING)
+		pg_schedule_retry(r);
+}
+
+/* ---- MQTT session ------------------------------------------------------------------- */
+
+static void on_ack(void *ctx, int mid, int reason)
+{
+	struct relay *r = ctx;
+	if (r->publishing) {
+		r->early_ack_mid = mid;
+		return;
+	}
+	if (reason >= 0x80) {
+		char code[16];
+		snprintf(code, sizeof code, "0x%02x", reason);
+		log_warn("broker refused an event", "reason_code", code);
+	}
+	if (ledger_ack(r->ledger, mid) == 0)
+		r->acked++;
+}
+
+static void mqtt_maintain(struct relay *r, int64_t now)
+{
+	/* A standby that does not hold the slot stays off the broker: the active relay may
+	 * use the same client id. */
+	if (!r->repl || mqtt_state(r->mqtt) != MQTT_DOWN || now < r->mqtt_retry_at || r->stop != RUNNING)
+		return;
+	if (mqtt_connect(r->mqtt) == 0) {
+		backoff_reset(&r->mqtt_backoff);
+		return;
+	}
+	r->mqtt_retry_at = now + backoff_next(&r->mqtt_backoff, jitter());
+}
+
+static void notify_when_ready(struct relay *r)
+{
+	if (r->ready_sent || !r->repl || mqtt_state(r->mqtt) != MQTT_UP)
+		return;
+	r->ready_sent = true;
+	notify_ready("streaming");
+	log_info("ready: replication and broker connected, checkpoint loaded");
+}
+
+static void mqtt_check_down(struct relay *r, enum mqtt_state before)
+{
+	if (before != MQTT_DOWN && mqtt_state(r->mqtt) == MQTT_DOWN && r->stop == RUNNING)
+		r->mqtt_retry_at = monotonic_ms() + backoff_next(&r->mqtt_backoff, jitter());
+}
+
+/* ---- events ------------------------------------------------------------------------- */
+
+static void set_aside(struct relay *r, const char *why)
+{
+	char lsn[LSN_BUFLEN], index[16];
+	snprintf(index, sizeof index, "%" PRId32, r->ev.index);
+	log_warn("event cannot be published", "reason", why, "source", r->ev.source ? r->ev.source : "",
+		 "commit_lsn", lsn_format(r->ev.commit_lsn, lsn), "event_index", index);
+	r->handled = (struct event_pos){r->ev.commit_lsn, r->ev.index};
+	r->ev_pending = false;
+}
+
+static void try_publish(struct relay *r)
+{
+	char why[256];
+	int mid = 0;
+
+	r->publishing = true;
+	r->early_ack_mid = 0;
+	enum mqtt_publish_result res = mqtt_publish(r->mqtt, &r->ev, &mid, why, sizeof why);
+	r->publishing = false;
+	if (res == MQTT_NOT_NOW)
+		return;
+	if (res == MQTT_REFUSED) {
+		set_aside(r, why);
+		return;
+	}
+	if (ledger_add(r->ledger, mid, r->ev.commit_lsn, r->ev.index) < 0) {
+		log_error("in-flight ledger refused an event (mid reused while in flight)");
+		fail(r);
+		return;
+	}
+	if (r->early_ack_mid == mid)
+		on_ack(r, mid, 0);
+	r->handled = (struct event_pos){r->ev.commit_lsn, r->ev.index};
+	r->ev_pending = false;
+}
+
+static void handle_insert(struct relay *r, const struct pgo_relation *rel, const struct pgo_tuple *row)
+{
+	if (!r->in_txn || !outbox_is_routed(r->outbox, rel))
+		return;
+	struct event_pos pos = {r->txn_commit_lsn, r->txn_next_index++};
+	if (!pos_after(pos, r->handled))
+		return;	/* replayed: published before (or before the checkpoint) */
+
+	char why[256];
+	r->ev.commit_lsn = pos.commit_lsn;
+	r->ev.index = pos.index;
+	r->ev.commit_time = r->txn_commit_time;
+	r->ev_pending = true;
+	if (outbox_build(r->outbox, rel, row, &r->ev, why, sizeof why) < 0)
+		set_aside(r, why);
+	else
+		try_publish(r);
+}
+
+static void handle_message(struct relay *r, const struct pgo_msg *msg)
+{
+	if (msg->u.message.transactional || strcmp(msg->u.message.prefix, DRAIN_MARKER_PREFIX) != 0)
+		return;
+	/* Outside any transaction, with every earlier commit already received: a safe
+	 * position to confirm once nothing is in flight. */
+	ledger_idle_advance(r->ledger, msg->u.message.lsn);
+	if (r->drain_mode && r->drain_target != LSN_INVALID && msg->u.message.lsn >= r->drain_target) {
+		r->drain_reached = true;
+		log_info("drain: everything committed before start has been received");
+	}
+}
+
+static void handle_change(struct relay *r, const struct pgo_msg *msg)
+{
+	switch (msg->kind) {
+	case PGO_BEGIN:
+		r->in_txn = true;
+		r->txn_commit_lsn = msg->u.begin.final_lsn;
+		r->txn_commit_time = msg->u.begin.commit_time;
+		r->txn_next_index = 0;
+		break;
+	case PGO_COMMIT:
+		ledger_txn_end(r->ledger, msg->u.commit.commit_lsn, msg->u.commit.end_lsn);
+		r->in_txn = false;
+		break;
+	case PGO_INSERT:
+		handle_insert(r, msg->u.insert.rel, &msg->u.insert.tuple);
+		break;
+	case PGO_MESSAGE:
+		handle_message(r, msg);
+		break;
+	default:
+		break;	/* relations are cached by the decoder; the rest is not published */
+	}
+}
+
+static void handle_keepalive(struct relay *r, const struct repl_frame *f)
+{
+	/* The keepalive's position is what the server has sent so far: with no transaction
+	 * open and nothing in flight, everything before it is done. */
+	if (!r->in_txn && !r->ev_pending)
+		ledger_idle_advance(r->ledger, f->wal_end);
+	if (f->reply_requested && pgrepl_send_status(r->repl, r->confirmed_sent, false) != PG_OK)
+		pg_lost(r);
+}
+
+/* Returns 0, or -1 when the stream is unusable (logged). */
+static int handle_copydata(struct relay *r, const uint8_t *data, size_t len)
+{
+	struct repl_frame frame;
+	struct pgo_msg msg;
+	char err[200];
+
+	if (repl_frame_parse(data, len, &frame, err, sizeof err) < 0) {
+		log_error("malformed replication message", "error", err);
+		return -1;
+	}
+	if (frame.kind == REPL_KEEPALIVE) {
+		handle_keepalive(r, &frame);
+		return 0;
+	}
+	if (pgo_decode(r->decoder, frame.data, frame.len, &msg) < 0) {
+		log_error("malformed pgoutput message", "error", pgo_error(r->decoder));
+		return -1;
+	}
+	handle_change(r, &msg);
+	return 0;
+}
+
+/* Whether to take more from the replication stream now. Not taking is the back-pressure:
+ * the server keeps the WAL, and status updates keep the connection alive. */
+static bool can_receive(const struct relay *r)
+{
+	return r->repl && r->stop == RUNNING && !r->drain_reached && !r->ev_pending &&
+	       mqtt_state(r->mqtt) == MQTT_UP && ledger_has_room(r->ledger);
+}
+
+static void receive(struct relay *r)
+{
+	while (can_receive(r)) {
+		const uint8_t *data;
+		int len = pgrepl_next(r->repl, &data);
+		if (len == 0)
+			return;
+		if (len < 0 || handle_copydata(r, data, (size_t)len) < 0) {
+			pg_lost(r);
+			return;
+		}
+	}
+}
+
+/* ---- bookkeeping -------------------------------------------------------------------- */
+
+static int save_checkpoint(struct relay *r, struct ledger_pos pos)
+{
+	struct checkpoint_row row = {pos, r->acked};
+	int status = checkpoint_save(r->sql, r->cfg->source.slot, &row);
+	if (status == PG_OK)
+		r->saved = row;
+	return status;
+}
+
+/* Checkpoint first, then confirm the same position: the slot never moves past an event
+ * that is not both acknowledged and recorded in the table. */
+static void bookkeeping(struct relay *r, int64_t now)
+{
+	if (!r->repl)
+		return;
+	struct ledger_pos pos = ledger_safe(r->ledger);
+	struct event_pos acked = ledger_event_pos(pos);
+	bool events_moved = pos_after(acked, ledger_event_pos(r->saved.pos));
+
+	if (events_moved && now >= r->next_checkpoint_at) {
+		int status = save_checkpoint(r, pos);
+		if (status != PG_OK) {
+			status == PG_FATAL ? fail(r) : pg_lost(r);
+			return;
+		}
+		r->next_checkpoint_at = now + r->cfg->delivery.checkpoint_interval_ms;
+		events_moved = false;
+	}
+	bool confirm = !events_moved && pos.confirmed_lsn > r->confirmed_sent;
+	if (!confirm && now < r->next_status_at)
+		return;
+	if (confirm)
+		r->confirmed_sent = pos.confirmed_lsn;
+	if (pgrepl_send_status(r->repl, r->confirmed_sent, false) != PG_OK) {
+		pg_lost(r);
+		return;
+	}
+	r->next_status_at = now + r->cfg->source.status_interval_ms;
+}
+
+/* ---- stopping ----------------------------------------------------------------------- */
+
+static void request_stop(struct relay *r, const char *why)
+{
+	if (r->stop == STOP_SIGNAL) {
+		log_warn("second stop request: stopping without waiting for acknowledgements");
+		r->stop_deadline = monotonic_ms();
+		return;
+	}
+	if (r->stop != RUNNING)
+		return;
+	r->stop = STOP_SIGNAL;
+	r->stop_deadline = monotonic_ms() + r->cfg->delivery.drain_timeout_ms;
+	log_info("stopping: waiting for in-flight acknowledgements", "signal", why);
+}
+
+static bool flushed(const struct relay *r)
+{
+	return !r->ledger || ledger_inflight(r->ledger) == 0;
+}
+
+static bool finished(struct relay *r, int64_t now)
+{
+	if (r->stop == STOP_FATAL)
+		return true;
+	if (r->drain_reached && flushed(r) && !r->ev_pending) {
+		r->stop = STOP_DRAINED;
+		return true;
+	}
+	if (r->stop == STOP_SIGNAL) {
+		if (!r->repl)
+			return true;	/* nothing to checkpoint into until PostgreSQL is back */
+		return flushed(r) || now >= r->stop_deadline;
+	}
+	return false;
+}
+
+/* Writes the final checkpoint and confirms it, so that a restart publishes nothing twice. */
+static void final_bookkeeping(struct relay *r)
+{
+	if (!r->repl || !r->ledger)
+		return;
+	struct ledger_pos pos = ledger_safe(r->ledger);
+	bool changed = pos.commit_lsn != r->saved.pos.commit_lsn || pos.event_index != r->saved.pos.event_index ||
+		       pos.confirmed_lsn != r->saved.pos.confirmed_lsn;
+	if (changed && save_checkpoint(r, pos) != PG_OK) {
+		log_warn("final checkpoint not written; acknowledged events may be published again");
+		pgrepl_stop(r->repl, r->confirmed_sent);
+		r->repl = NULL;
+		return;
+	}
+	pgrepl_stop(r->repl, pos.confirmed_lsn);
+	r->repl = NULL;
+	r->confirmed_sent = pos.confirmed_lsn;
+}
+
+static void log_summary(const struct relay *r)
+{
+	char acked[24], inflight[24], confirmed[LSN_BUFLEN];
+	snprintf(acked, sizeof acked, "%" PRIu64, r->acked);
+	snprintf(inflight, sizeof inflight, "%zu", r->ledger ? ledger_inflight(r->ledger) : (size_t)0);
+	log_info("stopped", "published_total", acked, "unacknowledged", inflight, "confirmed_lsn",
+		 lsn_format(r->confirmed_sent, confirmed));
+}
+
+/* ---- the loop ----------------------------------------------------------------------- */
+
+static int open_signalfd(void)
+{
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	return signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+static void handle_signals(struct relay *r)
+{
+	struct signalfd_siginfo si;
+	while (read(r->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+			request_stop(r, si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+		else
+			log_info("signal ignored by this version", "signal", strsignal((int)si.ssi_signo));
+	}
+}
+
+static int64_t earliest(int64_t a, int64_t b)
+{
+	if (a <= 0)
+		return b;
+	if (b <= 0)
+		return a;
+	return a < b ? a : b;
+}
+
+static int poll_timeout(const struct relay *r, int64_t now)
+{
+	int64_t at = now + 1000;	/* MQTT keepalive housekeeping */
+	if (!r->repl)
+		at = earliest(at, r->pg_retry_at);
+	else
+		at = earliest(at, r->next_status_at);
+	if (mqtt_state(r->mqtt) == MQTT_DOWN)
+		at = earliest(at, r->mqtt_retry_at);
+	if (r->ledger && pos_after(ledger_event_pos(ledger_safe(r->ledger)), ledger_event_pos(r->saved.pos)))
+		at = earliest(at, r->next_checkpoint_at);
+	if (r->stop == STOP_SIGNAL)
+		at = earliest(at, r->stop_deadline);
+	return at <= now ? 0 : (int)(at - now);
+}
+
+enum { FD_SIGNAL, FD_PG, FD_MQTT, NFDS };
+
+static void wait_and_dispatch(struct relay *r)
+{
+	struct pollfd fds[NFDS] = {
+		[FD_SIGNAL] = {.fd = r->sigfd, .events = POLLIN},
+		[FD_PG] = {.fd = -1},
+		[FD_MQTT] = {.fd = mqtt_socket(r->mqtt), .events = POLLIN},
+	};
+	int pending_output = r->repl ? pgrepl_flush(r->repl) : PG_OK;
+	if (pending_output < 0)
+		pg_lost(r);
+	if (r->repl) {
+		fds[FD_PG].fd = pgrepl_socket(r->repl);
+		fds[FD_PG].events = (short)((can_receive(r) ? POLLIN : 0) | (pending_output == 1 ? POLLOUT : 0));
+	}
+	if (mqtt_want_write(r->mqtt))
+		fds[FD_MQTT].events |= POLLOUT;
+
+	if (poll(fds, NFDS, poll_timeout(r, monotonic_ms())) < 0 && errno != EINTR) {
+		log_error("poll failed", "error", strerror(errno));
+		fail(r);
+		return;
+	}
+	if (fds[FD_SIGNAL].revents)
+		handle_signals(r);
+	enum mqtt_state before = mqtt_state(r->mqtt);
+	mqtt_handle_io(r->mqtt, fds[FD_MQTT].revents & (POLLIN | POLLERR | POLLHUP), fds[FD_MQTT].revents & POLLOUT);
+	mqtt_check_down(r, before);
+	notify_when_ready(r);
+	if (r->repl && fds[FD_PG].revents & (POLLIN | POLLERR | POLLHUP) && pgrepl_consume(r->repl) != PG_OK)
+		pg_lost(r);
+	if (r->repl && fds[FD_PG].revents & POLLOUT && pgrepl_flush(r->repl) < 0)
+		pg_lost(r);
+}
+
+static void step(struct relay *r)
+{
+	int64_t now = monotonic_ms();
+	pg_maintain(r, now);
+	mqtt_maintain(r, now);
+	if (r->ev_pending && r->stop == RUNNING)
+		try_publish(r);
+	receive(r);
+	bookkeeping(r, monotonic_ms());
+}
+
+static int relay_init(struct relay *r, const struct config *cfg, struct outbox *outbox, const struct relay_options *opts)
+{
+	memset(r, 0, sizeof *r);
+	r->cfg = cfg;
+	r->outbox = outbox;
+	r->drain_mode = opts->drain;
+	r->handled.index = -1;
+	event_init(&r->ev);
+	backoff_init(&r->pg_backoff, cfg->source.reconnect.min_ms, cfg->source.reconnect.max_ms);
+	backoff_init(&r->mqtt_backoff, cfg->broker.reconnect.min_ms, cfg->broker.reconnect.max_ms);
+	srandom((unsigned)(getpid() ^ monotonic_ms()));
+	r->sigfd = open_signalfd();
+	r->decoder = pgo_decoder_new();
+	r->mqtt = mqtt_new(cfg, on_ack, r);
+	if (r->sigfd < 0 || !r->mqtt) {
+		log_error("cannot initialise", "error", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void relay_finish(struct relay *r)
+{
+	pg_close(r);
+	mqtt_free(r->mqtt);
+	ledger_free(r->ledger);
+	pgo_decoder_free(r->decoder);
+	event_finish(&r->ev);
+	if (r->sigfd >= 0)
+		close(r->sigfd);
+}
+
+int relay_run(const struct config *cfg, struct outbox *outbox, const struct relay_options *opts)
+{
+	struct relay r;
+	if (relay_init(&r, cfg, outbox, opts) < 0) {
+		relay_finish(&r);
+		return 1;
+	}
+	for (;;) {
+		step(&r);
+		if (finished(&r, monotonic_ms()))
+			break;
+		wait_and_dispatch(&r);
+	}
+	notify_stopping();
+	if (r.stop != STOP_FATAL)
+		final_bookkeeping(&r);
+	mqtt_disconnect(r.mqtt, 2000);
+	log_summary(&r);
+	int status = r.stop == STOP_FATAL ? 1 : 0;
+	relay_finish(&r);
+	return status;
+}
