@@ -55,7 +55,7 @@ struct config {
 		int port;			/* default 1883, 1..65535 */
 		enum mqtt_protocol protocol;	/* default mqttv5 */
 		char *client_id;		/* default "outbox-relay" */
-		uint32_t keepalive_ms;		/* default 30s, at least 1s */
+		uint32_t keepalive_ms;		/* default 30s, 5s..65535s */
 		int max_inflight;		/* default 1000, 1..65535 */
 		struct backoff_config reconnect;	/* default 100ms .. 30s */
 	} broker;

@@ -1,0 +1,1120 @@
+/*
+ * Configuration: libyaml's document tree walked against a table of keys.
+ *
+ * Every key is one row of config_keys[]: its dotted path, its type (how text becomes the
+ * field, and how the field is freed), where the field lives, its default written as it
+ * would be in the file, and its bounds. Sections and nested mappings ("source.reconnect")
+ * exist only as prefixes of those paths, so adding a key is adding a row. The routes
+ * sequence is a row too; each of its items is walked against route_keys[].
+ *
+ * Errors are collected during the walk and written at the end in file order.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#include "util.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+#define NO_LIMIT INT64_MAX		/* string keys: no upper bound on the length */
+#define MS_MAX ((int64_t)UINT32_MAX)	/* duration keys: no bound but the field's width */
+#define SECONDS(n) ((int64_t)(n) * 1000)
+#define PG_NAME_MAX 63			/* PostgreSQL truncates longer identifiers */
+#define KEY_NAME_MAX 64			/* longest key name at one level, for suggestions */
+#define VALUE_SHOWN_MAX 80		/* longer values are cut in error messages */
+#define FILE_SIZE_MAX (1024 * 1024)
+#define WHY_MAX 160
+
+/* Enum fields are written through an int; make sure that is their size. */
+_Static_assert(sizeof(enum log_level) == sizeof(int), "enum log_level is not int-sized");
+_Static_assert(sizeof(enum mqtt_protocol) == sizeof(int), "enum mqtt_protocol is not int-sized");
+
+enum {
+	KEY_REQUIRED = 1 << 0,
+	KEY_SECRET = 1 << 1,	/* never echo the value: conninfo may hold a password */
+};
+
+struct loader;
+struct key;
+
+struct key_type {
+	/* Scalar keys: text to field. Returns false after writing what was expected to why. */
+	bool (*convert)(const struct key *k, const char *text, void *base, char *why, size_t n);
+	/* Keys whose value is not a scalar (the routes sequence) walk the node themselves. */
+	void (*load)(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
+		     const char *shown);
+	/* Frees what convert or load allocated; NULL when the field holds no pointer. */
+	void (*release)(const struct key *k, void *base);
+};
+
+struct enum_name {
+	const char *name;
+	int value;
+};
+
+struct key {
+	const char *path;		/* dotted, relative to its table's mapping */
+	const struct key_type *type;
+	size_t offset;			/* of the field in struct config or struct route_config */
+	const char *fallback;		/* default as written in the file; NULL: none */
+	int64_t min, max;		/* int: value; duration: milliseconds; string: bytes */
+	const struct enum_name *names;	/* enum keys: accepted names, NULL-terminated */
+	unsigned flags;
+};
+
+struct key_state {
+	bool seen;		/* written in the file, rightly or not */
+	bool valid;		/* the field holds a value, converted or defaulted */
+	yaml_mark_t mark;	/* of the value node */
+};
+
+/* One table being filled: the whole configuration, or one route. */
+struct keyset {
+	const struct key *keys;
+	size_t nkeys;
+	struct key_state *state;
+	void *base;
+	const char *prefix;	/* shown before key paths: "" or "routes[2]" */
+};
+
+struct error {
+	size_t line, column, seq;
+	char *text;		/* the whole line, newline included */
+	size_t size;
+};
+
+struct loader {
+	const char *file;
+	FILE *errs;
+	struct error *errors;
+	int nerrors, cap;
+	yaml_document_t *doc;
+};
+
+/* Two duration keys where the first must not exceed the second. */
+struct ordered_keys {
+	const char *lower;
+	const char *upper;
+};
+
+/* ---- Error output ---- */
+
+/* Writes s with control characters, quotes and backslashes escaped so that every error
+ * stays one line. Past limit bytes it is cut at a character boundary and marked "...". */
+static void put_escaped(FILE *f, const char *s, size_t limit)
+{
+	size_t len = strlen(s);
+	bool cut = len > limit;
+	if (cut) {
+		len = limit;
+		while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
+			len--;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c == '\n')
+			fputs("\\n", f);
+		else if (c == '\t')
+			fputs("\\t", f);
+		else if (c < 0x20 || c == 0x7f)
+			fprintf(f, "\\x%02x", c);
+		else
+			fputc(c, f);
+	}
+	if (cut)
+		fputs("...", f);
+}
+
+/* Errors are kept until the walk ends, then written in file order (line, column, then the
+ * order found), so that a missing key reported when its mapping ends still reads in place. */
+static FILE *error_begin(struct loader *ld, const yaml_mark_t *mark)
+{
+	if (ld->nerrors == ld->cap) {
+		ld->cap = ld->cap ? ld->cap * 2 : 8;
+		ld->errors = xrealloc(ld->errors, (size_t)ld->cap * sizeof *ld->errors);
+	}
+	struct error *e = &ld->errors[ld->nerrors];
+	e->line = mark->line;
+	e->column = mark->column;
+	e->seq = (size_t)ld->nerrors;
+	e->text = NULL;
+	FILE *f = open_memstream(&e->text, &e->size);
+	if (!f)
+		abort();	/* only for want of memory */
+	put_escaped(f, ld->file, SIZE_MAX);
+	return f;
+}
+
+static void error_end(struct loader *ld, FILE *f)
+{
+	fputc('\n', f);
+	fclose(f);
+	ld->nerrors++;
+}
+
+/* "FILE:LINE:COLUMN: key.path: "; the document root has no key path, so it is named. */
+static FILE *report_start(struct loader *ld, const yaml_mark_t *mark, const char *path)
+{
+	FILE *f = error_begin(ld, mark);
+	fprintf(f, ":%zu:%zu: ", mark->line + 1, mark->column + 1);
+	put_escaped(f, *path ? path : "document", SIZE_MAX);
+	fputs(": ", f);
+	return f;
+}
+
+__attribute__((format(printf, 4, 5)))
+static void report(struct loader *ld, const yaml_mark_t *mark, const char *path, const char *fmt,
+		   ...)
+{
+	va_list ap;
+	FILE *f = report_start(ld, mark, path);
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	error_end(ld, f);
+}
+
+/* "expected ..., got "VALUE"", the value left out when it may be a secret. */
+static void report_got(struct loader *ld, const yaml_mark_t *mark, const char *path,
+		       const char *why, const char *value, bool secret)
+{
+	FILE *f = report_start(ld, mark, path);
+	fputs(why, f);
+	if (!secret) {
+		fputs(", got \"", f);
+		put_escaped(f, value, VALUE_SHOWN_MAX);
+		fputc('"', f);
+	}
+	error_end(ld, f);
+}
+
+/* Errors about the file as a whole have no line: "FILE: cannot open: REASON". */
+static void report_file(struct loader *ld, const char *what, const char *reason)
+{
+	static const yaml_mark_t start = {0, 0, 0};
+	FILE *f = error_begin(ld, &start);
+	fprintf(f, ": %s: %s", what, reason);
+	error_end(ld, f);
+}
+
+static int error_order(const void *a, const void *b)
+{
+	const struct error *x = a, *y = b;
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	if (x->column != y->column)
+		return x->column < y->column ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void flush_errors(struct loader *ld)
+{
+	if (!ld->errors)
+		return;
+	qsort(ld->errors, (size_t)ld->nerrors, sizeof *ld->errors, error_order);
+	for (int i = 0; i < ld->nerrors; i++) {
+		fwrite(ld->errors[i].text, 1, ld->errors[i].size, ld->errs);
+		free(ld->errors[i].text);
+	}
+	free(ld->errors);
+}
+
+/* ---- Small helpers ---- */
+
+static char *join_path(const char *a, const char *b)
+{
+	if (!*a)
+		return xstrdup(b);
+	if (!*b)
+		return xstrdup(a);
+	size_t la = strlen(a), lb = strlen(b);
+	char *s = xmalloc(la + lb + 2);
+	memcpy(s, a, la);
+	s[la] = '.';
+	memcpy(s + la + 1, b, lb + 1);
+	return s;
+}
+
+/* The rest of path below the mapping rel ("" is the root), or NULL if not below it. */
+static const char *path_below(const char *path, const char *rel)
+{
+	size_t len = strlen(rel);
+	if (len == 0)
+		return path;
+	if (strncmp(path, rel, len) == 0 && path[len] == '.')
+		return path + len + 1;
+	return NULL;
+}
+
+static void *field(const struct key *k, void *base)
+{
+	return (char *)base + k->offset;
+}
+
+static const char *scalar_text(const yaml_node_t *node)
+{
+	return (const char *)node->data.scalar.value;
+}
+
+/* A plain "", "~" or "null": what YAML writes for nothing, e.g. a section left empty. */
+static bool is_null(const yaml_node_t *node)
+{
+	if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	const char *s = scalar_text(node);
+	return !*s || strcmp(s, "~") == 0 || strcasecmp(s, "null") == 0;
+}
+
+static const char *node_kind(const yaml_node_t *node)
+{
+	if (node->type == YAML_MAPPING_NODE)
+		return "a mapping";
+	if (node->type == YAML_SEQUENCE_NODE)
+		return "a sequence";
+	return is_null(node) ? "an empty value" : "a scalar";
+}
+
+static yaml_node_t *get_node(struct loader *ld, int id)
+{
+	return yaml_document_get_node(ld->doc, id);
+}
+
+static char *format_ms(uint64_t ms, char *buf, size_t n)
+{
+	if (ms == 0)
+		snprintf(buf, n, "0s");
+	else if (ms % SECONDS(3600) == 0)
+		snprintf(buf, n, "%lluh", (unsigned long long)(ms / SECONDS(3600)));
+	else if (ms % SECONDS(60) == 0)
+		snprintf(buf, n, "%llum", (unsigned long long)(ms / SECONDS(60)));
+	else if (ms % SECONDS(1) == 0)
+		snprintf(buf, n, "%llus", (unsigned long long)(ms / SECONDS(1)));
+	else
+		snprintf(buf, n, "%llums", (unsigned long long)ms);
+	return buf;
+}
+
+/* ---- Key types ---- */
+
+static bool convert_string(const struct key *k, const char *text, void *base, char *why, size_t n)
+{
+	int64_t len = (int64_t)strlen(text);
+	if (len >= k->min && len <= k->max) {
+		*(char **)field(k, base) = xstrdup(text);
+		return true;
+	}
+	if (k->max == NO_LIMIT)
+		snprintf(why, n, "expected a non-empty string");
+	else if (k->min == 0)
+		snprintf(why, n, "expected a string of at most %lld bytes", (long long)k->max);
+	else
+		snprintf(why, n, "expected a string of %lld to %lld bytes", (long long)k->min,
+			 (long long)k->max);
+	return false;
+}
+
+static void release_string(const struct key *k, void *base)
+{
+	char **s = field(k, base);
+	free(*s);
+	*s = NULL;
+}
+
+static bool is_identifier(const char *s)
+{
+	size_t len = strlen(s);
+	if (len == 0 || len > PG_NAME_MAX || (s[0] >= '0' && s[0] <= '9'))
+		return false;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == len;
+}
+
+/* Lower case only: slot names allow nothing else, and unquoted SQL names fold to it. */
+static bool convert_identifier(const struct key *k, const char *text, void *base, char *why,
+			       size_t n)
+{
+	if (is_identifier(text)) {
+		*(char **)field(k, base) = xstrdup(text);
+		return true;
+	}
+	snprintf(why, n, "expected a name of 1 to %d lower-case letters, digits and underscores, "
+		 "not starting with a digit", PG_NAME_MAX);
+	return false;
+}
+
+static bool convert_bool(const struct key *k, const char *text, void *base, char *why, size_t n)
+{
+	static const char *const yes[] = {"true", "yes", "on"};
+	static const char *const no[] = {"false", "no", "off"};
+	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+		if (strcasecmp(text, yes[i]) == 0 || strcasecmp(text, no[i]) == 0) {
+			*(bool *)field(k, base) = strcasecmp(text, yes[i]) == 0;
+			return true;
+		}
+	}
+	snprintf(why, n, "expected true or false");
+	return false;
+}
+
+/* Decimal only, optional minus sign; false for anything else and for absurd lengths. */
+static bool parse_int(const char *text, int64_t *out)
+{
+	const char *p = text + (*text == '-');
+	size_t digits = strlen(p);
+	if (digits == 0 || digits > 18 || strspn(p, "0123456789") != digits)
+		return false;
+	int64_t v = 0;
+	for (; *p; p++)
+		v = v * 10 + (*p - '0');
+	*out = *text == '-' ? -v : v;
+	return true;
+}
+
+static bool convert_int(const struct key *k, const char *text, void *base, char *why, size_t n)
+{
+	int64_t v;
+	if (parse_int(text, &v) && v >= k->min && v <= k->max) {
+		*(int *)field(k, base) = (int)v;
+		return true;
+	}
+	snprintf(why, n, "expected an integer from %lld to %lld", (long long)k->min,
+		 (long long)k->max);
+	return false;
+}
+
+enum duration_parse {
+	DURATION_OK,
+	DURATION_NO_UNIT,
+	DURATION_MALFORMED,
+	DURATION_TOO_LONG,
+};
+
+/* "<digits><unit>" with unit ms, s, m or h, into milliseconds. */
+static enum duration_parse parse_duration(const char *text, uint64_t *ms)
+{
+	static const struct {
+		const char *name;
+		uint64_t ms;
+	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+	size_t digits = strspn(text, "0123456789");
+	if (digits == 0)
+		return DURATION_MALFORMED;
+	if (text[digits] == '\0')
+		return DURATION_NO_UNIT;
+	uint64_t count = 0;
+	for (size_t i = 0; i < digits && count <= UINT32_MAX; i++)
+		count = count * 10 + (uint64_t)(text[i] - '0');
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (strcmp(text + digits, units[i].name) != 0)
+			continue;
+		if (count > UINT32_MAX || count * units[i].ms > UINT32_MAX)
+			return DURATION_TOO_LONG;
+		*ms = count * units[i].ms;
+		return DURATION_OK;
+	}
+	return DURATION_MALFORMED;
+}
+
+static void describe_duration_range(const struct key *k, bool too_long, char *why, size_t n)
+{
+	char lo[32], hi[32];
+	format_ms((uint64_t)k->min, lo, sizeof lo);
+	format_ms((uint64_t)k->max, hi, sizeof hi);
+	if (k->max < MS_MAX)
+		snprintf(why, n, "expected a duration from %s to %s", lo, hi);
+	else if (too_long)
+		snprintf(why, n, "expected a duration of at most %lldms", (long long)MS_MAX);
+	else
+		snprintf(why, n, "expected a duration of at least %s", lo);
+}
+
+static bool convert_duration(const struct key *k, const char *text, void *base, char *why,
+			     size_t n)
+{
+	uint64_t ms = 0;
+	switch (parse_duration(text, &ms)) {
+	case DURATION_NO_UNIT:
+		snprintf(why, n, "expected a duration with a unit, e.g. 250ms, 30s, 5m");
+		return false;
+	case DURATION_MALFORMED:
+		snprintf(why, n, "expected a duration: a whole number followed by ms, s, m or h");
+		return false;
+	case DURATION_TOO_LONG:
+		describe_duration_range(k, true, why, n);
+		return false;
+	case DURATION_OK:
+		break;
+	}
+	if (ms < (uint64_t)k->min || ms > (uint64_t)k->max) {
+		describe_duration_range(k, false, why, n);
+		return false;
+	}
+	*(uint32_t *)field(k, base) = (uint32_t)ms;
+	return true;
+}
+
+static bool convert_enum(const struct key *k, const char *text, void *base, char *why, size_t n)
+{
+	for (const struct enum_name *e = k->names; e->name; e++) {
+		if (strcmp(text, e->name) == 0) {
+			memcpy(field(k, base), &e->value, sizeof e->value);
+			return true;
+		}
+	}
+	size_t used = (size_t)snprintf(why, n, "expected one of");
+	for (const struct enum_name *e = k->names; e->name && used < n; e++)
+		used += (size_t)snprintf(why + used, n - used, "%s %s", e == k->names ? "" : ",",
+					 e->name);
+	return false;
+}
+
+static bool valid_table_part(const char *s, size_t len)
+{
+	return len > 0 && len <= PG_NAME_MAX && memchr(s, '.', len) == NULL;
+}
+
+/* "schema.table" or "table" (schema public) into route_config's schema and table. Names
+ * keep their case: they are compared with what pgoutput reports, not folded like SQL. */
+static bool convert_table_name(const struct key *k, const char *text, void *base, char *why,
+			       size_t n)
+{
+	struct route_config *route = base;
+	const char *dot = strchr(text, '.');
+	const char *table = dot ? dot + 1 : text;
+	size_t schema_len = dot ? (size_t)(dot - text) : 0;
+	(void)k;
+	if ((!dot || valid_table_part(text, schema_len)) && valid_table_part(table, strlen(table))) {
+		route->schema = dot ? xstrndup(text, schema_len) : xstrdup("public");
+		route->table = xstrdup(table);
+		return true;
+	}
+	snprintf(why, n, "expected \"table\" or \"schema.table\", each name 1 to %d bytes",
+		 PG_NAME_MAX);
+	return false;
+}
+
+static void release_table_name(const struct key *k, void *base)
+{
+	struct route_config *route = base;
+	(void)k;
+	free(route->schema);
+	free(route->table);
+	route->schema = route->table = NULL;
+}
+
+static void load_routes(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
+			const char *shown);
+static void release_routes(const struct key *k, void *base);
+
+static const struct key_type string_type = {convert_string, NULL, release_string};
+static const struct key_type identifier_type = {convert_identifier, NULL, release_string};
+static const struct key_type bool_type = {convert_bool, NULL, NULL};
+static const struct key_type int_type = {convert_int, NULL, NULL};
+static const struct key_type duration_type = {convert_duration, NULL, NULL};
+static const struct key_type enum_type = {convert_enum, NULL, NULL};
+static const struct key_type table_name_type = {convert_table_name, NULL, release_table_name};
+static const struct key_type routes_type = {NULL, load_routes, release_routes};
+
+/* ---- The tables ---- */
+
+static const struct enum_name protocol_names[] = {
+	{"mqttv5", BROKER_MQTT_V5},
+	{"mqttv311", BROKER_MQTT_V311},
+	{NULL, 0},
+};
+
+static const struct enum_name log_level_names[] = {
+	{"error", LOG_ERROR},
+	{"warn", LOG_WARN},
+	{"info", LOG_INFO},
+	{"debug", LOG_DEBUG},
+	{NULL, 0},
+};
+
+#define CFG(member) offsetof(struct config, member)
+#define ROUTE(member) offsetof(struct route_config, member)
+
+/* One row per key; a row is one line. Bounds: value for ints, milliseconds for durations,
+ * bytes for strings. */
+#define STRING_KEY(path, field, def, lo, hi, flags) \
+	{path, &string_type, field, def, lo, hi, NULL, flags}
+#define NAME_KEY(path, field, def) {path, &identifier_type, field, def, 0, 0, NULL, 0}
+#define BOOL_KEY(path, field, def) {path, &bool_type, field, def, 0, 0, NULL, 0}
+#define INT_KEY(path, field, def, lo, hi) {path, &int_type, field, def, lo, hi, NULL, 0}
+#define DURATION_KEY(path, field, def, lo, hi) {path, &duration_type, field, def, lo, hi, NULL, 0}
+#define ENUM_KEY(path, field, def, names) {path, &enum_type, field, def, 0, 0, names, 0}
+
+static const struct key config_keys[] = {
+	STRING_KEY("source.conninfo", CFG(source.conninfo), NULL, 0, NO_LIMIT, KEY_REQUIRED | KEY_SECRET),
+	NAME_KEY("source.slot", CFG(source.slot), "outbox_relay"),
+	NAME_KEY("source.publication", CFG(source.publication), "outbox_relay"),
+	BOOL_KEY("source.create_slot", CFG(source.create_slot), "true"),
+	BOOL_KEY("source.create_publication", CFG(source.create_publication), "true"),
+	DURATION_KEY("source.status_interval", CFG(source.status_interval_ms), "10s", 100, MS_MAX),
+	DURATION_KEY("source.reconnect.min", CFG(source.reconnect.min_ms), "100ms", 1, MS_MAX),
+	DURATION_KEY("source.reconnect.max", CFG(source.reconnect.max_ms), "30s", 1, MS_MAX),
+
+	STRING_KEY("broker.host", CFG(broker.host), "127.0.0.1", 1, NO_LIMIT, 0),
+	INT_KEY("broker.port", CFG(broker.port), "1883", 1, 65535),
+	ENUM_KEY("broker.protocol", CFG(broker.protocol), "mqttv5", protocol_names),
+	STRING_KEY("broker.client_id", CFG(broker.client_id), "outbox-relay", 1, NO_LIMIT, 0),
+	DURATION_KEY("broker.keepalive", CFG(broker.keepalive_ms), "30s", SECONDS(5), SECONDS(65535)),
+	INT_KEY("broker.max_inflight", CFG(broker.max_inflight), "1000", 1, 65535),
+	DURATION_KEY("broker.reconnect.min", CFG(broker.reconnect.min_ms), "100ms", 1, MS_MAX),
+	DURATION_KEY("broker.reconnect.max", CFG(broker.reconnect.max_ms), "30s", 1, MS_MAX),
+
+	{"routes", &routes_type, CFG(routes), NULL, 1, NO_LIMIT, NULL, KEY_REQUIRED},
+
+	NAME_KEY("delivery.bookkeeping_schema", CFG(delivery.bookkeeping_schema), "outbox_relay"),
+	BOOL_KEY("delivery.create_bookkeeping", CFG(delivery.create_bookkeeping), "true"),
+	DURATION_KEY("delivery.checkpoint_interval", CFG(delivery.checkpoint_interval_ms), "200ms",
+		     10, SECONDS(3600)),
+	DURATION_KEY("delivery.drain_timeout", CFG(delivery.drain_timeout_ms), "10s", 0, MS_MAX),
+
+	ENUM_KEY("log.level", CFG(log.level), "info", log_level_names),
+};
+
+/* Column names: PostgreSQL keeps at most 63 bytes, so a longer one can never match. */
+static const struct key route_keys[] = {
+	{"table", &table_name_type, ROUTE(table), NULL, 0, 0, NULL, KEY_REQUIRED},
+	STRING_KEY("topic", ROUTE(topic), NULL, 1, NO_LIMIT, KEY_REQUIRED),
+	STRING_KEY("payload", ROUTE(payload_column), NULL, 1, PG_NAME_MAX, KEY_REQUIRED),
+	STRING_KEY("event_id", ROUTE(event_id_column), NULL, 1, PG_NAME_MAX, 0),
+	INT_KEY("qos", ROUTE(qos), "1", 0, 2),
+};
+
+static const struct ordered_keys ordered_config_keys[] = {
+	{"source.reconnect.min", "source.reconnect.max"},
+	{"broker.reconnect.min", "broker.reconnect.max"},
+};
+
+/* ---- Environment expansion ---- */
+
+struct text {
+	char *s;
+	size_t len, cap;
+};
+
+static void text_append(struct text *t, const char *s, size_t len)
+{
+	if (t->len + len + 1 > t->cap) {
+		t->cap = (t->len + len + 1) * 2;
+		t->s = xrealloc(t->s, t->cap);
+	}
+	memcpy(t->s + t->len, s, len);
+	t->len += len;
+	t->s[t->len] = '\0';
+}
+
+/* Length of NAME when p starts with "${NAME}", else 0: anything else is literal text. */
+static size_t env_reference(const char *p)
+{
+	static const char first[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_";
+	if (p[0] != '$' || p[1] != '{' || !p[2] || !strchr(first, p[2]))
+		return 0;
+	size_t len = 1 + strspn(p + 3, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"
+					"0123456789");
+	return p[2 + len] == '}' ? len : 0;
+}
+
+/* The value with every ${NAME} replaced, or NULL after reporting each unset variable. */
+static char *expand_env(struct loader *ld, const char *value, const yaml_mark_t *mark,
+			const char *shown)
+{
+	struct text out = {NULL, 0, 0};
+	bool complete = true;
+	text_append(&out, "", 0);
+	for (const char *p = value; *p;) {
+		size_t len = env_reference(p);
+		if (len == 0) {
+			text_append(&out, p++, 1);
+			continue;
+		}
+		char *name = xstrndup(p + 2, len);
+		const char *env = getenv(name);
+		if (env)
+			text_append(&out, env, strlen(env));
+		else
+			report(ld, mark, shown, "environment variable %s is not set", name);
+		complete = complete && env;
+		free(name);
+		p += len + 3;
+	}
+	if (complete)
+		return out.s;
+	free(out.s);
+	return NULL;
+}
+
+/* ---- "Did you mean" ---- */
+
+/* Levenshtein distance, or 3 as soon as the lengths alone say it exceeds 2. */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	size_t prev[KEY_NAME_MAX + 1], cur[KEY_NAME_MAX + 1];
+	if (la > lb + 2 || lb > la + 2 || lb > KEY_NAME_MAX)
+		return 3;
+	for (size_t j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t replace = prev[j - 1] + (a[i - 1] != b[j - 1]);
+			size_t insert = cur[j - 1] + 1, erase = prev[j] + 1;
+			size_t best = replace < insert ? replace : insert;
+			cur[j] = best < erase ? best : erase;
+		}
+		memcpy(prev, cur, (lb + 1) * sizeof prev[0]);
+	}
+	return prev[lb];
+}
+
+/* Lower is closer: an edit distance up to 2, then 3 for a prefix either way; else none. */
+static size_t suggestion_score(const char *typed, const char *known)
+{
+	size_t distance = edit_distance(typed, known);
+	if (distance <= 2)
+		return distance;
+	size_t lt = strlen(typed), lk = strlen(known);
+	size_t shorter = lt < lk ? lt : lk;
+	if (shorter >= 3 && strncmp(typed, known, shorter) == 0)
+		return 3;
+	return SIZE_MAX;
+}
+
+/* The known key name at level rel closest to name, into best; false if none is close. */
+static bool find_suggestion(const struct keyset *ks, const char *rel, const char *name,
+			    char *best, size_t n)
+{
+	size_t best_score = SIZE_MAX;
+	for (size_t i = 0; i < ks->nkeys; i++) {
+		const char *rest = path_below(ks->keys[i].path, rel);
+		size_t len = rest ? strcspn(rest, ".") : 0;
+		char known[KEY_NAME_MAX + 1];
+		if (!rest || len > KEY_NAME_MAX)
+			continue;
+		memcpy(known, rest, len);
+		known[len] = '\0';
+		size_t score = suggestion_score(name, known);
+		if (score < best_score) {
+			best_score = score;
+			snprintf(best, n, "%s", known);
+		}
+	}
+	return best_score != SIZE_MAX;
+}
+
+static void report_unknown(struct loader *ld, const struct keyset *ks, const char *rel,
+			   const yaml_node_t *key, const char *shown)
+{
+	char best[KEY_NAME_MAX + 1];
+	if (find_suggestion(ks, rel, scalar_text(key), best, sizeof best))
+		report(ld, &key->start_mark, shown, "unknown key (did you mean \"%s\"?)", best);
+	else
+		report(ld, &key->start_mark, shown, "unknown key");
+}
+
+/* ---- Walking mappings against a key table ---- */
+
+static void walk_mapping(struct loader *ld, struct keyset *ks, yaml_node_t *map,
+			 const char *rel);
+
+static const struct key *find_key(const struct keyset *ks, const char *path)
+{
+	for (size_t i = 0; i < ks->nkeys; i++)
+		if (strcmp(ks->keys[i].path, path) == 0)
+			return &ks->keys[i];
+	return NULL;
+}
+
+static bool is_section(const struct keyset *ks, const char *path)
+{
+	for (size_t i = 0; i < ks->nkeys; i++)
+		if (path_below(ks->keys[i].path, path))
+			return true;
+	return false;
+}
+
+/* Does map (possibly an empty value) hold the key name[0..len)? */
+static bool mapping_has_key(struct loader *ld, yaml_node_t *map, const char *name, size_t len)
+{
+	if (map->type != YAML_MAPPING_NODE)
+		return false;
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+	     p++) {
+		yaml_node_t *key = get_node(ld, p->key);
+		if (key->type == YAML_SCALAR_NODE && key->data.scalar.length == len &&
+		    memcmp(key->data.scalar.value, name, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The earlier pair of map with the same key as pair, if any. */
+static yaml_node_pair_t *earlier_pair(struct loader *ld, yaml_node_t *map, yaml_node_pair_t *pair)
+{
+	const char *name = scalar_text(get_node(ld, pair->key));
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < pair; p++) {
+		yaml_node_t *key = get_node(ld, p->key);
+		if (key->type == YAML_SCALAR_NODE && strcmp(scalar_text(key), name) == 0)
+			return p;
+	}
+	return NULL;
+}
+
+static void load_scalar(struct loader *ld, struct keyset *ks, const struct key *k,
+			yaml_node_t *node, const char *shown)
+{
+	struct key_state *state = &ks->state[k - ks->keys];
+	char why[WHY_MAX];
+	state->seen = true;
+	state->mark = node->start_mark;
+	if (node->type != YAML_SCALAR_NODE) {
+		report(ld, &node->start_mark, shown, "expected a scalar, got %s", node_kind(node));
+		return;
+	}
+	/* A NUL would silently cut the C string: refuse rather than use half a value. */
+	if (strlen(scalar_text(node)) != node->data.scalar.length) {
+		report(ld, &node->start_mark, shown, "expected text without NUL characters");
+		return;
+	}
+	char *text = expand_env(ld, scalar_text(node), &node->start_mark, shown);
+	if (!text)
+		return;
+	if (k->type->convert(k, text, ks->base, why, sizeof why))
+		state->valid = true;
+	else
+		report_got(ld, &node->start_mark, shown, why, text, k->flags & KEY_SECRET);
+	free(text);
+}
+
+/* A section may be left empty ("log:" with its keys commented out): all defaults. */
+static void load_section(struct loader *ld, struct keyset *ks, const char *rel,
+			 yaml_node_t *node, const char *shown)
+{
+	if (node->type != YAML_MAPPING_NODE && !is_null(node)) {
+		report(ld, &node->start_mark, shown, "expected a mapping, got %s", node_kind(node));
+		return;
+	}
+	walk_mapping(ld, ks, node, rel);
+}
+
+static void walk_value(struct loader *ld, struct keyset *ks, const char *rel, yaml_node_t *key,
+		       yaml_node_t *value)
+{
+	char *child = join_path(rel, scalar_text(key));
+	char *shown = join_path(ks->prefix, child);
+	/* A dotted key would reach into a section ("source.slot:" at the top) behind the
+	 * duplicate check's back: it is just unknown. */
+	bool dotted = strchr(scalar_text(key), '.') != NULL;
+	const struct key *k = dotted ? NULL : find_key(ks, child);
+	if (k && k->type->load) {
+		ks->state[k - ks->keys].seen = true;
+		k->type->load(ld, k, value, ks->base, shown);
+	} else if (k) {
+		load_scalar(ld, ks, k, value, shown);
+	} else if (!dotted && is_section(ks, child)) {
+		load_section(ld, ks, child, value, shown);
+	} else {
+		report_unknown(ld, ks, rel, key, shown);
+	}
+	free(shown);
+	free(child);
+}
+
+static void walk_pair(struct loader *ld, struct keyset *ks, yaml_node_t *map,
+		      yaml_node_pair_t *pair, const char *rel)
+{
+	yaml_node_t *key = get_node(ld, pair->key);
+	if (key->type != YAML_SCALAR_NODE || !*scalar_text(key)) {
+		char *shown = join_path(ks->prefix, rel);
+		if (key->type == YAML_SCALAR_NODE)
+			report(ld, &key->start_mark, shown, "expected a non-empty key");
+		else
+			report(ld, &key->start_mark, shown, "expected a scalar key, got %s",
+			       node_kind(key));
+		free(shown);
+		return;
+	}
+	yaml_node_pair_t *first = earlier_pair(ld, map, pair);
+	if (!first) {
+		walk_value(ld, ks, rel, key, get_node(ld, pair->value));
+		return;
+	}
+	char *path = join_path(rel, scalar_text(key));
+	char *shown = join_path(ks->prefix, path);
+	report(ld, &key->start_mark, shown, "duplicate key, first set at line %zu",
+	       get_node(ld, first->key)->start_mark.line + 1);
+	free(shown);
+	free(path);
+}
+
+/* Required keys below rel whose next step is absent from map. A step that is present but
+ * wrong (a section given as a scalar) has been reported already. */
+static void report_missing(struct loader *ld, const struct keyset *ks, yaml_node_t *map,
+			   const char *rel)
+{
+	for (size_t i = 0; i < ks->nkeys; i++) {
+		const char *rest = path_below(ks->keys[i].path, rel);
+		if (!(ks->keys[i].flags & KEY_REQUIRED) || !rest ||
+		    mapping_has_key(ld, map, rest, strcspn(rest, ".")))
+			continue;
+		char *shown = join_path(ks->prefix, ks->keys[i].path);
+		report(ld, &map->start_mark, shown, "required key is missing");
+		free(shown);
+	}
+}
+
+/* map is a mapping, or an empty value standing for one. */
+static void walk_mapping(struct loader *ld, struct keyset *ks, yaml_node_t *map, const char *rel)
+{
+	if (map->type == YAML_MAPPING_NODE) {
+		for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
+		     p < map->data.mapping.pairs.top; p++)
+			walk_pair(ld, ks, map, p, rel);
+	}
+	report_missing(ld, ks, map, rel);
+}
+
+static void apply_defaults(struct keyset *ks)
+{
+	char why[WHY_MAX];
+	for (size_t i = 0; i < ks->nkeys; i++) {
+		const struct key *k = &ks->keys[i];
+		if (ks->state[i].seen || !k->fallback)
+			continue;
+		/* A default that does not convert is a bug in the table; the tests load it. */
+		if (!k->type->convert(k, k->fallback, ks->base, why, sizeof why))
+			abort();
+		ks->state[i].valid = true;
+	}
+}
+
+static void release_keys(const struct key *keys, size_t nkeys, void *base)
+{
+	for (size_t i = 0; i < nkeys; i++)
+		if (keys[i].type->release)
+			keys[i].type->release(&keys[i], base);
+}
+
+/* ---- Routes ---- */
+
+static void load_route(struct loader *ld, struct route_config *route, yaml_node_t *node,
+		       const char *shown)
+{
+	struct key_state state[ARRAY_SIZE(route_keys)];
+	struct keyset ks = {route_keys, ARRAY_SIZE(route_keys), state, route, shown};
+	if (node->type != YAML_MAPPING_NODE) {
+		report(ld, &node->start_mark, shown, "expected a mapping, got %s", node_kind(node));
+		return;
+	}
+	memset(state, 0, sizeof state);
+	route->line = (int)node->start_mark.line + 1;
+	route->column = (int)node->start_mark.column + 1;
+	walk_mapping(ld, &ks, node, "");
+	apply_defaults(&ks);
+}
+
+static void load_routes(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
+			const char *shown)
+{
+	struct config *cfg = base;
+	(void)k;
+	if (node->type != YAML_SEQUENCE_NODE) {
+		report(ld, &node->start_mark, shown, "expected a sequence, got %s", node_kind(node));
+		return;
+	}
+	yaml_node_item_t *items = node->data.sequence.items.start;
+	size_t n = (size_t)(node->data.sequence.items.top - items);
+	if (n == 0) {
+		report(ld, &node->start_mark, shown, "expected at least one route");
+		return;
+	}
+	cfg->routes = xcalloc(n, sizeof *cfg->routes);
+	cfg->nroutes = n;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(shown) + 24;
+		char *item = xmalloc(len);
+		snprintf(item, len, "%s[%zu]", shown, i);
+		load_route(ld, &cfg->routes[i], get_node(ld, items[i]), item);
+		free(item);
+	}
+}
+
+static void release_routes(const struct key *k, void *base)
+{
+	struct config *cfg = base;
+	(void)k;
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		release_keys(route_keys, ARRAY_SIZE(route_keys), &cfg->routes[i]);
+	free(cfg->routes);
+	cfg->routes = NULL;
+	cfg->nroutes = 0;
+}
+
+/* ---- Checks across keys ---- */
+
+static void check_order(struct loader *ld, const struct keyset *ks, const struct ordered_keys *o)
+{
+	const struct key *lo = find_key(ks, o->lower), *hi = find_key(ks, o->upper);
+	const struct key_state *lo_state = &ks->state[lo - ks->keys];
+	const struct key_state *hi_state = &ks->state[hi - ks->keys];
+	uint32_t lo_ms = *(const uint32_t *)field(lo, ks->base);
+	uint32_t hi_ms = *(const uint32_t *)field(hi, ks->base);
+	char text[32];
+	if (!lo_state->valid || !hi_state->valid || lo_ms <= hi_ms)
+		return;
+	/* Blame the key the file wrote; if it wrote both, the lower one. */
+	if (lo_state->seen)
+		report(ld, &lo_state->mark, lo->path, "expected a duration no longer than %s (%s)",
+		       hi->path, format_ms(hi_ms, text, sizeof text));
+	else
+		report(ld, &hi_state->mark, hi->path, "expected a duration no shorter than %s (%s)",
+		       lo->path, format_ms(lo_ms, text, sizeof text));
+}
+
+/* ---- File and document ---- */
+
+/* The whole file into *text (NUL-terminated). Returns 0, or -1 after reporting. */
+static int read_file(struct loader *ld, char **text, size_t *len)
+{
+	FILE *f = fopen(ld->file, "r");
+	if (!f) {
+		report_file(ld, "cannot open", strerror(errno));
+		return -1;
+	}
+	size_t n = 0, cap = 4096;
+	char *buf = xmalloc(cap);
+	while (n <= FILE_SIZE_MAX && !feof(f) && !ferror(f)) {
+		if (cap - n < 2)
+			buf = xrealloc(buf, cap *= 2);
+		n += fread(buf + n, 1, cap - n - 1, f);
+	}
+	int read_errno = errno;
+	bool failed = ferror(f);
+	fclose(f);
+	if (failed || n > FILE_SIZE_MAX) {
+		report_file(ld, "cannot read",
+			    failed ? strerror(read_errno) : "larger than 1048576 bytes");
+		free(buf);
+		return -1;
+	}
+	buf[n] = '\0';
+	*text = buf;
+	*len = n;
+	return 0;
+}
+
+/* libyaml gives reader errors (bad UTF-8, control characters) as a byte offset only. */
+static yaml_mark_t mark_at_offset(const char *text, size_t offset)
+{
+	yaml_mark_t mark = {offset, 0, 0};
+	for (size_t i = 0; i < offset && text[i]; i++) {
+		if (text[i] == '\n') {
+			mark.line++;
+			mark.column = 0;
+		} else {
+			mark.column++;
+		}
+	}
+	return mark;
+}
+
+static void report_yaml_error(struct loader *ld, const yaml_parser_t *parser, const char *text)
+{
+	if (parser->error == YAML_MEMORY_ERROR) {
+		fprintf(stderr, "level=error msg=\"out of memory\" where=libyaml\n");
+		abort();
+	}
+	yaml_mark_t mark = parser->problem_mark;
+	if (parser->error == YAML_READER_ERROR)
+		mark = mark_at_offset(text, parser->problem_offset);
+	report(ld, &mark, "yaml", "%s", parser->problem ? parser->problem : "cannot parse");
+}
+
+static void walk_document(struct loader *ld, struct config *cfg)
+{
+	static const yaml_mark_t start = {0, 0, 0};
+	struct key_state state[ARRAY_SIZE(config_keys)];
+	struct keyset ks = {config_keys, ARRAY_SIZE(config_keys), state, cfg, ""};
+	yaml_node_t *root = yaml_document_get_root_node(ld->doc);
+	if (!root) {
+		report(ld, &start, "", "expected a mapping, got an empty file");
+		return;
+	}
+	if (root->type != YAML_MAPPING_NODE) {
+		report(ld, &root->start_mark, "", "expected a mapping, got %s", node_kind(root));
+		return;
+	}
+	memset(state, 0, sizeof state);
+	walk_mapping(ld, &ks, root, "");
+	apply_defaults(&ks);
+	for (size_t i = 0; i < ARRAY_SIZE(ordered_config_keys); i++)
+		check_order(ld, &ks, &ordered_config_keys[i]);
+}
+
+/* A second document would be ignored silently; say so instead. */
+static void check_single_document(struct loader *ld, yaml_parser_t *parser, const char *text)
+{
+	yaml_document_t next;
+	if (!yaml_parser_load(parser, &next)) {
+		report_yaml_error(ld, parser, text);
+		return;
+	}
+	if (yaml_document_get_root_node(&next))
+		report(ld, &next.start_mark, "", "expected a single YAML document");
+	yaml_document_delete(&next);
+}
+
+static void parse_text(struct loader *ld, struct config *cfg, const char *text, size_t len)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	if (!yaml_parser_initialize(&parser)) {
+		fprintf(stderr, "level=error msg=\"out of memory\" where=libyaml\n");
+		abort();
+	}
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	if (yaml_parser_load(&parser, &doc)) {
+		ld->doc = &doc;
+		walk_document(ld, cfg);
+		check_single_document(ld, &parser, text);
+		yaml_document_delete(&doc);
+		ld->doc = NULL;
+	} else {
+		report_yaml_error(ld, &parser, text);
+	}
+	yaml_parser_delete(&parser);
+}
+
+int config_load(const char *path, struct config *out, FILE *errs)
+{
+	struct loader ld = {path, errs, NULL, 0, 0, NULL};
+	char *text;
+	size_t len;
+	memset(out, 0, sizeof *out);
+	out->path = xstrdup(path);
+	if (read_file(&ld, &text, &len) == 0) {
+		parse_text(&ld, out, text, len);
+		free(text);
+	}
+	flush_errors(&ld);
+	if (ld.nerrors)
+		config_finish(out);
+	return ld.nerrors;
+}
+
+void config_finish(struct config *cfg)
+{
+	release_keys(config_keys, ARRAY_SIZE(config_keys), cfg);
+	free(cfg->path);
+	memset(cfg, 0, sizeof *cfg);
+}

@@ -1,0 +1,898 @@
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#ifndef FIXTURES_DIR
+#error "FIXTURES_DIR must name tests/fixtures"
+#endif
+
+#define FIXTURE(name) FIXTURES_DIR "/config/" name
+#define EXAMPLE FIXTURES_DIR "/../../config/outbox-relay.yaml"
+
+/* Inline cases are written to cfg.yaml in a scratch directory that main() makes the
+ * working directory, so that expected messages start with "cfg.yaml:". */
+#define SCRATCH_FILE "cfg.yaml"
+
+/* Valid pieces to build on, so that a case shows only the error it is about. */
+#define SOURCE "source:\n  conninfo: dbname=shop\n"
+#define ROUTES "routes:\n  - {table: outbox, topic: t, payload: p}\n"
+
+static char scratch_dir[] = "/tmp/test_config.XXXXXX";
+
+static void write_scratch(const char *yaml)
+{
+	FILE *f = fopen(SCRATCH_FILE, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(yaml, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Loads path; returns the error count and, in *errs, everything written (caller frees). */
+static int load_path(const char *path, struct config *cfg, char **errs)
+{
+	size_t size;
+	FILE *f = open_memstream(errs, &size);
+	ck_assert_ptr_nonnull(f);
+	int n = config_load(path, cfg, f);
+	fclose(f);
+	return n;
+}
+
+/* A failed load leaves nothing behind to free. */
+static void assert_released(const struct config *cfg)
+{
+	ck_assert_ptr_null(cfg->path);
+	ck_assert_ptr_null(cfg->source.conninfo);
+	ck_assert_ptr_null(cfg->source.slot);
+	ck_assert_ptr_null(cfg->broker.host);
+	ck_assert_ptr_null(cfg->routes);
+	ck_assert_uint_eq(cfg->nroutes, 0);
+}
+
+static void expect_path_errors(const char *path, int count, const char *expected)
+{
+	struct config cfg;
+	char *errs;
+	int n = load_path(path, &cfg, &errs);
+	ck_assert_str_eq(errs, expected);
+	ck_assert_int_eq(n, count);
+	assert_released(&cfg);
+	free(errs);
+}
+
+static void expect_errors(const char *yaml, int count, const char *expected)
+{
+	write_scratch(yaml);
+	expect_path_errors(SCRATCH_FILE, count, expected);
+}
+
+static void expect_error(const char *yaml, const char *expected)
+{
+	expect_errors(yaml, 1, expected);
+}
+
+/* Loads yaml that must be valid into *cfg. */
+static void load_ok(const char *yaml, struct config *cfg)
+{
+	char *errs;
+	write_scratch(yaml);
+	int n = load_path(SCRATCH_FILE, cfg, &errs);
+	ck_assert_str_eq(errs, "");
+	ck_assert_int_eq(n, 0);
+	free(errs);
+}
+
+static void load_fixture(const char *path, struct config *cfg)
+{
+	char *errs;
+	int n = load_path(path, cfg, &errs);
+	ck_assert_str_eq(errs, "");
+	ck_assert_int_eq(n, 0);
+	free(errs);
+}
+
+/* Prefixes each line of lines with path: fixture messages carry the absolute path. */
+static char *with_path(const char *path, const char *lines)
+{
+	char *out;
+	size_t size;
+	FILE *f = open_memstream(&out, &size);
+	for (const char *p = lines; *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p + 1) : strlen(p);
+		fprintf(f, "%s%.*s", path, (int)len, p);
+		p += len;
+	}
+	fclose(f);
+	return out;
+}
+
+static void expect_fixture_errors(const char *path, int count, const char *lines)
+{
+	char *expected = with_path(path, lines);
+	expect_path_errors(path, count, expected);
+	free(expected);
+}
+
+/* ---- Valid files ---- */
+
+START_TEST(full_fixture_sets_every_field)
+{
+	struct config cfg;
+	load_fixture(FIXTURE("full.yaml"), &cfg);
+	ck_assert_str_eq(cfg.path, FIXTURE("full.yaml"));
+	ck_assert_str_eq(cfg.source.conninfo, "host=db.example dbname=shop user=relay");
+	ck_assert_str_eq(cfg.source.slot, "shop_slot");
+	ck_assert_str_eq(cfg.source.publication, "shop_pub");
+	ck_assert(!cfg.source.create_slot);
+	ck_assert(!cfg.source.create_publication);
+	ck_assert_uint_eq(cfg.source.status_interval_ms, 5000);
+	ck_assert_uint_eq(cfg.source.reconnect.min_ms, 250);
+	ck_assert_uint_eq(cfg.source.reconnect.max_ms, 120000);
+	ck_assert_str_eq(cfg.broker.host, "mqtt.example");
+	ck_assert_int_eq(cfg.broker.port, 8883);
+	ck_assert_int_eq(cfg.broker.protocol, BROKER_MQTT_V311);
+	ck_assert_str_eq(cfg.broker.client_id, "relay-shop-with-a-client-id-longer-than-23");
+	ck_assert_uint_eq(cfg.broker.keepalive_ms, 60000);
+	ck_assert_int_eq(cfg.broker.max_inflight, 64);
+	ck_assert_uint_eq(cfg.broker.reconnect.min_ms, 1000);
+	ck_assert_uint_eq(cfg.broker.reconnect.max_ms, 3600000);
+	ck_assert_uint_eq(cfg.nroutes, 2);
+	ck_assert_str_eq(cfg.routes[0].schema, "sales");
+	ck_assert_str_eq(cfg.routes[0].table, "outbox");
+	ck_assert_str_eq(cfg.routes[0].topic, "shop/{aggregate_type}/{aggregate_id}");
+	ck_assert_str_eq(cfg.routes[0].payload_column, "body");
+	ck_assert_str_eq(cfg.routes[0].event_id_column, "id");
+	ck_assert_int_eq(cfg.routes[0].qos, 2);
+	ck_assert_int_eq(cfg.routes[0].line, 21);
+	ck_assert_int_eq(cfg.routes[0].column, 5);
+	ck_assert_str_eq(cfg.routes[1].schema, "public");
+	ck_assert_str_eq(cfg.routes[1].table, "Audit_Log");
+	ck_assert_str_eq(cfg.routes[1].topic, "audit");
+	ck_assert_str_eq(cfg.routes[1].payload_column, "payload");
+	ck_assert_ptr_null(cfg.routes[1].event_id_column);
+	ck_assert_int_eq(cfg.routes[1].qos, 0);
+	ck_assert_int_eq(cfg.routes[1].line, 26);
+	ck_assert_int_eq(cfg.routes[1].column, 5);
+	ck_assert_str_eq(cfg.delivery.bookkeeping_schema, "relay_books");
+	ck_assert(!cfg.delivery.create_bookkeeping);
+	ck_assert_uint_eq(cfg.delivery.checkpoint_interval_ms, 1000);
+	ck_assert_uint_eq(cfg.delivery.drain_timeout_ms, 0);
+	ck_assert_int_eq(cfg.log.level, LOG_DEBUG);
+	config_finish(&cfg);
+	assert_released(&cfg);
+}
+END_TEST
+
+START_TEST(minimal_fixture_gets_every_default)
+{
+	struct config cfg;
+	load_fixture(FIXTURE("minimal.yaml"), &cfg);
+	ck_assert_str_eq(cfg.source.conninfo, "dbname=shop");
+	ck_assert_str_eq(cfg.source.slot, "outbox_relay");
+	ck_assert_str_eq(cfg.source.publication, "outbox_relay");
+	ck_assert(cfg.source.create_slot);
+	ck_assert(cfg.source.create_publication);
+	ck_assert_uint_eq(cfg.source.status_interval_ms, 10000);
+	ck_assert_uint_eq(cfg.source.reconnect.min_ms, 100);
+	ck_assert_uint_eq(cfg.source.reconnect.max_ms, 30000);
+	ck_assert_str_eq(cfg.broker.host, "127.0.0.1");
+	ck_assert_int_eq(cfg.broker.port, 1883);
+	ck_assert_int_eq(cfg.broker.protocol, BROKER_MQTT_V5);
+	ck_assert_str_eq(cfg.broker.client_id, "outbox-relay");
+	ck_assert_uint_eq(cfg.broker.keepalive_ms, 30000);
+	ck_assert_int_eq(cfg.broker.max_inflight, 1000);
+	ck_assert_uint_eq(cfg.broker.reconnect.min_ms, 100);
+	ck_assert_uint_eq(cfg.broker.reconnect.max_ms, 30000);
+	ck_assert_uint_eq(cfg.nroutes, 1);
+	ck_assert_str_eq(cfg.routes[0].schema, "public");
+	ck_assert_str_eq(cfg.routes[0].table, "outbox");
+	ck_assert_str_eq(cfg.routes[0].topic, "shop/events");
+	ck_assert_str_eq(cfg.routes[0].payload_column, "payload");
+	ck_assert_ptr_null(cfg.routes[0].event_id_column);
+	ck_assert_int_eq(cfg.routes[0].qos, 1);
+	ck_assert_int_eq(cfg.routes[0].line, 4);
+	ck_assert_int_eq(cfg.routes[0].column, 5);
+	ck_assert_str_eq(cfg.delivery.bookkeeping_schema, "outbox_relay");
+	ck_assert(cfg.delivery.create_bookkeeping);
+	ck_assert_uint_eq(cfg.delivery.checkpoint_interval_ms, 200);
+	ck_assert_uint_eq(cfg.delivery.drain_timeout_ms, 10000);
+	ck_assert_int_eq(cfg.log.level, LOG_INFO);
+	config_finish(&cfg);
+}
+END_TEST
+
+/* The shipped example must load, and every value it shows must be the default. */
+START_TEST(example_config_shows_the_defaults)
+{
+	struct config ex, def;
+	load_fixture(EXAMPLE, &ex);
+	load_fixture(FIXTURE("minimal.yaml"), &def);
+	ck_assert_str_eq(ex.source.slot, def.source.slot);
+	ck_assert_str_eq(ex.source.publication, def.source.publication);
+	ck_assert_int_eq(ex.source.create_slot, def.source.create_slot);
+	ck_assert_int_eq(ex.source.create_publication, def.source.create_publication);
+	ck_assert_uint_eq(ex.source.status_interval_ms, def.source.status_interval_ms);
+	ck_assert_uint_eq(ex.source.reconnect.min_ms, def.source.reconnect.min_ms);
+	ck_assert_uint_eq(ex.source.reconnect.max_ms, def.source.reconnect.max_ms);
+	ck_assert_str_eq(ex.broker.host, def.broker.host);
+	ck_assert_int_eq(ex.broker.port, def.broker.port);
+	ck_assert_int_eq(ex.broker.protocol, def.broker.protocol);
+	ck_assert_str_eq(ex.broker.client_id, def.broker.client_id);
+	ck_assert_uint_eq(ex.broker.keepalive_ms, def.broker.keepalive_ms);
+	ck_assert_int_eq(ex.broker.max_inflight, def.broker.max_inflight);
+	ck_assert_uint_eq(ex.broker.reconnect.min_ms, def.broker.reconnect.min_ms);
+	ck_assert_uint_eq(ex.broker.reconnect.max_ms, def.broker.reconnect.max_ms);
+	ck_assert_int_eq(ex.routes[0].qos, def.routes[0].qos);
+	ck_assert_str_eq(ex.delivery.bookkeeping_schema, def.delivery.bookkeeping_schema);
+	ck_assert_int_eq(ex.delivery.create_bookkeeping, def.delivery.create_bookkeeping);
+	ck_assert_uint_eq(ex.delivery.checkpoint_interval_ms, def.delivery.checkpoint_interval_ms);
+	ck_assert_uint_eq(ex.delivery.drain_timeout_ms, def.delivery.drain_timeout_ms);
+	ck_assert_int_eq(ex.log.level, def.log.level);
+	config_finish(&ex);
+	config_finish(&def);
+}
+END_TEST
+
+START_TEST(bools_accept_yaml_spellings)
+{
+	static const struct {
+		const char *text;
+		bool value;
+	} cases[] = {{"true", true}, {"TRUE", true}, {"yes", true}, {"On", true},
+		     {"false", false}, {"False", false}, {"no", false}, {"OFF", false}};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char yaml[256];
+		struct config cfg;
+		snprintf(yaml, sizeof yaml, SOURCE "  create_slot: %s\n" ROUTES, cases[i].text);
+		load_ok(yaml, &cfg);
+		ck_assert_int_eq(cfg.source.create_slot, cases[i].value);
+		config_finish(&cfg);
+	}
+}
+END_TEST
+
+START_TEST(durations_accept_every_unit_and_bound)
+{
+	struct config cfg;
+	load_ok(SOURCE
+		"  status_interval: 100ms\n"
+		"  reconnect: {min: 1ms, max: 4294967295ms}\n"
+		"broker:\n"
+		"  keepalive: 65535s\n"
+		"  reconnect: {min: 2m, max: 1193h}\n"
+		ROUTES
+		"delivery:\n"
+		"  checkpoint_interval: 10ms\n"
+		"  drain_timeout: 0s\n", &cfg);
+	ck_assert_uint_eq(cfg.source.status_interval_ms, 100);
+	ck_assert_uint_eq(cfg.source.reconnect.min_ms, 1);
+	ck_assert_uint_eq(cfg.source.reconnect.max_ms, UINT32_MAX);
+	ck_assert_uint_eq(cfg.broker.keepalive_ms, 65535000);
+	ck_assert_uint_eq(cfg.broker.reconnect.min_ms, 120000);
+	ck_assert_uint_eq(cfg.broker.reconnect.max_ms, 1193u * 3600000u);
+	ck_assert_uint_eq(cfg.delivery.checkpoint_interval_ms, 10);
+	ck_assert_uint_eq(cfg.delivery.drain_timeout_ms, 0);
+	config_finish(&cfg);
+}
+END_TEST
+
+START_TEST(ints_accept_their_bounds)
+{
+	struct config cfg;
+	load_ok(SOURCE
+		"broker: {port: 65535, max_inflight: 1}\n"
+		"routes:\n"
+		"  - {table: a, topic: t, payload: p, qos: 0}\n"
+		"  - {table: b, topic: t, payload: p, qos: 2}\n", &cfg);
+	ck_assert_int_eq(cfg.broker.port, 65535);
+	ck_assert_int_eq(cfg.broker.max_inflight, 1);
+	ck_assert_int_eq(cfg.routes[0].qos, 0);
+	ck_assert_int_eq(cfg.routes[1].qos, 2);
+	config_finish(&cfg);
+}
+END_TEST
+
+START_TEST(table_names_keep_case_and_default_to_public)
+{
+	struct config cfg;
+	load_ok(SOURCE
+		"routes:\n"
+		"- table: Shop.Outbox_1\n"
+		"  topic: t\n"
+		"  payload: p\n"
+		"- {table: events, topic: t, payload: p}\n", &cfg);
+	ck_assert_str_eq(cfg.routes[0].schema, "Shop");
+	ck_assert_str_eq(cfg.routes[0].table, "Outbox_1");
+	ck_assert_int_eq(cfg.routes[0].line, 4);
+	ck_assert_int_eq(cfg.routes[0].column, 3);
+	ck_assert_str_eq(cfg.routes[1].schema, "public");
+	ck_assert_str_eq(cfg.routes[1].table, "events");
+	ck_assert_int_eq(cfg.routes[1].line, 7);
+	ck_assert_int_eq(cfg.routes[1].column, 3);
+	config_finish(&cfg);
+}
+END_TEST
+
+START_TEST(empty_sections_take_defaults)
+{
+	struct config cfg;
+	load_ok(SOURCE "broker: ~\n" ROUTES "delivery:\nlog:\n  # level: debug\n", &cfg);
+	ck_assert_int_eq(cfg.broker.port, 1883);
+	ck_assert_uint_eq(cfg.delivery.drain_timeout_ms, 10000);
+	ck_assert_int_eq(cfg.log.level, LOG_INFO);
+	config_finish(&cfg);
+}
+END_TEST
+
+START_TEST(env_variables_expand_in_any_scalar)
+{
+	struct config cfg;
+	setenv("TEST_CFG_PORT", "8883", 1);
+	setenv("TEST_CFG_HOST", "db.example", 1);
+	setenv("TEST_CFG_EMPTY", "", 1);
+	load_ok("source:\n"
+		"  conninfo: \"host=${TEST_CFG_HOST} password=${TEST_CFG_EMPTY}x$ $5 ${} ${1A} "
+		"${TEST_CFG_HOST\"\n"
+		"  create_slot: ${TEST_CFG_EMPTY}no\n"
+		"broker:\n"
+		"  port: ${TEST_CFG_PORT}\n"
+		"  host: $${TEST_CFG_HOST}\n"
+		"  client_id: ${TEST_CFG_HOST}${TEST_CFG_PORT}\n"
+		"routes:\n"
+		"  - {table: outbox, topic: \"a/${TEST_CFG_PORT}/{id}\", payload: p}\n", &cfg);
+	ck_assert_str_eq(cfg.source.conninfo,
+			 "host=db.example password=x$ $5 ${} ${1A} ${TEST_CFG_HOST");
+	ck_assert(!cfg.source.create_slot);
+	ck_assert_int_eq(cfg.broker.port, 8883);
+	ck_assert_str_eq(cfg.broker.host, "$db.example");
+	ck_assert_str_eq(cfg.broker.client_id, "db.example8883");
+	ck_assert_str_eq(cfg.routes[0].topic, "a/8883/{id}");
+	config_finish(&cfg);
+	unsetenv("TEST_CFG_PORT");
+	unsetenv("TEST_CFG_HOST");
+	unsetenv("TEST_CFG_EMPTY");
+}
+END_TEST
+
+/* ---- The file itself ---- */
+
+START_TEST(missing_file)
+{
+	expect_path_errors("no-such.yaml", 1, "no-such.yaml: cannot open: No such file or directory\n");
+}
+END_TEST
+
+START_TEST(directory_instead_of_file)
+{
+	expect_path_errors(".", 1, ".: cannot read: Is a directory\n");
+}
+END_TEST
+
+START_TEST(empty_file)
+{
+	expect_error("", "cfg.yaml:1:1: document: expected a mapping, got an empty file\n");
+	expect_error("# nothing but a comment\n",
+		     "cfg.yaml:1:1: document: expected a mapping, got an empty file\n");
+}
+END_TEST
+
+START_TEST(top_level_not_a_mapping)
+{
+	expect_error("- source\n", "cfg.yaml:1:1: document: expected a mapping, got a sequence\n");
+	expect_error("\n# leading comment\nhello\n",
+		     "cfg.yaml:3:1: document: expected a mapping, got a scalar\n");
+}
+END_TEST
+
+START_TEST(second_document)
+{
+	expect_error(SOURCE ROUTES "---\nlog: {level: debug}\n",
+		     "cfg.yaml:5:1: document: expected a single YAML document\n");
+}
+END_TEST
+
+START_TEST(yaml_syntax_error)
+{
+	expect_fixture_errors(FIXTURE("bad-syntax.yaml"), 1,
+			      ":4:7: yaml: did not find expected ',' or ']'\n");
+	expect_error(SOURCE "\tslot: x\n" ROUTES,
+		     "cfg.yaml:3:1: yaml: found a tab character that violates indentation\n");
+	expect_error(SOURCE "  slot: *nowhere\n" ROUTES, "cfg.yaml:3:9: yaml: found undefined alias\n");
+}
+END_TEST
+
+START_TEST(yaml_reader_error_has_a_position)
+{
+	expect_error(SOURCE "  slot: \"ab\xff\"\n" ROUTES,
+		     "cfg.yaml:3:12: yaml: invalid leading UTF-8 octet\n");
+}
+END_TEST
+
+START_TEST(syntax_error_in_second_document)
+{
+	expect_error(SOURCE ROUTES "---\n[a\n", "cfg.yaml:7:1: yaml: did not find expected ',' or ']'\n");
+}
+END_TEST
+
+START_TEST(file_size)
+{
+	/* Longer than one read, but valid. */
+	FILE *f = fopen(SCRATCH_FILE, "w");
+	ck_assert_ptr_nonnull(f);
+	for (int i = 0; i < 500; i++)
+		fputs("# a comment line to make the file longer than one read\n", f);
+	fputs(SOURCE ROUTES, f);
+	ck_assert_int_eq(fclose(f), 0);
+	struct config cfg;
+	char *errs;
+	ck_assert_int_eq(load_path(SCRATCH_FILE, &cfg, &errs), 0);
+	ck_assert_str_eq(errs, "");
+	ck_assert_int_eq(cfg.routes[0].line, 504);
+	config_finish(&cfg);
+	free(errs);
+	/* Absurdly large: refused before parsing. */
+	f = fopen(SCRATCH_FILE, "w");
+	ck_assert_ptr_nonnull(f);
+	for (int i = 0; i < 20000; i++)
+		fputs("# a comment line to make the file larger than a megabyte\n", f);
+	ck_assert_int_eq(fclose(f), 0);
+	expect_path_errors(SCRATCH_FILE, 1, "cfg.yaml: cannot read: larger than 1048576 bytes\n");
+}
+END_TEST
+
+/* ---- Keys ---- */
+
+START_TEST(unknown_keys_with_and_without_suggestion)
+{
+	expect_fixture_errors(FIXTURE("bad-unknown-keys.yaml"), 4,
+			      ":3:3: source.slott: unknown key (did you mean \"slot\"?)\n"
+			      ":4:3: source.wal_level: unknown key\n"
+			      ":5:1: brokr: unknown key (did you mean \"broker\"?)\n"
+			      ":11:5: routes[0].qso: unknown key (did you mean \"qos\"?)\n");
+}
+END_TEST
+
+START_TEST(unknown_key_suggestions_by_prefix_and_level)
+{
+	expect_errors(SOURCE
+		      "  pub: x\n"
+		      "  reconnect: {minimum: 1s, Max: 2s, jitter: 1s}\n"
+		      "broker:\n"
+		      "  tls: {}\n"
+		      ROUTES
+		      "Log: {level: info}\n", 6,
+		      "cfg.yaml:3:3: source.pub: unknown key (did you mean \"publication\"?)\n"
+		      "cfg.yaml:4:15: source.reconnect.minimum: unknown key (did you mean \"min\"?)\n"
+		      "cfg.yaml:4:28: source.reconnect.Max: unknown key (did you mean \"max\"?)\n"
+		      "cfg.yaml:4:37: source.reconnect.jitter: unknown key\n"
+		      "cfg.yaml:6:3: broker.tls: unknown key\n"
+		      "cfg.yaml:9:1: Log: unknown key (did you mean \"log\"?)\n");
+}
+END_TEST
+
+/* Dotted keys would reach into sections past the duplicate check: they are unknown. */
+START_TEST(dotted_and_empty_keys)
+{
+	expect_errors(SOURCE "source.slot: x\n\"\": 1\nbroker:\n  \"\": 2\n  reconnect.min: 1s\n" ROUTES,
+		      4,
+		      "cfg.yaml:3:1: source.slot: unknown key (did you mean \"source\"?)\n"
+		      "cfg.yaml:4:1: document: expected a non-empty key\n"
+		      "cfg.yaml:6:3: broker: expected a non-empty key\n"
+		      "cfg.yaml:7:3: broker.reconnect.min: unknown key (did you mean \"reconnect\"?)\n");
+}
+END_TEST
+
+START_TEST(duplicate_keys)
+{
+	expect_errors(SOURCE
+		      "  slot: a\n"
+		      "  slot: b\n"
+		      ROUTES
+		      "source:\n"
+		      "  conninfo: dbname=other\n", 2,
+		      "cfg.yaml:4:3: source.slot: duplicate key, first set at line 3\n"
+		      "cfg.yaml:7:1: source: duplicate key, first set at line 1\n");
+}
+END_TEST
+
+START_TEST(missing_required_keys)
+{
+	/* Pointing at the mapping that lacks the key: the root, or the section. */
+	expect_errors("log: {level: info}\n", 2,
+		      "cfg.yaml:1:1: source.conninfo: required key is missing\n"
+		      "cfg.yaml:1:1: routes: required key is missing\n");
+	expect_error("routes:\n  - {table: t, topic: t, payload: p}\nsource:\n  slot: x\n",
+		     "cfg.yaml:4:3: source.conninfo: required key is missing\n");
+	expect_errors(SOURCE "routes:\n  - qos: 1\n  - {table: t, topic: t, payload: p}\n  - {topic: t}\n",
+		      5,
+		      "cfg.yaml:4:5: routes[0].table: required key is missing\n"
+		      "cfg.yaml:4:5: routes[0].topic: required key is missing\n"
+		      "cfg.yaml:4:5: routes[0].payload: required key is missing\n"
+		      "cfg.yaml:6:5: routes[2].table: required key is missing\n"
+		      "cfg.yaml:6:5: routes[2].payload: required key is missing\n");
+}
+END_TEST
+
+/* An empty section stands for an empty mapping, so what it must hold is still missing. */
+START_TEST(empty_section_still_needs_required_keys)
+{
+	expect_error("source:\n" ROUTES, "cfg.yaml:1:8: source.conninfo: required key is missing\n");
+	expect_error("source: ~\n" ROUTES, "cfg.yaml:1:9: source.conninfo: required key is missing\n");
+}
+END_TEST
+
+/* A wrongly typed section is one error, not one per required key inside it. */
+START_TEST(wrong_node_types)
+{
+	expect_error("source: dbname=shop\n" ROUTES,
+		     "cfg.yaml:1:9: source: expected a mapping, got a scalar\n");
+	expect_error(SOURCE "  reconnect: [1s, 2s]\n" ROUTES,
+		     "cfg.yaml:3:14: source.reconnect: expected a mapping, got a sequence\n");
+	expect_error(SOURCE "broker:\n  port: {value: 1}\n" ROUTES,
+		     "cfg.yaml:4:9: broker.port: expected a scalar, got a mapping\n");
+	expect_error(SOURCE "broker:\n  host: [a, b]\n" ROUTES,
+		     "cfg.yaml:4:9: broker.host: expected a scalar, got a sequence\n");
+	expect_error(SOURCE "? [a, b]\n: 1\n" ROUTES,
+		     "cfg.yaml:3:3: document: expected a scalar key, got a sequence\n");
+	expect_error(SOURCE "broker:\n  ? {a: 1}\n  : 2\n" ROUTES,
+		     "cfg.yaml:4:5: broker: expected a scalar key, got a mapping\n");
+	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: p, [q]: 1}\n",
+		     "cfg.yaml:4:38: routes[0]: expected a scalar key, got a sequence\n");
+}
+END_TEST
+
+START_TEST(routes_must_be_a_non_empty_sequence_of_mappings)
+{
+	expect_error(SOURCE "routes: []\n", "cfg.yaml:3:9: routes: expected at least one route\n");
+	expect_error(SOURCE "routes:\n",
+		     "cfg.yaml:3:8: routes: expected a sequence, got an empty value\n");
+	expect_error(SOURCE "routes:\n  table: outbox\n",
+		     "cfg.yaml:4:3: routes: expected a sequence, got a mapping\n");
+	expect_errors(SOURCE "routes:\n  - outbox\n  - [a]\n", 2,
+		      "cfg.yaml:4:5: routes[0]: expected a mapping, got a scalar\n"
+		      "cfg.yaml:5:5: routes[1]: expected a mapping, got a sequence\n");
+}
+END_TEST
+
+/* ---- Values, one type at a time ---- */
+
+START_TEST(bad_strings)
+{
+	expect_error(SOURCE "broker:\n  host: \"\"\n" ROUTES,
+		     "cfg.yaml:4:9: broker.host: expected a non-empty string, got \"\"\n");
+	expect_error(SOURCE "broker:\n  client_id:\n" ROUTES,
+		     "cfg.yaml:4:13: broker.client_id: expected a non-empty string, got \"\"\n");
+	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: "
+		     "a234567890123456789012345678901234567890123456789012345678901234}\n",
+		     "cfg.yaml:4:35: routes[0].payload: expected a string of 1 to 63 bytes, got "
+		     "\"a234567890123456789012345678901234567890123456789012345678901234\"\n");
+	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: p, event_id: ''}\n",
+		     "cfg.yaml:4:48: routes[0].event_id: expected a string of 1 to 63 bytes, got \"\"\n");
+}
+END_TEST
+
+START_TEST(bad_identifiers)
+{
+	static const char *const names[] = {
+		"Outbox", "1slot", "my-slot", "\"\"",
+		"a234567890123456789012345678901234567890123456789012345678901234",
+	};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		char yaml[256], expected[512];
+		snprintf(yaml, sizeof yaml, SOURCE "  slot: %s\n" ROUTES, names[i]);
+		snprintf(expected, sizeof expected,
+			 "cfg.yaml:3:9: source.slot: expected a name of 1 to 63 lower-case letters, "
+			 "digits and underscores, not starting with a digit, got \"%s\"\n",
+			 names[i][0] == '"' ? "" : names[i]);
+		expect_error(yaml, expected);
+	}
+	expect_error(SOURCE ROUTES "delivery: {bookkeeping_schema: relay.books}\n",
+		     "cfg.yaml:5:32: delivery.bookkeeping_schema: expected a name of 1 to 63 lower-case "
+		     "letters, digits and underscores, not starting with a digit, got \"relay.books\"\n");
+	/* 63 bytes is the limit, not an error. */
+	struct config cfg;
+	load_ok(SOURCE "  publication: a23456789012345678901234567890123456789012345678901234567890123\n"
+		ROUTES, &cfg);
+	ck_assert_uint_eq(strlen(cfg.source.publication), 63);
+	config_finish(&cfg);
+}
+END_TEST
+
+START_TEST(bad_table_names)
+{
+	static const char *const names[] = {"a.b.c", ".outbox", "public.", "\"\""};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		char yaml[256], expected[512];
+		snprintf(yaml, sizeof yaml, SOURCE "routes:\n  - table: %s\n    topic: t\n    payload: p\n",
+			 names[i]);
+		snprintf(expected, sizeof expected,
+			 "cfg.yaml:4:12: routes[0].table: expected \"table\" or \"schema.table\", each "
+			 "name 1 to 63 bytes, got \"%s\"\n", names[i][0] == '"' ? "" : names[i]);
+		expect_error(yaml, expected);
+	}
+}
+END_TEST
+
+START_TEST(bad_bool)
+{
+	expect_error(SOURCE "  create_slot: maybe\n" ROUTES,
+		     "cfg.yaml:3:16: source.create_slot: expected true or false, got \"maybe\"\n");
+	expect_error(SOURCE "  create_publication: 1\n" ROUTES,
+		     "cfg.yaml:3:23: source.create_publication: expected true or false, got \"1\"\n");
+}
+END_TEST
+
+START_TEST(bad_ints)
+{
+	static const char *const ports[] = {"70000", "0", "-1", "abc", "12.5", "0x10", "+80", "",
+					    "99999999999999999999", "1883 "};
+	for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++) {
+		char yaml[256], expected[256];
+		snprintf(yaml, sizeof yaml, SOURCE "broker:\n  port: \"%s\"\n" ROUTES, ports[i]);
+		snprintf(expected, sizeof expected,
+			 "cfg.yaml:4:9: broker.port: expected an integer from 1 to 65535, got \"%s\"\n",
+			 ports[i]);
+		expect_error(yaml, expected);
+	}
+	expect_errors(SOURCE "broker: {max_inflight: 65536}\n"
+		      "routes:\n  - {table: t, topic: t, payload: p, qos: 3}\n", 2,
+		      "cfg.yaml:3:24: broker.max_inflight: expected an integer from 1 to 65535, got \"65536\"\n"
+		      "cfg.yaml:5:43: routes[0].qos: expected an integer from 0 to 2, got \"3\"\n");
+}
+END_TEST
+
+START_TEST(bad_durations)
+{
+	expect_errors(SOURCE
+		      "  status_interval: 10\n"
+		      "  reconnect: {min: 5d, max: 1.5s}\n"
+		      "broker:\n"
+		      "  reconnect: {min: -1s, max: ms}\n"
+		      ROUTES
+		      "delivery: {drain_timeout: 10 s, checkpoint_interval: 10S}\n", 7,
+		      "cfg.yaml:3:20: source.status_interval: expected a duration with a unit, e.g. "
+		      "250ms, 30s, 5m, got \"10\"\n"
+		      "cfg.yaml:4:20: source.reconnect.min: expected a duration: a whole number "
+		      "followed by ms, s, m or h, got \"5d\"\n"
+		      "cfg.yaml:4:29: source.reconnect.max: expected a duration: a whole number "
+		      "followed by ms, s, m or h, got \"1.5s\"\n"
+		      "cfg.yaml:6:20: broker.reconnect.min: expected a duration: a whole number "
+		      "followed by ms, s, m or h, got \"-1s\"\n"
+		      "cfg.yaml:6:30: broker.reconnect.max: expected a duration: a whole number "
+		      "followed by ms, s, m or h, got \"ms\"\n"
+		      "cfg.yaml:9:27: delivery.drain_timeout: expected a duration: a whole number "
+		      "followed by ms, s, m or h, got \"10 s\"\n"
+		      "cfg.yaml:9:54: delivery.checkpoint_interval: expected a duration: a whole "
+		      "number followed by ms, s, m or h, got \"10S\"\n");
+}
+END_TEST
+
+START_TEST(durations_out_of_range)
+{
+	expect_errors(SOURCE
+		      "  status_interval: 99ms\n"
+		      "  reconnect: {min: 0ms, max: 4294967296ms}\n"
+		      "broker:\n"
+		      "  keepalive: 4s\n"
+		      "  reconnect: {min: 1ms, max: 99999999999999999999h}\n"
+		      ROUTES
+		      "delivery: {checkpoint_interval: 61m, drain_timeout: 1194h}\n", 7,
+		      "cfg.yaml:3:20: source.status_interval: expected a duration of at least 100ms, "
+		      "got \"99ms\"\n"
+		      "cfg.yaml:4:20: source.reconnect.min: expected a duration of at least 1ms, got \"0ms\"\n"
+		      "cfg.yaml:4:30: source.reconnect.max: expected a duration of at most 4294967295ms, "
+		      "got \"4294967296ms\"\n"
+		      "cfg.yaml:6:14: broker.keepalive: expected a duration from 5s to 65535s, got \"4s\"\n"
+		      "cfg.yaml:7:30: broker.reconnect.max: expected a duration of at most 4294967295ms, "
+		      "got \"99999999999999999999h\"\n"
+		      "cfg.yaml:10:33: delivery.checkpoint_interval: expected a duration from 10ms to 1h, "
+		      "got \"61m\"\n"
+		      "cfg.yaml:10:53: delivery.drain_timeout: expected a duration of at most 4294967295ms, "
+		      "got \"1194h\"\n");
+}
+END_TEST
+
+START_TEST(bad_enums)
+{
+	expect_errors(SOURCE "broker: {protocol: mqtt5}\n" ROUTES "log:\n  level: INFO\n", 2,
+		      "cfg.yaml:3:20: broker.protocol: expected one of mqttv5, mqttv311, got \"mqtt5\"\n"
+		      "cfg.yaml:7:10: log.level: expected one of error, warn, info, debug, got \"INFO\"\n");
+}
+END_TEST
+
+START_TEST(reconnect_min_above_max)
+{
+	expect_error(SOURCE "  reconnect: {min: 2s, max: 1s}\n" ROUTES,
+		     "cfg.yaml:3:20: source.reconnect.min: expected a duration no longer than "
+		     "source.reconnect.max (1s)\n");
+	/* Only max written: the default min is not the file's fault, max is. */
+	expect_error(SOURCE "broker:\n  reconnect:\n    max: 50ms\n" ROUTES,
+		     "cfg.yaml:5:10: broker.reconnect.max: expected a duration no shorter than "
+		     "broker.reconnect.min (100ms)\n");
+	expect_error(SOURCE "  reconnect: {min: 3m, max: 2m}\n" ROUTES,
+		     "cfg.yaml:3:20: source.reconnect.min: expected a duration no longer than "
+		     "source.reconnect.max (2m)\n");
+	expect_error(SOURCE "broker:\n  reconnect:\n    min: 1m\n" ROUTES,
+		     "cfg.yaml:5:10: broker.reconnect.min: expected a duration no longer than "
+		     "broker.reconnect.max (30s)\n");
+	/* Equal is fine. */
+	struct config cfg;
+	load_ok(SOURCE "  reconnect: {min: 1s, max: 1000ms}\n" ROUTES, &cfg);
+	config_finish(&cfg);
+}
+END_TEST
+
+START_TEST(unset_env_variables)
+{
+	unsetenv("TEST_CFG_UNSET_A");
+	unsetenv("TEST_CFG_UNSET_B");
+	expect_errors(SOURCE "broker:\n"
+		      "  port: ${TEST_CFG_UNSET_A}\n"
+		      "  host: ${TEST_CFG_UNSET_A}-${TEST_CFG_UNSET_B}\n"
+		      ROUTES, 3,
+		      "cfg.yaml:4:9: broker.port: environment variable TEST_CFG_UNSET_A is not set\n"
+		      "cfg.yaml:5:9: broker.host: environment variable TEST_CFG_UNSET_A is not set\n"
+		      "cfg.yaml:5:9: broker.host: environment variable TEST_CFG_UNSET_B is not set\n");
+}
+END_TEST
+
+START_TEST(env_value_is_checked_after_expansion)
+{
+	setenv("TEST_CFG_BAD_PORT", "http", 1);
+	expect_error(SOURCE "broker: {port: \"${TEST_CFG_BAD_PORT}\"}\n" ROUTES,
+		     "cfg.yaml:3:16: broker.port: expected an integer from 1 to 65535, got \"http\"\n");
+	unsetenv("TEST_CFG_BAD_PORT");
+}
+END_TEST
+
+/* ---- Output hygiene ---- */
+
+START_TEST(conninfo_is_never_echoed)
+{
+	char *errs;
+	struct config cfg;
+	write_scratch("source:\n  conninfo: \"password=s3cret\\0 host=x\"\n" ROUTES);
+	ck_assert_int_eq(load_path(SCRATCH_FILE, &cfg, &errs), 1);
+	ck_assert_str_eq(errs, "cfg.yaml:2:13: source.conninfo: expected text without NUL characters\n");
+	ck_assert_ptr_null(strstr(errs, "s3cret"));
+	free(errs);
+	expect_error("source:\n  conninfo: {password: s3cret}\n" ROUTES,
+		     "cfg.yaml:2:13: source.conninfo: expected a scalar, got a mapping\n");
+}
+END_TEST
+
+START_TEST(values_are_escaped_to_one_line)
+{
+	expect_error(SOURCE "  slot: \"a\\nb\\t\\\"c\\\\\\x01\"\n" ROUTES,
+		     "cfg.yaml:3:9: source.slot: expected a name of 1 to 63 lower-case letters, digits "
+		     "and underscores, not starting with a digit, got \"a\\nb\\t\\\"c\\\\\\x01\"\n");
+	expect_error(SOURCE "  slot: |\n    line one\n    line two\n" ROUTES,
+		     "cfg.yaml:3:9: source.slot: expected a name of 1 to 63 lower-case letters, digits "
+		     "and underscores, not starting with a digit, got \"line one\\nline two\\n\"\n");
+}
+END_TEST
+
+START_TEST(long_values_are_cut)
+{
+	expect_error(SOURCE "broker:\n  port: "
+		     "1234567890123456789012345678901234567890123456789012345678901234567890123456789é9\n"
+		     ROUTES,
+		     "cfg.yaml:4:9: broker.port: expected an integer from 1 to 65535, got "
+		     "\"1234567890123456789012345678901234567890123456789012345678901234567890123456789...\"\n");
+}
+END_TEST
+
+START_TEST(several_errors_reported_in_file_order)
+{
+	expect_fixture_errors(FIXTURE("bad-several.yaml"), 12,
+		":2:3: source.conninfo: required key is missing\n"
+		":2:9: source.slot: expected a name of 1 to 63 lower-case letters, digits and "
+		"underscores, not starting with a digit, got \"Outbox\"\n"
+		":3:20: source.status_interval: expected a duration with a unit, e.g. 250ms, 30s, 5m, "
+		"got \"10\"\n"
+		":5:9: broker.port: expected an integer from 1 to 65535, got \"70000\"\n"
+		":6:13: broker.protocol: expected one of mqttv5, mqttv311, got \"mqtt5\"\n"
+		":7:14: broker.keepalive: expected a duration: a whole number followed by ms, s, m or h, "
+		"got \"30x\"\n"
+		":9:5: routes[0].payload: required key is missing\n"
+		":11:5: routes[1].topic: required key is missing\n"
+		":11:12: routes[1].table: expected \"table\" or \"schema.table\", each name 1 to 63 "
+		"bytes, got \"a.b.c\"\n"
+		":13:10: routes[1].qos: expected an integer from 0 to 2, got \"3\"\n"
+		":15:24: delivery.checkpoint_interval: expected a duration from 10ms to 1h, got \"2h\"\n"
+		":17:10: log.level: expected one of error, warn, info, debug, got \"verbose\"\n");
+}
+END_TEST
+
+START_TEST(finish_twice_is_harmless)
+{
+	struct config cfg;
+	load_fixture(FIXTURE("full.yaml"), &cfg);
+	config_finish(&cfg);
+	config_finish(&cfg);
+	assert_released(&cfg);
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *good = tcase_create("valid");
+	tcase_add_test(good, full_fixture_sets_every_field);
+	tcase_add_test(good, minimal_fixture_gets_every_default);
+	tcase_add_test(good, example_config_shows_the_defaults);
+	tcase_add_test(good, bools_accept_yaml_spellings);
+	tcase_add_test(good, durations_accept_every_unit_and_bound);
+	tcase_add_test(good, ints_accept_their_bounds);
+	tcase_add_test(good, table_names_keep_case_and_default_to_public);
+	tcase_add_test(good, empty_sections_take_defaults);
+	tcase_add_test(good, env_variables_expand_in_any_scalar);
+	tcase_add_test(good, finish_twice_is_harmless);
+	suite_add_tcase(s, good);
+
+	TCase *file = tcase_create("file");
+	tcase_add_test(file, missing_file);
+	tcase_add_test(file, directory_instead_of_file);
+	tcase_add_test(file, empty_file);
+	tcase_add_test(file, top_level_not_a_mapping);
+	tcase_add_test(file, second_document);
+	tcase_add_test(file, yaml_syntax_error);
+	tcase_add_test(file, yaml_reader_error_has_a_position);
+	tcase_add_test(file, syntax_error_in_second_document);
+	tcase_add_test(file, file_size);
+	suite_add_tcase(s, file);
+
+	TCase *keys = tcase_create("keys");
+	tcase_add_test(keys, unknown_keys_with_and_without_suggestion);
+	tcase_add_test(keys, unknown_key_suggestions_by_prefix_and_level);
+	tcase_add_test(keys, dotted_and_empty_keys);
+	tcase_add_test(keys, duplicate_keys);
+	tcase_add_test(keys, missing_required_keys);
+	tcase_add_test(keys, empty_section_still_needs_required_keys);
+	tcase_add_test(keys, wrong_node_types);
+	tcase_add_test(keys, routes_must_be_a_non_empty_sequence_of_mappings);
+	suite_add_tcase(s, keys);
+
+	TCase *values = tcase_create("values");
+	tcase_add_test(values, bad_strings);
+	tcase_add_test(values, bad_identifiers);
+	tcase_add_test(values, bad_table_names);
+	tcase_add_test(values, bad_bool);
+	tcase_add_test(values, bad_ints);
+	tcase_add_test(values, bad_durations);
+	tcase_add_test(values, durations_out_of_range);
+	tcase_add_test(values, bad_enums);
+	tcase_add_test(values, reconnect_min_above_max);
+	tcase_add_test(values, unset_env_variables);
+	tcase_add_test(values, env_value_is_checked_after_expansion);
+	suite_add_tcase(s, values);
+
+	TCase *output = tcase_create("output");
+	tcase_add_test(output, conninfo_is_never_echoed);
+	tcase_add_test(output, values_are_escaped_to_one_line);
+	tcase_add_test(output, long_values_are_cut);
+	tcase_add_test(output, several_errors_reported_in_file_order);
+	suite_add_tcase(s, output);
+	return s;
+}
+
+int main(void)
+{
+	if (!mkdtemp(scratch_dir) || chdir(scratch_dir) != 0) {
+		perror("scratch directory");
+		return EXIT_FAILURE;
+	}
+	SRunner *sr = srunner_create(config_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	unlink(SCRATCH_FILE);
+	if (chdir("/") != 0 || rmdir(scratch_dir) != 0)
+		perror("removing scratch directory");
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
