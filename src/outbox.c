@@ -34,6 +34,7 @@ struct route {
 	int payload_column;
 	int event_id_column;		/* -1: "<commit-lsn>:<index>" */
 	char bind_error[200];		/* non-empty: the relation lacks a configured column */
+	bool update_warned;
 };
 
 struct outbox {
@@ -171,6 +172,15 @@ static struct route *route_for(struct outbox *o, const struct pgo_relation *rel)
 bool outbox_is_routed(struct outbox *o, const struct pgo_relation *rel)
 {
 	return route_for(o, rel) != NULL;
+}
+
+bool outbox_update_is_new(struct outbox *o, const struct pgo_relation *rel)
+{
+	struct route *r = route_for(o, rel);
+	if (!r || r->update_warned)
+		return false;
+	r->update_warned = true;
+	return true;
 }
 
 static void fill_values(struct route *r, const struct pgo_relation *rel, const struct pgo_tuple *row)

@@ -44,6 +44,10 @@ void outbox_free(struct outbox *o);
 /* True if INSERTs into rel are routed. */
 bool outbox_is_routed(struct outbox *o, const struct pgo_relation *rel);
 
+/* True the first time an UPDATE of rel is seen (outbox rows are not meant to change:
+ * SPEC §5 warns once per table and publishes nothing). */
+bool outbox_update_is_new(struct outbox *o, const struct pgo_relation *rel);
+
 /*
  * Builds the event for a routed INSERT into ev (ev->commit_lsn, ->index and
  * ->commit_time must be set by the caller). Returns 0, or -1 with the reason in why when

@@ -335,6 +335,11 @@ static void handle_change(struct relay *r, const struct pgo_msg *msg)
 	case PGO_MESSAGE:
 		handle_message(r, msg);
 		break;
+	case PGO_UPDATE:
+		if (outbox_update_is_new(r->outbox, msg->u.update.rel))
+			log_warn("UPDATE of an outbox table is not published (outbox rows are inserted, not changed)",
+				 "schema", msg->u.update.rel->schema, "table", msg->u.update.rel->name);
+		break;
 	default:
 		break;	/* relations are cached by the decoder; the rest is not published */
 	}
