@@ -1,0 +1,111 @@
+"""A throwaway Mosquitto broker on a free loopback port.
+
+Started as root, Mosquitto drops to the `mosquitto` user: its log goes to stderr, which
+the harness redirects to a file it opened itself, and persistence is off, so the broker
+writes nothing else.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+
+from .util import free_port, port_open, print_tail, register_cleanup, unregister_cleanup
+from .util import wait_until
+
+START_TIMEOUT = 30
+
+CONFIG = """# written by the outbox-relay test harness
+listener {port} 127.0.0.1
+allow_anonymous true
+max_inflight_messages 0
+max_queued_messages 1000000
+persistence false
+log_dest stderr
+log_type error
+log_type warning
+log_type notice
+log_type information
+connection_messages true
+log_timestamp true
+"""
+
+
+def find_mosquitto():
+    """MOSQUITTO, or mosquitto on PATH, or where Debian installs it (not on a user's PATH)."""
+    path = os.environ.get("MOSQUITTO") or shutil.which("mosquitto")
+    if path:
+        return path
+    if os.path.exists("/usr/sbin/mosquitto"):
+        return "/usr/sbin/mosquitto"
+    raise RuntimeError("mosquitto not found; install the mosquitto package or set MOSQUITTO")
+
+
+class Mosquitto:
+    def __init__(self, workdir):
+        self.binary = find_mosquitto()
+        self.workdir = workdir
+        self.config_path = os.path.join(workdir, "mosquitto.conf")
+        self.log_path = os.path.join(workdir, "mosquitto.log")
+        self.port = None
+        self.proc = None
+
+    def start(self, attempts=5):
+        """Starts the broker; keeps its port across restarts, takes a new one if it was taken."""
+        for _ in range(attempts):
+            port = self.port or free_port()
+            if self._start_on(port):
+                self.port = port
+                return
+            self.port = None
+        print_tail("mosquitto log", self.log_path)
+        raise RuntimeError("Mosquitto did not start")
+
+    def _start_on(self, port):
+        with open(self.config_path, "w") as f:
+            f.write(CONFIG.format(port=port))
+        os.chmod(self.config_path, 0o644)
+        self._log_offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([self.binary, "-c", self.config_path],
+                                         stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, cwd=self.workdir)
+        register_cleanup(self.stop)
+        try:
+            wait_until(lambda: self._running() and port_open(port), START_TIMEOUT,
+                       "Mosquitto to listen", check=self._check_running)
+        except RuntimeError:
+            unregister_cleanup(self.stop)
+            return False
+        except TimeoutError:
+            self.stop()
+            raise
+        return True
+
+    def _running(self):
+        """Our broker has opened its listener (rather than someone else holding the port)."""
+        with open(self.log_path, "rb") as f:
+            f.seek(self._log_offset)
+            return b" running" in f.read()
+
+    def _check_running(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"mosquitto exited with status {self.proc.returncode}")
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Stops the broker by its PID (SIGTERM; SIGKILL for a crash)."""
+        unregister_cleanup(self.stop)
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self):
+        self.stop()
+        self.start()

@@ -1,0 +1,129 @@
+"""Runs tests/tools/mqtt_recorder and collects the messages it prints, one JSON a line."""
+
+import base64
+import json
+import os
+import subprocess
+import threading
+import uuid
+
+from .mqtt_publish import Publisher
+from .util import print_tail, register_cleanup, stop_process, unregister_cleanup, wait_until
+
+FENCE_PREFIX = "harness/fence/"
+READY_TIMEOUT = 30
+
+
+def recorder_binary():
+    path = os.environ.get("MQTT_RECORDER")
+    if path:
+        return path
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return os.path.join(root, "build", "tests", "tools", "mqtt_recorder")
+
+
+class Recorder:
+    """Subscribes to filters (plus the harness fence topic) and keeps every message.
+
+    Messages are the recorder's JSON objects as dicts; see user_properties() and
+    event_id() for reading them.
+    """
+
+    def __init__(self, mqtt, workdir, filters=("#",), qos=1, protocol=5, client_id=None,
+                 persistent=False, name="recorder"):
+        self.mqtt = mqtt
+        self.argv = [recorder_binary(), "-h", "127.0.0.1", "-p", str(mqtt.port), "-q", str(qos),
+                     "-V", str(protocol)]
+        for topic_filter in list(filters) + [FENCE_PREFIX + "+"]:
+            self.argv += ["-t", topic_filter]
+        if client_id:
+            self.argv += ["-i", client_id]
+        if persistent:
+            self.argv.append("-c")
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        self._cond = threading.Condition()
+        self._all = []
+        self._ready = False
+        self.proc = None
+
+    def start(self):
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=log,
+                                         stdin=subprocess.DEVNULL)
+        register_cleanup(self.stop)
+        self._ready = False
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        wait_until(lambda: self._ready, READY_TIMEOUT, "the MQTT recorder to subscribe",
+                   check=self._check_running)
+        return self
+
+    def _read(self):
+        for line in self.proc.stdout:
+            obj = json.loads(line)
+            with self._cond:
+                if obj.get("ready"):
+                    self._ready = True
+                else:
+                    self._all.append(obj)
+                self._cond.notify_all()
+
+    def _check_running(self):
+        if self.proc.poll() is not None:
+            print_tail("recorder log", self.log_path)
+            raise RuntimeError(f"mqtt_recorder exited with status {self.proc.returncode}")
+
+    def stop(self):
+        """SIGTERM; returns the recorder's exit status (0 when it stopped cleanly)."""
+        unregister_cleanup(self.stop)
+        status = stop_process(self.proc)
+        if self.proc is not None:
+            self._thread.join(10)
+            self.proc.stdout.close()
+        return status
+
+    @property
+    def messages(self):
+        """Every message received so far, fence markers left out."""
+        with self._cond:
+            return [m for m in self._all if not m["topic"].startswith(FENCE_PREFIX)]
+
+    def count(self):
+        return len(self.messages)
+
+    def wait_for_count(self, n, timeout=120, check=None):
+        """Waits until at least n messages arrived; returns them all."""
+        wait_until(lambda: self.count() >= n, timeout, f"{n} MQTT messages (have {self.count()})",
+                   check=check, interval=0.1)
+        return self.messages
+
+    def sync(self, timeout=60):
+        """Publishes a marker and waits for it: everything the broker accepted before is here."""
+        topic = FENCE_PREFIX + uuid.uuid4().hex
+        with Publisher(self.mqtt.port, client_id="fence-" + uuid.uuid4().hex[:8]) as pub:
+            pub.publish(topic, b"fence", qos=1)
+        with self._cond:
+            seen = self._cond.wait_for(lambda: any(m["topic"] == topic for m in self._all), timeout)
+        if not seen:
+            raise TimeoutError(f"the fence message {topic} did not come back within {timeout}s")
+        return self.messages
+
+
+def user_properties(msg):
+    return [tuple(pair) for pair in msg.get("user_properties", [])]
+
+
+def user_property(msg, key):
+    """The one value of user property key; raises if it is missing or repeated."""
+    values = [v for k, v in user_properties(msg) if k == key]
+    if len(values) != 1:
+        raise AssertionError(f"expected one {key!r} user property, got {values!r} in {msg!r}")
+    return values[0]
+
+
+def event_id(msg):
+    return user_property(msg, "event-id")
+
+
+def payload_bytes(msg):
+    return base64.b64decode(msg["payload_b64"])

@@ -1,0 +1,57 @@
+#!/usr/bin/python3
+"""--drain publishes a backlog once, checkpoints where the slot is confirmed, and exits 0."""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import harness  # noqa: E402
+from harness import expected, insert_event, received  # noqa: E402
+
+
+class DrainTest(harness.IntegrationCase):
+
+    def write_backlog(self, db, transactions=100, rows=10):
+        events = []
+        for t in range(transactions):
+            commit = t % 10 != 9
+            with db.transaction(commit) as cur:
+                batch = [insert_event(cur, "order", str(t), "placed", json.dumps({"t": t, "r": r}))
+                         for r in range(rows)]
+            if commit:
+                events.extend(batch)
+        return events
+
+    def assert_checkpoint_matches_slot(self, db):
+        checkpoint = self.checkpoint(db)
+        self.assertIsNotNone(checkpoint, "the relay wrote its checkpoint row")
+        self.assertEqual(checkpoint["confirmed_lsn"], self.slot_confirmed(db))
+
+    def test_drain_publishes_backlog_once(self):
+        db = self.new_database()
+        rec = self.start_recorder()
+        relay = self.new_relay(db)
+        self.assertEqual(relay.run("--drain"), 0, "first drain: creates the slot, nothing to send")
+        self.assertEqual(rec.sync(), [])
+
+        backlog = self.write_backlog(db)
+        self.assertEqual(relay.run("--drain"), 0)
+        messages = rec.sync()
+        self.assertEqual(received(messages), expected(backlog))
+        self.assert_checkpoint_matches_slot(db)
+
+        self.assertEqual(relay.run("--drain"), 0, "drain with nothing new")
+        self.assertEqual(rec.sync(), messages, "nothing published again")
+        self.assert_checkpoint_matches_slot(db)
+
+        with db.transaction() as cur:
+            marker = insert_event(cur, "order", "marker", "placed", '{"marker": true}')
+        self.assertEqual(relay.run("--drain"), 0)
+        self.assertEqual(received(rec.sync()), expected(backlog + [marker]))
+        self.assert_checkpoint_matches_slot(db)
+
+
+if __name__ == "__main__":
+    harness.main()
