@@ -588,6 +588,7 @@ static const struct key route_keys[] = {
 	STRING_KEY("payload", ROUTE(payload_column), NULL, 1, PG_NAME_MAX, KEY_REQUIRED),
 	STRING_KEY("event_id", ROUTE(event_id_column), NULL, 1, PG_NAME_MAX, 0),
 	INT_KEY("qos", ROUTE(qos), "1", 0, 2),
+	BOOL_KEY("retain", ROUTE(retain), "false"),
 };
 
 static const struct ordered_keys ordered_config_keys[] = {

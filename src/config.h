@@ -35,6 +35,7 @@ struct route_config {
 	char *payload_column;	/* payload: COLUMN */
 	char *event_id_column;	/* NULL: "<commit-lsn>:<index>" */
 	int qos;		/* 0, 1, 2; default 1 */
+	bool retain;		/* default false */
 	int line;		/* where the route starts in the file, for later messages */
 	int column;
 };

@@ -182,6 +182,15 @@ static enum mqtt_publish_result classify_error(int rc, char *why, size_t whylen)
 	}
 }
 
+/* SPEC §5: every message says which event it is and where it came from. */
+static void add_event_properties(mosquitto_property **props, const struct event *ev)
+{
+	mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, "event-id", ev->event_id.data);
+	mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, "lsn", ev->lsn_text);
+	mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, "commit-time", ev->commit_time_text);
+	mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, "source", ev->source);
+}
+
 enum mqtt_publish_result mqtt_publish(struct mqtt *m, const struct event *ev, int *mid, char *why,
 				      size_t whylen)
 {
@@ -191,9 +200,9 @@ enum mqtt_publish_result mqtt_publish(struct mqtt *m, const struct event *ev, in
 	if (m->state != MQTT_UP)
 		return MQTT_NOT_NOW;
 	if (m->cfg->broker.protocol == BROKER_MQTT_V5)
-		mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, "event-id", ev->event_id.data);
+		add_event_properties(&props, ev);
 	rc = mosquitto_publish_v5(m->mosq, mid, ev->topic.data, (int)ev->payload.len, ev->payload.data, ev->qos,
-				  false, props);
+				  ev->retain, props);
 	mosquitto_property_free_all(&props);
 	/* For QoS 1 and 2 the client has queued the message once it got this far, even if
 	 * writing it failed: it sends it again after reconnecting. */

@@ -271,6 +271,7 @@ int outbox_build(struct outbox *o, const struct pgo_relation *rel, const struct 
 	}
 	ev->source = r->source;
 	ev->qos = r->cfg->qos;
+	ev->retain = r->cfg->retain;
 	if (r->bind_error[0]) {
 		snprintf(why, whylen, "%s", r->bind_error);
 		return -1;

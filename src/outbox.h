@@ -23,6 +23,9 @@ struct event {
 	int32_t index;		/* 0-based position among routed events of its transaction */
 	pg_time_t commit_time;
 	int qos;
+	bool retain;
+	const char *lsn_text;		/* commit LSN as X/Y; owned by the caller, per transaction */
+	const char *commit_time_text;	/* RFC 3339 UTC with microseconds; likewise */
 	struct buf topic;
 	struct buf payload;
 	struct buf event_id;

@@ -57,6 +57,8 @@ struct relay {
 	bool in_txn;
 	lsn_t txn_commit_lsn;
 	pg_time_t txn_commit_time;
+	char txn_lsn_text[LSN_BUFLEN];	/* formatted once per transaction for its events */
+	char txn_time_text[40];
 	int32_t txn_next_index;
 
 	/* An event decoded but not yet taken by the MQTT client. */
@@ -296,6 +298,8 @@ static void handle_insert(struct relay *r, const struct pgo_relation *rel, const
 	r->ev.commit_lsn = pos.commit_lsn;
 	r->ev.index = pos.index;
 	r->ev.commit_time = r->txn_commit_time;
+	r->ev.lsn_text = r->txn_lsn_text;
+	r->ev.commit_time_text = r->txn_time_text;
 	r->ev_pending = true;
 	if (outbox_build(r->outbox, rel, row, &r->ev, why, sizeof why) < 0)
 		set_aside(r, why);
@@ -324,6 +328,8 @@ static void handle_change(struct relay *r, const struct pgo_msg *msg)
 		r->txn_commit_lsn = msg->u.begin.final_lsn;
 		r->txn_commit_time = msg->u.begin.commit_time;
 		r->txn_next_index = 0;
+		lsn_format(r->txn_commit_lsn, r->txn_lsn_text);
+		pg_time_format(r->txn_commit_time, r->txn_time_text, sizeof r->txn_time_text);
 		break;
 	case PGO_COMMIT:
 		ledger_txn_end(r->ledger, msg->u.commit.commit_lsn, msg->u.commit.end_lsn);

@@ -148,6 +148,7 @@ START_TEST(full_fixture_sets_every_field)
 	ck_assert_str_eq(cfg.routes[0].payload_column, "body");
 	ck_assert_str_eq(cfg.routes[0].event_id_column, "id");
 	ck_assert_int_eq(cfg.routes[0].qos, 2);
+	ck_assert(cfg.routes[0].retain);
 	ck_assert_int_eq(cfg.routes[0].line, 21);
 	ck_assert_int_eq(cfg.routes[0].column, 5);
 	ck_assert_str_eq(cfg.routes[1].schema, "public");
@@ -156,6 +157,7 @@ START_TEST(full_fixture_sets_every_field)
 	ck_assert_str_eq(cfg.routes[1].payload_column, "payload");
 	ck_assert_ptr_null(cfg.routes[1].event_id_column);
 	ck_assert_int_eq(cfg.routes[1].qos, 0);
+	ck_assert(!cfg.routes[1].retain);
 	ck_assert_int_eq(cfg.routes[1].line, 26);
 	ck_assert_int_eq(cfg.routes[1].column, 5);
 	ck_assert_str_eq(cfg.delivery.bookkeeping_schema, "relay_books");
@@ -195,6 +197,7 @@ START_TEST(minimal_fixture_gets_every_default)
 	ck_assert_str_eq(cfg.routes[0].payload_column, "payload");
 	ck_assert_ptr_null(cfg.routes[0].event_id_column);
 	ck_assert_int_eq(cfg.routes[0].qos, 1);
+	ck_assert(!cfg.routes[0].retain);
 	ck_assert_int_eq(cfg.routes[0].line, 4);
 	ck_assert_int_eq(cfg.routes[0].column, 5);
 	ck_assert_str_eq(cfg.delivery.bookkeeping_schema, "outbox_relay");
@@ -228,6 +231,7 @@ START_TEST(example_config_shows_the_defaults)
 	ck_assert_uint_eq(ex.broker.reconnect.min_ms, def.broker.reconnect.min_ms);
 	ck_assert_uint_eq(ex.broker.reconnect.max_ms, def.broker.reconnect.max_ms);
 	ck_assert_int_eq(ex.routes[0].qos, def.routes[0].qos);
+	ck_assert_int_eq(ex.routes[0].retain, def.routes[0].retain);
 	ck_assert_str_eq(ex.delivery.bookkeeping_schema, def.delivery.bookkeeping_schema);
 	ck_assert_int_eq(ex.delivery.create_bookkeeping, def.delivery.create_bookkeeping);
 	ck_assert_uint_eq(ex.delivery.checkpoint_interval_ms, def.delivery.checkpoint_interval_ms);

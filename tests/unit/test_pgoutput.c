@@ -1303,6 +1303,20 @@ START_TEST(mutations_do_not_crash)
 }
 END_TEST
 
+START_TEST(time_format_rfc3339)
+{
+	char text[40];
+	pg_time_format(0, text, sizeof text);
+	ck_assert_str_eq(text, "2000-01-01T00:00:00.000000Z");
+	/* 2026-11-25T06:21:52.940434Z */
+	pg_time_format(INT64_C(848902912940434), text, sizeof text);
+	ck_assert_str_eq(text, "2026-11-25T06:21:52.940434Z");
+	/* One microsecond before the epoch: floor, not truncation toward zero. */
+	pg_time_format(-1, text, sizeof text);
+	ck_assert_str_eq(text, "1999-12-31T23:59:59.999999Z");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("pgoutput");
@@ -1314,6 +1328,7 @@ int main(void)
 	tcase_add_test(frames, frame_error_buffer_is_bounded);
 	tcase_add_test(frames, status_update_bytes);
 	tcase_add_test(frames, now_is_since_2000);
+	tcase_add_test(frames, time_format_rfc3339);
 	suite_add_tcase(s, frames);
 
 	TCase *kinds = tcase_create("kinds");
