@@ -158,7 +158,7 @@ START_TEST(full_fixture_sets_every_field)
 	ck_assert_ptr_null(cfg.routes[1].event_id_column);
 	ck_assert_int_eq(cfg.routes[1].qos, 0);
 	ck_assert(!cfg.routes[1].retain);
-	ck_assert_int_eq(cfg.routes[1].line, 26);
+	ck_assert_int_eq(cfg.routes[1].line, 27);
 	ck_assert_int_eq(cfg.routes[1].column, 5);
 	ck_assert_str_eq(cfg.delivery.bookkeeping_schema, "relay_books");
 	ck_assert(!cfg.delivery.create_bookkeeping);
