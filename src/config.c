@@ -583,9 +583,10 @@ static const struct key config_keys[] = {
 
 /* Column names: PostgreSQL keeps at most 63 bytes, so a longer one can never match. */
 static const struct key route_keys[] = {
-	{"table", &table_name_type, ROUTE(table), NULL, 0, 0, NULL, KEY_REQUIRED},
+	{"table", &table_name_type, ROUTE(table), NULL, 0, 0, NULL, 0},
+	STRING_KEY("message_prefix", ROUTE(message_prefix), NULL, 1, NO_LIMIT, 0),
 	STRING_KEY("topic", ROUTE(topic), NULL, 1, NO_LIMIT, KEY_REQUIRED),
-	STRING_KEY("payload", ROUTE(payload_column), NULL, 1, PG_NAME_MAX, KEY_REQUIRED),
+	STRING_KEY("payload", ROUTE(payload_column), NULL, 1, PG_NAME_MAX, 0),
 	STRING_KEY("event_id", ROUTE(event_id_column), NULL, 1, PG_NAME_MAX, 0),
 	INT_KEY("qos", ROUTE(qos), "1", 0, 2),
 	BOOL_KEY("retain", ROUTE(retain), "false"),
@@ -908,6 +909,30 @@ static void release_keys(const struct key *keys, size_t nkeys, void *base)
 
 /* ---- Routes ---- */
 
+/* Which keys a route needs depends on its kind, which the key table cannot say. A key
+ * written with a bad value counts as present: its own error says what is wrong. */
+enum route_key_index { RK_TABLE, RK_PREFIX, RK_TOPIC, RK_PAYLOAD, RK_EVENT_ID };
+
+static void check_route_kind(struct loader *ld, const struct key_state *seen, yaml_node_t *node,
+			     const char *shown)
+{
+	char path[64];
+	bool table = seen[RK_TABLE].seen, prefix = seen[RK_PREFIX].seen;
+	if (table && prefix) {
+		report(ld, &node->start_mark, shown, "expected either table or message_prefix, not both");
+	} else if (!table && !prefix) {
+		snprintf(path, sizeof path, "%s.table", shown);
+		report(ld, &node->start_mark, path, "required key is missing");
+	} else if (table && !seen[RK_PAYLOAD].seen) {
+		snprintf(path, sizeof path, "%s.payload", shown);
+		report(ld, &node->start_mark, path, "required key is missing");
+	} else if (prefix && (seen[RK_PAYLOAD].seen || seen[RK_EVENT_ID].seen)) {
+		snprintf(path, sizeof path, "%s.%s", shown, seen[RK_PAYLOAD].seen ? "payload" : "event_id");
+		report(ld, &node->start_mark, path,
+		       "a message route has no columns: its body is the message content and its id <commit-lsn>:<index>");
+	}
+}
+
 static void load_route(struct loader *ld, struct route_config *route, yaml_node_t *node,
 		       const char *shown)
 {
@@ -921,6 +946,7 @@ static void load_route(struct loader *ld, struct route_config *route, yaml_node_
 	route->line = (int)node->start_mark.line + 1;
 	route->column = (int)node->start_mark.column + 1;
 	walk_mapping(ld, &ks, node, "");
+	check_route_kind(ld, state, node, shown);
 	apply_defaults(&ks);
 }
 

@@ -28,11 +28,14 @@ enum mqtt_protocol {
 	BROKER_MQTT_V311,
 };
 
+/* A table route (table set) publishes INSERTs; a message route (message_prefix set)
+ * publishes transactional logical messages whose prefix matches the glob. */
 struct route_config {
-	char *schema;		/* "public" when the table is not qualified */
+	char *schema;		/* "public" when the table is not qualified; NULL for message routes */
 	char *table;
+	char *message_prefix;	/* glob (fnmatch) on the logical message prefix */
 	char *topic;		/* template source, see template.h */
-	char *payload_column;	/* payload: COLUMN */
+	char *payload_column;	/* payload: COLUMN (table routes) */
 	char *event_id_column;	/* NULL: "<commit-lsn>:<index>" */
 	int qos;		/* 0, 1, 2; default 1 */
 	bool retain;		/* default false */

@@ -1,5 +1,6 @@
 #include "outbox.h"
 
+#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,6 +8,7 @@
 #include "util.h"
 
 #define TYPE_BYTEA 17
+#define RESERVED_PREFIX "outbox-relay."
 
 /* Where a template field takes its value from. */
 enum field_source {
@@ -52,17 +54,33 @@ void event_finish(struct event *ev)
 	buf_finish(&ev->topic);
 	buf_finish(&ev->payload);
 	buf_finish(&ev->event_id);
+	buf_finish(&ev->message_source);
+}
+
+/* A message has no columns: its topic can only use the prefix. */
+static int check_message_fields(const struct route *r, const struct config *cfg, size_t i, FILE *errs)
+{
+	for (size_t f = 0; f < r->nfields; f++) {
+		if (strcmp(template_field(r->topic, f), "prefix") == 0)
+			continue;
+		fprintf(errs, "%s:%d:%d: routes[%zu].topic: a message route can use only {prefix}, not {%s}\n",
+			cfg->path, r->cfg->line, r->cfg->column, i, template_field(r->topic, f));
+		return -1;
+	}
+	return 0;
 }
 
 static int route_compile(struct route *r, const struct config *cfg, size_t i, FILE *errs)
 {
 	const struct route_config *rc = &cfg->routes[i];
 	char err[200];
-	size_t len = strlen(rc->schema) + strlen(rc->table) + 2;
 
 	r->cfg = rc;
-	r->source = xmalloc(len);
-	snprintf(r->source, len, "%s.%s", rc->schema, rc->table);
+	if (rc->table) {
+		size_t len = strlen(rc->schema) + strlen(rc->table) + 2;
+		r->source = xmalloc(len);
+		snprintf(r->source, len, "%s.%s", rc->schema, rc->table);
+	}
 	r->topic = template_parse(rc->topic, err, sizeof err);
 	if (!r->topic) {
 		fprintf(errs, "%s:%d:%d: routes[%zu].topic: %s\n", cfg->path, rc->line, rc->column, i, err);
@@ -71,7 +89,7 @@ static int route_compile(struct route *r, const struct config *cfg, size_t i, FI
 	r->nfields = template_nfields(r->topic);
 	r->values = xcalloc(r->nfields, sizeof *r->values);
 	r->fields = xcalloc(r->nfields, sizeof *r->fields);
-	return 0;
+	return rc->message_prefix ? check_message_fields(r, cfg, i, errs) : 0;
 }
 
 static void route_finish(struct route *r)
@@ -161,7 +179,7 @@ static struct route *route_for(struct outbox *o, const struct pgo_relation *rel)
 	}
 	for (size_t i = 0; i < o->nroutes; i++) {
 		struct route *r = &o->routes[i];
-		if (strcmp(r->cfg->table, rel->name) == 0 && strcmp(r->cfg->schema, rel->schema) == 0) {
+		if (r->cfg->table && strcmp(r->cfg->table, rel->name) == 0 && strcmp(r->cfg->schema, rel->schema) == 0) {
 			route_bind(r, rel);
 			return r;
 		}
@@ -172,6 +190,47 @@ static struct route *route_for(struct outbox *o, const struct pgo_relation *rel)
 bool outbox_is_routed(struct outbox *o, const struct pgo_relation *rel)
 {
 	return route_for(o, rel) != NULL;
+}
+
+static struct route *message_route_for(struct outbox *o, const char *prefix)
+{
+	if (strncmp(prefix, RESERVED_PREFIX, strlen(RESERVED_PREFIX)) == 0)
+		return NULL;
+	for (size_t i = 0; i < o->nroutes; i++) {
+		struct route *r = &o->routes[i];
+		if (r->cfg->message_prefix && fnmatch(r->cfg->message_prefix, prefix, 0) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+bool outbox_message_is_routed(struct outbox *o, const char *prefix)
+{
+	return message_route_for(o, prefix) != NULL;
+}
+
+int outbox_build_message(struct outbox *o, const char *prefix, const uint8_t *content, uint32_t len,
+			 struct event *ev, char *why, size_t whylen)
+{
+	struct route *r = message_route_for(o, prefix);
+	if (!r) {
+		snprintf(why, whylen, "messages with prefix \"%s\" are not routed", prefix);
+		return -1;
+	}
+	buf_reset(&ev->message_source);
+	buf_printf(&ev->message_source, "message:%s", prefix);
+	ev->source = ev->message_source.data;
+	ev->qos = r->cfg->qos;
+	ev->retain = r->cfg->retain;
+	for (size_t i = 0; i < r->nfields; i++)
+		r->values[i] = (struct template_value){prefix, strlen(prefix), false};
+	if (template_expand(r->topic, r->values, &ev->topic, why, whylen) < 0)
+		return -1;
+	buf_reset(&ev->event_id);
+	buf_printf(&ev->event_id, "%s:%d", ev->lsn_text, ev->index);
+	buf_reset(&ev->payload);
+	buf_append(&ev->payload, content, len);
+	return 0;
 }
 
 bool outbox_update_is_new(struct outbox *o, const struct pgo_relation *rel)

@@ -29,7 +29,8 @@ struct event {
 	struct buf topic;
 	struct buf payload;
 	struct buf event_id;
-	const char *source;	/* "schema.table"; owned by the route */
+	const char *source;	/* "schema.table" (owned by the route) or "message:PREFIX" */
+	struct buf message_source;	/* backs source for message events */
 };
 
 void event_init(struct event *ev);
@@ -46,6 +47,15 @@ void outbox_free(struct outbox *o);
 
 /* True if INSERTs into rel are routed. */
 bool outbox_is_routed(struct outbox *o, const struct pgo_relation *rel);
+
+/* True if transactional logical messages with this prefix are routed. Prefixes starting
+ * with "outbox-relay." are the relay's own (heartbeat, drain) and never routed. */
+bool outbox_message_is_routed(struct outbox *o, const char *prefix);
+
+/* Builds the event for a routed transactional message (commit_lsn, index, times set by
+ * the caller, as for rows): body = content, id = "<commit-lsn>:<index>". */
+int outbox_build_message(struct outbox *o, const char *prefix, const uint8_t *content, uint32_t len,
+			 struct event *ev, char *why, size_t whylen);
 
 /* True the first time an UPDATE of rel is seen (outbox rows are not meant to change:
  * SPEC §5 warns once per table and publishes nothing). */

@@ -128,11 +128,14 @@ static int create_publication(PGconn *sql, const struct config *cfg)
 	struct buf q = BUF_INIT;
 	buf_puts(&q, "CREATE PUBLICATION ");
 	append_identifier(&q, sql, cfg->source.publication);
-	buf_puts(&q, " FOR TABLE ");
+	/* With message routes only, the publication stays empty: messages need none. */
+	bool first = true;
 	for (size_t i = 0; i < cfg->nroutes; i++) {
-		if (i)
-			buf_puts(&q, ", ");
+		if (!cfg->routes[i].table)
+			continue;
+		buf_puts(&q, first ? " FOR TABLE " : ", ");
 		append_table(&q, sql, &cfg->routes[i]);
+		first = false;
 	}
 	buf_puts(&q, " WITH (publish = 'insert')");
 	int status = exec_command(sql, q.data, "cannot create the publication");
@@ -192,6 +195,8 @@ static int ensure_publication(PGconn *sql, const struct config *cfg)
 	}
 	for (size_t i = 0; i < cfg->nroutes && status == PG_OK; i++) {
 		bool has;
+		if (!cfg->routes[i].table)
+			continue;
 		status = publication_has_table(sql, cfg->source.publication, &cfg->routes[i], &has);
 		if (status == PG_OK && !has)
 			status = extend_publication(sql, cfg, &cfg->routes[i]);

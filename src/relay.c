@@ -286,22 +286,42 @@ static void try_publish(struct relay *r)
 	r->ev_pending = false;
 }
 
-static void handle_insert(struct relay *r, const struct pgo_relation *rel, const struct pgo_tuple *row)
+/* Numbers the next event of the open transaction; false if it was handled before. */
+static bool next_event(struct relay *r)
 {
-	if (!r->in_txn || !outbox_is_routed(r->outbox, rel))
-		return;
 	struct event_pos pos = {r->txn_commit_lsn, r->txn_next_index++};
 	if (!pos_after(pos, r->handled))
-		return;	/* replayed: published before (or before the checkpoint) */
-
-	char why[256];
+		return false;	/* replayed: published before (or before the checkpoint) */
 	r->ev.commit_lsn = pos.commit_lsn;
 	r->ev.index = pos.index;
 	r->ev.commit_time = r->txn_commit_time;
 	r->ev.lsn_text = r->txn_lsn_text;
 	r->ev.commit_time_text = r->txn_time_text;
 	r->ev_pending = true;
+	return true;
+}
+
+static void handle_insert(struct relay *r, const struct pgo_relation *rel, const struct pgo_tuple *row)
+{
+	if (!r->in_txn || !outbox_is_routed(r->outbox, rel))
+		return;
+	if (!next_event(r))
+		return;
+
+	char why[256];
 	if (outbox_build(r->outbox, rel, row, &r->ev, why, sizeof why) < 0)
+		set_aside(r, why);
+	else
+		try_publish(r);
+}
+
+static void handle_routed_message(struct relay *r, const struct pgo_msg *msg)
+{
+	char why[256];
+	if (!r->in_txn || !outbox_message_is_routed(r->outbox, msg->u.message.prefix) || !next_event(r))
+		return;
+	if (outbox_build_message(r->outbox, msg->u.message.prefix, msg->u.message.content, msg->u.message.len,
+				 &r->ev, why, sizeof why) < 0)
 		set_aside(r, why);
 	else
 		try_publish(r);
@@ -309,8 +329,12 @@ static void handle_insert(struct relay *r, const struct pgo_relation *rel, const
 
 static void handle_message(struct relay *r, const struct pgo_msg *msg)
 {
-	if (msg->u.message.transactional || strcmp(msg->u.message.prefix, DRAIN_MARKER_PREFIX) != 0)
+	if (msg->u.message.transactional) {
+		handle_routed_message(r, msg);
 		return;
+	}
+	if (strcmp(msg->u.message.prefix, DRAIN_MARKER_PREFIX) != 0)
+		return;	/* only committed work is published: never a non-transactional message */
 	/* Outside any transaction, with every earlier commit already received: a safe
 	 * position to confirm once nothing is in flight. */
 	ledger_idle_advance(r->ledger, msg->u.message.lsn);

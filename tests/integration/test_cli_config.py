@@ -99,6 +99,11 @@ class CliConfigTest(harness.IntegrationCase):
         # routes[0].qos or routes.0.qos: the SPEC does not fix how a list index is written
         self.assert_config_error(text, 13, [5, 10], re.compile(r"routes(?:\[0\]|\.0)\.qos"))
 
+    def test_message_route_topic_uses_a_column(self):
+        text = GOOD + "  - message_prefix: \"shop.*\"\n    topic: \"m/{aggregate_id}\"\n"
+        line = self.assert_config_error(text, text.count("\n") - 1, [5], "routes[1].topic")
+        self.assertIn("a message route can use only {prefix}, not {aggregate_id}", line)
+
     def test_unset_environment_variable(self):
         text = GOOD.replace("port=1 dbname", "port=${OUTBOX_RELAY_TEST_UNSET_VARIABLE} dbname")
         relay = self.relay(text)

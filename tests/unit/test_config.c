@@ -513,12 +513,37 @@ START_TEST(missing_required_keys)
 	expect_error("routes:\n  - {table: t, topic: t, payload: p}\nsource:\n  slot: x\n",
 		     "cfg.yaml:4:3: source.conninfo: required key is missing\n");
 	expect_errors(SOURCE "routes:\n  - qos: 1\n  - {table: t, topic: t, payload: p}\n  - {topic: t}\n",
-		      5,
-		      "cfg.yaml:4:5: routes[0].table: required key is missing\n"
+		      3,
 		      "cfg.yaml:4:5: routes[0].topic: required key is missing\n"
-		      "cfg.yaml:4:5: routes[0].payload: required key is missing\n"
-		      "cfg.yaml:6:5: routes[2].table: required key is missing\n"
-		      "cfg.yaml:6:5: routes[2].payload: required key is missing\n");
+		      "cfg.yaml:4:5: routes[0].table: required key is missing\n"
+		      "cfg.yaml:6:5: routes[2].table: required key is missing\n");
+	/* A table route needs its payload column. */
+	expect_error(SOURCE "routes:\n  - {table: t, topic: t}\n",
+		     "cfg.yaml:4:5: routes[0].payload: required key is missing\n");
+}
+END_TEST
+
+/* A route is a table route or a message route, and a message route names no columns. */
+START_TEST(message_routes)
+{
+	struct config cfg;
+	load_ok(SOURCE "routes:\n  - {message_prefix: \"shop.*\", topic: \"m/{prefix}\", qos: 2}\n"
+		"  - {table: t, topic: t, payload: p}\n", &cfg);
+	ck_assert_str_eq(cfg.routes[0].message_prefix, "shop.*");
+	ck_assert_ptr_null(cfg.routes[0].table);
+	ck_assert_ptr_null(cfg.routes[0].payload_column);
+	ck_assert_int_eq(cfg.routes[0].qos, 2);
+	ck_assert_ptr_null(cfg.routes[1].message_prefix);
+	ck_assert_str_eq(cfg.routes[1].table, "t");
+	config_finish(&cfg);
+	expect_error(SOURCE "routes:\n  - {table: t, message_prefix: m, topic: t, payload: p}\n",
+		     "cfg.yaml:4:5: routes[0]: expected either table or message_prefix, not both\n");
+	expect_error(SOURCE "routes:\n  - {message_prefix: m, topic: t, payload: p}\n",
+		     "cfg.yaml:4:5: routes[0].payload: a message route has no columns: its body is the message"
+		     " content and its id <commit-lsn>:<index>\n");
+	expect_error(SOURCE "routes:\n  - {message_prefix: m, topic: t, event_id: id}\n",
+		     "cfg.yaml:4:5: routes[0].event_id: a message route has no columns: its body is the message"
+		     " content and its id <commit-lsn>:<index>\n");
 }
 END_TEST
 
@@ -857,6 +882,7 @@ static Suite *config_suite(void)
 	tcase_add_test(keys, dotted_and_empty_keys);
 	tcase_add_test(keys, duplicate_keys);
 	tcase_add_test(keys, missing_required_keys);
+	tcase_add_test(keys, message_routes);
 	tcase_add_test(keys, empty_section_still_needs_required_keys);
 	tcase_add_test(keys, wrong_node_types);
 	tcase_add_test(keys, routes_must_be_a_non_empty_sequence_of_mappings);
