@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "template.h"
 #include "util.h"
 
@@ -22,8 +23,16 @@ struct field_binding {
 	int column;		/* FIELD_COLUMN: position in the relation */
 };
 
+/* SPEC §5 payload: a column's value, the whole row as JSON, or the row with metadata. */
+enum payload_mode {
+	PAYLOAD_COLUMN,
+	PAYLOAD_ROW,
+	PAYLOAD_ENVELOPE,
+};
+
 struct route {
 	const struct route_config *cfg;
+	enum payload_mode payload_mode;
 	char *source;			/* "schema.table" */
 	struct template *topic;
 	size_t nfields;
@@ -76,6 +85,11 @@ static int route_compile(struct route *r, const struct config *cfg, size_t i, FI
 	char err[200];
 
 	r->cfg = rc;
+	r->payload_mode = PAYLOAD_COLUMN;
+	if (rc->payload_column && strcmp(rc->payload_column, "row") == 0)
+		r->payload_mode = PAYLOAD_ROW;
+	else if (rc->payload_column && strcmp(rc->payload_column, "envelope") == 0)
+		r->payload_mode = PAYLOAD_ENVELOPE;
 	if (rc->table) {
 		size_t len = strlen(rc->schema) + strlen(rc->table) + 2;
 		r->source = xmalloc(len);
@@ -163,7 +177,9 @@ static void route_bind(struct route *r, const struct pgo_relation *rel)
 	r->bind_error[0] = '\0';
 	for (size_t i = 0; i < r->nfields; i++)
 		bind_field(r, rel, i);
-	r->payload_column = bind_column(r, rel, r->cfg->payload_column, "payload");
+	r->payload_column = -1;
+	if (r->payload_mode == PAYLOAD_COLUMN)
+		r->payload_column = bind_column(r, rel, r->cfg->payload_column, "payload");
 	r->event_id_column = r->cfg->event_id_column ? bind_column(r, rel, r->cfg->event_id_column, "event_id") : -1;
 	r->bound = true;
 	r->bound_oid = rel->oid;
@@ -285,11 +301,37 @@ static int decode_bytea(struct buf *out, const char *text, size_t len)
 	return 0;
 }
 
+/* {"event_id", "source", "lsn", "commit_time", "row"}: the metadata MQTT 3.1.1 cannot
+ * carry as properties. */
+static void build_envelope(const struct pgo_relation *rel, const struct pgo_tuple *row, struct event *ev)
+{
+	struct buf *out = &ev->payload;
+	buf_puts(out, "{\"event_id\":");
+	json_append_string(out, ev->event_id.data, ev->event_id.len);
+	buf_puts(out, ",\"source\":");
+	json_append_string(out, ev->source, strlen(ev->source));
+	buf_puts(out, ",\"lsn\":");
+	json_append_string(out, ev->lsn_text, strlen(ev->lsn_text));
+	buf_puts(out, ",\"commit_time\":");
+	json_append_string(out, ev->commit_time_text, strlen(ev->commit_time_text));
+	buf_puts(out, ",\"row\":");
+	json_append_row(out, rel, row);
+	buf_putc(out, '}');
+}
+
 static int build_payload(struct route *r, const struct pgo_relation *rel, const struct pgo_tuple *row,
 			 struct event *ev, char *why, size_t whylen)
 {
-	const struct pgo_value *cell = &row->values[r->payload_column];
 	buf_reset(&ev->payload);
+	if (r->payload_mode == PAYLOAD_ROW) {
+		json_append_row(&ev->payload, rel, row);
+		return 0;
+	}
+	if (r->payload_mode == PAYLOAD_ENVELOPE) {
+		build_envelope(rel, row, ev);
+		return 0;
+	}
+	const struct pgo_value *cell = &row->values[r->payload_column];
 	if (cell->kind != PGO_VALUE_TEXT)
 		return 0;	/* NULL gives an empty payload */
 	if (rel->columns[r->payload_column].type_oid != TYPE_BYTEA) {

@@ -1,0 +1,91 @@
+#!/usr/bin/python3
+"""SPEC §5 payloads: `row` (a typed JSON object of all columns) and `envelope`
+(event_id, source, lsn, commit_time and the row), against a real decoding stream."""
+
+import json
+import os
+import sys
+from decimal import Decimal
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import harness  # noqa: E402
+from harness import payload_bytes  # noqa: E402
+
+TYPED_DDL = """
+CREATE TABLE public.{name} (
+    id bigint PRIMARY KEY, i2 smallint, i4 integer, i8 bigint, f4 real, f8 double precision,
+    n numeric, b boolean, j json, jb jsonb, raw bytea, t text, u uuid, d date, nothing text)
+"""
+
+ROW_1 = ("1, -2, 40000, 9007199254740993, 1.5, -2.25e-05, 12345678901234567890.123, true,"
+         " '{\"a\": [1, 2]}', '{\"k\": \"v\"}', '\\x00ff10'::bytea, E'he said \"hi\"\\n\u20ac',"
+         " 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '2026-01-02', NULL")
+EXPECTED_1 = [
+    ("id", 1), ("i2", -2), ("i4", 40000), ("i8", 9007199254740993), ("f4", Decimal("1.5")),
+    ("f8", Decimal("-2.25e-05")), ("n", Decimal("12345678901234567890.123")), ("b", True),
+    ("j", {"a": [1, 2]}), ("jb", {"k": "v"}), ("raw", "AP8Q"), ("t", 'he said "hi"\n\u20ac'),
+    ("u", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), ("d", "2026-01-02"), ("nothing", None),
+]
+ROW_2 = ("2, NULL, NULL, NULL, 'NaN', '-Infinity', 'NaN', false, NULL, NULL, ''::bytea, '', NULL,"
+         " NULL, NULL")
+EXPECTED_2 = [
+    ("id", 2), ("i2", None), ("i4", None), ("i8", None), ("f4", "NaN"), ("f8", "-Infinity"),
+    ("n", "NaN"), ("b", False), ("j", None), ("jb", None), ("raw", ""), ("t", ""), ("u", None),
+    ("d", None), ("nothing", None),
+]
+
+
+def ordered(payload):
+    """The JSON object as a list of (key, value) in document order, exact decimals."""
+    return json.loads(payload, parse_float=Decimal, object_pairs_hook=lambda pairs: pairs)
+
+
+def as_dicts(pairs):
+    return [(k, dict(v) if isinstance(v, list) and v and isinstance(v[0], tuple) else v)
+            for k, v in pairs]
+
+
+class PayloadModesTest(harness.IntegrationCase):
+
+    def start(self, db):
+        for name in ("typed", "typed_env"):
+            db.execute(TYPED_DDL.format(name=name))
+        routes = [
+            {"table": "public.typed", "topic": "typed/{id}", "payload": "row", "event_id": "id"},
+            {"table": "public.typed_env", "topic": "env/{id}", "payload": "envelope",
+             "event_id": "id"},
+        ]
+        rec = self.start_recorder()
+        relay = self.new_relay(db, routes=routes).start()
+        relay.wait_for_slot(db, self.name)
+        return rec, relay
+
+    def test_row_and_envelope(self):
+        db = self.new_database(outbox=False)
+        rec, relay = self.start(db)
+        with db.transaction() as cur:
+            for table in ("typed", "typed_env"):
+                cur.execute(f"INSERT INTO public.{table} VALUES ({ROW_1})")
+                cur.execute(f"INSERT INTO public.{table} VALUES ({ROW_2})")
+        rec.wait_for_count(4, check=relay.check_running)
+        self.assertEqual(relay.terminate(), 0)
+        messages = rec.sync()
+
+        self.assertEqual([m["topic"] for m in messages], ["typed/1", "typed/2", "env/1", "env/2"])
+        for msg, expected in zip(messages[:2], (EXPECTED_1, EXPECTED_2)):
+            self.assertEqual(as_dicts(ordered(payload_bytes(msg))), expected)
+        for msg, expected in zip(messages[2:], (EXPECTED_1, EXPECTED_2)):
+            envelope = ordered(payload_bytes(msg))
+            self.assertEqual([k for k, _ in envelope],
+                             ["event_id", "source", "lsn", "commit_time", "row"])
+            fields = dict(envelope)
+            self.assertEqual(fields["event_id"], harness.event_id(msg))
+            self.assertEqual(fields["source"], "public.typed_env")
+            self.assertEqual(fields["lsn"], harness.user_property(msg, "lsn"))
+            self.assertEqual(fields["commit_time"], harness.user_property(msg, "commit-time"))
+            self.assertEqual(as_dicts(fields["row"]), expected)
+
+
+if __name__ == "__main__":
+    harness.main()
