@@ -3,6 +3,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "bytea.h"
 #include "pgoutput.h"
 
 /* Built-in type OIDs (pg_type.dat); stable across PostgreSQL versions. */
@@ -178,36 +179,8 @@ static void append_number(struct buf *out, const char *s, size_t len)
 		json_append_string(out, s, len);
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* bytea_output = 'hex' (the default) gives "\x" and an even count of hex digits. */
-static bool is_bytea_hex(const char *s, size_t len)
-{
-	if (len < 2 || s[0] != '\\' || s[1] != 'x' || len % 2)
-		return false;
-	for (size_t i = 2; i < len; i++)
-		if (hex_value(s[i]) < 0)
-			return false;
-	return true;
-}
-
-/* Byte k of the decoded bytea whose hex digits start at h. */
-static unsigned hex_byte(const char *h, size_t k)
-{
-	return (unsigned)(hex_value(h[2 * k]) << 4 | hex_value(h[2 * k + 1]));
-}
-
 /* Base64 straight from the hex digits, through a stack chunk: no decoded copy needed. */
-static void append_bytea_base64(struct buf *out, const char *hex, size_t nbytes)
+static void append_bytea_base64(struct buf *out, const char *text, size_t nbytes)
 {
 	static const char b64[] =
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -217,11 +190,11 @@ static void append_bytea_base64(struct buf *out, const char *hex, size_t nbytes)
 	buf_putc(out, '"');
 	for (size_t k = 0; k < nbytes; k += 3) {
 		size_t left = nbytes - k;
-		unsigned v = hex_byte(hex, k) << 16;
+		unsigned v = (unsigned)bytea_byte(text, k) << 16;
 		if (left > 1)
-			v |= hex_byte(hex, k + 1) << 8;
+			v |= bytea_byte(text, k + 1) << 8;
 		if (left > 2)
-			v |= hex_byte(hex, k + 2);
+			v |= bytea_byte(text, k + 2);
 		chunk[n++] = b64[v >> 18 & 63];
 		chunk[n++] = b64[v >> 12 & 63];
 		chunk[n++] = left > 1 ? b64[v >> 6 & 63] : '=';
@@ -237,8 +210,8 @@ static void append_bytea_base64(struct buf *out, const char *hex, size_t nbytes)
 
 static void append_bytea(struct buf *out, const char *s, size_t len)
 {
-	if (is_bytea_hex(s, len))
-		append_bytea_base64(out, s + 2, (len - 2) / 2);
+	if (bytea_is_hex(s, len))
+		append_bytea_base64(out, s, bytea_length(len));
 	else
 		json_append_string(out, s, len);	/* escape format or garbage: keep the text */
 }

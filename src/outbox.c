@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytea.h"
 #include "json.h"
 #include "template.h"
 #include "util.h"
@@ -276,28 +277,13 @@ static void fill_values(struct route *r, const struct pgo_relation *rel, const s
 	}
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* bytea arrives in its hex text form "\x0a1b..."; the payload is the raw bytes. */
 static int decode_bytea(struct buf *out, const char *text, size_t len)
 {
-	if (len < 2 || text[0] != '\\' || text[1] != 'x' || len % 2 != 0)
+	if (!bytea_is_hex(text, len))
 		return -1;
-	for (size_t i = 2; i < len; i += 2) {
-		int hi = hex_digit(text[i]), lo = hex_digit(text[i + 1]);
-		if (hi < 0 || lo < 0)
-			return -1;
-		buf_putc(out, (char)(hi << 4 | lo));
-	}
+	for (size_t k = 0; k < bytea_length(len); k++)
+		buf_putc(out, (char)bytea_byte(text, k));
 	return 0;
 }
 
