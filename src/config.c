@@ -590,6 +590,10 @@ static const struct key route_keys[] = {
 	STRING_KEY("event_id", ROUTE(event_id_column), NULL, 1, PG_NAME_MAX, 0),
 	INT_KEY("qos", ROUTE(qos), "1", 0, 2),
 	BOOL_KEY("retain", ROUTE(retain), "false"),
+	STRING_KEY("content_type", ROUTE(content_type), NULL, 1, NO_LIMIT, 0),
+	DURATION_KEY("message_expiry", ROUTE(message_expiry_ms), "0s", 0, MS_MAX),
+	STRING_KEY("response_topic", ROUTE(response_topic_column), NULL, 1, PG_NAME_MAX, 0),
+	STRING_KEY("correlation_data", ROUTE(correlation_data_column), NULL, 1, PG_NAME_MAX, 0),
 };
 
 static const struct ordered_keys ordered_config_keys[] = {
@@ -911,7 +915,15 @@ static void release_keys(const struct key *keys, size_t nkeys, void *base)
 
 /* Which keys a route needs depends on its kind, which the key table cannot say. A key
  * written with a bad value counts as present: its own error says what is wrong. */
-enum route_key_index { RK_TABLE, RK_PREFIX, RK_TOPIC, RK_PAYLOAD, RK_EVENT_ID };
+enum route_key_index {
+	RK_TABLE, RK_PREFIX, RK_TOPIC, RK_PAYLOAD, RK_EVENT_ID, RK_QOS, RK_RETAIN, RK_CONTENT_TYPE, RK_EXPIRY,
+	RK_RESPONSE_TOPIC, RK_CORRELATION_DATA,
+};
+
+_Static_assert(ARRAY_SIZE(route_keys) == RK_CORRELATION_DATA + 1, "route_key_index out of step with route_keys");
+
+/* The route keys that name columns, which a message does not have. */
+static const int route_column_keys[] = {RK_PAYLOAD, RK_EVENT_ID, RK_RESPONSE_TOPIC, RK_CORRELATION_DATA};
 
 static void check_route_kind(struct loader *ld, const struct key_state *seen, yaml_node_t *node,
 			     const char *shown)
@@ -926,10 +938,16 @@ static void check_route_kind(struct loader *ld, const struct key_state *seen, ya
 	} else if (table && !seen[RK_PAYLOAD].seen) {
 		snprintf(path, sizeof path, "%s.payload", shown);
 		report(ld, &node->start_mark, path, "required key is missing");
-	} else if (prefix && (seen[RK_PAYLOAD].seen || seen[RK_EVENT_ID].seen)) {
-		snprintf(path, sizeof path, "%s.%s", shown, seen[RK_PAYLOAD].seen ? "payload" : "event_id");
-		report(ld, &node->start_mark, path,
-		       "a message route has no columns: its body is the message content and its id <commit-lsn>:<index>");
+	} else if (prefix) {
+		for (size_t i = 0; i < ARRAY_SIZE(route_column_keys); i++) {
+			if (!seen[route_column_keys[i]].seen)
+				continue;
+			snprintf(path, sizeof path, "%s.%s", shown, route_keys[route_column_keys[i]].path);
+			report(ld, &node->start_mark, path,
+			       "a message route has no columns: its body is the message content and its id"
+			       " <commit-lsn>:<index>");
+			break;
+		}
 	}
 }
 

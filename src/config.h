@@ -39,6 +39,11 @@ struct route_config {
 	char *event_id_column;	/* NULL: "<commit-lsn>:<index>" */
 	int qos;		/* 0, 1, 2; default 1 */
 	bool retain;		/* default false */
+	/* MQTT 5 only: */
+	char *content_type;		/* NULL: application/json for JSON payloads, else none */
+	uint32_t message_expiry_ms;	/* 0: none; whole seconds on the wire */
+	char *response_topic_column;	/* column holding the response topic */
+	char *correlation_data_column;	/* column holding correlation data */
 	int line;		/* where the route starts in the file, for later messages */
 	int column;
 };

@@ -189,6 +189,15 @@ static void add_event_properties(mosquitto_property **props, const struct event 
 	mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, "lsn", ev->lsn_text);
 	mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, "commit-time", ev->commit_time_text);
 	mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, "source", ev->source);
+	if (ev->content_type)
+		mosquitto_property_add_string(props, MQTT_PROP_CONTENT_TYPE, ev->content_type);
+	if (ev->message_expiry_s)
+		mosquitto_property_add_int32(props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, ev->message_expiry_s);
+	if (ev->has_response_topic)
+		mosquitto_property_add_string(props, MQTT_PROP_RESPONSE_TOPIC, ev->response_topic.data);
+	if (ev->has_correlation_data)
+		mosquitto_property_add_binary(props, MQTT_PROP_CORRELATION_DATA, ev->correlation_data.data,
+					      (uint16_t)ev->correlation_data.len);
 }
 
 enum mqtt_publish_result mqtt_publish(struct mqtt *m, const struct event *ev, int *mid, char *why,

@@ -10,6 +10,8 @@
 #include "util.h"
 
 #define TYPE_BYTEA 17
+#define TYPE_JSON 114
+#define TYPE_JSONB 3802
 #define RESERVED_PREFIX "outbox-relay."
 
 /* Where a template field takes its value from. */
@@ -45,6 +47,9 @@ struct route {
 	struct field_binding *fields;
 	int payload_column;
 	int event_id_column;		/* -1: "<commit-lsn>:<index>" */
+	int response_topic_column;	/* -1: none */
+	int correlation_data_column;	/* -1: none */
+	const char *content_type;	/* configured, or implied by a JSON payload */
 	char bind_error[200];		/* non-empty: the relation lacks a configured column */
 	bool update_warned;
 };
@@ -65,6 +70,8 @@ void event_finish(struct event *ev)
 	buf_finish(&ev->payload);
 	buf_finish(&ev->event_id);
 	buf_finish(&ev->message_source);
+	buf_finish(&ev->response_topic);
+	buf_finish(&ev->correlation_data);
 }
 
 /* A message has no columns: its topic can only use the prefix. */
@@ -160,6 +167,21 @@ static int bind_column(struct route *r, const struct pgo_relation *rel, const ch
 	return col;
 }
 
+static int bind_optional(struct route *r, const struct pgo_relation *rel, const char *name, const char *key)
+{
+	return name ? bind_column(r, rel, name, key) : -1;
+}
+
+static bool payload_is_json(const struct route *r, const struct pgo_relation *rel)
+{
+	if (r->payload_mode != PAYLOAD_COLUMN)
+		return true;
+	if (r->payload_column < 0)
+		return false;
+	uint32_t type = rel->columns[r->payload_column].type_oid;
+	return type == TYPE_JSON || type == TYPE_JSONB;
+}
+
 static void bind_field(struct route *r, const struct pgo_relation *rel, size_t i)
 {
 	const char *name = template_field(r->topic, i);
@@ -181,7 +203,12 @@ static void route_bind(struct route *r, const struct pgo_relation *rel)
 	r->payload_column = -1;
 	if (r->payload_mode == PAYLOAD_COLUMN)
 		r->payload_column = bind_column(r, rel, r->cfg->payload_column, "payload");
-	r->event_id_column = r->cfg->event_id_column ? bind_column(r, rel, r->cfg->event_id_column, "event_id") : -1;
+	r->event_id_column = bind_optional(r, rel, r->cfg->event_id_column, "event_id");
+	r->response_topic_column = bind_optional(r, rel, r->cfg->response_topic_column, "response_topic");
+	r->correlation_data_column = bind_optional(r, rel, r->cfg->correlation_data_column, "correlation_data");
+	r->content_type = r->cfg->content_type;
+	if (!r->content_type && payload_is_json(r, rel))
+		r->content_type = "application/json";
 	r->bound = true;
 	r->bound_oid = rel->oid;
 	r->bound_generation = rel->generation;
@@ -239,6 +266,9 @@ int outbox_build_message(struct outbox *o, const char *prefix, const uint8_t *co
 	ev->source = ev->message_source.data;
 	ev->qos = r->cfg->qos;
 	ev->retain = r->cfg->retain;
+	ev->content_type = r->cfg->content_type;
+	ev->message_expiry_s = (r->cfg->message_expiry_ms + 999) / 1000;
+	ev->has_response_topic = ev->has_correlation_data = false;
 	for (size_t i = 0; i < r->nfields; i++)
 		r->values[i] = (struct template_value){prefix, strlen(prefix), false};
 	if (template_expand(r->topic, r->values, &ev->topic, why, whylen) < 0)
@@ -285,6 +315,28 @@ static int decode_bytea(struct buf *out, const char *text, size_t len)
 	for (size_t k = 0; k < bytea_length(len); k++)
 		buf_putc(out, (char)bytea_byte(text, k));
 	return 0;
+}
+
+/* A property column's value as bytes: bytea decoded, other types as their text. */
+static bool column_bytes(const struct pgo_relation *rel, const struct pgo_tuple *row, int column, struct buf *out)
+{
+	buf_reset(out);
+	if (column < 0 || row->values[column].kind != PGO_VALUE_TEXT)
+		return false;
+	const struct pgo_value *cell = &row->values[column];
+	if (rel->columns[column].type_oid != TYPE_BYTEA || decode_bytea(out, cell->data, cell->len) < 0)
+		buf_append(out, cell->data, cell->len);
+	return true;
+}
+
+static void set_properties(const struct route *r, const struct pgo_relation *rel, const struct pgo_tuple *row,
+			   struct event *ev)
+{
+	ev->content_type = r->content_type;
+	/* MQTT counts expiry in whole seconds; a configured sub-second expiry still expires. */
+	ev->message_expiry_s = (r->cfg->message_expiry_ms + 999) / 1000;
+	ev->has_response_topic = column_bytes(rel, row, r->response_topic_column, &ev->response_topic);
+	ev->has_correlation_data = column_bytes(rel, row, r->correlation_data_column, &ev->correlation_data);
 }
 
 /* {"event_id", "source", "lsn", "commit_time", "row"}: the metadata MQTT 3.1.1 cannot
@@ -361,6 +413,11 @@ int outbox_build(struct outbox *o, const struct pgo_relation *rel, const struct 
 	ev->retain = r->cfg->retain;
 	if (r->bind_error[0]) {
 		snprintf(why, whylen, "%s", r->bind_error);
+		return -1;
+	}
+	set_properties(r, rel, row, ev);
+	if (ev->correlation_data.len > UINT16_MAX) {
+		snprintf(why, whylen, "correlation_data is %zu bytes, more than MQTT's 65535", ev->correlation_data.len);
 		return -1;
 	}
 	fill_values(r, rel, row);

@@ -31,6 +31,13 @@ struct event {
 	struct buf event_id;
 	const char *source;	/* "schema.table" (owned by the route) or "message:PREFIX" */
 	struct buf message_source;	/* backs source for message events */
+	/* MQTT 5 properties from the route (NULL / 0 / not has_*: none). */
+	const char *content_type;
+	uint32_t message_expiry_s;
+	bool has_response_topic;
+	struct buf response_topic;
+	bool has_correlation_data;
+	struct buf correlation_data;
 };
 
 void event_init(struct event *ev);

@@ -93,6 +93,35 @@ class MessagePropertiesTest(harness.IntegrationCase):
                          [("state/a", '{"v": 1}', True)],
                          "a late subscriber gets the retained event only")
 
+    def test_route_properties(self):
+        db = self.new_database()
+        db.execute("CREATE TABLE public.req (id bigint PRIMARY KEY, body text, reply_to text, corr bytea)")
+        request = {"table": "public.req", "topic": "req/{id}", "payload": "body", "event_id": "id",
+                   "content_type": "text/plain", "message_expiry": "1500ms",
+                   "response_topic": "reply_to", "correlation_data": "corr"}
+        rec = self.start_recorder(filters=("shop/#", "req/#"))  # not the retained state/#
+        relay = self.new_relay(db, routes=[harness.default_route(), request]).start()
+        relay.wait_for_slot(db, self.name)
+        with db.transaction() as cur:
+            insert_event(cur, "order", "1", "placed", json.dumps({"n": 1}))
+            cur.execute("INSERT INTO public.req VALUES (1, 'ping', 'replies/a', '\\x0102ff'),"
+                        " (2, 'plain', NULL, NULL)")
+        rec.wait_for_count(3, check=relay.check_running)
+        self.assertEqual(relay.terminate(), 0)
+        messages = rec.sync()
+
+        def props(m):
+            return (m.get("content_type"), m.get("response_topic"), m.get("correlation_data"))
+        self.assertEqual([(m["topic"], m["payload"]) for m in messages],
+                         [("shop/order/1", '{"n": 1}'), ("req/1", "ping"), ("req/2", "plain")])
+        self.assertEqual(props(messages[0]), ("application/json", None, None),
+                         "a jsonb payload column implies application/json")
+        self.assertIsNone(messages[0].get("message_expiry"))
+        self.assertEqual(props(messages[1]), ("text/plain", "replies/a", "AQL/"))
+        self.assertEqual(props(messages[2]), ("text/plain", None, None), "NULL columns: no property")
+        for m in messages[1:]:
+            self.assertIn(m.get("message_expiry"), (1, 2), "1500ms rounds up to 2 s, minus time queued")
+
 
 if __name__ == "__main__":
     harness.main()

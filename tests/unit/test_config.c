@@ -149,6 +149,12 @@ START_TEST(full_fixture_sets_every_field)
 	ck_assert_str_eq(cfg.routes[0].event_id_column, "id");
 	ck_assert_int_eq(cfg.routes[0].qos, 2);
 	ck_assert(cfg.routes[0].retain);
+	ck_assert_str_eq(cfg.routes[0].content_type, "application/vnd.shop+json");
+	ck_assert_uint_eq(cfg.routes[0].message_expiry_ms, 300000);
+	ck_assert_str_eq(cfg.routes[0].response_topic_column, "reply_to");
+	ck_assert_str_eq(cfg.routes[0].correlation_data_column, "correlation_id");
+	ck_assert_ptr_null(cfg.routes[1].content_type);
+	ck_assert_uint_eq(cfg.routes[1].message_expiry_ms, 0);
 	ck_assert_int_eq(cfg.routes[0].line, 21);
 	ck_assert_int_eq(cfg.routes[0].column, 5);
 	ck_assert_str_eq(cfg.routes[1].schema, "public");
@@ -158,7 +164,7 @@ START_TEST(full_fixture_sets_every_field)
 	ck_assert_ptr_null(cfg.routes[1].event_id_column);
 	ck_assert_int_eq(cfg.routes[1].qos, 0);
 	ck_assert(!cfg.routes[1].retain);
-	ck_assert_int_eq(cfg.routes[1].line, 27);
+	ck_assert_int_eq(cfg.routes[1].line, 31);
 	ck_assert_int_eq(cfg.routes[1].column, 5);
 	ck_assert_str_eq(cfg.delivery.bookkeeping_schema, "relay_books");
 	ck_assert(!cfg.delivery.create_bookkeeping);
@@ -198,6 +204,10 @@ START_TEST(minimal_fixture_gets_every_default)
 	ck_assert_ptr_null(cfg.routes[0].event_id_column);
 	ck_assert_int_eq(cfg.routes[0].qos, 1);
 	ck_assert(!cfg.routes[0].retain);
+	ck_assert_ptr_null(cfg.routes[0].content_type);
+	ck_assert_uint_eq(cfg.routes[0].message_expiry_ms, 0);
+	ck_assert_ptr_null(cfg.routes[0].response_topic_column);
+	ck_assert_ptr_null(cfg.routes[0].correlation_data_column);
 	ck_assert_int_eq(cfg.routes[0].line, 4);
 	ck_assert_int_eq(cfg.routes[0].column, 5);
 	ck_assert_str_eq(cfg.delivery.bookkeeping_schema, "outbox_relay");
@@ -541,6 +551,9 @@ START_TEST(message_routes)
 	expect_error(SOURCE "routes:\n  - {message_prefix: m, topic: t, payload: p}\n",
 		     "cfg.yaml:4:5: routes[0].payload: a message route has no columns: its body is the message"
 		     " content and its id <commit-lsn>:<index>\n");
+	expect_error(SOURCE "routes:\n  - {message_prefix: m, topic: t, correlation_data: c}\n",
+		     "cfg.yaml:4:5: routes[0].correlation_data: a message route has no columns: its body is the"
+		     " message content and its id <commit-lsn>:<index>\n");
 	expect_error(SOURCE "routes:\n  - {message_prefix: m, topic: t, event_id: id}\n",
 		     "cfg.yaml:4:5: routes[0].event_id: a message route has no columns: its body is the message"
 		     " content and its id <commit-lsn>:<index>\n");
