@@ -12,16 +12,6 @@
 #define SAVE_STATEMENT "outbox_relay_checkpoint_save"
 #define LOAD_STATEMENT "outbox_relay_checkpoint_load"
 
-static int run(PGconn *sql, const char *query, const char *what)
-{
-	PGresult *res = PQexec(sql, query);
-	int status = PG_OK;
-	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
-		status = pg_failure(sql, res, what);
-	PQclear(res);
-	return status;
-}
-
 static char *quoted_schema(PGconn *sql, const struct config *cfg)
 {
 	const char *s = cfg->delivery.bookkeeping_schema;
@@ -41,7 +31,7 @@ static int create_tables(PGconn *sql, const char *schema)
 		   " commit_lsn pg_lsn, reason text, payload bytea, properties jsonb,"
 		   " created_at timestamptz NOT NULL DEFAULT now())",
 		   schema, schema, schema);
-	int status = run(sql, q.data, "cannot create the bookkeeping tables");
+	int status = pg_exec(sql, q.data, "cannot create the bookkeeping tables");
 	buf_finish(&q);
 	return status;
 }
@@ -50,7 +40,7 @@ static int check_tables(PGconn *sql, const char *schema)
 {
 	struct buf q = BUF_INIT;
 	buf_printf(&q, "SELECT 1 FROM %s.checkpoint LIMIT 0", schema);
-	int status = run(sql, q.data,
+	int status = pg_exec(sql, q.data,
 			 "the bookkeeping table is missing or unreadable (create_bookkeeping is false; create it"
 			 " with the SQL in config/ or set create_bookkeeping: true)");
 	buf_finish(&q);
@@ -94,7 +84,7 @@ int checkpoint_prepare(PGconn *sql, const struct config *cfg)
 	/* The checkpoint must be durable on this server before the slot is confirmed past
 	 * it, whatever the database's default; waiting for a synchronous standby is not
 	 * needed for that. */
-	int status = run(sql, "SET synchronous_commit = local", "cannot set synchronous_commit");
+	int status = pg_exec(sql, "SET synchronous_commit = local", "cannot set synchronous_commit");
 	char *schema = quoted_schema(sql, cfg);
 	if (status == PG_OK)
 		status = cfg->delivery.create_bookkeeping ? create_tables(sql, schema) : check_tables(sql, schema);

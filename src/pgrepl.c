@@ -72,8 +72,7 @@ PGconn *pg_connect(const char *conninfo, bool replication, const char *purpose)
 	return conn;
 }
 
-/* Runs a command expecting no rows. */
-static int exec_command(PGconn *conn, const char *sql, const char *what)
+int pg_exec(PGconn *conn, const char *sql, const char *what)
 {
 	PGresult *res = PQexec(conn, sql);
 	int status = PG_OK;
@@ -138,7 +137,7 @@ static int create_publication(PGconn *sql, const struct config *cfg)
 		first = false;
 	}
 	buf_puts(&q, " WITH (publish = 'insert')");
-	int status = exec_command(sql, q.data, "cannot create the publication");
+	int status = pg_exec(sql, q.data, "cannot create the publication");
 	buf_finish(&q);
 	if (status == PG_OK)
 		log_info("publication created", "publication", cfg->source.publication);
@@ -172,7 +171,7 @@ static int extend_publication(PGconn *sql, const struct config *cfg, const struc
 	append_identifier(&q, sql, cfg->source.publication);
 	buf_puts(&q, " ADD TABLE ");
 	append_table(&q, sql, rc);
-	int status = exec_command(sql, q.data, "cannot add a table to the publication");
+	int status = pg_exec(sql, q.data, "cannot add a table to the publication");
 	buf_finish(&q);
 	if (status == PG_OK)
 		log_info("table added to publication", "publication", cfg->source.publication,

@@ -31,6 +31,10 @@ PGconn *pg_connect(const char *conninfo, bool replication, const char *purpose);
 /* Classifies a failed result or connection: PG_RETRY or PG_FATAL. Logs msg with detail. */
 int pg_failure(PGconn *conn, const PGresult *res, const char *msg);
 
+/* Runs SQL that returns no rows the caller needs. PG_OK, or the pg_failure() status
+ * after logging what with the server's detail. */
+int pg_exec(PGconn *conn, const char *sql, const char *what);
+
 /* Makes sure the publication covers every routed table (creating or extending it when
  * allowed), then that the slot exists (creating it when allowed, always after the
  * publication). had_checkpoint: the bookkeeping shows this slot was in use before, so a
