@@ -33,7 +33,7 @@ enum payload_mode {
 	PAYLOAD_ENVELOPE,
 };
 
-struct route {
+struct outbox_route {
 	const struct route_config *cfg;
 	enum payload_mode payload_mode;
 	char *source;			/* "schema.table" */
@@ -55,7 +55,7 @@ struct route {
 };
 
 struct outbox {
-	struct route *routes;
+	struct outbox_route *routes;
 	size_t nroutes;
 };
 
@@ -75,7 +75,7 @@ void event_finish(struct event *ev)
 }
 
 /* A message has no columns: its topic can only use the prefix. */
-static int check_message_fields(const struct route *r, const struct config *cfg, size_t i, FILE *errs)
+static int check_message_fields(const struct outbox_route *r, const struct config *cfg, size_t i, FILE *errs)
 {
 	for (size_t f = 0; f < r->nfields; f++) {
 		if (strcmp(template_field(r->topic, f), "prefix") == 0)
@@ -87,12 +87,13 @@ static int check_message_fields(const struct route *r, const struct config *cfg,
 	return 0;
 }
 
-static int route_compile(struct route *r, const struct config *cfg, size_t i, FILE *errs)
+static int route_compile(struct outbox_route *r, const struct config *cfg, size_t i, FILE *errs)
 {
 	const struct route_config *rc = &cfg->routes[i];
 	char err[200];
 
 	r->cfg = rc;
+	r->content_type = rc->content_type;
 	r->payload_mode = PAYLOAD_COLUMN;
 	if (rc->payload_column && strcmp(rc->payload_column, "row") == 0)
 		r->payload_mode = PAYLOAD_ROW;
@@ -114,7 +115,7 @@ static int route_compile(struct route *r, const struct config *cfg, size_t i, FI
 	return rc->message_prefix ? check_message_fields(r, cfg, i, errs) : 0;
 }
 
-static void route_finish(struct route *r)
+static void route_finish(struct outbox_route *r)
 {
 	free(r->source);
 	template_free(r->topic);
@@ -158,7 +159,7 @@ static int column_index(const struct pgo_relation *rel, const char *name)
 }
 
 /* Resolves one configured column, recording the first one the relation lacks. */
-static int bind_column(struct route *r, const struct pgo_relation *rel, const char *name, const char *key)
+static int bind_column(struct outbox_route *r, const struct pgo_relation *rel, const char *name, const char *key)
 {
 	int col = column_index(rel, name);
 	if (col < 0 && !r->bind_error[0])
@@ -167,12 +168,12 @@ static int bind_column(struct route *r, const struct pgo_relation *rel, const ch
 	return col;
 }
 
-static int bind_optional(struct route *r, const struct pgo_relation *rel, const char *name, const char *key)
+static int bind_optional(struct outbox_route *r, const struct pgo_relation *rel, const char *name, const char *key)
 {
 	return name ? bind_column(r, rel, name, key) : -1;
 }
 
-static bool payload_is_json(const struct route *r, const struct pgo_relation *rel)
+static bool payload_is_json(const struct outbox_route *r, const struct pgo_relation *rel)
 {
 	if (r->payload_mode != PAYLOAD_COLUMN)
 		return true;
@@ -182,7 +183,7 @@ static bool payload_is_json(const struct route *r, const struct pgo_relation *re
 	return type == TYPE_JSON || type == TYPE_JSONB;
 }
 
-static void bind_field(struct route *r, const struct pgo_relation *rel, size_t i)
+static void bind_field(struct outbox_route *r, const struct pgo_relation *rel, size_t i)
 {
 	const char *name = template_field(r->topic, i);
 	if (strcmp(name, "schema") == 0) {
@@ -195,7 +196,7 @@ static void bind_field(struct route *r, const struct pgo_relation *rel, size_t i
 	}
 }
 
-static void route_bind(struct route *r, const struct pgo_relation *rel)
+static void route_bind(struct outbox_route *r, const struct pgo_relation *rel)
 {
 	r->bind_error[0] = '\0';
 	for (size_t i = 0; i < r->nfields; i++)
@@ -214,15 +215,15 @@ static void route_bind(struct route *r, const struct pgo_relation *rel)
 	r->bound_generation = rel->generation;
 }
 
-static struct route *route_for(struct outbox *o, const struct pgo_relation *rel)
+static struct outbox_route *route_for(struct outbox *o, const struct pgo_relation *rel)
 {
 	for (size_t i = 0; i < o->nroutes; i++) {
-		struct route *r = &o->routes[i];
+		struct outbox_route *r = &o->routes[i];
 		if (r->bound && r->bound_oid == rel->oid && r->bound_generation == rel->generation)
 			return r;
 	}
 	for (size_t i = 0; i < o->nroutes; i++) {
-		struct route *r = &o->routes[i];
+		struct outbox_route *r = &o->routes[i];
 		if (r->cfg->table && strcmp(r->cfg->table, rel->name) == 0 && strcmp(r->cfg->schema, rel->schema) == 0) {
 			route_bind(r, rel);
 			return r;
@@ -231,50 +232,53 @@ static struct route *route_for(struct outbox *o, const struct pgo_relation *rel)
 	return NULL;
 }
 
-bool outbox_is_routed(struct outbox *o, const struct pgo_relation *rel)
+struct outbox_route *outbox_route_table(struct outbox *o, const struct pgo_relation *rel)
 {
-	return route_for(o, rel) != NULL;
+	return route_for(o, rel);
 }
 
-static struct route *message_route_for(struct outbox *o, const char *prefix)
+struct outbox_route *outbox_route_message(struct outbox *o, const char *prefix)
 {
 	if (strncmp(prefix, RESERVED_PREFIX, strlen(RESERVED_PREFIX)) == 0)
 		return NULL;
 	for (size_t i = 0; i < o->nroutes; i++) {
-		struct route *r = &o->routes[i];
+		struct outbox_route *r = &o->routes[i];
 		if (r->cfg->message_prefix && fnmatch(r->cfg->message_prefix, prefix, 0) == 0)
 			return r;
 	}
 	return NULL;
 }
 
-bool outbox_message_is_routed(struct outbox *o, const char *prefix)
+/* What every event of a route shares, whatever its kind. */
+static void apply_route(const struct outbox_route *r, struct event *ev)
 {
-	return message_route_for(o, prefix) != NULL;
+	ev->qos = r->cfg->qos;
+	ev->retain = r->cfg->retain;
+	ev->content_type = r->content_type;
+	/* MQTT counts expiry in whole seconds; a configured sub-second expiry still expires. */
+	ev->message_expiry_s = (r->cfg->message_expiry_ms + 999) / 1000;
 }
 
-int outbox_build_message(struct outbox *o, const char *prefix, const uint8_t *content, uint32_t len,
+/* "<commit-lsn>:<index>", from the LSN text formatted once per transaction. */
+static void default_event_id(struct event *ev)
+{
+	buf_reset(&ev->event_id);
+	buf_printf(&ev->event_id, "%s:%d", ev->lsn_text, ev->index);
+}
+
+int outbox_build_message(struct outbox_route *r, const char *prefix, const uint8_t *content, uint32_t len,
 			 struct event *ev, char *why, size_t whylen)
 {
-	struct route *r = message_route_for(o, prefix);
-	if (!r) {
-		snprintf(why, whylen, "messages with prefix \"%s\" are not routed", prefix);
-		return -1;
-	}
 	buf_reset(&ev->message_source);
 	buf_printf(&ev->message_source, "message:%s", prefix);
 	ev->source = ev->message_source.data;
-	ev->qos = r->cfg->qos;
-	ev->retain = r->cfg->retain;
-	ev->content_type = r->cfg->content_type;
-	ev->message_expiry_s = (r->cfg->message_expiry_ms + 999) / 1000;
+	apply_route(r, ev);
 	ev->has_response_topic = ev->has_correlation_data = false;
 	for (size_t i = 0; i < r->nfields; i++)
 		r->values[i] = (struct template_value){prefix, strlen(prefix), false};
 	if (template_expand(r->topic, r->values, &ev->topic, why, whylen) < 0)
 		return -1;
-	buf_reset(&ev->event_id);
-	buf_printf(&ev->event_id, "%s:%d", ev->lsn_text, ev->index);
+	default_event_id(ev);
 	buf_reset(&ev->payload);
 	buf_append(&ev->payload, content, len);
 	return 0;
@@ -282,14 +286,14 @@ int outbox_build_message(struct outbox *o, const char *prefix, const uint8_t *co
 
 bool outbox_update_is_new(struct outbox *o, const struct pgo_relation *rel)
 {
-	struct route *r = route_for(o, rel);
+	struct outbox_route *r = route_for(o, rel);
 	if (!r || r->update_warned)
 		return false;
 	r->update_warned = true;
 	return true;
 }
 
-static void fill_values(struct route *r, const struct pgo_relation *rel, const struct pgo_tuple *row)
+static void fill_values(struct outbox_route *r, const struct pgo_relation *rel, const struct pgo_tuple *row)
 {
 	for (size_t i = 0; i < r->nfields; i++) {
 		struct template_value *v = &r->values[i];
@@ -329,12 +333,9 @@ static bool column_bytes(const struct pgo_relation *rel, const struct pgo_tuple 
 	return true;
 }
 
-static void set_properties(const struct route *r, const struct pgo_relation *rel, const struct pgo_tuple *row,
-			   struct event *ev)
+static void set_column_properties(const struct outbox_route *r, const struct pgo_relation *rel,
+				  const struct pgo_tuple *row, struct event *ev)
 {
-	ev->content_type = r->content_type;
-	/* MQTT counts expiry in whole seconds; a configured sub-second expiry still expires. */
-	ev->message_expiry_s = (r->cfg->message_expiry_ms + 999) / 1000;
 	ev->has_response_topic = column_bytes(rel, row, r->response_topic_column, &ev->response_topic);
 	ev->has_correlation_data = column_bytes(rel, row, r->correlation_data_column, &ev->correlation_data);
 }
@@ -357,7 +358,7 @@ static void build_envelope(const struct pgo_relation *rel, const struct pgo_tupl
 	buf_putc(out, '}');
 }
 
-static int build_payload(struct route *r, const struct pgo_relation *rel, const struct pgo_tuple *row,
+static int build_payload(struct outbox_route *r, const struct pgo_relation *rel, const struct pgo_tuple *row,
 			 struct event *ev, char *why, size_t whylen)
 {
 	buf_reset(&ev->payload);
@@ -383,14 +384,13 @@ static int build_payload(struct route *r, const struct pgo_relation *rel, const 
 	return 0;
 }
 
-static int build_event_id(struct route *r, const struct pgo_tuple *row, struct event *ev, char *why, size_t whylen)
+static int build_event_id(struct outbox_route *r, const struct pgo_tuple *row, struct event *ev, char *why, size_t whylen)
 {
-	buf_reset(&ev->event_id);
 	if (r->event_id_column < 0) {
-		char lsn[LSN_BUFLEN];
-		buf_printf(&ev->event_id, "%s:%d", lsn_format(ev->commit_lsn, lsn), ev->index);
+		default_event_id(ev);
 		return 0;
 	}
+	buf_reset(&ev->event_id);
 	const struct pgo_value *cell = &row->values[r->event_id_column];
 	if (cell->kind != PGO_VALUE_TEXT) {
 		snprintf(why, whylen, "event_id column \"%s\" is NULL", r->cfg->event_id_column);
@@ -400,22 +400,16 @@ static int build_event_id(struct route *r, const struct pgo_tuple *row, struct e
 	return 0;
 }
 
-int outbox_build(struct outbox *o, const struct pgo_relation *rel, const struct pgo_tuple *row,
+int outbox_build(struct outbox_route *r, const struct pgo_relation *rel, const struct pgo_tuple *row,
 		 struct event *ev, char *why, size_t whylen)
 {
-	struct route *r = route_for(o, rel);
-	if (!r) {
-		snprintf(why, whylen, "%s.%s is not routed", rel->schema, rel->name);
-		return -1;
-	}
 	ev->source = r->source;
-	ev->qos = r->cfg->qos;
-	ev->retain = r->cfg->retain;
+	apply_route(r, ev);
 	if (r->bind_error[0]) {
 		snprintf(why, whylen, "%s", r->bind_error);
 		return -1;
 	}
-	set_properties(r, rel, row, ev);
+	set_column_properties(r, rel, row, ev);
 	if (ev->correlation_data.len > UINT16_MAX) {
 		snprintf(why, whylen, "correlation_data is %zu bytes, more than MQTT's 65535", ev->correlation_data.len);
 		return -1;

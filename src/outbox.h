@@ -52,28 +52,32 @@ struct outbox;
 struct outbox *outbox_new(const struct config *cfg, FILE *errs);
 void outbox_free(struct outbox *o);
 
-/* True if INSERTs into rel are routed. */
-bool outbox_is_routed(struct outbox *o, const struct pgo_relation *rel);
+/* A compiled route. Look it up once per change and hand it to the builder. */
+struct outbox_route;
 
-/* True if transactional logical messages with this prefix are routed. Prefixes starting
- * with "outbox-relay." are the relay's own (heartbeat, drain) and never routed. */
-bool outbox_message_is_routed(struct outbox *o, const char *prefix);
+/* The route for INSERTs into rel, or NULL if rel is not routed. */
+struct outbox_route *outbox_route_table(struct outbox *o, const struct pgo_relation *rel);
 
-/* Builds the event for a routed transactional message (commit_lsn, index, times set by
- * the caller, as for rows): body = content, id = "<commit-lsn>:<index>". */
-int outbox_build_message(struct outbox *o, const char *prefix, const uint8_t *content, uint32_t len,
+/* The route for transactional logical messages with this prefix, or NULL. Prefixes
+ * starting with "outbox-relay." are the relay's own (heartbeat, drain) and never routed. */
+struct outbox_route *outbox_route_message(struct outbox *o, const char *prefix);
+
+/*
+ * Builds the event for a routed INSERT into ev (ev->commit_lsn, ->index, ->commit_time,
+ * ->lsn_text and ->commit_time_text must be set by the caller). Returns 0, or -1 with the
+ * reason in why when the row cannot form a message (e.g. a topic field is NULL, a column
+ * is missing).
+ */
+int outbox_build(struct outbox_route *route, const struct pgo_relation *rel, const struct pgo_tuple *row,
+		 struct event *ev, char *why, size_t whylen);
+
+/* Builds the event for a routed transactional message (caller fields as for rows):
+ * body = content, id = "<commit-lsn>:<index>". */
+int outbox_build_message(struct outbox_route *route, const char *prefix, const uint8_t *content, uint32_t len,
 			 struct event *ev, char *why, size_t whylen);
 
 /* True the first time an UPDATE of rel is seen (outbox rows are not meant to change:
  * SPEC §5 warns once per table and publishes nothing). */
 bool outbox_update_is_new(struct outbox *o, const struct pgo_relation *rel);
-
-/*
- * Builds the event for a routed INSERT into ev (ev->commit_lsn, ->index and
- * ->commit_time must be set by the caller). Returns 0, or -1 with the reason in why when
- * the row cannot form a message (e.g. a topic field is NULL, a column is missing).
- */
-int outbox_build(struct outbox *o, const struct pgo_relation *rel, const struct pgo_tuple *row,
-		 struct event *ev, char *why, size_t whylen);
 
 #endif

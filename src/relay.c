@@ -303,13 +303,12 @@ static bool next_event(struct relay *r)
 
 static void handle_insert(struct relay *r, const struct pgo_relation *rel, const struct pgo_tuple *row)
 {
-	if (!r->in_txn || !outbox_is_routed(r->outbox, rel))
-		return;
-	if (!next_event(r))
+	struct outbox_route *route = r->in_txn ? outbox_route_table(r->outbox, rel) : NULL;
+	if (!route || !next_event(r))
 		return;
 
 	char why[256];
-	if (outbox_build(r->outbox, rel, row, &r->ev, why, sizeof why) < 0)
+	if (outbox_build(route, rel, row, &r->ev, why, sizeof why) < 0)
 		set_aside(r, why);
 	else
 		try_publish(r);
@@ -318,9 +317,10 @@ static void handle_insert(struct relay *r, const struct pgo_relation *rel, const
 static void handle_routed_message(struct relay *r, const struct pgo_msg *msg)
 {
 	char why[256];
-	if (!r->in_txn || !outbox_message_is_routed(r->outbox, msg->u.message.prefix) || !next_event(r))
+	struct outbox_route *route = r->in_txn ? outbox_route_message(r->outbox, msg->u.message.prefix) : NULL;
+	if (!route || !next_event(r))
 		return;
-	if (outbox_build_message(r->outbox, msg->u.message.prefix, msg->u.message.content, msg->u.message.len,
+	if (outbox_build_message(route, msg->u.message.prefix, msg->u.message.content, msg->u.message.len,
 				 &r->ev, why, sizeof why) < 0)
 		set_aside(r, why);
 	else
