@@ -84,22 +84,11 @@ static const char *byte_text(uint8_t b, char out[8])
 
 /* ---- replication frames ------------------------------------------------------------ */
 
-static int frame_error(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int frame_error(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (err && errlen)
-		vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 static int parse_xlogdata(const uint8_t *buf, size_t len, struct repl_frame *out, char *err, size_t errlen)
 {
 	if (len < XLOGDATA_HEADER_LEN)
-		return frame_error(err, errlen, "XLogData: truncated header (needs %d bytes, %zu given)",
+		return error_printf(err, errlen, "XLogData: truncated header (needs %d bytes, %zu given)",
 				   XLOGDATA_HEADER_LEN, len);
 	*out = (struct repl_frame){
 		.kind = REPL_XLOGDATA,
@@ -116,10 +105,10 @@ static int parse_xlogdata(const uint8_t *buf, size_t len, struct repl_frame *out
 static int parse_keepalive(const uint8_t *buf, size_t len, struct repl_frame *out, char *err, size_t errlen)
 {
 	if (len < KEEPALIVE_LEN)
-		return frame_error(err, errlen, "keepalive: truncated (needs %d bytes, %zu given)", KEEPALIVE_LEN,
+		return error_printf(err, errlen, "keepalive: truncated (needs %d bytes, %zu given)", KEEPALIVE_LEN,
 				   len);
 	if (len > KEEPALIVE_LEN)
-		return frame_error(err, errlen, "keepalive: trailing garbage (%zu bytes, expected %d)", len,
+		return error_printf(err, errlen, "keepalive: trailing garbage (%zu bytes, expected %d)", len,
 				   KEEPALIVE_LEN);
 	*out = (struct repl_frame){
 		.kind = REPL_KEEPALIVE,
@@ -134,12 +123,12 @@ int repl_frame_parse(const uint8_t *buf, size_t len, struct repl_frame *out, cha
 {
 	char b[8];
 	if (len == 0)
-		return frame_error(err, errlen, "empty replication message");
+		return error_printf(err, errlen, "empty replication message");
 	if (buf[0] == REPL_XLOGDATA)
 		return parse_xlogdata(buf, len, out, err, errlen);
 	if (buf[0] == REPL_KEEPALIVE)
 		return parse_keepalive(buf, len, out, err, errlen);
-	return frame_error(err, errlen, "unknown replication message kind %s", byte_text(buf[0], b));
+	return error_printf(err, errlen, "unknown replication message kind %s", byte_text(buf[0], b));
 }
 
 void repl_status_build(uint8_t out[REPL_STATUS_LEN], lsn_t lsn, pg_time_t now, bool reply_requested)

@@ -1,6 +1,5 @@
 #include "template.h"
 
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,18 +43,6 @@ struct scan {
 	uint32_t codepoint;	/* for FLAW_CONTROL and FLAW_NONCHARACTER */
 };
 
-static int fail(char *msg, size_t msglen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(char *msg, size_t msglen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (msg && msglen)
-		vsnprintf(msg, msglen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /* How a lead byte starts a sequence: its length, the smallest code point it may carry
  * (anything lower is overlong) and the payload bits it holds. */
@@ -189,19 +176,19 @@ static int literal_error(struct parser *p, size_t start, struct scan s)
 	switch (s.flaw) {
 	case FLAW_PLUS:
 	case FLAW_HASH:
-		return fail(p->err, p->errlen,
+		return error_printf(p->err, p->errlen,
 			    "\"%c\" is an MQTT wildcard and cannot appear in a topic",
 			    p->src[at]);
 	case FLAW_CONTROL:
-		return fail(p->err, p->errlen,
+		return error_printf(p->err, p->errlen,
 			    "control character U+%04X at offset %zu cannot appear in a topic",
 			    (unsigned)s.codepoint, at);
 	case FLAW_NONCHARACTER:
-		return fail(p->err, p->errlen,
+		return error_printf(p->err, p->errlen,
 			    "noncharacter U+%04X at offset %zu cannot appear in a topic",
 			    (unsigned)s.codepoint, at);
 	default:
-		return fail(p->err, p->errlen, "invalid UTF-8 at offset %zu", at);
+		return error_printf(p->err, p->errlen, "invalid UTF-8 at offset %zu", at);
 	}
 }
 
@@ -223,11 +210,11 @@ static int parse_field(struct parser *p, size_t at, size_t *len)
 	size_t n = strcspn(p->src + at + 1, "{}");
 	char stop = p->src[at + 1 + n];
 	if (stop == '{')
-		return fail(p->err, p->errlen, "nested \"{\" at offset %zu", at + 1 + n);
+		return error_printf(p->err, p->errlen, "nested \"{\" at offset %zu", at + 1 + n);
 	if (stop != '}')
-		return fail(p->err, p->errlen, "unclosed \"{\" at offset %zu", at);
+		return error_printf(p->err, p->errlen, "unclosed \"{\" at offset %zu", at);
 	if (n == 0)
-		return fail(p->err, p->errlen, "empty field name at offset %zu", at);
+		return error_printf(p->err, p->errlen, "empty field name at offset %zu", at);
 	add_field(p, p->src + at + 1, n);
 	*len = n + 2;
 	return 0;
@@ -244,7 +231,7 @@ static int parse_brace(struct parser *p, size_t at, size_t *len)
 	}
 	if (c == '{')
 		return parse_field(p, at, len);
-	return fail(p->err, p->errlen,
+	return error_printf(p->err, p->errlen,
 		    "\"}\" without \"{\" at offset %zu (write \"}}\" for a literal brace)", at);
 }
 
@@ -307,19 +294,19 @@ static int value_error(const char *name, struct scan s, char *why, size_t whylen
 {
 	switch (s.flaw) {
 	case FLAW_NUL:
-		return fail(why, whylen, "field {%s} contains NUL", name);
+		return error_printf(why, whylen, "field {%s} contains NUL", name);
 	case FLAW_PLUS:
-		return fail(why, whylen, "field {%s} contains \"+\"", name);
+		return error_printf(why, whylen, "field {%s} contains \"+\"", name);
 	case FLAW_HASH:
-		return fail(why, whylen, "field {%s} contains \"#\"", name);
+		return error_printf(why, whylen, "field {%s} contains \"#\"", name);
 	case FLAW_CONTROL:
-		return fail(why, whylen, "field {%s} contains control character U+%04X",
+		return error_printf(why, whylen, "field {%s} contains control character U+%04X",
 			    name, (unsigned)s.codepoint);
 	case FLAW_NONCHARACTER:
-		return fail(why, whylen, "field {%s} contains noncharacter U+%04X",
+		return error_printf(why, whylen, "field {%s} contains noncharacter U+%04X",
 			    name, (unsigned)s.codepoint);
 	default:
-		return fail(why, whylen, "field {%s} is not valid UTF-8", name);
+		return error_printf(why, whylen, "field {%s} is not valid UTF-8", name);
 	}
 }
 
@@ -327,7 +314,7 @@ static int check_value(const char *name, const struct template_value *v,
 		       char *why, size_t whylen)
 {
 	if (v->null)
-		return fail(why, whylen, "field {%s} is NULL", name);
+		return error_printf(why, whylen, "field {%s} is NULL", name);
 	struct scan s = scan_topic_text(v->data, v->len);
 	if (s.flaw != FLAW_NONE)
 		return value_error(name, s, why, whylen);
@@ -362,9 +349,9 @@ int template_expand(const struct template *t, const struct template_value *value
 	if (measure(t, values, &total, why, whylen) < 0)
 		return -1;
 	if (total == 0)
-		return fail(why, whylen, "topic is empty");
+		return error_printf(why, whylen, "topic is empty");
 	if (total > TOPIC_MAX_LEN)
-		return fail(why, whylen, "topic is %zu bytes, longer than MQTT's %d",
+		return error_printf(why, whylen, "topic is %zu bytes, longer than MQTT's %d",
 			    total, TOPIC_MAX_LEN);
 	for (size_t i = 0; i < t->nsegs; i++) {
 		const struct segment *sg = &t->segs[i];

@@ -12,6 +12,10 @@ void *xrealloc(void *p, size_t size);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 
+/* Formats an error message into buf (if buf and len allow) and returns -1, so that
+ * "return error_printf(err, errlen, ...);" reports and fails in one line. */
+int error_printf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Milliseconds on the monotonic clock: for deadlines, never for timestamps. */
 int64_t monotonic_ms(void);
 
