@@ -21,7 +21,6 @@
 struct event {
 	lsn_t commit_lsn;
 	int32_t index;		/* 0-based position among routed events of its transaction */
-	pg_time_t commit_time;
 	int qos;
 	bool retain;
 	const char *lsn_text;		/* commit LSN as X/Y; owned by the caller, per transaction */
@@ -63,7 +62,7 @@ struct outbox_route *outbox_route_table(struct outbox *o, const struct pgo_relat
 struct outbox_route *outbox_route_message(struct outbox *o, const char *prefix);
 
 /*
- * Builds the event for a routed INSERT into ev (ev->commit_lsn, ->index, ->commit_time,
+ * Builds the event for a routed INSERT into ev (ev->commit_lsn, ->index,
  * ->lsn_text and ->commit_time_text must be set by the caller). Returns 0, or -1 with the
  * reason in why when the row cannot form a message (e.g. a topic field is NULL, a column
  * is missing).

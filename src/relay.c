@@ -56,7 +56,6 @@ struct relay {
 	/* The transaction being received. */
 	bool in_txn;
 	lsn_t txn_commit_lsn;
-	pg_time_t txn_commit_time;
 	char txn_lsn_text[LSN_BUFLEN];	/* formatted once per transaction for its events */
 	char txn_time_text[40];
 	int32_t txn_next_index;
@@ -294,7 +293,6 @@ static bool next_event(struct relay *r)
 		return false;	/* replayed: published before (or before the checkpoint) */
 	r->ev.commit_lsn = pos.commit_lsn;
 	r->ev.index = pos.index;
-	r->ev.commit_time = r->txn_commit_time;
 	r->ev.lsn_text = r->txn_lsn_text;
 	r->ev.commit_time_text = r->txn_time_text;
 	r->ev_pending = true;
@@ -350,10 +348,9 @@ static void handle_change(struct relay *r, const struct pgo_msg *msg)
 	case PGO_BEGIN:
 		r->in_txn = true;
 		r->txn_commit_lsn = msg->u.begin.final_lsn;
-		r->txn_commit_time = msg->u.begin.commit_time;
 		r->txn_next_index = 0;
 		lsn_format(r->txn_commit_lsn, r->txn_lsn_text);
-		pg_time_format(r->txn_commit_time, r->txn_time_text, sizeof r->txn_time_text);
+		pg_time_format(msg->u.begin.commit_time, r->txn_time_text, sizeof r->txn_time_text);
 		break;
 	case PGO_COMMIT:
 		ledger_txn_end(r->ledger, msg->u.commit.commit_lsn, msg->u.commit.end_lsn);
