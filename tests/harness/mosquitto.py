@@ -42,11 +42,13 @@ def find_mosquitto():
 
 
 class Mosquitto:
-    def __init__(self, workdir):
+    def __init__(self, workdir, extra_config="", name="mosquitto"):
+        """extra_config: lines appended to the harness's configuration (ACLs, limits...)."""
         self.binary = find_mosquitto()
+        self.extra_config = extra_config
         self.workdir = workdir
-        self.config_path = os.path.join(workdir, "mosquitto.conf")
-        self.log_path = os.path.join(workdir, "mosquitto.log")
+        self.config_path = os.path.join(workdir, f"{name}.conf")
+        self.log_path = os.path.join(workdir, f"{name}.log")
         self.port = None
         self.proc = None
 
@@ -64,6 +66,7 @@ class Mosquitto:
     def _start_on(self, port):
         with open(self.config_path, "w") as f:
             f.write(CONFIG.format(port=port))
+            f.write(self.extra_config)
         os.chmod(self.config_path, 0o644)
         self._log_offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         with open(self.log_path, "ab") as log:
