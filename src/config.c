@@ -12,10 +12,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "util.h"
@@ -30,6 +32,7 @@
 #define VALUE_SHOWN_MAX 80		/* longer values are cut in error messages */
 #define FILE_SIZE_MAX (1024 * 1024)
 #define WHY_MAX 160
+#define SECRET_MAX 4096			/* longest password accepted from a file */
 
 /* Enum fields are written through an int; make sure that is their size. */
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum log_level is not int-sized");
@@ -38,6 +41,7 @@ _Static_assert(sizeof(enum mqtt_protocol) == sizeof(int), "enum mqtt_protocol is
 enum {
 	KEY_REQUIRED = 1 << 0,
 	KEY_SECRET = 1 << 1,	/* never echo the value: conninfo may hold a password */
+	KEY_RELOADABLE = 1 << 2,	/* SIGHUP applies a new value without a restart */
 };
 
 struct loader;
@@ -51,6 +55,7 @@ struct key_type {
 		     const char *shown);
 	/* Frees what convert or load allocated; NULL when the field holds no pointer. */
 	void (*release)(const struct key *k, void *base);
+	const char *doc_name;	/* the type as the man page names it */
 };
 
 struct enum_name {
@@ -509,24 +514,132 @@ static void release_table_name(const struct key *k, void *base)
 	route->schema = route->table = NULL;
 }
 
+/* Files are opened at load time, so that --check catches a wrong path or permission
+ * before the relay starts. */
+static bool describe_unreadable(char *why, size_t n)
+{
+	snprintf(why, n, "expected a readable file (%s)", strerror(errno));
+	return false;
+}
+
+static bool convert_readable_path(const struct key *k, const char *text, void *base, char *why,
+				  size_t n)
+{
+	int fd = open(text, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return describe_unreadable(why, n);
+	close(fd);
+	*(char **)field(k, base) = xstrdup(text);
+	return true;
+}
+
+/* Up to SECRET_MAX bytes of path into buf; returns the length, or -1 with errno set. */
+static ssize_t read_small_file(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t len = 0;
+	ssize_t got;
+	while (len < size && (got = read(fd, buf + len, size - len)) != 0) {
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			int saved = errno;
+			close(fd);
+			errno = saved;
+			return -1;
+		}
+		len += (size_t)got;
+	}
+	close(fd);
+	return (ssize_t)len;
+}
+
+/* The password is the whole file but one trailing newline (as "echo pw > file" writes). */
+static bool convert_secret_file(const struct key *k, const char *text, void *base, char *why,
+				size_t n)
+{
+	char buf[SECRET_MAX + 1];
+	ssize_t got = read_small_file(text, buf, sizeof buf);
+	if (got < 0)
+		return describe_unreadable(why, n);
+	size_t len = (size_t)got;
+	if (len > 0 && buf[len - 1] == '\n')
+		len--;
+	if (len > 0 && buf[len - 1] == '\r')
+		len--;
+	const char *problem = NULL;
+	if (got > SECRET_MAX)
+		problem = "expected a password file of at most 4096 bytes";
+	else if (len == 0)
+		problem = "expected a file holding a password, not an empty file";
+	else if (memchr(buf, '\0', len) || memchr(buf, '\n', len))
+		problem = "expected a password file of one line without NUL characters";
+	if (problem) {
+		explicit_bzero(buf, sizeof buf);
+		snprintf(why, n, "%s", problem);
+		return false;
+	}
+	struct secret_file *secret = field(k, base);
+	secret->path = xstrdup(text);
+	secret->value = xstrndup(buf, len);
+	explicit_bzero(buf, sizeof buf);
+	return true;
+}
+
+static void release_secret_file(const struct key *k, void *base)
+{
+	struct secret_file *secret = field(k, base);
+	if (secret->value)
+		explicit_bzero(secret->value, strlen(secret->value));
+	free(secret->value);
+	free(secret->path);
+	secret->value = secret->path = NULL;
+}
+
 static void load_routes(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
 			const char *shown);
 static void release_routes(const struct key *k, void *base);
+static void load_hosts(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
+		       const char *shown);
+static void release_hosts(const struct key *k, void *base);
+static void load_properties(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
+			    const char *shown);
+static void release_properties(const struct key *k, void *base);
 
-static const struct key_type string_type = {convert_string, NULL, release_string};
-static const struct key_type identifier_type = {convert_identifier, NULL, release_string};
-static const struct key_type bool_type = {convert_bool, NULL, NULL};
-static const struct key_type int_type = {convert_int, NULL, NULL};
-static const struct key_type duration_type = {convert_duration, NULL, NULL};
-static const struct key_type enum_type = {convert_enum, NULL, NULL};
-static const struct key_type table_name_type = {convert_table_name, NULL, release_table_name};
-static const struct key_type routes_type = {NULL, load_routes, release_routes};
+static const struct key_type string_type = {convert_string, NULL, release_string, "string"};
+static const struct key_type identifier_type = {convert_identifier, NULL, release_string, "name"};
+static const struct key_type path_type = {convert_readable_path, NULL, release_string, "path"};
+static const struct key_type secret_file_type = {convert_secret_file, NULL, release_secret_file,
+						 "path"};
+static const struct key_type bool_type = {convert_bool, NULL, NULL, "boolean"};
+static const struct key_type int_type = {convert_int, NULL, NULL, "integer"};
+static const struct key_type duration_type = {convert_duration, NULL, NULL, "duration"};
+static const struct key_type enum_type = {convert_enum, NULL, NULL, "keyword"};
+static const struct key_type table_name_type = {convert_table_name, NULL, release_table_name,
+						"string"};
+static const struct key_type routes_type = {NULL, load_routes, release_routes, "list"};
+static const struct key_type hosts_type = {NULL, load_hosts, release_hosts, "list"};
+static const struct key_type properties_type = {NULL, load_properties, release_properties, "map"};
 
 /* ---- The tables ---- */
 
 static const struct enum_name protocol_names[] = {
 	{"mqttv5", BROKER_MQTT_V5},
 	{"mqttv311", BROKER_MQTT_V311},
+	{NULL, 0},
+};
+
+static const struct enum_name reject_names[] = {
+	{"dead_letter", REJECT_DEAD_LETTER},
+	{"stop", REJECT_STOP},
+	{NULL, 0},
+};
+
+static const struct enum_name log_format_names[] = {
+	{"logfmt", LOG_FORMAT_LOGFMT},
+	{"json", LOG_FORMAT_JSON},
 	{NULL, 0},
 };
 
@@ -550,35 +663,50 @@ static const struct enum_name log_level_names[] = {
 #define INT_KEY(path, field, def, lo, hi) {path, &int_type, field, def, lo, hi, NULL, 0}
 #define DURATION_KEY(path, field, def, lo, hi) {path, &duration_type, field, def, lo, hi, NULL, 0}
 #define ENUM_KEY(path, field, def, names) {path, &enum_type, field, def, 0, 0, names, 0}
+#define PATH_KEY(path, field) {path, &path_type, field, NULL, 0, 0, NULL, 0}
+#define SECRET_FILE_KEY(path, field) {path, &secret_file_type, field, NULL, 0, 0, NULL, 0}
 
 static const struct key config_keys[] = {
 	STRING_KEY("source.conninfo", CFG(source.conninfo), NULL, 0, NO_LIMIT, KEY_REQUIRED | KEY_SECRET),
+	SECRET_FILE_KEY("source.password_file", CFG(source.password)),
 	NAME_KEY("source.slot", CFG(source.slot), "outbox_relay"),
 	NAME_KEY("source.publication", CFG(source.publication), "outbox_relay"),
 	BOOL_KEY("source.create_slot", CFG(source.create_slot), "true"),
 	BOOL_KEY("source.create_publication", CFG(source.create_publication), "true"),
 	DURATION_KEY("source.status_interval", CFG(source.status_interval_ms), "10s", 100, MS_MAX),
+	DURATION_KEY("source.heartbeat_interval", CFG(source.heartbeat_interval_ms), "0s", 0, MS_MAX),
 	DURATION_KEY("source.reconnect.min", CFG(source.reconnect.min_ms), "100ms", 1, MS_MAX),
 	DURATION_KEY("source.reconnect.max", CFG(source.reconnect.max_ms), "30s", 1, MS_MAX),
 
 	STRING_KEY("broker.host", CFG(broker.host), "127.0.0.1", 1, NO_LIMIT, 0),
+	{"broker.hosts", &hosts_type, CFG(broker.hosts), NULL, 0, 0, NULL, 0},
 	INT_KEY("broker.port", CFG(broker.port), "1883", 1, 65535),
 	ENUM_KEY("broker.protocol", CFG(broker.protocol), "mqttv5", protocol_names),
 	STRING_KEY("broker.client_id", CFG(broker.client_id), "outbox-relay", 1, NO_LIMIT, 0),
 	DURATION_KEY("broker.keepalive", CFG(broker.keepalive_ms), "30s", SECONDS(5), SECONDS(65535)),
+	STRING_KEY("broker.username", CFG(broker.username), NULL, 1, NO_LIMIT, 0),
+	SECRET_FILE_KEY("broker.password_file", CFG(broker.password)),
+	PATH_KEY("broker.tls.ca_file", CFG(broker.tls.ca_file)),
+	PATH_KEY("broker.tls.cert_file", CFG(broker.tls.cert_file)),
+	PATH_KEY("broker.tls.key_file", CFG(broker.tls.key_file)),
+	BOOL_KEY("broker.tls.verify_hostname", CFG(broker.tls.verify_hostname), "true"),
 	INT_KEY("broker.max_inflight", CFG(broker.max_inflight), "1000", 1, 65535),
 	DURATION_KEY("broker.reconnect.min", CFG(broker.reconnect.min_ms), "100ms", 1, MS_MAX),
 	DURATION_KEY("broker.reconnect.max", CFG(broker.reconnect.max_ms), "30s", 1, MS_MAX),
 
-	{"routes", &routes_type, CFG(routes), NULL, 1, NO_LIMIT, NULL, KEY_REQUIRED},
+	{"routes", &routes_type, CFG(routes), NULL, 1, NO_LIMIT, NULL, KEY_REQUIRED | KEY_RELOADABLE},
 
 	NAME_KEY("delivery.bookkeeping_schema", CFG(delivery.bookkeeping_schema), "outbox_relay"),
 	BOOL_KEY("delivery.create_bookkeeping", CFG(delivery.create_bookkeeping), "true"),
 	DURATION_KEY("delivery.checkpoint_interval", CFG(delivery.checkpoint_interval_ms), "200ms",
 		     10, SECONDS(3600)),
 	DURATION_KEY("delivery.drain_timeout", CFG(delivery.drain_timeout_ms), "10s", 0, MS_MAX),
+	ENUM_KEY("delivery.on_reject", CFG(delivery.on_reject), "dead_letter", reject_names),
 
-	ENUM_KEY("log.level", CFG(log.level), "info", log_level_names),
+	{"log.level", &enum_type, CFG(log.level), "info", 0, 0, log_level_names, KEY_RELOADABLE},
+	ENUM_KEY("log.format", CFG(log.format), "logfmt", log_format_names),
+	{"log.stats_interval", &duration_type, CFG(log.stats_interval_ms), "60s", 0, MS_MAX, NULL,
+	 KEY_RELOADABLE},
 };
 
 /* Column names: PostgreSQL keeps at most 63 bytes, so a longer one can never match. */
@@ -592,6 +720,7 @@ static const struct key route_keys[] = {
 	BOOL_KEY("retain", ROUTE(retain), "false"),
 	STRING_KEY("content_type", ROUTE(content_type), NULL, 1, NO_LIMIT, 0),
 	DURATION_KEY("message_expiry", ROUTE(message_expiry_ms), "0s", 0, MS_MAX),
+	{"properties", &properties_type, ROUTE(properties), NULL, 0, 0, NULL, 0},
 	STRING_KEY("response_topic", ROUTE(response_topic_column), NULL, 1, PG_NAME_MAX, 0),
 	STRING_KEY("correlation_data", ROUTE(correlation_data_column), NULL, 1, PG_NAME_MAX, 0),
 };
@@ -776,6 +905,21 @@ static yaml_node_pair_t *earlier_pair(struct loader *ld, yaml_node_t *map, yaml_
 	return NULL;
 }
 
+/* The text of a scalar node with ${NAME} expanded (caller frees), or NULL after reporting. */
+static char *scalar_value(struct loader *ld, yaml_node_t *node, const char *shown)
+{
+	if (node->type != YAML_SCALAR_NODE) {
+		report(ld, &node->start_mark, shown, "expected a scalar, got %s", node_kind(node));
+		return NULL;
+	}
+	/* A NUL would silently cut the C string: refuse rather than use half a value. */
+	if (strlen(scalar_text(node)) != node->data.scalar.length) {
+		report(ld, &node->start_mark, shown, "expected text without NUL characters");
+		return NULL;
+	}
+	return expand_env(ld, scalar_text(node), &node->start_mark, shown);
+}
+
 static void load_scalar(struct loader *ld, struct keyset *ks, const struct key *k,
 			yaml_node_t *node, const char *shown)
 {
@@ -783,16 +927,7 @@ static void load_scalar(struct loader *ld, struct keyset *ks, const struct key *
 	char why[WHY_MAX];
 	state->seen = true;
 	state->mark = node->start_mark;
-	if (node->type != YAML_SCALAR_NODE) {
-		report(ld, &node->start_mark, shown, "expected a scalar, got %s", node_kind(node));
-		return;
-	}
-	/* A NUL would silently cut the C string: refuse rather than use half a value. */
-	if (strlen(scalar_text(node)) != node->data.scalar.length) {
-		report(ld, &node->start_mark, shown, "expected text without NUL characters");
-		return;
-	}
-	char *text = expand_env(ld, scalar_text(node), &node->start_mark, shown);
+	char *text = scalar_value(ld, node, shown);
 	if (!text)
 		return;
 	if (k->type->convert(k, text, ks->base, why, sizeof why))
@@ -824,6 +959,7 @@ static void walk_value(struct loader *ld, struct keyset *ks, const char *rel, ya
 	const struct key *k = dotted ? NULL : find_key(ks, child);
 	if (k && k->type->load) {
 		ks->state[k - ks->keys].seen = true;
+		ks->state[k - ks->keys].mark = value->start_mark;
 		k->type->load(ld, k, value, ks->base, shown);
 	} else if (k) {
 		load_scalar(ld, ks, k, value, shown);
@@ -917,13 +1053,14 @@ static void release_keys(const struct key *keys, size_t nkeys, void *base)
  * written with a bad value counts as present: its own error says what is wrong. */
 enum route_key_index {
 	RK_TABLE, RK_PREFIX, RK_TOPIC, RK_PAYLOAD, RK_EVENT_ID, RK_QOS, RK_RETAIN, RK_CONTENT_TYPE, RK_EXPIRY,
-	RK_RESPONSE_TOPIC, RK_CORRELATION_DATA,
+	RK_PROPERTIES, RK_RESPONSE_TOPIC, RK_CORRELATION_DATA,
 };
 
 _Static_assert(ARRAY_SIZE(route_keys) == RK_CORRELATION_DATA + 1, "route_key_index out of step with route_keys");
 
 /* The route keys that name columns, which a message does not have. */
-static const int route_column_keys[] = {RK_PAYLOAD, RK_EVENT_ID, RK_RESPONSE_TOPIC, RK_CORRELATION_DATA};
+static const int route_column_keys[] = {RK_PAYLOAD, RK_EVENT_ID, RK_PROPERTIES, RK_RESPONSE_TOPIC,
+					RK_CORRELATION_DATA};
 
 static void check_route_kind(struct loader *ld, const struct key_state *seen, yaml_node_t *node,
 			     const char *shown)
@@ -1005,6 +1142,152 @@ static void release_routes(const struct key *k, void *base)
 	cfg->nroutes = 0;
 }
 
+/* ---- Broker list ---- */
+
+/* "host", "host:port", "[v6]" or "[v6]:port"; a bare IPv6 address has no port. Port 0
+ * means "not given". Returns false for anything else. */
+static bool parse_address(const char *text, struct broker_address *out)
+{
+	const char *host = text, *colon = strrchr(text, ':');
+	size_t host_len = strlen(text);
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+		if (!close || close == text + 1 || (close[1] && close[1] != ':'))
+			return false;
+		host = text + 1;
+		host_len = (size_t)(close - host);
+		colon = close[1] ? close + 1 : NULL;
+	} else if (colon && strchr(text, ':') != colon) {
+		colon = NULL;	/* several colons: a bare IPv6 address */
+	} else if (colon) {
+		host_len = (size_t)(colon - text);
+	}
+	int64_t port = 0;
+	if (host_len == 0 || (colon && (!parse_int(colon + 1, &port) || port < 1 || port > 65535)))
+		return false;
+	out->host = xstrndup(host, host_len);
+	out->port = (int)port;
+	return true;
+}
+
+static void load_hosts(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
+		       const char *shown)
+{
+	struct config *cfg = base;
+	(void)k;
+	if (node->type != YAML_SEQUENCE_NODE || node->data.sequence.items.top == node->data.sequence.items.start) {
+		report(ld, &node->start_mark, shown, "expected a non-empty sequence of \"host\" or \"host:port\", got %s",
+		       node->type == YAML_SEQUENCE_NODE ? "an empty sequence" : node_kind(node));
+		return;
+	}
+	yaml_node_item_t *items = node->data.sequence.items.start;
+	size_t n = (size_t)(node->data.sequence.items.top - items);
+	cfg->broker.hosts = xcalloc(n, sizeof *cfg->broker.hosts);
+	for (size_t i = 0; i < n; i++) {
+		char item[128];
+		snprintf(item, sizeof item, "%s[%zu]", shown, i);
+		yaml_node_t *entry = get_node(ld, items[i]);
+		char *text = scalar_value(ld, entry, item);
+		if (!text)
+			continue;
+		if (parse_address(text, &cfg->broker.hosts[cfg->broker.nhosts]))
+			cfg->broker.nhosts++;
+		else
+			report_got(ld, &entry->start_mark, item,
+				   "expected \"host\", \"host:port\" or \"[address]:port\" with a port from 1 to 65535",
+				   text, false);
+		free(text);
+	}
+}
+
+static void release_hosts(const struct key *k, void *base)
+{
+	struct config *cfg = base;
+	(void)k;
+	for (size_t i = 0; i < cfg->broker.nhosts; i++)
+		free(cfg->broker.hosts[i].host);
+	free(cfg->broker.hosts);
+	cfg->broker.hosts = NULL;
+	cfg->broker.nhosts = 0;
+}
+
+/* ---- Route properties ---- */
+
+/* Set by the relay on every message: a route cannot take them over. */
+static const char *const reserved_properties[] = {"event-id", "lsn", "commit-time", "source"};
+
+static bool is_reserved_property(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(reserved_properties); i++)
+		if (strcmp(name, reserved_properties[i]) == 0)
+			return true;
+	return false;
+}
+
+/* One "name: column" pair; the name is the user property's, the value a column. */
+static void load_property(struct loader *ld, struct route_config *route, yaml_node_t *map,
+			  yaml_node_pair_t *pair, const char *shown)
+{
+	yaml_node_t *key = get_node(ld, pair->key);
+	char *name = scalar_value(ld, key, shown);
+	if (!name)
+		return;
+	char *path = join_path(shown, name);
+	yaml_node_pair_t *first = earlier_pair(ld, map, pair);
+	char *column = NULL;
+	if (!*name)
+		report(ld, &key->start_mark, shown, "expected a non-empty property name");
+	else if (is_reserved_property(name))
+		report(ld, &key->start_mark, path,
+		       "the relay sets this property on every message; choose another name");
+	else if (first)
+		report(ld, &key->start_mark, path, "duplicate key, first set at line %zu",
+		       get_node(ld, first->key)->start_mark.line + 1);
+	else if ((column = scalar_value(ld, get_node(ld, pair->value), path)) &&
+		 (!*column || strlen(column) > PG_NAME_MAX))
+		report_got(ld, &get_node(ld, pair->value)->start_mark, path,
+			   "expected a column name of 1 to 63 bytes", column, false);
+	else if (column) {
+		struct route_property *p = &route->properties[route->nproperties++];
+		p->name = name;
+		p->column = column;
+		name = column = NULL;
+	}
+	free(column);
+	free(name);
+	free(path);
+}
+
+static void load_properties(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
+			    const char *shown)
+{
+	struct route_config *route = base;
+	(void)k;
+	if (node->type != YAML_MAPPING_NODE) {
+		report(ld, &node->start_mark, shown, "expected a mapping of property name to column, got %s",
+		       node_kind(node));
+		return;
+	}
+	yaml_node_pair_t *pairs = node->data.mapping.pairs.start;
+	size_t n = (size_t)(node->data.mapping.pairs.top - pairs);
+	route->properties = xcalloc(n ? n : 1, sizeof *route->properties);
+	for (size_t i = 0; i < n; i++)
+		load_property(ld, route, node, &pairs[i], shown);
+}
+
+static void release_properties(const struct key *k, void *base)
+{
+	struct route_config *route = base;
+	(void)k;
+	for (size_t i = 0; i < route->nproperties; i++) {
+		free(route->properties[i].name);
+		free(route->properties[i].column);
+	}
+	free(route->properties);
+	route->properties = NULL;
+	route->nproperties = 0;
+}
+
 /* ---- Checks across keys ---- */
 
 static void check_order(struct loader *ld, const struct keyset *ks, const struct ordered_keys *o)
@@ -1024,6 +1307,61 @@ static void check_order(struct loader *ld, const struct keyset *ks, const struct
 	else
 		report(ld, &hi_state->mark, hi->path, "expected a duration no shorter than %s (%s)",
 		       lo->path, format_ms(lo_ms, text, sizeof text));
+}
+
+static const struct key_state *state_of(const struct keyset *ks, const char *path)
+{
+	const struct key *k = find_key(ks, path);
+	if (!k)
+		abort();	/* a path missing from the table: a bug the tests catch */
+	return &ks->state[k - ks->keys];
+}
+
+/* The value under name in map, or NULL. */
+static yaml_node_t *child_node(struct loader *ld, yaml_node_t *map, const char *name)
+{
+	if (!map || map->type != YAML_MAPPING_NODE)
+		return NULL;
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+		yaml_node_t *key = get_node(ld, p->key);
+		if (key->type == YAML_SCALAR_NODE && strcmp(scalar_text(key), name) == 0)
+			return get_node(ld, p->value);
+	}
+	return NULL;
+}
+
+/* broker.hosts, or broker.host and broker.port, become the list the client tries. */
+static void resolve_hosts(struct loader *ld, const struct keyset *ks, struct config *cfg)
+{
+	const struct key_state *host = state_of(ks, "broker.host"), *hosts = state_of(ks, "broker.hosts");
+	if (host->seen && hosts->seen) {
+		report(ld, &hosts->mark, "broker.hosts", "expected either broker.host or broker.hosts, not both");
+		return;
+	}
+	if (!hosts->seen && cfg->broker.host) {
+		cfg->broker.hosts = xcalloc(1, sizeof *cfg->broker.hosts);
+		cfg->broker.hosts[0].host = xstrdup(cfg->broker.host);
+		cfg->broker.nhosts = 1;
+	}
+	for (size_t i = 0; i < cfg->broker.nhosts; i++)
+		if (cfg->broker.hosts[i].port == 0)
+			cfg->broker.hosts[i].port = cfg->broker.port;
+}
+
+static void check_broker(struct loader *ld, const struct keyset *ks, struct config *cfg, yaml_node_t *root)
+{
+	resolve_hosts(ld, ks, cfg);
+	const struct key_state *password = state_of(ks, "broker.password_file");
+	if (password->seen && !state_of(ks, "broker.username")->seen)
+		report(ld, &password->mark, "broker.password_file", "a password needs broker.username as well");
+	/* "tls:" alone (or "tls: {}") turns TLS on with the system's trust store. */
+	cfg->broker.tls.enabled = child_node(ld, child_node(ld, root, "broker"), "tls") != NULL;
+	const struct key_state *cert = state_of(ks, "broker.tls.cert_file");
+	const struct key_state *key = state_of(ks, "broker.tls.key_file");
+	if (cert->seen && !key->seen)
+		report(ld, &cert->mark, "broker.tls.cert_file", "a client certificate needs broker.tls.key_file");
+	else if (key->seen && !cert->seen)
+		report(ld, &key->mark, "broker.tls.key_file", "a client key needs broker.tls.cert_file");
 }
 
 /* ---- File and document ---- */
@@ -1104,6 +1442,7 @@ static void walk_document(struct loader *ld, struct config *cfg)
 	apply_defaults(&ks);
 	for (size_t i = 0; i < ARRAY_SIZE(ordered_config_keys); i++)
 		check_order(ld, &ks, &ordered_config_keys[i]);
+	check_broker(ld, &ks, cfg, root);
 }
 
 /* A second document would be ignored silently; say so instead. */
@@ -1162,4 +1501,21 @@ void config_finish(struct config *cfg)
 	release_keys(config_keys, ARRAY_SIZE(config_keys), cfg);
 	free(cfg->path);
 	memset(cfg, 0, sizeof *cfg);
+}
+
+bool config_key_doc(size_t i, struct config_key_doc *out)
+{
+	const struct key *k;
+	bool route = i >= ARRAY_SIZE(config_keys);
+	if (route && i - ARRAY_SIZE(config_keys) >= ARRAY_SIZE(route_keys))
+		return false;
+	k = route ? &route_keys[i - ARRAY_SIZE(config_keys)] : &config_keys[i];
+	out->section = route ? "routes[]" : "";
+	out->path = k->path;
+	out->type = k->type->doc_name;
+	out->fallback = k->fallback;
+	out->required = k->flags & KEY_REQUIRED;
+	/* Routes are reloaded as a whole, every key of them with it. */
+	out->reloadable = route || (k->flags & KEY_RELOADABLE);
+	return true;
 }

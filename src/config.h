@@ -23,6 +23,30 @@ struct backoff_config {
 	uint32_t max_ms;
 };
 
+/* A password read from a file at load time: one trailing newline stripped. value is a
+ * secret: never logged, wiped when released. */
+struct secret_file {
+	char *path;		/* NULL: not configured */
+	char *value;
+};
+
+/* One broker to try; port 0 until loading ends, then broker.port when not given. */
+struct broker_address {
+	char *host;
+	int port;
+};
+
+/* An MQTT 5 user property taken from a column of the row. */
+struct route_property {
+	char *name;
+	char *column;
+};
+
+enum reject_action {
+	REJECT_DEAD_LETTER,	/* record in the dead_letter table and go on */
+	REJECT_STOP,		/* exit 1 without checkpointing past the event */
+};
+
 enum mqtt_protocol {
 	BROKER_MQTT_V5,		/* names differ from libmosquitto's MQTT_PROTOCOL_* macros */
 	BROKER_MQTT_V311,
@@ -44,6 +68,8 @@ struct route_config {
 	uint32_t message_expiry_ms;	/* 0: none; whole seconds on the wire */
 	char *response_topic_column;	/* column holding the response topic */
 	char *correlation_data_column;	/* column holding correlation data */
+	struct route_property *properties;	/* user properties, in file order */
+	size_t nproperties;
 	int line;		/* where the route starts in the file, for later messages */
 	int column;
 };
@@ -52,19 +78,33 @@ struct config {
 	char *path;
 	struct {
 		char *conninfo;			/* required */
+		struct secret_file password;	/* optional */
 		char *slot;			/* default "outbox_relay" */
 		char *publication;		/* default "outbox_relay" */
 		bool create_slot;		/* default true */
 		bool create_publication;	/* default true */
 		uint32_t status_interval_ms;	/* default 10s */
+		uint32_t heartbeat_interval_ms;	/* default 0: no heartbeat */
 		struct backoff_config reconnect;	/* default 100ms .. 30s */
 	} source;
 	struct {
 		char *host;			/* default "127.0.0.1" */
 		int port;			/* default 1883, 1..65535 */
+		/* broker.hosts, or the one broker.host:broker.port: never empty once loaded. */
+		struct broker_address *hosts;
+		size_t nhosts;
 		enum mqtt_protocol protocol;	/* default mqttv5 */
 		char *client_id;		/* default "outbox-relay" */
 		uint32_t keepalive_ms;		/* default 30s, 5s..65535s */
+		char *username;			/* optional */
+		struct secret_file password;	/* optional; needs username */
+		struct {
+			bool enabled;		/* the broker.tls mapping is present */
+			char *ca_file;		/* NULL: the system's trust store */
+			char *cert_file;	/* client certificate: both or neither */
+			char *key_file;
+			bool verify_hostname;	/* default true */
+		} tls;
 		int max_inflight;		/* default 1000, 1..65535 */
 		struct backoff_config reconnect;	/* default 100ms .. 30s */
 	} broker;
@@ -75,9 +115,12 @@ struct config {
 		bool create_bookkeeping;	/* default true */
 		uint32_t checkpoint_interval_ms;	/* default 200ms */
 		uint32_t drain_timeout_ms;	/* default 10s */
+		enum reject_action on_reject;	/* default dead_letter */
 	} delivery;
 	struct {
 		enum log_level level;		/* default info */
+		enum log_format format;		/* default logfmt */
+		uint32_t stats_interval_ms;	/* default 60s; 0: no stats line */
 	} log;
 };
 
@@ -89,5 +132,19 @@ struct config {
 int config_load(const char *path, struct config *out, FILE *errs);
 
 void config_finish(struct config *cfg);
+
+/* One key of the file as documentation describes it (the man page is checked against
+ * these). Route keys have section "routes[]", the others "". */
+struct config_key_doc {
+	const char *section;
+	const char *path;
+	const char *type;	/* string, name, path, boolean, integer, duration, keyword, list, map */
+	const char *fallback;	/* default as written in the file; NULL: none */
+	bool required;
+	bool reloadable;	/* applied by SIGHUP without a restart */
+};
+
+/* The i-th key, in table order. Returns false past the last. */
+bool config_key_doc(size_t i, struct config_key_doc *out);
 
 #endif

@@ -1,4 +1,5 @@
 #include <check.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,11 +131,29 @@ START_TEST(full_fixture_sets_every_field)
 	ck_assert_str_eq(cfg.source.publication, "shop_pub");
 	ck_assert(!cfg.source.create_slot);
 	ck_assert(!cfg.source.create_publication);
+	ck_assert_str_eq(cfg.source.password.path, FIXTURES_DIR "/config/files/pg-password");
+	ck_assert_str_eq(cfg.source.password.value, "pg-secret");
 	ck_assert_uint_eq(cfg.source.status_interval_ms, 5000);
+	ck_assert_uint_eq(cfg.source.heartbeat_interval_ms, 30000);
 	ck_assert_uint_eq(cfg.source.reconnect.min_ms, 250);
 	ck_assert_uint_eq(cfg.source.reconnect.max_ms, 120000);
-	ck_assert_str_eq(cfg.broker.host, "mqtt.example");
+	ck_assert_uint_eq(cfg.broker.nhosts, 4);
+	ck_assert_str_eq(cfg.broker.hosts[0].host, "mqtt-a.example");
+	ck_assert_int_eq(cfg.broker.hosts[0].port, 8884);
+	ck_assert_str_eq(cfg.broker.hosts[1].host, "mqtt-b.example");
+	ck_assert_int_eq(cfg.broker.hosts[1].port, 8883);
+	ck_assert_str_eq(cfg.broker.hosts[2].host, "::1");
+	ck_assert_int_eq(cfg.broker.hosts[2].port, 1884);
+	ck_assert_str_eq(cfg.broker.hosts[3].host, "fe80::1");
+	ck_assert_int_eq(cfg.broker.hosts[3].port, 8883);
 	ck_assert_int_eq(cfg.broker.port, 8883);
+	ck_assert_str_eq(cfg.broker.username, "relay");
+	ck_assert_str_eq(cfg.broker.password.value, "mqtt-secret");
+	ck_assert(cfg.broker.tls.enabled);
+	ck_assert_str_eq(cfg.broker.tls.ca_file, FIXTURES_DIR "/config/files/ca.pem");
+	ck_assert_str_eq(cfg.broker.tls.cert_file, FIXTURES_DIR "/config/files/client.pem");
+	ck_assert_str_eq(cfg.broker.tls.key_file, FIXTURES_DIR "/config/files/client.key");
+	ck_assert(!cfg.broker.tls.verify_hostname);
 	ck_assert_int_eq(cfg.broker.protocol, BROKER_MQTT_V311);
 	ck_assert_str_eq(cfg.broker.client_id, "relay-shop-with-a-client-id-longer-than-23");
 	ck_assert_uint_eq(cfg.broker.keepalive_ms, 60000);
@@ -153,9 +172,15 @@ START_TEST(full_fixture_sets_every_field)
 	ck_assert_uint_eq(cfg.routes[0].message_expiry_ms, 300000);
 	ck_assert_str_eq(cfg.routes[0].response_topic_column, "reply_to");
 	ck_assert_str_eq(cfg.routes[0].correlation_data_column, "correlation_id");
+	ck_assert_uint_eq(cfg.routes[0].nproperties, 2);
+	ck_assert_str_eq(cfg.routes[0].properties[0].name, "event-type");
+	ck_assert_str_eq(cfg.routes[0].properties[0].column, "event_type");
+	ck_assert_str_eq(cfg.routes[0].properties[1].name, "trace-id");
+	ck_assert_str_eq(cfg.routes[0].properties[1].column, "trace_id");
+	ck_assert_uint_eq(cfg.routes[1].nproperties, 0);
 	ck_assert_ptr_null(cfg.routes[1].content_type);
 	ck_assert_uint_eq(cfg.routes[1].message_expiry_ms, 0);
-	ck_assert_int_eq(cfg.routes[0].line, 21);
+	ck_assert_int_eq(cfg.routes[0].line, 31);
 	ck_assert_int_eq(cfg.routes[0].column, 5);
 	ck_assert_str_eq(cfg.routes[1].schema, "public");
 	ck_assert_str_eq(cfg.routes[1].table, "Audit_Log");
@@ -164,13 +189,16 @@ START_TEST(full_fixture_sets_every_field)
 	ck_assert_ptr_null(cfg.routes[1].event_id_column);
 	ck_assert_int_eq(cfg.routes[1].qos, 0);
 	ck_assert(!cfg.routes[1].retain);
-	ck_assert_int_eq(cfg.routes[1].line, 31);
+	ck_assert_int_eq(cfg.routes[1].line, 44);
 	ck_assert_int_eq(cfg.routes[1].column, 5);
 	ck_assert_str_eq(cfg.delivery.bookkeeping_schema, "relay_books");
 	ck_assert(!cfg.delivery.create_bookkeeping);
 	ck_assert_uint_eq(cfg.delivery.checkpoint_interval_ms, 1000);
 	ck_assert_uint_eq(cfg.delivery.drain_timeout_ms, 0);
+	ck_assert_int_eq(cfg.delivery.on_reject, REJECT_STOP);
 	ck_assert_int_eq(cfg.log.level, LOG_DEBUG);
+	ck_assert_int_eq(cfg.log.format, LOG_FORMAT_JSON);
+	ck_assert_uint_eq(cfg.log.stats_interval_ms, 0);
 	config_finish(&cfg);
 	assert_released(&cfg);
 }
@@ -185,11 +213,22 @@ START_TEST(minimal_fixture_gets_every_default)
 	ck_assert_str_eq(cfg.source.publication, "outbox_relay");
 	ck_assert(cfg.source.create_slot);
 	ck_assert(cfg.source.create_publication);
+	ck_assert_ptr_null(cfg.source.password.path);
+	ck_assert_ptr_null(cfg.source.password.value);
 	ck_assert_uint_eq(cfg.source.status_interval_ms, 10000);
+	ck_assert_uint_eq(cfg.source.heartbeat_interval_ms, 0);
 	ck_assert_uint_eq(cfg.source.reconnect.min_ms, 100);
 	ck_assert_uint_eq(cfg.source.reconnect.max_ms, 30000);
 	ck_assert_str_eq(cfg.broker.host, "127.0.0.1");
 	ck_assert_int_eq(cfg.broker.port, 1883);
+	ck_assert_uint_eq(cfg.broker.nhosts, 1);
+	ck_assert_str_eq(cfg.broker.hosts[0].host, "127.0.0.1");
+	ck_assert_int_eq(cfg.broker.hosts[0].port, 1883);
+	ck_assert_ptr_null(cfg.broker.username);
+	ck_assert_ptr_null(cfg.broker.password.value);
+	ck_assert(!cfg.broker.tls.enabled);
+	ck_assert_ptr_null(cfg.broker.tls.ca_file);
+	ck_assert(cfg.broker.tls.verify_hostname);
 	ck_assert_int_eq(cfg.broker.protocol, BROKER_MQTT_V5);
 	ck_assert_str_eq(cfg.broker.client_id, "outbox-relay");
 	ck_assert_uint_eq(cfg.broker.keepalive_ms, 30000);
@@ -208,13 +247,17 @@ START_TEST(minimal_fixture_gets_every_default)
 	ck_assert_uint_eq(cfg.routes[0].message_expiry_ms, 0);
 	ck_assert_ptr_null(cfg.routes[0].response_topic_column);
 	ck_assert_ptr_null(cfg.routes[0].correlation_data_column);
+	ck_assert_uint_eq(cfg.routes[0].nproperties, 0);
 	ck_assert_int_eq(cfg.routes[0].line, 4);
 	ck_assert_int_eq(cfg.routes[0].column, 5);
 	ck_assert_str_eq(cfg.delivery.bookkeeping_schema, "outbox_relay");
 	ck_assert(cfg.delivery.create_bookkeeping);
 	ck_assert_uint_eq(cfg.delivery.checkpoint_interval_ms, 200);
 	ck_assert_uint_eq(cfg.delivery.drain_timeout_ms, 10000);
+	ck_assert_int_eq(cfg.delivery.on_reject, REJECT_DEAD_LETTER);
 	ck_assert_int_eq(cfg.log.level, LOG_INFO);
+	ck_assert_int_eq(cfg.log.format, LOG_FORMAT_LOGFMT);
+	ck_assert_uint_eq(cfg.log.stats_interval_ms, 60000);
 	config_finish(&cfg);
 }
 END_TEST
@@ -246,7 +289,12 @@ START_TEST(example_config_shows_the_defaults)
 	ck_assert_int_eq(ex.delivery.create_bookkeeping, def.delivery.create_bookkeeping);
 	ck_assert_uint_eq(ex.delivery.checkpoint_interval_ms, def.delivery.checkpoint_interval_ms);
 	ck_assert_uint_eq(ex.delivery.drain_timeout_ms, def.delivery.drain_timeout_ms);
+	ck_assert_uint_eq(ex.source.heartbeat_interval_ms, def.source.heartbeat_interval_ms);
+	ck_assert_int_eq(ex.broker.tls.verify_hostname, def.broker.tls.verify_hostname);
+	ck_assert_int_eq(ex.delivery.on_reject, def.delivery.on_reject);
 	ck_assert_int_eq(ex.log.level, def.log.level);
+	ck_assert_int_eq(ex.log.format, def.log.format);
+	ck_assert_uint_eq(ex.log.stats_interval_ms, def.log.stats_interval_ms);
 	config_finish(&ex);
 	config_finish(&def);
 }
@@ -477,14 +525,14 @@ START_TEST(unknown_key_suggestions_by_prefix_and_level)
 		      "  pub: x\n"
 		      "  reconnect: {minimum: 1s, Max: 2s, jitter: 1s}\n"
 		      "broker:\n"
-		      "  tls: {}\n"
+		      "  sasl: {}\n"
 		      ROUTES
 		      "Log: {level: info}\n", 6,
 		      "cfg.yaml:3:3: source.pub: unknown key (did you mean \"publication\"?)\n"
 		      "cfg.yaml:4:15: source.reconnect.minimum: unknown key (did you mean \"min\"?)\n"
 		      "cfg.yaml:4:28: source.reconnect.Max: unknown key (did you mean \"max\"?)\n"
 		      "cfg.yaml:4:37: source.reconnect.jitter: unknown key\n"
-		      "cfg.yaml:6:3: broker.tls: unknown key\n"
+		      "cfg.yaml:6:3: broker.sasl: unknown key\n"
 		      "cfg.yaml:9:1: Log: unknown key (did you mean \"log\"?)\n");
 }
 END_TEST
@@ -851,6 +899,221 @@ START_TEST(several_errors_reported_in_file_order)
 }
 END_TEST
 
+/* ---- Keys added with files, lists and maps ---- */
+
+#define FILES "${OUTBOX_FIXTURES}/config/files/"
+
+START_TEST(password_files)
+{
+	struct config cfg;
+	load_ok("source:\n  conninfo: dbname=shop\n  password_file: " FILES "pg-password\n" ROUTES, &cfg);
+	ck_assert_str_eq(cfg.source.password.value, "pg-secret");
+	config_finish(&cfg);
+	expect_error(SOURCE "  password_file: /nonexistent/pw\n" ROUTES,
+		     "cfg.yaml:3:18: source.password_file: expected a readable file (No such file or directory),"
+		     " got \"/nonexistent/pw\"\n");
+	expect_error(SOURCE "  password_file: " FILES "empty\n" ROUTES,
+		     "cfg.yaml:3:18: source.password_file: expected a file holding a password, not an empty"
+		     " file, got \"" FIXTURES_DIR "/config/files/empty\"\n");
+	expect_error(SOURCE "broker:\n  password_file: " FILES "mqtt-password\n" ROUTES,
+		     "cfg.yaml:4:18: broker.password_file: a password needs broker.username as well\n");
+}
+END_TEST
+
+/* The password itself never reaches an error message, whatever goes wrong. */
+START_TEST(password_is_never_echoed)
+{
+	FILE *f = fopen("two-lines", "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("hunter2\nhunter3\n", f);
+	fclose(f);
+	struct config cfg;
+	char *errs;
+	write_scratch(SOURCE "  password_file: two-lines\n" ROUTES);
+	ck_assert_int_eq(load_path(SCRATCH_FILE, &cfg, &errs), 1);
+	ck_assert_str_eq(errs, "cfg.yaml:3:18: source.password_file: expected a password file of one line"
+			       " without NUL characters, got \"two-lines\"\n");
+	ck_assert_ptr_null(strstr(errs, "hunter"));
+	free(errs);
+	unlink("two-lines");
+}
+END_TEST
+
+START_TEST(broker_hosts)
+{
+	struct config cfg;
+	load_ok(SOURCE "broker:\n  port: 1999\n  hosts: [a, \"b:2\", \"[::1]\"]\n" ROUTES, &cfg);
+	ck_assert_uint_eq(cfg.broker.nhosts, 3);
+	ck_assert_str_eq(cfg.broker.hosts[0].host, "a");
+	ck_assert_int_eq(cfg.broker.hosts[0].port, 1999);
+	ck_assert_int_eq(cfg.broker.hosts[1].port, 2);
+	ck_assert_str_eq(cfg.broker.hosts[2].host, "::1");
+	ck_assert_int_eq(cfg.broker.hosts[2].port, 1999);
+	config_finish(&cfg);
+	expect_error(SOURCE "broker:\n  host: a\n  hosts: [b]\n" ROUTES,
+		     "cfg.yaml:5:10: broker.hosts: expected either broker.host or broker.hosts, not both\n");
+	expect_error(SOURCE "broker:\n  hosts: []\n" ROUTES,
+		     "cfg.yaml:4:10: broker.hosts: expected a non-empty sequence of \"host\" or \"host:port\","
+		     " got an empty sequence\n");
+	expect_errors(SOURCE "broker:\n  hosts: [\"a:0\", \"b:x\", \"[::1\", \":1\", {c: 1}]\n" ROUTES, 5,
+		      "cfg.yaml:4:11: broker.hosts[0]: expected \"host\", \"host:port\" or \"[address]:port\""
+		      " with a port from 1 to 65535, got \"a:0\"\n"
+		      "cfg.yaml:4:18: broker.hosts[1]: expected \"host\", \"host:port\" or \"[address]:port\""
+		      " with a port from 1 to 65535, got \"b:x\"\n"
+		      "cfg.yaml:4:25: broker.hosts[2]: expected \"host\", \"host:port\" or \"[address]:port\""
+		      " with a port from 1 to 65535, got \"[::1\"\n"
+		      "cfg.yaml:4:33: broker.hosts[3]: expected \"host\", \"host:port\" or \"[address]:port\""
+		      " with a port from 1 to 65535, got \":1\"\n"
+		      "cfg.yaml:4:39: broker.hosts[4]: expected a scalar, got a mapping\n");
+}
+END_TEST
+
+START_TEST(tls_keys)
+{
+	struct config cfg;
+	load_ok(SOURCE "broker:\n  tls: {}\n" ROUTES, &cfg);
+	ck_assert(cfg.broker.tls.enabled);
+	ck_assert_ptr_null(cfg.broker.tls.ca_file);
+	ck_assert(cfg.broker.tls.verify_hostname);
+	config_finish(&cfg);
+	load_ok(SOURCE "broker:\n  tls:\n" ROUTES, &cfg);
+	ck_assert(cfg.broker.tls.enabled);
+	config_finish(&cfg);
+	expect_error(SOURCE "broker:\n  tls: {ca_file: /nonexistent/ca.pem}\n" ROUTES,
+		     "cfg.yaml:4:18: broker.tls.ca_file: expected a readable file (No such file or directory),"
+		     " got \"/nonexistent/ca.pem\"\n");
+	expect_error(SOURCE "broker:\n  tls:\n    cert_file: " FILES "client.pem\n" ROUTES,
+		     "cfg.yaml:5:16: broker.tls.cert_file: a client certificate needs broker.tls.key_file\n");
+	expect_error(SOURCE "broker:\n  tls:\n    key_file: " FILES "client.key\n" ROUTES,
+		     "cfg.yaml:5:15: broker.tls.key_file: a client key needs broker.tls.cert_file\n");
+}
+END_TEST
+
+START_TEST(route_properties)
+{
+	struct config cfg;
+	load_ok(SOURCE "routes:\n  - {table: t, topic: t, payload: p, properties: {a: x, \"${PROP_NAME}\": y}}\n",
+		&cfg);
+	ck_assert_uint_eq(cfg.routes[0].nproperties, 2);
+	ck_assert_str_eq(cfg.routes[0].properties[1].name, "expanded-name");
+	ck_assert_str_eq(cfg.routes[0].properties[1].column, "y");
+	config_finish(&cfg);
+	expect_errors(SOURCE "routes:\n  - table: t\n    topic: t\n    payload: p\n    properties:\n"
+		      "      event-id: id\n      a: x\n      a: y\n      b: [c]\n      c: \"\"\n", 4,
+		      "cfg.yaml:8:7: routes[0].properties.event-id: the relay sets this property on every"
+		      " message; choose another name\n"
+		      "cfg.yaml:10:7: routes[0].properties.a: duplicate key, first set at line 9\n"
+		      "cfg.yaml:11:10: routes[0].properties.b: expected a scalar, got a sequence\n"
+		      "cfg.yaml:12:10: routes[0].properties.c: expected a column name of 1 to 63 bytes, got \"\"\n");
+	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: p, properties: [a]}\n",
+		     "cfg.yaml:4:50: routes[0].properties: expected a mapping of property name to column, got a"
+		     " sequence\n");
+	expect_error(SOURCE "routes:\n  - {message_prefix: m, topic: t, properties: {a: b}}\n",
+		     "cfg.yaml:4:5: routes[0].properties: a message route has no columns: its body is the message"
+		     " content and its id <commit-lsn>:<index>\n");
+}
+END_TEST
+
+START_TEST(new_enums)
+{
+	expect_error(SOURCE ROUTES "delivery:\n  on_reject: drop\n",
+		     "cfg.yaml:6:14: delivery.on_reject: expected one of dead_letter, stop, got \"drop\"\n");
+	expect_error(SOURCE ROUTES "log:\n  format: text\n",
+		     "cfg.yaml:6:11: log.format: expected one of logfmt, json, got \"text\"\n");
+}
+END_TEST
+
+/* ---- The man page against the key table ---- */
+
+#define MAN_PAGE FIXTURES_DIR "/../../man/outbox-relay.yaml.5"
+#define MAN_KEYS_MAX 128
+
+struct man_key {
+	char path[96];
+	char type[16];
+	char fallback[64];	/* "" with no default */
+	bool required, reloadable;
+};
+
+static char *trim_line(char *line)
+{
+	line[strcspn(line, "\n")] = '\0';
+	return line;
+}
+
+/* Reads one entry that starts after ".It Ic PATH": the lines ".Vt TYPE ,", then
+ * "default" + ".Ql VALUE ,", "required," or "no default,", then "[not ]reloadable.". */
+static void read_man_entry(FILE *f, struct man_key *k)
+{
+	char line[256];
+	ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+	ck_assert_msg(sscanf(trim_line(line), ".Vt %15s ,", k->type) == 1, "%s: type line: %s", k->path, line);
+	ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+	trim_line(line);
+	if (strcmp(line, "default") == 0) {
+		ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+		trim_line(line);
+		size_t len = strlen(line);
+		ck_assert_msg(strncmp(line, ".Ql ", 4) == 0 && len > 6 && strcmp(line + len - 2, " ,") == 0,
+			      "%s: default line: %s", k->path, line);
+		snprintf(k->fallback, sizeof k->fallback, "%.*s", (int)(len - 6 > 63 ? 63 : len - 6), line + 4);
+	} else if (strcmp(line, "required,") == 0) {
+		k->required = true;
+	} else {
+		ck_assert_msg(strcmp(line, "no default,") == 0, "%s: default line: %s", k->path, line);
+	}
+	ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+	trim_line(line);
+	ck_assert_msg(strcmp(line, "reloadable.") == 0 || strcmp(line, "not reloadable.") == 0,
+		      "%s: reloadable line: %s", k->path, line);
+	k->reloadable = line[0] == 'r';
+}
+
+static size_t read_man_keys(struct man_key *keys)
+{
+	FILE *f = fopen(MAN_PAGE, "r");
+	ck_assert_msg(f != NULL, "cannot open " MAN_PAGE);
+	char line[256];
+	size_t n = 0;
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, ".It Ic ", 7) != 0)
+			continue;
+		ck_assert_uint_lt(n, MAN_KEYS_MAX);
+		memset(&keys[n], 0, sizeof keys[n]);
+		snprintf(keys[n].path, sizeof keys[n].path, "%.95s", trim_line(line + 7));
+		read_man_entry(f, &keys[n]);
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+/* Every key the loader accepts is documented as it behaves, and nothing else is. */
+START_TEST(man_page_documents_every_key)
+{
+	static struct man_key man[MAN_KEYS_MAX];
+	size_t nman = read_man_keys(man), ntable = 0;
+	struct config_key_doc doc;
+	for (size_t i = 0; config_key_doc(i, &doc); i++, ntable++) {
+		char path[96];
+		snprintf(path, sizeof path, "%s%s%s", doc.section, *doc.section ? "." : "", doc.path);
+		const struct man_key *k = NULL;
+		for (size_t j = 0; j < nman && !k; j++)
+			if (strcmp(man[j].path, path) == 0)
+				k = &man[j];
+		ck_assert_msg(k != NULL, "%s is not in the man page", path);
+		ck_assert_msg(strcmp(k->type, doc.type) == 0, "%s: man page says %s, table %s", path, k->type,
+			      doc.type);
+		ck_assert_msg(strcmp(k->fallback, doc.fallback ? doc.fallback : "") == 0,
+			      "%s: man page default \"%s\", table \"%s\"", path, k->fallback,
+			      doc.fallback ? doc.fallback : "");
+		ck_assert_msg(k->required == doc.required, "%s: required differs", path);
+		ck_assert_msg(k->reloadable == doc.reloadable, "%s: reloadable differs", path);
+	}
+	ck_assert_msg(nman == ntable, "the man page lists %zu keys, the table %zu", nman, ntable);
+}
+END_TEST
+
 START_TEST(finish_twice_is_harmless)
 {
 	struct config cfg;
@@ -913,6 +1176,12 @@ static Suite *config_suite(void)
 	tcase_add_test(values, reconnect_min_above_max);
 	tcase_add_test(values, unset_env_variables);
 	tcase_add_test(values, env_value_is_checked_after_expansion);
+	tcase_add_test(values, password_files);
+	tcase_add_test(values, password_is_never_echoed);
+	tcase_add_test(values, broker_hosts);
+	tcase_add_test(values, tls_keys);
+	tcase_add_test(values, route_properties);
+	tcase_add_test(values, new_enums);
 	suite_add_tcase(s, values);
 
 	TCase *output = tcase_create("output");
@@ -921,11 +1190,17 @@ static Suite *config_suite(void)
 	tcase_add_test(output, long_values_are_cut);
 	tcase_add_test(output, several_errors_reported_in_file_order);
 	suite_add_tcase(s, output);
+
+	TCase *docs = tcase_create("docs");
+	tcase_add_test(docs, man_page_documents_every_key);
+	suite_add_tcase(s, docs);
 	return s;
 }
 
 int main(void)
 {
+	setenv("OUTBOX_FIXTURES", FIXTURES_DIR, 1);
+	setenv("PROP_NAME", "expanded-name", 1);
 	if (!mkdtemp(scratch_dir) || chdir(scratch_dir) != 0) {
 		perror("scratch directory");
 		return EXIT_FAILURE;
