@@ -2,16 +2,39 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static enum log_level current_level = LOG_INFO;
+static enum log_format current_format = LOG_FORMAT_LOGFMT;
+static bool to_journal;
+
+/* syslog priorities of error, warn, info, debug */
+static const int journal_priority[] = {3, 4, 6, 7};
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void log_set_level(enum log_level level)
 {
 	current_level = level;
+}
+
+void log_set_format(enum log_format format)
+{
+	current_format = format;
+}
+
+void log_detect_journal(void)
+{
+	const char *stream = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	if (!stream || sscanf(stream, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+		return;
+	to_journal = (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
 bool log_enabled(enum log_level level)
@@ -41,7 +64,23 @@ static bool needs_quotes(const char *s)
 	return false;
 }
 
-static void put_value(FILE *f, const char *s)
+static void put_json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p == '\n')
+			fputs("\\n", f);
+		else if (*p < ' ' || *p == 0x7f)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+static void put_logfmt_value(FILE *f, const char *s)
 {
 	if (!needs_quotes(s)) {
 		fputs(s, f);
@@ -61,7 +100,7 @@ static void put_value(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-static void put_timestamp(FILE *f)
+static void format_timestamp(char *out, size_t n)
 {
 	struct timespec ts;
 	struct tm tm;
@@ -69,7 +108,21 @@ static void put_timestamp(FILE *f)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
-	fprintf(f, "ts=%s.%03ldZ ", text, ts.tv_nsec / 1000000);
+	snprintf(out, n, "%s.%03ldZ", text, ts.tv_nsec / 1000000);
+}
+
+/* One field: the first is written without a separator. */
+static void put_field(FILE *f, bool first, const char *key, const char *value)
+{
+	if (current_format == LOG_FORMAT_JSON) {
+		fputs(first ? "{" : ",", f);
+		put_json_string(f, key);
+		fputc(':', f);
+		put_json_string(f, value ? value : "");
+	} else {
+		fprintf(f, "%s%s=", first ? "" : " ", key);
+		put_logfmt_value(f, value ? value : "");
+	}
 }
 
 void log_write(enum log_level level, const char *msg, ...)
@@ -77,22 +130,28 @@ void log_write(enum log_level level, const char *msg, ...)
 	if (!log_enabled(level))
 		return;
 	FILE *f = stderr;
+	char ts[48];
+	bool first = true;
 	flockfile(f);
-	put_timestamp(f);
-	fprintf(f, "level=%s msg=", level_names[level]);
-	put_value(f, msg);
+	if (to_journal) {
+		fprintf(f, "<%d>", journal_priority[level]);
+	} else {
+		format_timestamp(ts, sizeof ts);
+		put_field(f, first, "ts", ts);
+		first = false;
+	}
+	put_field(f, first, "level", level_names[level]);
+	put_field(f, false, "msg", msg);
 	va_list ap;
 	va_start(ap, msg);
 	for (;;) {
 		const char *key = va_arg(ap, const char *);
 		if (!key)
 			break;
-		const char *value = va_arg(ap, const char *);
-		fprintf(f, " %s=", key);
-		put_value(f, value ? value : "");
+		put_field(f, false, key, va_arg(ap, const char *));
 	}
 	va_end(ap);
-	fputc('\n', f);
+	fputs(current_format == LOG_FORMAT_JSON ? "}\n" : "\n", f);
 	funlockfile(f);
 	fflush(f);
 }

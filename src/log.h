@@ -1,7 +1,8 @@
 /*
- * Logging: one record per line on stderr, logfmt ("ts=... level=info msg=\"...\" k=v").
- * Fields are passed as a NULL-terminated list of key, value strings, so the same call can
- * later be written as JSON or with journald priority prefixes.
+ * Logging: one record per line on stderr, logfmt ("ts=... level=info msg=\"...\" k=v") or
+ * JSON ({"ts":...,"level":...,"msg":...,"k":"v"}). Fields are passed as a NULL-terminated
+ * list of key, value strings. When stderr is the journal, each line starts with its
+ * syslog priority ("<6>") and has no ts: journald keeps both better than we can.
  */
 #ifndef OUTBOX_LOG_H
 #define OUTBOX_LOG_H
@@ -15,7 +16,17 @@ enum log_level {
 	LOG_DEBUG = 3,
 };
 
+enum log_format {
+	LOG_FORMAT_LOGFMT,
+	LOG_FORMAT_JSON,
+};
+
 void log_set_level(enum log_level level);
+void log_set_format(enum log_format format);
+
+/* Checks JOURNAL_STREAM against stderr (systemd sets it for the unit's stderr only, so a
+ * child with redirected stderr must not take it for the journal). */
+void log_detect_journal(void);
 bool log_enabled(enum log_level level);
 
 /* Parses "error", "warn", "info", "debug". Returns 0 or -1. */

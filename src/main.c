@@ -82,6 +82,7 @@ static int apply_log_level(const struct options *o, const struct config *cfg)
 		return -1;
 	}
 	log_set_level(level);
+	log_set_format(cfg->log.format);
 	return 0;
 }
 
@@ -93,6 +94,7 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &opts, &status) < 0)
 		return status;
+	log_detect_journal();
 	if (config_load(opts.config_path, &cfg, stderr) > 0)
 		return EXIT_CONFIG;
 	struct outbox *outbox = outbox_new(&cfg, stderr);
