@@ -6,11 +6,13 @@
 #include <string.h>
 
 #include "buf.h"
+#include "json.h"
 #include "log.h"
 #include "pgrepl.h"
 
 #define SAVE_STATEMENT "outbox_relay_checkpoint_save"
 #define LOAD_STATEMENT "outbox_relay_checkpoint_load"
+#define DEAD_LETTER_STATEMENT "outbox_relay_dead_letter"
 
 static char *quoted_schema(PGconn *sql, const struct config *cfg)
 {
@@ -59,7 +61,7 @@ static int prepare(PGconn *sql, const char *name, const struct buf *query, int n
 
 static int prepare_statements(PGconn *sql, const char *schema)
 {
-	struct buf save = BUF_INIT, load = BUF_INIT;
+	struct buf save = BUF_INIT, load = BUF_INIT, dead = BUF_INIT;
 	buf_printf(&save,
 		   "INSERT INTO %s.checkpoint AS c (slot_name, commit_lsn, event_index, confirmed_lsn,"
 		   " published, updated_at) VALUES ($1, $2::pg_lsn, $3::int, $4::pg_lsn, $5::bigint, now())"
@@ -71,11 +73,21 @@ static int prepare_statements(PGconn *sql, const char *schema)
 		   "SELECT commit_lsn::text, event_index, confirmed_lsn::text, published"
 		   " FROM %s.checkpoint WHERE slot_name = $1",
 		   schema);
+	/* A replay after a crash meets the same event again: record it once. */
+	buf_printf(&dead,
+		   "INSERT INTO %s.dead_letter (slot_name, event_id, source, topic, commit_lsn, reason, payload,"
+		   " properties) SELECT $1, $2, $3, $4, $5::pg_lsn, $6, $7::bytea, $8::jsonb"
+		   " WHERE NOT EXISTS (SELECT 1 FROM %s.dead_letter"
+		   " WHERE slot_name = $1 AND commit_lsn = $5::pg_lsn AND event_id = $2)",
+		   schema, schema);
 	int status = prepare(sql, SAVE_STATEMENT, &save, 5);
 	if (status == PG_OK)
 		status = prepare(sql, LOAD_STATEMENT, &load, 1);
+	if (status == PG_OK)
+		status = prepare(sql, DEAD_LETTER_STATEMENT, &dead, 8);
 	buf_finish(&save);
 	buf_finish(&load);
+	buf_finish(&dead);
 	return status;
 }
 
@@ -137,5 +149,60 @@ int checkpoint_save(PGconn *sql, const char *slot, const struct checkpoint_row *
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		status = pg_failure(sql, res, "cannot write the checkpoint");
 	PQclear(res);
+	return status;
+}
+
+static void append_json_field(struct buf *out, const char *name, const char *value, size_t len)
+{
+	buf_putc(out, out->len > 1 ? ',' : '{');
+	json_append_string(out, name, strlen(name));
+	buf_putc(out, ':');
+	json_append_string(out, value, len);
+}
+
+/* What the message would have carried besides topic and payload, as one JSON object. */
+static void describe_properties(const struct event *ev, struct buf *out)
+{
+	char number[24];
+	buf_reset(out);
+	buf_putc(out, '{');
+	snprintf(number, sizeof number, "%d", ev->qos);
+	buf_printf(out, "\"qos\":%s,\"retain\":%s", number, ev->retain ? "true" : "false");
+	if (ev->content_type)
+		append_json_field(out, "content_type", ev->content_type, strlen(ev->content_type));
+	if (ev->message_expiry_s)
+		buf_printf(out, ",\"message_expiry\":%u", (unsigned)ev->message_expiry_s);
+	if (ev->has_response_topic)
+		append_json_field(out, "response_topic", ev->response_topic.data, ev->response_topic.len);
+	if (ev->has_correlation_data)
+		append_json_field(out, "correlation_data", ev->correlation_data.data, ev->correlation_data.len);
+	const char *p = ev->user_properties.data;
+	for (size_t i = 0; i < ev->nuser_properties; i++) {
+		const char *value = p + strlen(p) + 1;
+		char name[300];
+		snprintf(name, sizeof name, "user:%s", p);
+		append_json_field(out, name, value, strlen(value));
+		p = value + strlen(value) + 1;
+	}
+	buf_putc(out, '}');
+}
+
+int checkpoint_dead_letter(PGconn *sql, const char *slot, const struct event *ev, const char *reason)
+{
+	struct buf properties = BUF_INIT;
+	char lsn[LSN_BUFLEN];
+	describe_properties(ev, &properties);
+	const char *params[] = {slot, ev->event_id.len ? ev->event_id.data : NULL, ev->source,
+				ev->topic.len ? ev->topic.data : NULL, lsn_format(ev->commit_lsn, lsn), reason,
+				ev->payload.data ? ev->payload.data : "", properties.data};
+	/* The payload goes as binary: it may hold any bytes. */
+	int lengths[8] = {0, 0, 0, 0, 0, 0, (int)ev->payload.len, 0};
+	int formats[8] = {0, 0, 0, 0, 0, 0, 1, 0};
+	PGresult *res = PQexecPrepared(sql, DEAD_LETTER_STATEMENT, 8, params, lengths, formats, 0);
+	int status = PG_OK;
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		status = pg_failure(sql, res, "cannot write to the dead_letter table");
+	PQclear(res);
+	buf_finish(&properties);
 	return status;
 }

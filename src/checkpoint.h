@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "ledger.h"
+#include "outbox.h"
 
 struct checkpoint_row {
 	struct ledger_pos pos;
@@ -27,5 +28,9 @@ int checkpoint_load(PGconn *sql, const char *slot, struct checkpoint_row *row, b
 
 /* Writes the row durably (synchronous commit on this server). */
 int checkpoint_save(PGconn *sql, const char *slot, const struct checkpoint_row *row);
+
+/* Records an event that can never be published, with why (SPEC §7), durably and once per
+ * (slot, commit LSN, event id). An event without a topic or id is recorded with NULL. */
+int checkpoint_dead_letter(PGconn *sql, const char *slot, const struct event *ev, const char *reason);
 
 #endif

@@ -18,8 +18,23 @@ struct mqtt {
 	mqtt_ack_fn on_ack;
 	void *ctx;
 	int64_t last_misc_ms;
-	bool attempted;		/* a connection was tried before: reconnect from now on */
+	size_t host;		/* index in cfg->broker.hosts of the one tried now */
+	bool reached_up;	/* the current attempt got a CONNACK */
 };
+
+/* Where the next attempt goes: the same broker after a connection that worked, the next
+ * one in the list after one that did not. */
+static void choose_next_host(struct mqtt *m)
+{
+	if (!m->reached_up)
+		m->host = (m->host + 1) % m->cfg->broker.nhosts;
+	m->reached_up = false;
+}
+
+static const struct broker_address *current_host(const struct mqtt *m)
+{
+	return &m->cfg->broker.hosts[m->host];
+}
 
 static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, const mosquitto_property *props)
 {
@@ -35,7 +50,10 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, con
 		return;
 	}
 	m->state = MQTT_UP;
-	log_info("connected to broker", "host", m->cfg->broker.host);
+	m->reached_up = true;
+	char port[8];
+	snprintf(port, sizeof port, "%d", current_host(m)->port);
+	log_info("connected to broker", "host", current_host(m)->host, "port", port);
 }
 
 static void on_disconnect(struct mosquitto *mosq, void *obj, int rc, const mosquitto_property *props)
@@ -71,6 +89,32 @@ static int protocol_version(const struct config *cfg)
 	return cfg->broker.protocol == BROKER_MQTT_V5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311;
 }
 
+/* The system's trust store, used when broker.tls.ca_file is not set. */
+#define SYSTEM_CA_DIR "/etc/ssl/certs"
+
+static int set_credentials(struct mosquitto *mosq, const struct config *cfg)
+{
+	int rc = MOSQ_ERR_SUCCESS;
+	if (cfg->broker.username)
+		rc = mosquitto_username_pw_set(mosq, cfg->broker.username, cfg->broker.password.value);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		log_error("cannot set the broker credentials", "error", mosquitto_strerror(rc));
+		return -1;
+	}
+	if (!cfg->broker.tls.enabled)
+		return 0;
+	rc = mosquitto_tls_set(mosq, cfg->broker.tls.ca_file, cfg->broker.tls.ca_file ? NULL : SYSTEM_CA_DIR,
+			       cfg->broker.tls.cert_file, cfg->broker.tls.key_file, NULL);
+	if (rc == MOSQ_ERR_SUCCESS)
+		rc = mosquitto_tls_insecure_set(mosq, !cfg->broker.tls.verify_hostname);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		log_error("cannot set up TLS for the broker", "error",
+			  rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
 struct mqtt *mqtt_new(const struct config *cfg, mqtt_ack_fn on_ack, void *ctx)
 {
 	struct mqtt *m = xcalloc(1, sizeof *m);
@@ -85,6 +129,13 @@ struct mqtt *mqtt_new(const struct config *cfg, mqtt_ack_fn on_ack, void *ctx)
 		return NULL;
 	}
 	mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION, protocol_version(cfg));
+	if (set_credentials(m->mosq, cfg) < 0) {
+		mosquitto_destroy(m->mosq);
+		free(m);
+		return NULL;
+	}
+	/* The first attempt goes to the first broker of the list. */
+	m->host = cfg->broker.nhosts - 1;
 	mosquitto_connect_v5_callback_set(m->mosq, on_connect);
 	mosquitto_disconnect_v5_callback_set(m->mosq, on_disconnect);
 	mosquitto_publish_v5_callback_set(m->mosq, on_publish);
@@ -106,21 +157,19 @@ int mqtt_connect(struct mqtt *m)
 	int keepalive = (int)(cfg->broker.keepalive_ms / 1000);
 	int rc;
 
-	/* The first attempt connects; later ones reconnect, which keeps the messages the
-	 * client still holds unacknowledged and sends them again. */
-	if (!m->attempted)
-		rc = mosquitto_connect_async(m->mosq, cfg->broker.host, cfg->broker.port, keepalive);
-	else
-		rc = mosquitto_reconnect_async(m->mosq);
+	choose_next_host(m);
+	const struct broker_address *to = current_host(m);
+	/* Every attempt, first or not, keeps the messages the client still holds
+	 * unacknowledged and sends them again once connected. */
+	rc = mosquitto_connect_async(m->mosq, to->host, to->port, keepalive);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		char port[8];
-		snprintf(port, sizeof port, "%d", cfg->broker.port);
-		log_warn("cannot connect to broker", "host", cfg->broker.host, "port", port, "error",
+		snprintf(port, sizeof port, "%d", to->port);
+		log_warn("cannot connect to broker", "host", to->host, "port", port, "error",
 			 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
 		m->state = MQTT_DOWN;
 		return -1;
 	}
-	m->attempted = true;
 	m->state = MQTT_CONNECTING;
 	return 0;
 }
@@ -200,6 +249,23 @@ static void add_event_properties(mosquitto_property **props, const struct event 
 					      (uint16_t)ev->correlation_data.len);
 }
 
+/* The route's properties come from columns: a value MQTT cannot carry (not UTF-8) makes
+ * the event unpublishable rather than silently incomplete. */
+static int add_route_properties(mosquitto_property **props, const struct event *ev, char *why, size_t whylen)
+{
+	const char *p = ev->user_properties.data;
+	for (size_t i = 0; i < ev->nuser_properties; i++) {
+		const char *name = p, *value = p + strlen(p) + 1;
+		int rc = mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, name, value);
+		if (rc != MOSQ_ERR_SUCCESS) {
+			snprintf(why, whylen, "user property \"%s\" cannot be sent: %s", name, mosquitto_strerror(rc));
+			return -1;
+		}
+		p = value + strlen(value) + 1;
+	}
+	return 0;
+}
+
 enum mqtt_publish_result mqtt_publish(struct mqtt *m, const struct event *ev, int *mid, char *why,
 				      size_t whylen)
 {
@@ -208,8 +274,13 @@ enum mqtt_publish_result mqtt_publish(struct mqtt *m, const struct event *ev, in
 
 	if (m->state != MQTT_UP)
 		return MQTT_NOT_NOW;
-	if (m->cfg->broker.protocol == BROKER_MQTT_V5)
+	if (m->cfg->broker.protocol == BROKER_MQTT_V5) {
 		add_event_properties(&props, ev);
+		if (add_route_properties(&props, ev, why, whylen) < 0) {
+			mosquitto_property_free_all(&props);
+			return MQTT_REFUSED;
+		}
+	}
 	rc = mosquitto_publish_v5(m->mosq, mid, ev->topic.data, (int)ev->payload.len, ev->payload.data, ev->qos,
 				  ev->retain, props);
 	mosquitto_property_free_all(&props);
@@ -219,6 +290,11 @@ enum mqtt_publish_result mqtt_publish(struct mqtt *m, const struct event *ev, in
 						      rc == MOSQ_ERR_ERRNO)))
 		return MQTT_PUBLISHED;
 	return classify_error(rc, why, whylen);
+}
+
+const char *mqtt_reason_text(int reason)
+{
+	return mosquitto_reason_string(reason);
 }
 
 void mqtt_disconnect(struct mqtt *m, int timeout_ms)

@@ -56,6 +56,9 @@ void mqtt_tick(struct mqtt *m);
 enum mqtt_publish_result mqtt_publish(struct mqtt *m, const struct event *ev, int *mid, char *why,
 				      size_t whylen);
 
+/* The name of an MQTT 5 reason code ("Not authorized"). */
+const char *mqtt_reason_text(int reason);
+
 /* Sends DISCONNECT and closes, waiting at most timeout_ms for the socket to drain. */
 void mqtt_disconnect(struct mqtt *m, int timeout_ms);
 

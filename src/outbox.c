@@ -49,6 +49,7 @@ struct outbox_route {
 	int event_id_column;		/* -1: "<commit-lsn>:<index>" */
 	int response_topic_column;	/* -1: none */
 	int correlation_data_column;	/* -1: none */
+	int *property_columns;		/* one per configured user property */
 	const char *content_type;	/* configured, or implied by a JSON payload */
 	char bind_error[200];		/* non-empty: the relation lacks a configured column */
 	bool update_warned;
@@ -72,6 +73,7 @@ void event_finish(struct event *ev)
 	buf_finish(&ev->message_source);
 	buf_finish(&ev->response_topic);
 	buf_finish(&ev->correlation_data);
+	buf_finish(&ev->user_properties);
 }
 
 /* A message has no columns: its topic can only use the prefix. */
@@ -112,6 +114,7 @@ static int route_compile(struct outbox_route *r, const struct config *cfg, size_
 	r->nfields = template_nfields(r->topic);
 	r->values = xcalloc(r->nfields, sizeof *r->values);
 	r->fields = xcalloc(r->nfields, sizeof *r->fields);
+	r->property_columns = xcalloc(rc->nproperties ? rc->nproperties : 1, sizeof *r->property_columns);
 	return rc->message_prefix ? check_message_fields(r, cfg, i, errs) : 0;
 }
 
@@ -121,6 +124,7 @@ static void route_finish(struct outbox_route *r)
 	template_free(r->topic);
 	free(r->values);
 	free(r->fields);
+	free(r->property_columns);
 }
 
 struct outbox *outbox_new(const struct config *cfg, FILE *errs)
@@ -207,6 +211,8 @@ static void route_bind(struct outbox_route *r, const struct pgo_relation *rel)
 	r->event_id_column = bind_optional(r, rel, r->cfg->event_id_column, "event_id");
 	r->response_topic_column = bind_optional(r, rel, r->cfg->response_topic_column, "response_topic");
 	r->correlation_data_column = bind_optional(r, rel, r->cfg->correlation_data_column, "correlation_data");
+	for (size_t i = 0; i < r->cfg->nproperties; i++)
+		r->property_columns[i] = bind_column(r, rel, r->cfg->properties[i].column, "properties");
 	r->content_type = r->cfg->content_type;
 	if (!r->content_type && payload_is_json(r, rel))
 		r->content_type = "application/json";
@@ -274,6 +280,8 @@ int outbox_build_message(struct outbox_route *r, const char *prefix, const uint8
 	ev->source = ev->message_source.data;
 	apply_route(r, ev);
 	ev->has_response_topic = ev->has_correlation_data = false;
+	buf_reset(&ev->user_properties);
+	ev->nuser_properties = 0;
 	for (size_t i = 0; i < r->nfields; i++)
 		r->values[i] = (struct template_value){prefix, strlen(prefix), false};
 	if (template_expand(r->topic, r->values, &ev->topic, why, whylen) < 0)
@@ -282,6 +290,35 @@ int outbox_build_message(struct outbox_route *r, const char *prefix, const uint8
 	buf_reset(&ev->payload);
 	buf_append(&ev->payload, content, len);
 	return 0;
+}
+
+static bool is_template_metadata(const char *field)
+{
+	return strcmp(field, "schema") == 0 || strcmp(field, "table") == 0;
+}
+
+void outbox_route_columns(const struct outbox *o, size_t i, outbox_column_fn fn, void *ctx)
+{
+	const struct outbox_route *r = &o->routes[i];
+	const struct route_config *rc = r->cfg;
+	char key[96];
+	if (!rc->table)
+		return;
+	for (size_t f = 0; f < r->nfields; f++)
+		if (!is_template_metadata(template_field(r->topic, f)))
+			fn(ctx, "topic", template_field(r->topic, f));
+	if (r->payload_mode == PAYLOAD_COLUMN)
+		fn(ctx, "payload", rc->payload_column);
+	if (rc->event_id_column)
+		fn(ctx, "event_id", rc->event_id_column);
+	for (size_t p = 0; p < rc->nproperties; p++) {
+		snprintf(key, sizeof key, "properties.%s", rc->properties[p].name);
+		fn(ctx, key, rc->properties[p].column);
+	}
+	if (rc->response_topic_column)
+		fn(ctx, "response_topic", rc->response_topic_column);
+	if (rc->correlation_data_column)
+		fn(ctx, "correlation_data", rc->correlation_data_column);
 }
 
 bool outbox_update_is_new(struct outbox *o, const struct pgo_relation *rel)
@@ -333,11 +370,29 @@ static bool column_bytes(const struct pgo_relation *rel, const struct pgo_tuple 
 	return true;
 }
 
+/* User properties are UTF-8 strings: every column as its text (bytea in hex form). */
+static void set_user_properties(const struct outbox_route *r, const struct pgo_tuple *row, struct event *ev)
+{
+	buf_reset(&ev->user_properties);
+	ev->nuser_properties = 0;
+	for (size_t i = 0; i < r->cfg->nproperties; i++) {
+		const struct pgo_value *cell = &row->values[r->property_columns[i]];
+		if (cell->kind != PGO_VALUE_TEXT)
+			continue;	/* NULL: the message simply has no such property */
+		const char *name = r->cfg->properties[i].name;
+		buf_append(&ev->user_properties, name, strlen(name) + 1);
+		buf_append(&ev->user_properties, cell->data, cell->len);
+		buf_putc(&ev->user_properties, '\0');
+		ev->nuser_properties++;
+	}
+}
+
 static void set_column_properties(const struct outbox_route *r, const struct pgo_relation *rel,
 				  const struct pgo_tuple *row, struct event *ev)
 {
 	ev->has_response_topic = column_bytes(rel, row, r->response_topic_column, &ev->response_topic);
 	ev->has_correlation_data = column_bytes(rel, row, r->correlation_data_column, &ev->correlation_data);
+	set_user_properties(r, row, ev);
 }
 
 /* {"event_id", "source", "lsn", "commit_time", "row"}: the metadata MQTT 3.1.1 cannot
@@ -405,6 +460,9 @@ int outbox_build(struct outbox_route *r, const struct pgo_relation *rel, const s
 {
 	ev->source = r->source;
 	apply_route(r, ev);
+	buf_reset(&ev->topic);
+	buf_reset(&ev->payload);
+	buf_reset(&ev->event_id);
 	if (r->bind_error[0]) {
 		snprintf(why, whylen, "%s", r->bind_error);
 		return -1;
@@ -414,10 +472,10 @@ int outbox_build(struct outbox_route *r, const struct pgo_relation *rel, const s
 		snprintf(why, whylen, "correlation_data is %zu bytes, more than MQTT's 65535", ev->correlation_data.len);
 		return -1;
 	}
+	/* Id and payload first: an event rejected for its topic is dead-lettered with them. */
+	buf_reset(&ev->topic);
+	if (build_event_id(r, row, ev, why, whylen) < 0 || build_payload(r, rel, row, ev, why, whylen) < 0)
+		return -1;
 	fill_values(r, rel, row);
-	if (template_expand(r->topic, r->values, &ev->topic, why, whylen) < 0)
-		return -1;
-	if (build_event_id(r, row, ev, why, whylen) < 0)
-		return -1;
-	return build_payload(r, rel, row, ev, why, whylen);
+	return template_expand(r->topic, r->values, &ev->topic, why, whylen);
 }

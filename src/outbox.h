@@ -21,10 +21,12 @@
 struct event {
 	lsn_t commit_lsn;
 	int32_t index;		/* 0-based position among routed events of its transaction */
+	int mid;		/* MQTT message id once published at QoS 1 or 2 */
 	int qos;
 	bool retain;
 	const char *lsn_text;		/* commit LSN as X/Y; owned by the caller, per transaction */
 	const char *commit_time_text;	/* RFC 3339 UTC with microseconds; likewise */
+	pg_time_t commit_time;		/* the same, as PostgreSQL sent it */
 	struct buf topic;
 	struct buf payload;
 	struct buf event_id;
@@ -37,6 +39,9 @@ struct event {
 	struct buf response_topic;
 	bool has_correlation_data;
 	struct buf correlation_data;
+	/* The route's user properties: "name\0value\0" repeated; NULL columns left out. */
+	struct buf user_properties;
+	size_t nuser_properties;
 };
 
 void event_init(struct event *ev);
@@ -74,6 +79,11 @@ int outbox_build(struct outbox_route *route, const struct pgo_relation *rel, con
  * body = content, id = "<commit-lsn>:<index>". */
 int outbox_build_message(struct outbox_route *route, const char *prefix, const uint8_t *content, uint32_t len,
 			 struct event *ev, char *why, size_t whylen);
+
+/* Calls fn for every column route i reads from its table, with the route key that names
+ * it ("topic", "payload", "properties.NAME"...). Message routes read none. */
+typedef void (*outbox_column_fn)(void *ctx, const char *key, const char *column);
+void outbox_route_columns(const struct outbox *o, size_t i, outbox_column_fn fn, void *ctx);
 
 /* True the first time an UPDATE of rel is seen (outbox rows are not meant to change:
  * SPEC §5 warns once per table and publishes nothing). */

@@ -52,14 +52,21 @@ static void log_notice(void *arg, const char *message)
 	log_debug("PostgreSQL notice", "detail", chomp(text, sizeof text, message));
 }
 
-PGconn *pg_connect(const char *conninfo, bool replication, const char *purpose)
+PGconn *pg_connect(const struct config *cfg, bool replication, const char *purpose)
 {
 	/* expand_dbname: the first "dbname" value may be a whole conninfo string or URI;
 	 * later keywords override what it says. */
-	const char *keys[] = {"dbname", "fallback_application_name", "replication", NULL};
-	const char *values[] = {conninfo, "outbox-relay", "database", NULL};
-	if (!replication)
-		keys[2] = NULL;
+	const char *keys[5] = {"dbname", "fallback_application_name"};
+	const char *values[5] = {cfg->source.conninfo, "outbox-relay"};
+	size_t n = 2;
+	if (cfg->source.password.value) {
+		keys[n] = "password";
+		values[n++] = cfg->source.password.value;
+	}
+	if (replication) {
+		keys[n] = "replication";
+		values[n++] = "database";
+	}
 	PGconn *conn = PQconnectdbParams(keys, values, 1);
 	if (PQstatus(conn) != CONNECTION_OK) {
 		char detail[512];
@@ -280,12 +287,85 @@ int pgrepl_prepare(PGconn *sql, const struct config *cfg, bool had_checkpoint, l
 	return ensure_slot(sql, cfg, had_checkpoint, slot_confirmed);
 }
 
-int pg_emit_drain_marker(PGconn *sql, const char *slot, lsn_t *lsn)
+/* ---- routed tables against the catalog ---- */
+
+struct route_check {
+	const struct config *cfg;
+	size_t route;
+	const char *table;	/* "schema.table" as written in errors */
+	PGresult *columns;	/* attname of every live column */
+	int missing;
+};
+
+static void report_route_problem(const struct route_check *c, const char *key, const char *problem)
+{
+	const struct route_config *rc = &c->cfg->routes[c->route];
+	char where[512];
+	snprintf(where, sizeof where, "%s:%d:%d: routes[%zu].%s: %s", c->cfg->path, rc->line, rc->column, c->route,
+		 key, problem);
+	log_error("the configuration does not match the database", "error", where);
+}
+
+static void check_column(void *ctx, const char *key, const char *column)
+{
+	struct route_check *c = ctx;
+	for (int i = 0; i < PQntuples(c->columns); i++)
+		if (strcmp(PQgetvalue(c->columns, i, 0), column) == 0)
+			return;
+	char problem[256];
+	snprintf(problem, sizeof problem, "column \"%s\" does not exist in %s", column, c->table);
+	report_route_problem(c, key, problem);
+	c->missing++;
+}
+
+static int check_route(PGconn *sql, const struct config *cfg, const struct outbox *o, size_t i, int *missing)
+{
+	const struct route_config *rc = &cfg->routes[i];
+	const char *params[] = {rc->schema, rc->table};
+	char table[2 * 64 + 2];
+	struct route_check c = {cfg, i, table, NULL, 0};
+	snprintf(table, sizeof table, "%s.%s", rc->schema, rc->table);
+	int status = exec_query(sql,
+				"SELECT a.attname FROM pg_catalog.pg_attribute a"
+				" JOIN pg_catalog.pg_class t ON t.oid = a.attrelid"
+				" JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace"
+				" WHERE n.nspname = $1 AND t.relname = $2 AND t.relkind IN ('r', 'p')"
+				" AND a.attnum > 0 AND NOT a.attisdropped",
+				2, params, &c.columns, "cannot read the routed table's columns");
+	if (status != PG_OK)
+		return status;
+	if (PQntuples(c.columns) == 0) {
+		char problem[256];
+		snprintf(problem, sizeof problem, "table %s does not exist (or is not a table)", table);
+		report_route_problem(&c, "table", problem);
+		c.missing++;
+	} else {
+		outbox_route_columns(o, i, check_column, &c);
+	}
+	PQclear(c.columns);
+	*missing += c.missing;
+	return PG_OK;
+}
+
+int pgrepl_check_routes(PGconn *sql, const struct config *cfg, const struct outbox *o)
+{
+	int missing = 0;
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		if (!cfg->routes[i].table)
+			continue;
+		int status = check_route(sql, cfg, o, i, &missing);
+		if (status != PG_OK)
+			return status;
+	}
+	return missing ? PG_CONFIG : PG_OK;
+}
+
+int pg_emit_marker(PGconn *sql, const char *prefix, const char *slot, lsn_t *lsn)
 {
 	PGresult *res;
-	const char *params[] = {DRAIN_MARKER_PREFIX, slot};
+	const char *params[] = {prefix, slot};
 	int status = exec_query(sql, "SELECT pg_logical_emit_message(false, $1, $2)::text", 2, params, &res,
-				"cannot emit the drain marker");
+				"cannot emit a logical message");
 	if (status != PG_OK)
 		return status;
 	if (lsn_parse(PQgetvalue(res, 0, 0), lsn) < 0) {
@@ -323,7 +403,7 @@ static int start_streaming(struct pgrepl *r, const struct config *cfg, lsn_t sta
 struct pgrepl *pgrepl_start(const struct config *cfg, lsn_t start, int *status)
 {
 	struct pgrepl *r = xcalloc(1, sizeof *r);
-	r->conn = pg_connect(cfg->source.conninfo, true, "replication");
+	r->conn = pg_connect(cfg, true, "replication");
 	if (!r->conn) {
 		*status = PG_RETRY;
 		free(r);

@@ -17,16 +17,18 @@
 
 #include "config.h"
 #include "lsn.h"
+#include "outbox.h"
 
 enum pg_status {
 	PG_OK = 0,
 	PG_RETRY = -1,
 	PG_FATAL = -2,
+	PG_CONFIG = -3,		/* the configuration does not match the database: exit 78 */
 };
 
 /* Connects for ordinary SQL (replication = false) or for streaming (replication=database).
  * Returns NULL after logging why. */
-PGconn *pg_connect(const char *conninfo, bool replication, const char *purpose);
+PGconn *pg_connect(const struct config *cfg, bool replication, const char *purpose);
 
 /* Classifies a failed result or connection: PG_RETRY or PG_FATAL. Logs msg with detail. */
 int pg_failure(PGconn *conn, const PGresult *res, const char *msg);
@@ -42,11 +44,17 @@ int pg_exec(PGconn *conn, const char *sql, const char *what);
  * position (everything committed before it was handled in an earlier run). */
 int pgrepl_prepare(PGconn *sql, const struct config *cfg, bool had_checkpoint, lsn_t *slot_confirmed);
 
-/* Emits a non-transactional logical message with the drain prefix; *lsn is its position.
- * Everything committed before the call is decoded before this message arrives. */
-int pg_emit_drain_marker(PGconn *sql, const char *slot, lsn_t *lsn);
+/* Checks that every routed table exists and has every column its route reads. PG_OK,
+ * PG_RETRY, or PG_CONFIG after logging each missing table or column with its place in the
+ * file. */
+int pgrepl_check_routes(PGconn *sql, const struct config *cfg, const struct outbox *o);
 
+/* Emits a non-transactional logical message with prefix (one of the relay's own, below);
+ * *lsn is its position. Everything committed before the call is decoded before this
+ * message arrives, and it is never published. */
+int pg_emit_marker(PGconn *sql, const char *prefix, const char *slot, lsn_t *lsn);
 #define DRAIN_MARKER_PREFIX "outbox-relay.drain"
+#define HEARTBEAT_PREFIX "outbox-relay.heartbeat"
 
 struct pgrepl;
 

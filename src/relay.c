@@ -24,8 +24,10 @@ enum stop_reason {
 	RUNNING,
 	STOP_SIGNAL,	/* SIGTERM/SIGINT: wait for acks up to drain_timeout */
 	STOP_DRAINED,	/* --drain reached the marker and everything is acknowledged */
-	STOP_FATAL,	/* exit 1 */
+	STOP_FATAL,	/* exit 1 (or 78 when config_mismatch) */
 };
+
+#define MQTT_MID_COUNT 65536	/* message ids are 16 bits */
 
 /* The position of one event: its transaction's commit LSN and its index there. */
 struct event_pos {
@@ -58,6 +60,7 @@ struct relay {
 	lsn_t txn_commit_lsn;
 	char txn_lsn_text[LSN_BUFLEN];	/* formatted once per transaction for its events */
 	char txn_time_text[40];
+	pg_time_t txn_commit_time;
 	int32_t txn_next_index;
 
 	/* An event decoded but not yet taken by the MQTT client. */
@@ -81,7 +84,25 @@ struct relay {
 	struct backoff pg_backoff;
 	struct backoff mqtt_backoff;
 
+	/* QoS 1 and 2 events the broker may still refuse, kept so that a refused one can be
+	 * dead-lettered with its content. Filled by swapping buffers with ev, not copying;
+	 * a ring as large as the ledger, which never holds more events than that. */
+	struct event *sent;
+	size_t nsent, sent_next;
+	int32_t *sent_slot_of_mid;	/* MQTT_MID_COUNT entries; -1: not kept */
+
+	/* Monitoring (SPEC §8). */
+	uint64_t dead_lettered;
+	uint64_t reconnects;
+	lsn_t server_wal_end;		/* newest WAL end the server reported */
+	pg_time_t last_acked_commit_time;
+	uint64_t stats_acked;		/* acked at the last stats line, for the rate */
+	int64_t stats_at;
+	int64_t next_stats_at;
+	int64_t next_heartbeat_at;
+
 	enum stop_reason stop;
+	bool config_mismatch;		/* routes name what the database lacks: exit 78 */
 };
 
 /* ---- helpers ------------------------------------------------------------------------ */
@@ -121,6 +142,7 @@ static void pg_close(struct relay *r)
 
 static void pg_schedule_retry(struct relay *r)
 {
+	r->reconnects++;
 	uint32_t delay = backoff_next(&r->pg_backoff, jitter());
 	char text[16];
 	snprintf(text, sizeof text, "%" PRIu32 "ms", delay);
@@ -151,10 +173,12 @@ static int load_checkpoint(struct relay *r)
 static int pg_open(struct relay *r)
 {
 	const struct config *cfg = r->cfg;
-	r->sql = pg_connect(cfg->source.conninfo, false, "bookkeeping");
+	r->sql = pg_connect(cfg, false, "bookkeeping");
 	if (!r->sql)
 		return PG_RETRY;
-	int status = checkpoint_prepare(r->sql, cfg);
+	int status = pgrepl_check_routes(r->sql, cfg, r->outbox);
+	if (status == PG_OK)
+		status = checkpoint_prepare(r->sql, cfg);
 	if (status == PG_OK && !r->loaded)
 		status = load_checkpoint(r);
 	bool had_checkpoint = r->saved.pos.confirmed_lsn != LSN_INVALID;
@@ -162,7 +186,7 @@ static int pg_open(struct relay *r)
 	if (status == PG_OK)
 		status = pgrepl_prepare(r->sql, cfg, had_checkpoint, &slot_confirmed);
 	if (status == PG_OK && r->drain_mode && r->drain_target == LSN_INVALID)
-		status = pg_emit_drain_marker(r->sql, cfg->source.slot, &r->drain_target);
+		status = pg_emit_marker(r->sql, DRAIN_MARKER_PREFIX, cfg->source.slot, &r->drain_target);
 	if (status != PG_OK)
 		return status;
 	if (!r->ledger)
@@ -188,7 +212,8 @@ static void pg_maintain(struct relay *r, int64_t now)
 		return;
 	}
 	pg_close(r);
-	if (status == PG_FATAL)
+	r->config_mismatch = status == PG_CONFIG;
+	if (status == PG_FATAL || status == PG_CONFIG)
 		fail(r);
 	else
 		pg_schedule_retry(r);
@@ -203,6 +228,88 @@ static void pg_lost(struct relay *r)
 
 /* ---- MQTT session ------------------------------------------------------------------- */
 
+/* ---- events that can never be published (SPEC §7) ------------------------------------ */
+
+static void log_event(enum log_level level, const char *msg, const struct event *ev, const char *why)
+{
+	char lsn[LSN_BUFLEN], index[16];
+	snprintf(index, sizeof index, "%" PRId32, ev->index);
+	log_write(level, msg, "reason", why, "event_id", ev->event_id.len ? ev->event_id.data : "",
+		  "source", ev->source ? ev->source : "", "commit_lsn", lsn_format(ev->commit_lsn, lsn),
+		  "event_index", index, NULL);
+}
+
+/*
+ * Dead-letters ev, or stops the relay (on_reject: stop, or the dead-letter table cannot be
+ * written). Returns 0 when the stream may go past the event; PG_RETRY when PostgreSQL was
+ * lost and the event will come again; PG_FATAL when stopping. Either way, nothing
+ * checkpoints past an event that is neither published nor dead-lettered.
+ */
+static int reject(struct relay *r, const struct event *ev, const char *why)
+{
+	if (r->cfg->delivery.on_reject == REJECT_STOP) {
+		log_event(LOG_ERROR, "event cannot be published; stopping (delivery.on_reject: stop)", ev, why);
+		fail(r);
+		return PG_FATAL;
+	}
+	int status = r->sql ? checkpoint_dead_letter(r->sql, r->cfg->source.slot, ev, why) : PG_RETRY;
+	if (status != PG_OK)
+		return status;
+	r->dead_lettered++;
+	log_event(LOG_WARN, "event dead-lettered", ev, why);
+	return PG_OK;
+}
+
+/* The kept copy of an in-flight QoS 1/2 event, or NULL. */
+static struct event *sent_event(struct relay *r, int mid)
+{
+	if (!r->sent_slot_of_mid || mid <= 0 || mid >= MQTT_MID_COUNT || r->sent_slot_of_mid[mid] < 0)
+		return NULL;
+	return &r->sent[r->sent_slot_of_mid[mid]];
+}
+
+/* Keeps the event just published under mid: its buffers go to the ring, and the ring
+ * slot's old buffers come back to be reused for the next event. */
+static void keep_sent(struct relay *r, int mid)
+{
+	size_t slot = r->sent_next;
+	struct event *kept = &r->sent[slot];
+	if (kept->index >= 0 && kept->qos > 0 && r->sent_slot_of_mid[kept->mid] == (int32_t)slot)
+		r->sent_slot_of_mid[kept->mid] = -1;
+	struct event spare = *kept;
+	*kept = r->ev;
+	kept->mid = mid;
+	r->ev = spare;
+	r->sent_slot_of_mid[mid] = (int32_t)slot;
+	r->sent_next = (slot + 1) % r->nsent;
+}
+
+/* A refusal arrives with the acknowledgement (MQTT 5 reason code >= 0x80). Returns false
+ * if the event must stay unacknowledged (stopping). */
+static bool handle_refusal(struct relay *r, int mid, int reason)
+{
+	char why[96];
+	snprintf(why, sizeof why, "the broker refused the message: reason code 0x%02x (%s)", reason,
+		 mqtt_reason_text(reason));
+	struct event *ev = sent_event(r, mid);
+	if (!ev) {
+		log_error("the broker refused a message the relay no longer holds; stopping so that it is"
+			  " published again after restart", "reason", why);
+		fail(r);
+		return false;
+	}
+	int status = reject(r, ev, why);
+	if (status == PG_OK)
+		return true;
+	if (status == PG_RETRY) {
+		/* It was published already, so a reconnect would skip it: start over instead. */
+		log_error("cannot dead-letter a refused event; stopping so that it is published again after"
+			  " restart", "reason", why);
+		fail(r);
+	}
+	return false;
+}
+
 static void on_ack(void *ctx, int mid, int reason)
 {
 	struct relay *r = ctx;
@@ -210,13 +317,16 @@ static void on_ack(void *ctx, int mid, int reason)
 		r->early_ack_mid = mid;
 		return;
 	}
-	if (reason >= 0x80) {
-		char code[16];
-		snprintf(code, sizeof code, "0x%02x", reason);
-		log_warn("broker refused an event", "reason_code", code);
-	}
-	if (ledger_ack(r->ledger, mid) == 0)
+	if (reason >= 0x80 && !handle_refusal(r, mid, reason))
+		return;
+	struct event *ev = sent_event(r, mid);
+	if (ledger_ack(r->ledger, mid) == 0) {
 		r->acked++;
+		if (ev)
+			r->last_acked_commit_time = ev->commit_time;
+	}
+	if (ev)
+		r->sent_slot_of_mid[mid] = -1;
 }
 
 static void mqtt_maintain(struct relay *r, int64_t now)
@@ -243,18 +353,24 @@ static void notify_when_ready(struct relay *r)
 
 static void mqtt_check_down(struct relay *r, enum mqtt_state before)
 {
-	if (before != MQTT_DOWN && mqtt_state(r->mqtt) == MQTT_DOWN && r->stop == RUNNING)
+	if (before != MQTT_DOWN && mqtt_state(r->mqtt) == MQTT_DOWN && r->stop == RUNNING) {
 		r->mqtt_retry_at = monotonic_ms() + backoff_next(&r->mqtt_backoff, jitter());
+		r->reconnects++;
+	}
 }
 
 /* ---- events ------------------------------------------------------------------------- */
 
+/* The pending event cannot be published: past it once it is dead-lettered. */
 static void set_aside(struct relay *r, const char *why)
 {
-	char lsn[LSN_BUFLEN], index[16];
-	snprintf(index, sizeof index, "%" PRId32, r->ev.index);
-	log_warn("event cannot be published", "reason", why, "source", r->ev.source ? r->ev.source : "",
-		 "commit_lsn", lsn_format(r->ev.commit_lsn, lsn), "event_index", index);
+	int status = reject(r, &r->ev, why);
+	if (status == PG_RETRY) {
+		pg_lost(r);	/* the event comes again after reconnecting */
+		return;
+	}
+	if (status != PG_OK)
+		return;
 	r->handled = (struct event_pos){r->ev.commit_lsn, r->ev.index};
 	r->ev_pending = false;
 }
@@ -279,10 +395,14 @@ static void try_publish(struct relay *r)
 		fail(r);
 		return;
 	}
-	if (r->early_ack_mid == mid)
-		on_ack(r, mid, 0);
 	r->handled = (struct event_pos){r->ev.commit_lsn, r->ev.index};
 	r->ev_pending = false;
+	if (r->early_ack_mid == mid) {
+		on_ack(r, mid, 0);
+		r->last_acked_commit_time = r->ev.commit_time;
+	} else if (r->ev.qos > 0) {
+		keep_sent(r, mid);
+	}
 }
 
 /* Numbers the next event of the open transaction; false if it was handled before. */
@@ -295,6 +415,7 @@ static bool next_event(struct relay *r)
 	r->ev.index = pos.index;
 	r->ev.lsn_text = r->txn_lsn_text;
 	r->ev.commit_time_text = r->txn_time_text;
+	r->ev.commit_time = r->txn_commit_time;
 	r->ev_pending = true;
 	return true;
 }
@@ -331,12 +452,14 @@ static void handle_message(struct relay *r, const struct pgo_msg *msg)
 		handle_routed_message(r, msg);
 		return;
 	}
-	if (strcmp(msg->u.message.prefix, DRAIN_MARKER_PREFIX) != 0)
-		return;	/* only committed work is published: never a non-transactional message */
+	/* Only committed work is published: never a non-transactional message. */
+	bool drain = strcmp(msg->u.message.prefix, DRAIN_MARKER_PREFIX) == 0;
+	if (!drain && strcmp(msg->u.message.prefix, HEARTBEAT_PREFIX) != 0)
+		return;
 	/* Outside any transaction, with every earlier commit already received: a safe
 	 * position to confirm once nothing is in flight. */
 	ledger_idle_advance(r->ledger, msg->u.message.lsn);
-	if (r->drain_mode && r->drain_target != LSN_INVALID && msg->u.message.lsn >= r->drain_target) {
+	if (drain && r->drain_mode && r->drain_target != LSN_INVALID && msg->u.message.lsn >= r->drain_target) {
 		r->drain_reached = true;
 		log_info("drain: everything committed before start has been received");
 	}
@@ -351,6 +474,7 @@ static void handle_change(struct relay *r, const struct pgo_msg *msg)
 		r->txn_next_index = 0;
 		lsn_format(r->txn_commit_lsn, r->txn_lsn_text);
 		pg_time_format(msg->u.begin.commit_time, r->txn_time_text, sizeof r->txn_time_text);
+		r->txn_commit_time = msg->u.begin.commit_time;
 		break;
 	case PGO_COMMIT:
 		ledger_txn_end(r->ledger, msg->u.commit.commit_lsn, msg->u.commit.end_lsn);
@@ -393,6 +517,8 @@ static int handle_copydata(struct relay *r, const uint8_t *data, size_t len)
 		log_error("malformed replication message", "error", err);
 		return -1;
 	}
+	if (frame.wal_end > r->server_wal_end)
+		r->server_wal_end = frame.wal_end;
 	if (frame.kind == REPL_KEEPALIVE) {
 		handle_keepalive(r, &frame);
 		return 0;
@@ -467,6 +593,58 @@ static void bookkeeping(struct relay *r, int64_t now)
 		return;
 	}
 	r->next_status_at = now + r->cfg->source.status_interval_ms;
+}
+
+/* SPEC §2.6: a message of our own gives the slot a position to advance to when routed
+ * tables are idle. It goes through the bookkeeping connection; the stream never publishes it. */
+static void heartbeat(struct relay *r, int64_t now)
+{
+	uint32_t interval = r->cfg->source.heartbeat_interval_ms;
+	if (!interval || !r->repl || r->stop != RUNNING || now < r->next_heartbeat_at)
+		return;
+	lsn_t lsn;
+	int status = pg_emit_marker(r->sql, HEARTBEAT_PREFIX, r->cfg->source.slot, &lsn);
+	r->next_heartbeat_at = now + interval;
+	if (status == PG_RETRY)
+		pg_lost(r);
+	else if (status == PG_FATAL)
+		fail(r);
+}
+
+static void log_stats(struct relay *r, int64_t now)
+{
+	char published[24], rate[24], dead[24], inflight[24], lag_bytes[24], lag_ms[24], lsn[LSN_BUFLEN],
+		reconnects[24];
+	double seconds = r->stats_at ? (double)(now - r->stats_at) / 1000.0 : 0.0;
+	lsn_t confirmed = r->confirmed_sent;
+	int64_t lag = r->last_acked_commit_time ? (pg_now() - r->last_acked_commit_time) / 1000 : 0;
+	snprintf(published, sizeof published, "%" PRIu64, r->acked);
+	snprintf(rate, sizeof rate, "%.1f", seconds > 0 ? (double)(r->acked - r->stats_acked) / seconds : 0.0);
+	snprintf(dead, sizeof dead, "%" PRIu64, r->dead_lettered);
+	snprintf(inflight, sizeof inflight, "%zu", r->ledger ? ledger_inflight(r->ledger) : (size_t)0);
+	snprintf(lag_bytes, sizeof lag_bytes, "%" PRIu64,
+		 r->server_wal_end > confirmed ? (uint64_t)(r->server_wal_end - confirmed) : (uint64_t)0);
+	snprintf(lag_ms, sizeof lag_ms, "%" PRId64, lag > 0 ? lag : 0);
+	snprintf(reconnects, sizeof reconnects, "%" PRIu64, r->reconnects);
+	log_info("stats", "published", published, "rate", rate, "dead_lettered", dead, "inflight", inflight,
+		 "lag_bytes", lag_bytes, "lag_ms", lag_ms, "checkpoint_lsn", lsn_format(r->saved.pos.commit_lsn, lsn),
+		 "reconnects", reconnects);
+	r->stats_acked = r->acked;
+	r->stats_at = now;
+}
+
+static void periodic_stats(struct relay *r, int64_t now)
+{
+	uint32_t interval = r->cfg->log.stats_interval_ms;
+	if (!interval)
+		return;
+	if (!r->next_stats_at) {
+		r->next_stats_at = now + interval;
+		r->stats_at = now;
+	} else if (now >= r->next_stats_at) {
+		log_stats(r, now);
+		r->next_stats_at = now + interval;
+	}
 }
 
 /* ---- stopping ----------------------------------------------------------------------- */
@@ -556,6 +734,8 @@ static void handle_signals(struct relay *r)
 	while (read(r->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
 		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
 			request_stop(r, si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+		else if (si.ssi_signo == SIGUSR1)
+			log_stats(r, monotonic_ms());
 		else
 			log_info("signal ignored by this version", "signal", strsignal((int)si.ssi_signo));
 	}
@@ -583,6 +763,9 @@ static int poll_timeout(const struct relay *r, int64_t now)
 		at = earliest(at, r->next_checkpoint_at);
 	if (r->stop == STOP_SIGNAL)
 		at = earliest(at, r->stop_deadline);
+	if (r->repl && r->cfg->source.heartbeat_interval_ms)
+		at = earliest(at, r->next_heartbeat_at);
+	at = earliest(at, r->next_stats_at);
 	return at <= now ? 0 : (int)(at - now);
 }
 
@@ -630,7 +813,10 @@ static void step(struct relay *r)
 	if (r->ev_pending && r->stop == RUNNING)
 		try_publish(r);
 	receive(r);
-	bookkeeping(r, monotonic_ms());
+	now = monotonic_ms();
+	bookkeeping(r, now);
+	heartbeat(r, now);
+	periodic_stats(r, now);
 }
 
 static int relay_init(struct relay *r, const struct config *cfg, struct outbox *outbox, const struct relay_options *opts)
@@ -646,6 +832,13 @@ static int relay_init(struct relay *r, const struct config *cfg, struct outbox *
 	srandom((unsigned)(getpid() ^ monotonic_ms()));
 	r->sigfd = open_signalfd();
 	r->decoder = pgo_decoder_new();
+	r->nsent = (size_t)cfg->broker.max_inflight;
+	r->sent = xcalloc(r->nsent, sizeof *r->sent);
+	for (size_t i = 0; i < r->nsent; i++)
+		r->sent[i].index = -1;	/* empty slot */
+	r->sent_slot_of_mid = xmalloc(MQTT_MID_COUNT * sizeof *r->sent_slot_of_mid);
+	for (size_t i = 0; i < MQTT_MID_COUNT; i++)
+		r->sent_slot_of_mid[i] = -1;
 	r->mqtt = mqtt_new(cfg, on_ack, r);
 	if (r->sigfd < 0 || !r->mqtt) {
 		log_error("cannot initialise", "error", strerror(errno));
@@ -661,6 +854,10 @@ static void relay_finish(struct relay *r)
 	ledger_free(r->ledger);
 	pgo_decoder_free(r->decoder);
 	event_finish(&r->ev);
+	for (size_t i = 0; r->sent && i < r->nsent; i++)
+		event_finish(&r->sent[i]);
+	free(r->sent);
+	free(r->sent_slot_of_mid);
 	if (r->sigfd >= 0)
 		close(r->sigfd);
 }
@@ -683,7 +880,7 @@ int relay_run(const struct config *cfg, struct outbox *outbox, const struct rela
 		final_bookkeeping(&r);
 	mqtt_disconnect(r.mqtt, 2000);
 	log_summary(&r);
-	int status = r.stop == STOP_FATAL ? 1 : 0;
+	int status = r.stop != STOP_FATAL ? 0 : r.config_mismatch ? 78 : 1;
 	relay_finish(&r);
 	return status;
 }
