@@ -320,7 +320,7 @@ static void on_ack(void *ctx, int mid, int reason)
 	if (reason >= 0x80 && !handle_refusal(r, mid, reason))
 		return;
 	struct event *ev = sent_event(r, mid);
-	if (ledger_ack(r->ledger, mid) == 0) {
+	if (ledger_ack(r->ledger, mid) == 0 && reason < 0x80) {
 		r->acked++;
 		if (ev)
 			r->last_acked_commit_time = ev->commit_time;

@@ -66,6 +66,8 @@ class IntegrationCase(unittest.TestCase):
     """setUpClass starts the servers (unless needs_servers is false); tests get helpers."""
 
     needs_servers = True
+    # Lines added to the broker's configuration for this file; {workdir} is replaced.
+    mosquitto_config = ""
     maxDiff = 4000
 
     @classmethod
@@ -79,11 +81,17 @@ class IntegrationCase(unittest.TestCase):
             cls.pg = Postgres(cls.workdir)
             cls.pg.init()
             cls.pg.start()
-            cls.mqtt = Mosquitto(cls.workdir)
+            cls.prepare_files()
+            cls.mqtt = Mosquitto(cls.workdir,
+                                 extra_config=cls.mosquitto_config.format(workdir=cls.workdir))
             cls.mqtt.start()
         except BaseException:
             cls.tearDownClass()
             raise
+
+    @classmethod
+    def prepare_files(cls):
+        """Writes what the servers' configuration refers to (ACLs, certificates) into workdir."""
 
     @classmethod
     def tearDownClass(cls):
