@@ -7,7 +7,7 @@ PACKAGES=(
 	libpq-dev libmosquitto-dev libyaml-dev check libsystemd-dev
 	postgresql mosquitto
 	python3 python3-psycopg2
-	valgrind
+	valgrind openssl
 )
 
 # Runs a command as root: directly when we are root, else through sudo.

@@ -1,0 +1,142 @@
+#!/usr/bin/python3
+"""SPEC §4 broker.username, broker.password_file and broker.tls.*, against a real Mosquitto.
+
+The broker keeps the harness's plain anonymous listener (for the recorder) and gets a
+second, TLS-only listener that requires a client certificate signed by a test CA. Its
+password file makes a client that names a user prove it. Certificates are made with
+openssl in the test's directory.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import harness  # noqa: E402
+from harness import insert_event  # noqa: E402
+from harness.util import free_port, wait_until  # noqa: E402
+
+USER, PASSWORD = "relay", "s3cret-for-tests"
+TLS_PORT = free_port()
+
+
+def openssl(workdir, *args):
+    subprocess.run(["openssl", *args], cwd=workdir, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+
+
+def make_certificates(workdir):
+    """A CA, a server certificate for the name localhost only, and a client certificate."""
+    openssl(workdir, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=outbox-relay test CA", "-keyout", "ca.key", "-out", "ca.pem")
+    for name, extra in (("server", "subjectAltName=DNS:localhost"),
+                        ("client", "extendedKeyUsage=clientAuth")):
+        openssl(workdir, "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+                "-keyout", f"{name}.key", "-out", f"{name}.csr")
+        with open(os.path.join(workdir, f"{name}.ext"), "w") as f:
+            f.write(extra + "\n")
+        openssl(workdir, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem")
+    # A second CA that signed nothing here: trusting it must fail.
+    openssl(workdir, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=unrelated CA", "-keyout", "other-ca.key", "-out", "other-ca.pem")
+    for name in os.listdir(workdir):
+        if name.endswith((".pem", ".key")):
+            os.chmod(os.path.join(workdir, name), 0o644)   # the broker runs as another user
+
+
+class BrokerSecurityTest(harness.IntegrationCase):
+    mosquitto_config = (f"password_file {{workdir}}/mosquitto.passwd\n"
+                        f"listener {TLS_PORT} 127.0.0.1\n"
+                        "cafile {workdir}/ca.pem\n"
+                        "certfile {workdir}/server.pem\n"
+                        "keyfile {workdir}/server.key\n"
+                        "require_certificate true\n")
+
+    @classmethod
+    def prepare_files(cls):
+        passwd = os.path.join(cls.workdir, "mosquitto.passwd")
+        subprocess.run(["mosquitto_passwd", "-b", "-c", passwd, USER, PASSWORD], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.chmod(passwd, 0o644)
+        make_certificates(cls.workdir)
+
+    def secret_file(self, name, text):
+        path = os.path.join(self.workdir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o600)
+        return path
+
+    def file(self, name):
+        return os.path.join(self.workdir, name)
+
+    def relay_for(self, db, name, **broker):
+        return self.new_relay(db, name=name, broker=broker)
+
+    def deliver(self, db, rec, relay, n):
+        relay.start()
+        relay.wait_for_slot(db, self.name)
+        with db.transaction() as cur:
+            events = [insert_event(cur, "order", f"{relay.name}-{i}", "placed", json.dumps({"i": i}))
+                      for i in range(n)]
+        wait_until(lambda: len([m for m in rec.messages if relay.name in m["topic"]]) == n, 60,
+                   f"{n} messages through {relay.name}", check=relay.check_running)
+        self.assertEqual(relay.terminate(), 0)
+        return events
+
+    def refused(self, relay, text):
+        relay.start()
+        wait_until(lambda: text in relay.stderr(), 30, f"the relay to log {text!r}",
+                   check=relay.check_running)
+        self.assertEqual(relay.terminate(), 0)
+
+    def test_username_and_password_file(self):
+        db = self.new_database()
+        rec = self.start_recorder()
+        good = self.relay_for(db, "good", username=USER,
+                              password_file=self.secret_file("mqtt-pw", PASSWORD + "\n"))
+        self.deliver(db, rec, good, 3)
+        bad = self.relay_for(db, "bad", username=USER,
+                             password_file=self.secret_file("wrong-pw", "guess\n"))
+        self.refused(bad, 'msg="broker refused the connection"')
+        for relay in (good, bad):
+            self.assertNotIn(PASSWORD, relay.stderr())
+            self.assertNotIn("guess", relay.stderr())
+
+    def test_tls_with_client_certificate(self):
+        db = self.new_database()
+        rec = self.start_recorder()
+        tls = {"ca_file": self.file("ca.pem"), "cert_file": self.file("client.pem"),
+               "key_file": self.file("client.key")}
+        verified = self.relay_for(db, "verified", host="localhost", port=TLS_PORT, tls=tls)
+        self.deliver(db, rec, verified, 3)
+
+        # The certificate names localhost, not 127.0.0.1: the same broker by address fails
+        # verification, unless verify_hostname is off.
+        by_address = self.relay_for(db, "by_address", port=TLS_PORT, tls=tls)
+        self.refused(by_address, "certificate verify failed")
+        insecure = self.relay_for(db, "insecure", port=TLS_PORT, tls=dict(tls, verify_hostname=False))
+        self.deliver(db, rec, insecure, 2)
+
+        untrusted = self.relay_for(db, "untrusted", port=TLS_PORT,
+                                   tls=dict(tls, ca_file=self.file("other-ca.pem")))
+        self.refused(untrusted, "certificate verify failed")
+
+        no_client_cert = self.relay_for(db, "no_client_cert", port=TLS_PORT,
+                                        tls={"ca_file": self.file("ca.pem")})
+        no_client_cert.start()
+        wait_until(lambda: "connected to broker" not in no_client_cert.stderr()
+                   and ("disconnected" in no_client_cert.stderr()
+                        or "cannot connect" in no_client_cert.stderr()
+                        or "libmosquitto" in no_client_cert.stderr()), 30,
+                   "the broker to turn away a client without certificate",
+                   check=no_client_cert.check_running)
+        self.assertNotIn('msg="connected to broker"', no_client_cert.stderr())
+        self.assertEqual(no_client_cert.terminate(), 0)
+
+
+if __name__ == "__main__":
+    harness.main()
