@@ -8,6 +8,7 @@ PACKAGES=(
 	postgresql mosquitto
 	python3 python3-psycopg2
 	valgrind openssl
+	mandoc systemd
 )
 
 # Runs a command as root: directly when we are root, else through sudo.

@@ -10,6 +10,26 @@ void notify_ready(const char *status)
 	sd_notifyf(0, "READY=1\nSTATUS=%s", status);
 }
 
+void notify_status(const char *status)
+{
+	sd_notifyf(0, "STATUS=%s", status);
+}
+
+uint32_t notify_watchdog_interval_ms(void)
+{
+	uint64_t usec = 0;
+	if (sd_watchdog_enabled(0, &usec) <= 0)
+		return 0;
+	/* Half the timeout, as sd_watchdog_enabled(3) advises; at least 1 ms. */
+	uint64_t ms = usec / 2000;
+	return ms ? (uint32_t)(ms > UINT32_MAX ? UINT32_MAX : ms) : 1;
+}
+
+void notify_watchdog(void)
+{
+	sd_notify(0, "WATCHDOG=1");
+}
+
 void notify_stopping(void)
 {
 	sd_notify(0, "STOPPING=1");
@@ -18,6 +38,20 @@ void notify_stopping(void)
 void notify_ready(const char *status)
 {
 	(void)status;
+}
+
+void notify_status(const char *status)
+{
+	(void)status;
+}
+
+uint32_t notify_watchdog_interval_ms(void)
+{
+	return 0;
+}
+
+void notify_watchdog(void)
+{
 }
 
 void notify_stopping(void)

@@ -3,8 +3,19 @@
 #ifndef OUTBOX_NOTIFY_H
 #define OUTBOX_NOTIFY_H
 
+#include <stdint.h>
+
 /* READY=1 with a status line: both sides connected and the checkpoint loaded. */
 void notify_ready(const char *status);
+
+/* STATUS=: the one-line summary systemctl status shows. */
+void notify_status(const char *status);
+
+/* How often to send WATCHDOG=1 (half of WatchdogSec), in ms; 0 when no watchdog is set. */
+uint32_t notify_watchdog_interval_ms(void);
+
+/* WATCHDOG=1: the loop is alive. */
+void notify_watchdog(void);
 
 /* STOPPING=1. */
 void notify_stopping(void);

@@ -100,6 +100,8 @@ struct relay {
 	int64_t stats_at;
 	int64_t next_stats_at;
 	int64_t next_heartbeat_at;
+	uint32_t watchdog_interval_ms;	/* 0: no systemd watchdog */
+	int64_t next_watchdog_at;
 
 	enum stop_reason stop;
 	bool config_mismatch;		/* routes name what the database lacks: exit 78 */
@@ -626,11 +628,25 @@ static void log_stats(struct relay *r, int64_t now)
 		 r->server_wal_end > confirmed ? (uint64_t)(r->server_wal_end - confirmed) : (uint64_t)0);
 	snprintf(lag_ms, sizeof lag_ms, "%" PRId64, lag > 0 ? lag : 0);
 	snprintf(reconnects, sizeof reconnects, "%" PRIu64, r->reconnects);
+	char status[256];
+	snprintf(status, sizeof status, "published %s, %s/s, dead-lettered %s, in flight %s, lag %s ms", published,
+		 rate, dead, inflight, lag_ms);
+	notify_status(status);
 	log_info("stats", "published", published, "rate", rate, "dead_lettered", dead, "inflight", inflight,
 		 "lag_bytes", lag_bytes, "lag_ms", lag_ms, "checkpoint_lsn", lsn_format(r->saved.pos.commit_lsn, lsn),
 		 "reconnects", reconnects);
 	r->stats_acked = r->acked;
 	r->stats_at = now;
+}
+
+/* The watchdog proves the loop turns, not that both sides are up: a relay waiting out an
+ * outage is healthy. */
+static void watchdog(struct relay *r, int64_t now)
+{
+	if (!r->watchdog_interval_ms || now < r->next_watchdog_at)
+		return;
+	notify_watchdog();
+	r->next_watchdog_at = now + r->watchdog_interval_ms;
 }
 
 static void periodic_stats(struct relay *r, int64_t now)
@@ -766,6 +782,7 @@ static int poll_timeout(const struct relay *r, int64_t now)
 	if (r->repl && r->cfg->source.heartbeat_interval_ms)
 		at = earliest(at, r->next_heartbeat_at);
 	at = earliest(at, r->next_stats_at);
+	at = earliest(at, r->next_watchdog_at);
 	return at <= now ? 0 : (int)(at - now);
 }
 
@@ -817,6 +834,7 @@ static void step(struct relay *r)
 	bookkeeping(r, now);
 	heartbeat(r, now);
 	periodic_stats(r, now);
+	watchdog(r, now);
 }
 
 static int relay_init(struct relay *r, const struct config *cfg, struct outbox *outbox, const struct relay_options *opts)
@@ -831,6 +849,7 @@ static int relay_init(struct relay *r, const struct config *cfg, struct outbox *
 	backoff_init(&r->mqtt_backoff, cfg->broker.reconnect.min_ms, cfg->broker.reconnect.max_ms);
 	srandom((unsigned)(getpid() ^ monotonic_ms()));
 	r->sigfd = open_signalfd();
+	r->watchdog_interval_ms = notify_watchdog_interval_ms();
 	r->decoder = pgo_decoder_new();
 	r->nsent = (size_t)cfg->broker.max_inflight;
 	r->sent = xcalloc(r->nsent, sizeof *r->sent);

@@ -1,0 +1,75 @@
+#!/usr/bin/python3
+"""SPEC §8 under systemd: READY=1 once both sides are up, STATUS= lines, WATCHDOG=1 while
+WatchdogSec is set, STOPPING=1 on the way out.
+
+The test plays the service manager: it binds the datagram socket named by NOTIFY_SOCKET
+and sets WATCHDOG_USEC, as systemd does for a Type=notify unit with WatchdogSec=.
+"""
+
+import os
+import socket
+import sys
+import threading
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import harness  # noqa: E402
+from harness.util import wait_until  # noqa: E402
+
+
+class NotifySocket:
+    """Collects every datagram sent to a unix socket, in order."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.2)
+        self.messages = []
+        self.stopped = False
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        while not self.stopped:
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            self.messages.append(data.decode())
+
+    def lines(self):
+        return [line for msg in list(self.messages) for line in msg.splitlines()]
+
+    def close(self):
+        self.stopped = True
+        self.thread.join()
+        self.sock.close()
+
+
+class SystemdNotifyTest(harness.IntegrationCase):
+
+    def test_ready_status_watchdog_stopping(self):
+        db = self.new_database()
+        path = os.path.join(self.workdir, "notify.sock")
+        notify = NotifySocket(path)
+        self.addCleanup(notify.close)
+        config = harness.relay_config(self.pg, self.mqtt, db.name, self.name,
+                                      log={"stats_interval": "200ms"})
+        env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="300000")
+        relay = self.relay_with_config(config, env=env).start()
+        wait_until(lambda: "READY=1" in notify.lines(), 30, "READY=1", check=relay.check_running)
+        # Ready means streaming: the slot is in use by then.
+        self.assertTrue(db.scalar("SELECT active FROM pg_replication_slots WHERE slot_name = %s",
+                                  (self.name,)))
+        wait_until(lambda: notify.lines().count("WATCHDOG=1") >= 3, 30, "three watchdog pings",
+                   check=relay.check_running)
+        wait_until(lambda: any(line.startswith("STATUS=published ") for line in notify.lines()), 30,
+                   "a status line with the counters", check=relay.check_running)
+        self.assertEqual(relay.terminate(), 0)
+        lines = notify.lines()
+        self.assertEqual(lines[-1], "STOPPING=1")
+        self.assertLess(lines.index("READY=1"), lines.index("STOPPING=1"))
+
+
+if __name__ == "__main__":
+    harness.main()
