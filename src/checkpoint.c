@@ -20,11 +20,32 @@ static char *quoted_schema(PGconn *sql, const struct config *cfg)
 	return PQescapeIdentifier(sql, s, strlen(s));
 }
 
-static int create_tables(PGconn *sql, const char *schema)
+/* CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists:
+ * a least-privileged role with a schema made for it must not be asked for that. */
+static int schema_exists(PGconn *sql, const struct config *cfg, bool *exists)
 {
+	const char *params[] = {cfg->delivery.bookkeeping_schema};
+	PGresult *res = PQexecParams(sql, "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", 1, NULL,
+				     params, NULL, NULL, 0);
+	int status = PG_OK;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		status = pg_failure(sql, res, "cannot look up the bookkeeping schema");
+	else
+		*exists = PQntuples(res) > 0;
+	PQclear(res);
+	return status;
+}
+
+static int create_tables(PGconn *sql, const struct config *cfg, const char *schema)
+{
+	bool exists = false;
+	int status = schema_exists(sql, cfg, &exists);
+	if (status != PG_OK)
+		return status;
 	struct buf q = BUF_INIT;
+	if (!exists)
+		buf_printf(&q, "CREATE SCHEMA %s;", schema);
 	buf_printf(&q,
-		   "CREATE SCHEMA IF NOT EXISTS %s;"
 		   "CREATE TABLE IF NOT EXISTS %s.checkpoint ("
 		   " slot_name text PRIMARY KEY, commit_lsn pg_lsn NOT NULL, event_index int NOT NULL,"
 		   " confirmed_lsn pg_lsn NOT NULL, published bigint NOT NULL, updated_at timestamptz NOT NULL);"
@@ -32,8 +53,8 @@ static int create_tables(PGconn *sql, const char *schema)
 		   " id bigserial PRIMARY KEY, slot_name text, event_id text, source text, topic text,"
 		   " commit_lsn pg_lsn, reason text, payload bytea, properties jsonb,"
 		   " created_at timestamptz NOT NULL DEFAULT now())",
-		   schema, schema, schema);
-	int status = pg_exec(sql, q.data, "cannot create the bookkeeping tables");
+		   schema, schema);
+	status = pg_exec(sql, q.data, "cannot create the bookkeeping tables");
 	buf_finish(&q);
 	return status;
 }
@@ -99,7 +120,7 @@ int checkpoint_prepare(PGconn *sql, const struct config *cfg)
 	int status = pg_exec(sql, "SET synchronous_commit = local", "cannot set synchronous_commit");
 	char *schema = quoted_schema(sql, cfg);
 	if (status == PG_OK)
-		status = cfg->delivery.create_bookkeeping ? create_tables(sql, schema) : check_tables(sql, schema);
+		status = cfg->delivery.create_bookkeeping ? create_tables(sql, cfg, schema) : check_tables(sql, schema);
 	if (status == PG_OK)
 		status = prepare_statements(sql, schema);
 	PQfreemem(schema);

@@ -1,0 +1,20 @@
+-- A role for outbox-relay with only what it needs (SPEC §6): REPLICATION to stream from
+-- its slot and emit its own logical messages, SELECT on the routed tables, and a
+-- bookkeeping schema of its own. The publication is created here by an owner of the
+-- tables, so the relay runs with create_publication: false (it may not alter a
+-- publication it does not own; add new routed tables here first).
+--
+-- Run as a superuser in the database that holds the outbox tables:
+--   psql -d shop -v role=outbox_relay -v schema=outbox_relay -v publication=outbox_relay \
+--        -v table_schemas=public -v tables=public.outbox -f least-privilege.sql
+-- tables: comma-separated schema-qualified tables; table_schemas: their schemas.
+-- Then give the role a password (ALTER ROLE ... PASSWORD) or another pg_hba.conf method.
+
+\set ON_ERROR_STOP on
+
+CREATE ROLE :"role" LOGIN REPLICATION;
+GRANT CONNECT ON DATABASE :"DBNAME" TO :"role";
+GRANT USAGE ON SCHEMA :table_schemas TO :"role";
+GRANT SELECT ON :tables TO :"role";
+CREATE SCHEMA :"schema" AUTHORIZATION :"role";
+CREATE PUBLICATION :"publication" FOR TABLE :tables WITH (publish = 'insert');
