@@ -1519,3 +1519,51 @@ bool config_key_doc(size_t i, struct config_key_doc *out)
 	out->reloadable = route || (k->flags & KEY_RELOADABLE);
 	return true;
 }
+
+/* ---- Reloading ---- */
+
+static bool strings_equal(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool hosts_equal(const struct config *a, const struct config *b)
+{
+	if (a->broker.nhosts != b->broker.nhosts)
+		return false;
+	for (size_t i = 0; i < a->broker.nhosts; i++)
+		if (!strings_equal(a->broker.hosts[i].host, b->broker.hosts[i].host) ||
+		    a->broker.hosts[i].port != b->broker.hosts[i].port)
+			return false;
+	return true;
+}
+
+/* Whether key k holds the same value in two loaded configurations. */
+static bool key_equal(const struct key *k, const struct config *a, const struct config *b)
+{
+	const void *fa = (const char *)a + k->offset, *fb = (const char *)b + k->offset;
+	if (k->type == &bool_type)
+		return *(const bool *)fa == *(const bool *)fb;
+	if (k->type == &int_type || k->type == &enum_type)
+		return *(const int *)fa == *(const int *)fb;
+	if (k->type == &duration_type)
+		return *(const uint32_t *)fa == *(const uint32_t *)fb;
+	if (k->type == &secret_file_type)
+		return strings_equal(((const struct secret_file *)fa)->path, ((const struct secret_file *)fb)->path) &&
+		       strings_equal(((const struct secret_file *)fa)->value, ((const struct secret_file *)fb)->value);
+	if (k->type == &hosts_type)
+		return hosts_equal(a, b);
+	return strings_equal(*(char *const *)fa, *(char *const *)fb);
+}
+
+void config_restart_changes(const struct config *running, const struct config *next,
+			    void (*fn)(void *ctx, const char *path), void *ctx)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(config_keys); i++) {
+		const struct key *k = &config_keys[i];
+		if (!(k->flags & KEY_RELOADABLE) && !key_equal(k, running, next))
+			fn(ctx, k->path);
+	}
+	if (running->broker.tls.enabled != next->broker.tls.enabled)
+		fn(ctx, "broker.tls");
+}

@@ -133,6 +133,11 @@ int config_load(const char *path, struct config *out, FILE *errs);
 
 void config_finish(struct config *cfg);
 
+/* Calls fn with the path of every key that differs between the running configuration and
+ * a newly loaded one but is not reloadable (it takes a restart to apply). */
+void config_restart_changes(const struct config *running, const struct config *next,
+			    void (*fn)(void *ctx, const char *path), void *ctx);
+
 /* One key of the file as documentation describes it (the man page is checked against
  * these). Route keys have section "routes[]", the others "". */
 struct config_key_doc {

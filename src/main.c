@@ -109,9 +109,9 @@ int main(int argc, char **argv)
 		status = EXIT_CLEAN;
 	} else {
 		mosquitto_lib_init();
-		struct relay_options ropts = {.drain = opts.drain};
+		struct relay_options ropts = {.drain = opts.drain, .log_level_fixed = opts.log_level != NULL};
 		log_info("starting", "version", OUTBOX_RELAY_VERSION, "config", cfg.path);
-		status = relay_run(&cfg, outbox, &ropts);
+		status = relay_run(&cfg, &outbox, &ropts);
 		mosquitto_lib_cleanup();
 	}
 	outbox_free(outbox);

@@ -4,6 +4,7 @@
 
 #if HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
+#include <time.h>
 
 void notify_ready(const char *status)
 {
@@ -30,11 +31,32 @@ void notify_watchdog(void)
 	sd_notify(0, "WATCHDOG=1");
 }
 
+void notify_reloading(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		   (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL);
+}
+
+void notify_reloaded(void)
+{
+	sd_notify(0, "READY=1");
+}
+
 void notify_stopping(void)
 {
 	sd_notify(0, "STOPPING=1");
 }
 #else
+void notify_reloading(void)
+{
+}
+
+void notify_reloaded(void)
+{
+}
+
 void notify_ready(const char *status)
 {
 	(void)status;

@@ -17,6 +17,11 @@ uint32_t notify_watchdog_interval_ms(void);
 /* WATCHDOG=1: the loop is alive. */
 void notify_watchdog(void);
 
+/* RELOADING=1 with MONOTONIC_USEC, then READY=1 when done (systemd 253's reload
+ * protocol; older managers ignore what they do not know). */
+void notify_reloading(void);
+void notify_reloaded(void);
+
 /* STOPPING=1. */
 void notify_stopping(void);
 

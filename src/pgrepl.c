@@ -186,7 +186,7 @@ static int extend_publication(PGconn *sql, const struct config *cfg, const struc
 	return status;
 }
 
-static int ensure_publication(PGconn *sql, const struct config *cfg)
+int pgrepl_ensure_publication(PGconn *sql, const struct config *cfg)
 {
 	bool exists;
 	int status = publication_exists(sql, cfg->source.publication, &exists);
@@ -280,7 +280,7 @@ int pgrepl_prepare(PGconn *sql, const struct config *cfg, bool had_checkpoint, l
 {
 	/* The publication first: pgoutput reads it through the snapshot of the WAL being
 	 * decoded, so a slot older than its publication cannot decode. */
-	int status = ensure_publication(sql, cfg);
+	int status = pgrepl_ensure_publication(sql, cfg);
 	if (status != PG_OK)
 		return status;
 	*slot_confirmed = LSN_INVALID;

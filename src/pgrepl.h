@@ -44,6 +44,9 @@ int pg_exec(PGconn *conn, const char *sql, const char *what);
  * position (everything committed before it was handled in an earlier run). */
 int pgrepl_prepare(PGconn *sql, const struct config *cfg, bool had_checkpoint, lsn_t *slot_confirmed);
 
+/* The publication part of pgrepl_prepare: also run when a reload adds routed tables. */
+int pgrepl_ensure_publication(PGconn *sql, const struct config *cfg);
+
 /* Checks that every routed table exists and has every column its route reads. PG_OK,
  * PG_RETRY, or PG_CONFIG after logging each missing table or column with its place in the
  * file. */

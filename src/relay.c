@@ -35,10 +35,22 @@ struct event_pos {
 	int32_t index;
 };
 
-struct relay {
-	const struct config *cfg;
+/* A configuration and its compiled routes replaced by a reload: events in flight may
+ * still point into them, so they are freed when the run ends. */
+struct retired {
+	struct config cfg;
 	struct outbox *outbox;
+};
+
+struct relay {
+	const struct config *cfg;	/* the running configuration (reloads change it in place) */
+	struct config *live_cfg;	/* the same, writable, for reloads */
+	struct outbox **outbox_slot;	/* the caller's, updated by reloads */
+	struct outbox *outbox;
+	struct retired *retired;
+	size_t nretired;
 	bool drain_mode;
+	bool log_level_fixed;
 
 	struct pgo_decoder *decoder;
 	struct ledger *ledger;
@@ -728,6 +740,94 @@ static void log_summary(const struct relay *r)
 		 lsn_format(r->confirmed_sent, confirmed));
 }
 
+/* ---- reloading (SIGHUP) ------------------------------------------------------------- */
+
+static void note_restart_key(void *ctx, const char *path)
+{
+	(void)ctx;
+	log_warn("changed setting not applied: it takes a restart", "key", path);
+}
+
+/* Logs each line of the loader's error text as one record. */
+static void log_config_errors(char *text)
+{
+	char *save = NULL;
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		log_error("configuration error", "error", line);
+}
+
+/* New routes must name what the database has, and be in the publication, before they are
+ * used. PG_OK also when PostgreSQL is away: connecting again checks the same. */
+static int prepare_routes(struct relay *r, const struct config *next, const struct outbox *outbox)
+{
+	if (!r->sql)
+		return PG_OK;
+	int status = pgrepl_check_routes(r->sql, next, outbox);
+	if (status == PG_OK)
+		status = pgrepl_ensure_publication(r->sql, next);
+	if (status == PG_RETRY) {
+		pg_lost(r);
+		return PG_OK;
+	}
+	return status;
+}
+
+/* Takes next's routes, log level and stats interval; next keeps the old routes and is
+ * retired with the old outbox. */
+static void apply_reload(struct relay *r, struct config *next, struct outbox *outbox)
+{
+	struct config *live = r->live_cfg;
+	struct route_config *routes = live->routes;
+	size_t nroutes = live->nroutes;
+	live->routes = next->routes;
+	live->nroutes = next->nroutes;
+	next->routes = routes;
+	next->nroutes = nroutes;
+	live->log.level = next->log.level;
+	if (!r->log_level_fixed)
+		log_set_level(live->log.level);
+	live->log.stats_interval_ms = next->log.stats_interval_ms;
+	r->next_stats_at = 0;	/* re-armed with the new interval */
+
+	r->retired = xrealloc(r->retired, (r->nretired + 1) * sizeof *r->retired);
+	r->retired[r->nretired++] = (struct retired){*next, r->outbox};
+	r->outbox = outbox;
+	*r->outbox_slot = outbox;
+}
+
+static void reload(struct relay *r)
+{
+	struct config next;
+	struct outbox *outbox = NULL;
+	char *errors = NULL;
+	size_t size = 0;
+	FILE *errs = open_memstream(&errors, &size);
+	if (!errs)
+		abort();	/* only for want of memory */
+	notify_reloading();
+	log_info("reloading the configuration", "config", r->cfg->path);
+	bool loaded = config_load(r->cfg->path, &next, errs) == 0;
+	if (loaded)
+		outbox = outbox_new(&next, errs);
+	fclose(errs);
+	int status = outbox ? prepare_routes(r, &next, outbox) : PG_CONFIG;
+	if (status != PG_OK) {
+		log_config_errors(errors);
+		log_error("configuration not reloaded: the running one stays", "config", r->cfg->path);
+		outbox_free(outbox);
+		if (loaded)
+			config_finish(&next);
+	} else {
+		config_restart_changes(r->cfg, &next, note_restart_key, NULL);
+		apply_reload(r, &next, outbox);
+		char routes[24];
+		snprintf(routes, sizeof routes, "%zu", r->cfg->nroutes);
+		log_info("configuration reloaded", "routes", routes);
+	}
+	free(errors);
+	notify_reloaded();
+}
+
 /* ---- the loop ----------------------------------------------------------------------- */
 
 static int open_signalfd(void)
@@ -752,6 +852,8 @@ static void handle_signals(struct relay *r)
 			request_stop(r, si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
 		else if (si.ssi_signo == SIGUSR1)
 			log_stats(r, monotonic_ms());
+		else if (si.ssi_signo == SIGHUP)
+			reload(r);
 		else
 			log_info("signal ignored by this version", "signal", strsignal((int)si.ssi_signo));
 	}
@@ -837,11 +939,13 @@ static void step(struct relay *r)
 	watchdog(r, now);
 }
 
-static int relay_init(struct relay *r, const struct config *cfg, struct outbox *outbox, const struct relay_options *opts)
+static int relay_init(struct relay *r, struct config *cfg, struct outbox **outbox, const struct relay_options *opts)
 {
 	memset(r, 0, sizeof *r);
-	r->cfg = cfg;
-	r->outbox = outbox;
+	r->cfg = r->live_cfg = cfg;
+	r->outbox_slot = outbox;
+	r->outbox = *outbox;
+	r->log_level_fixed = opts->log_level_fixed;
 	r->drain_mode = opts->drain;
 	r->handled.index = -1;
 	event_init(&r->ev);
@@ -877,11 +981,16 @@ static void relay_finish(struct relay *r)
 		event_finish(&r->sent[i]);
 	free(r->sent);
 	free(r->sent_slot_of_mid);
+	for (size_t i = 0; i < r->nretired; i++) {
+		outbox_free(r->retired[i].outbox);
+		config_finish(&r->retired[i].cfg);
+	}
+	free(r->retired);
 	if (r->sigfd >= 0)
 		close(r->sigfd);
 }
 
-int relay_run(const struct config *cfg, struct outbox *outbox, const struct relay_options *opts)
+int relay_run(struct config *cfg, struct outbox **outbox, const struct relay_options *opts)
 {
 	struct relay r;
 	if (relay_init(&r, cfg, outbox, opts) < 0) {

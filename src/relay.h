@@ -11,11 +11,15 @@
 #include "outbox.h"
 
 struct relay_options {
-	bool drain;	/* publish what was committed before start, then stop */
+	bool drain;		/* publish what was committed before start, then stop */
+	bool log_level_fixed;	/* -l given: a reload keeps it */
 };
 
-/* Runs until stopped by a signal, by --drain completing, or by a fatal error.
- * Returns 0 for a clean stop, 1 for a fatal runtime error. */
-int relay_run(const struct config *cfg, struct outbox *outbox, const struct relay_options *opts);
+/* Runs until stopped by a signal, by --drain completing, or by a fatal error. SIGHUP
+ * reloads cfg's file and applies its reloadable keys to *cfg and *outbox (both stay
+ * owned by the caller; what they held before is kept until the run ends, for the events
+ * still in flight). Returns 0 for a clean stop, 1 for a fatal runtime error, 78 when the
+ * routes do not match the database. */
+int relay_run(struct config *cfg, struct outbox **outbox, const struct relay_options *opts);
 
 #endif

@@ -7,6 +7,7 @@ and sets WATCHDOG_USEC, as systemd does for a Type=notify unit with WatchdogSec=
 """
 
 import os
+import signal
 import socket
 import sys
 import threading
@@ -65,10 +66,45 @@ class SystemdNotifyTest(harness.IntegrationCase):
                    check=relay.check_running)
         wait_until(lambda: any(line.startswith("STATUS=published ") for line in notify.lines()), 30,
                    "a status line with the counters", check=relay.check_running)
+        relay.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: notify.lines().count("READY=1") == 2, 30, "READY=1 after the reload",
+                   check=relay.check_running)
         self.assertEqual(relay.terminate(), 0)
         lines = notify.lines()
         self.assertEqual(lines[-1], "STOPPING=1")
-        self.assertLess(lines.index("READY=1"), lines.index("STOPPING=1"))
+        reloading = lines.index("RELOADING=1")
+        self.assertRegex(lines[reloading + 1], r"^MONOTONIC_USEC=\d+$")
+        self.assertLess(lines.index("READY=1"), reloading)
+        self.assertEqual(lines.index("READY=1", reloading), len(lines) - 1 - lines[::-1].index("READY=1"))
+
+    def test_journal_stream_gives_priority_prefixes(self):
+        """With stderr on the journal, each line starts with its syslog priority, no ts."""
+        db = self.new_database()
+        config = harness.relay_config(self.pg, self.mqtt, db.name, self.name,
+                                      source={"conninfo": "host=127.0.0.1 port=1 dbname=x"})
+        relay = self.relay_with_config(config)
+        relay.runs += 1     # the next run's stderr file, made now to know its inode
+        log_path = relay.log_path
+        relay.runs -= 1
+        open(log_path, "w").close()
+        st = os.stat(log_path)
+        relay.env = dict(os.environ, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
+        relay.start()
+        wait_until(lambda: "<4>level=warn" in relay.stderr(), 30, "a warning for the journal",
+                   check=relay.check_running)
+        self.assertEqual(relay.terminate(), 0)
+        lines = relay.stderr().splitlines()
+        self.assertTrue(lines[0].startswith("<6>level=info msg=starting "), lines[0])
+        self.assertTrue(all(line[:3] in ("<3>", "<4>", "<6>", "<7>") for line in lines), lines)
+        self.assertFalse(any("ts=" in line for line in lines))
+
+        # Any other stderr (a child's, a redirected one) keeps the plain format.
+        relay.env = dict(os.environ, JOURNAL_STREAM="1:1")
+        relay.start()
+        wait_until(lambda: "level=warn" in relay.stderr(), 30, "a warning",
+                   check=relay.check_running)
+        self.assertEqual(relay.terminate(), 0)
+        self.assertTrue(relay.stderr().startswith("ts="))
 
 
 if __name__ == "__main__":
