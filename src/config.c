@@ -1567,3 +1567,18 @@ void config_restart_changes(const struct config *running, const struct config *n
 	if (running->broker.tls.enabled != next->broker.tls.enabled)
 		fn(ctx, "broker.tls");
 }
+
+/* "password=" in a keyword/value string, or "scheme://user:password@" in a URI. */
+bool config_holds_password(const struct config *cfg)
+{
+	const char *c = cfg->source.conninfo;
+	if (!c)
+		return false;
+	if (strcasestr(c, "password"))
+		return true;
+	const char *scheme = strstr(c, "://");
+	if (!scheme)
+		return false;
+	size_t userinfo = strcspn(scheme + 3, "@/?");
+	return scheme[3 + userinfo] == '@' && memchr(scheme + 3, ':', userinfo) != NULL;
+}

@@ -133,6 +133,10 @@ int config_load(const char *path, struct config *out, FILE *errs);
 
 void config_finish(struct config *cfg);
 
+/* Whether the file itself holds a password (in source.conninfo), so that it must not be
+ * readable by others. Password files are the alternative. */
+bool config_holds_password(const struct config *cfg);
+
 /* Calls fn with the path of every key that differs between the running configuration and
  * a newly loaded one but is not reloadable (it takes a restart to apply). */
 void config_restart_changes(const struct config *running, const struct config *next,

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "build_config.h"
 #include "config.h"
@@ -73,6 +74,16 @@ static int parse_args(int argc, char **argv, struct options *o, int *exit_status
 	return 0;
 }
 
+/* A password in a file others can read is a secret no longer. */
+static void warn_if_exposed(const struct config *cfg)
+{
+	struct stat st;
+	if (!config_holds_password(cfg) || stat(cfg->path, &st) < 0 || !(st.st_mode & S_IROTH))
+		return;
+	log_warn("the configuration file holds a password and is readable by others; chmod o-r it, or use"
+		 " source.password_file", "config", cfg->path);
+}
+
 static int apply_log_level(const struct options *o, const struct config *cfg)
 {
 	enum log_level level = cfg->log.level;
@@ -111,6 +122,7 @@ int main(int argc, char **argv)
 		mosquitto_lib_init();
 		struct relay_options ropts = {.drain = opts.drain, .log_level_fixed = opts.log_level != NULL};
 		log_info("starting", "version", OUTBOX_RELAY_VERSION, "config", cfg.path);
+		warn_if_exposed(&cfg);
 		status = relay_run(&cfg, &outbox, &ropts);
 		mosquitto_lib_cleanup();
 	}

@@ -168,6 +168,22 @@ class ConfigKeysTest(harness.IntegrationCase):
                    check=relay.check_running)
         self.assertEqual(relay.terminate(), 0)
 
+    def test_warns_when_a_file_with_a_password_is_readable_by_others(self):
+        db = self.new_database()
+        conninfo = self.pg.conninfo(db.name) + " password=not-needed-with-trust"
+        relay = self.new_relay(db, source={"conninfo": conninfo})
+        os.chmod(relay.config_path, 0o644)
+        relay.start()
+        relay.wait_for_slot(db, self.name)
+        self.assertEqual(relay.terminate(), 0)
+        self.assertIn("holds a password and is readable by others", relay.stderr())
+        self.assertNotIn("not-needed-with-trust", relay.stderr())
+        os.chmod(relay.config_path, 0o600)
+        relay.start()
+        relay.wait_for_slot(db, self.name)
+        self.assertEqual(relay.terminate(), 0)
+        self.assertNotIn("readable by others", relay.stderr())
+
     def test_routed_columns_are_checked_at_start(self):
         db = self.new_database()
         routes = [dict(default_route(), topic="shop/{aggregate_type}/{region}",

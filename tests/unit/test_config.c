@@ -1014,6 +1014,28 @@ START_TEST(route_properties)
 }
 END_TEST
 
+START_TEST(password_in_conninfo_is_noticed)
+{
+	static const struct {
+		const char *conninfo;
+		bool holds;
+	} cases[] = {
+		{"dbname=shop user=relay", false},
+		{"dbname=shop password=x", true},
+		{"dbname=shop PASSWORD = 'x'", true},
+		{"postgresql://relay:secret@db/shop", true},
+		{"postgresql://relay@db/shop", false},
+		{"postgresql://db/shop?sslmode=require", false},
+		{"postgresql://db:5432/shop", false},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct config cfg = {0};
+		cfg.source.conninfo = (char *)cases[i].conninfo;
+		ck_assert_msg(config_holds_password(&cfg) == cases[i].holds, "%s", cases[i].conninfo);
+	}
+}
+END_TEST
+
 START_TEST(new_enums)
 {
 	expect_error(SOURCE ROUTES "delivery:\n  on_reject: drop\n",
@@ -1182,6 +1204,7 @@ static Suite *config_suite(void)
 	tcase_add_test(values, tls_keys);
 	tcase_add_test(values, route_properties);
 	tcase_add_test(values, new_enums);
+	tcase_add_test(values, password_in_conninfo_is_noticed);
 	suite_add_tcase(s, values);
 
 	TCase *output = tcase_create("output");
