@@ -18,7 +18,6 @@ static bool sqlstate_is_transient(const char *state)
 	return strncmp(state, "08", 2) == 0	/* connection exception */
 	       || strncmp(state, "57P", 3) == 0	/* shutting down, cannot connect now */
 	       || strncmp(state, "53", 2) == 0	/* insufficient resources */
-	       || strcmp(state, "55006") == 0	/* object in use: slot held by another process */
 	       || strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0;
 }
 
@@ -40,6 +39,12 @@ int pg_failure(PGconn *conn, const PGresult *res, const char *msg)
 	bool transient = PQstatus(conn) != CONNECTION_OK || sqlstate_is_transient(state);
 
 	chomp(detail, sizeof detail, text);
+	/* Object in use: another relay streams from the slot. Waiting is the normal life of a
+	 * standby, which the caller reports once. */
+	if (state && strcmp(state, "55006") == 0) {
+		log_debug(msg, "error", detail, "sqlstate", state);
+		return PG_STANDBY;
+	}
 	log_write(transient ? LOG_WARN : LOG_ERROR, msg, "error", detail, "sqlstate", state ? state : "", NULL);
 	return transient ? PG_RETRY : PG_FATAL;
 }

@@ -24,6 +24,7 @@ enum pg_status {
 	PG_RETRY = -1,
 	PG_FATAL = -2,
 	PG_CONFIG = -3,		/* the configuration does not match the database: exit 78 */
+	PG_STANDBY = -4,	/* the slot is streaming to another process: wait, then take over */
 };
 
 /* Connects for ordinary SQL (replication = false) or for streaming (replication=database).

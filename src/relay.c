@@ -28,6 +28,7 @@ enum stop_reason {
 };
 
 #define MQTT_MID_COUNT 65536	/* message ids are 16 bits */
+#define STANDBY_RETRY_MS 1000	/* how often a standby asks for the slot */
 
 /* The position of one event: its transaction's commit LSN and its index there. */
 struct event_pos {
@@ -117,6 +118,7 @@ struct relay {
 
 	enum stop_reason stop;
 	bool config_mismatch;		/* routes name what the database lacks: exit 78 */
+	bool standby;			/* waiting for another process to free the slot */
 };
 
 /* ---- helpers ------------------------------------------------------------------------ */
@@ -159,8 +161,10 @@ static void pg_schedule_retry(struct relay *r)
 	r->reconnects++;
 	uint32_t delay = backoff_next(&r->pg_backoff, jitter());
 	char text[16];
+	if (r->standby && delay > STANDBY_RETRY_MS)
+		delay = STANDBY_RETRY_MS;	/* take over soon after the slot is freed */
 	snprintf(text, sizeof text, "%" PRIu32 "ms", delay);
-	log_info("PostgreSQL unavailable, retrying", "in", text);
+	log_write(r->standby ? LOG_DEBUG : LOG_INFO, "PostgreSQL unavailable, retrying", "in", text, NULL);
 	r->pg_retry_at = monotonic_ms() + delay;
 }
 
@@ -221,12 +225,25 @@ static void pg_maintain(struct relay *r, int64_t now)
 		return;
 	int status = pg_open(r);
 	if (status == PG_OK) {
+		if (r->standby)
+			log_info("the slot is free: taking over", "slot", r->cfg->source.slot);
+		r->standby = false;
 		backoff_reset(&r->pg_backoff);
 		r->next_status_at = now + r->cfg->source.status_interval_ms;
 		return;
 	}
 	pg_close(r);
 	r->config_mismatch = status == PG_CONFIG;
+	if (status == PG_STANDBY && !r->standby)
+		log_info("the slot is in use by another process: waiting as a standby until it is free",
+			 "slot", r->cfg->source.slot);
+	r->standby = status == PG_STANDBY;
+	if (r->standby && !r->ready_sent) {
+		/* The active relay moves the checkpoint on: read it again when taking over. */
+		r->loaded = false;
+		ledger_free(r->ledger);
+		r->ledger = NULL;
+	}
 	if (status == PG_FATAL || status == PG_CONFIG)
 		fail(r);
 	else
