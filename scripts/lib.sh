@@ -9,6 +9,7 @@ PACKAGES=(
 	python3 python3-psycopg2
 	valgrind openssl
 	mandoc systemd
+	cppcheck clang-tidy
 )
 
 # Runs a command as root: directly when we are root, else through sudo.

@@ -30,7 +30,7 @@
 #define PG_NAME_MAX 63			/* PostgreSQL truncates longer identifiers */
 #define KEY_NAME_MAX 64			/* longest key name at one level, for suggestions */
 #define VALUE_SHOWN_MAX 80		/* longer values are cut in error messages */
-#define FILE_SIZE_MAX (1024 * 1024)
+#define FILE_SIZE_MAX ((size_t)1024 * 1024)
 #define WHY_MAX 160
 #define SECRET_MAX 4096			/* longest password accepted from a file */
 
@@ -240,11 +240,9 @@ static char *join_path(const char *a, const char *b)
 		return xstrdup(b);
 	if (!*b)
 		return xstrdup(a);
-	size_t la = strlen(a), lb = strlen(b);
-	char *s = xmalloc(la + lb + 2);
-	memcpy(s, a, la);
-	s[la] = '.';
-	memcpy(s + la + 1, b, lb + 1);
+	size_t size = strlen(a) + strlen(b) + 2;
+	char *s = xmalloc(size);
+	snprintf(s, size, "%s.%s", a, b);
 	return s;
 }
 

@@ -35,9 +35,9 @@ int log_level_parse(const char *name, enum log_level *out);
 /* log_write(LOG_INFO, "connected to broker", "host", host, "port", port_text, NULL); */
 void log_write(enum log_level level, const char *msg, ...) __attribute__((sentinel));
 
-#define log_error(...) log_write(LOG_ERROR, __VA_ARGS__, NULL)
-#define log_warn(...) log_write(LOG_WARN, __VA_ARGS__, NULL)
-#define log_info(...) log_write(LOG_INFO, __VA_ARGS__, NULL)
-#define log_debug(...) log_write(LOG_DEBUG, __VA_ARGS__, NULL)
+#define log_error(...) log_write(LOG_ERROR, __VA_ARGS__, (const char *)NULL)
+#define log_warn(...) log_write(LOG_WARN, __VA_ARGS__, (const char *)NULL)
+#define log_info(...) log_write(LOG_INFO, __VA_ARGS__, (const char *)NULL)
+#define log_debug(...) log_write(LOG_DEBUG, __VA_ARGS__, (const char *)NULL)
 
 #endif

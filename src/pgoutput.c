@@ -170,7 +170,7 @@ struct pgo_decoder *pgo_decoder_new(void)
 {
 	struct pgo_decoder *d = xcalloc(1, sizeof *d);
 	d->nslots = INITIAL_SLOTS;
-	d->slots = xcalloc(d->nslots, sizeof *d->slots);
+	d->slots = xcalloc(d->nslots, sizeof *d->slots); /* NOLINT(bugprone-sizeof-expression): pointers */
 	d->next_generation = 1;
 	d->values_cap = INITIAL_VALUES;
 	d->values[0] = xcalloc(d->values_cap, sizeof *d->values[0]);
@@ -233,7 +233,7 @@ static void grow_slots(struct pgo_decoder *d)
 	struct pgo_relation **old = d->slots;
 	size_t nold = d->nslots;
 	d->nslots *= 2;
-	d->slots = xcalloc(d->nslots, sizeof *d->slots);
+	d->slots = xcalloc(d->nslots, sizeof *d->slots); /* NOLINT(bugprone-sizeof-expression): pointers */
 	for (size_t i = 0; i < nold; i++)
 		if (old[i])
 			*find_slot(d, old[i]->oid) = old[i];

@@ -45,7 +45,7 @@ int pg_failure(PGconn *conn, const PGresult *res, const char *msg)
 		log_debug(msg, "error", detail, "sqlstate", state);
 		return PG_STANDBY;
 	}
-	log_write(transient ? LOG_WARN : LOG_ERROR, msg, "error", detail, "sqlstate", state ? state : "", NULL);
+	log_write(transient ? LOG_WARN : LOG_ERROR, msg, "error", detail, "sqlstate", state ? state : "", (const char *)NULL);
 	return transient ? PG_RETRY : PG_FATAL;
 }
 

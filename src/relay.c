@@ -164,7 +164,7 @@ static void pg_schedule_retry(struct relay *r)
 	if (r->standby && delay > STANDBY_RETRY_MS)
 		delay = STANDBY_RETRY_MS;	/* take over soon after the slot is freed */
 	snprintf(text, sizeof text, "%" PRIu32 "ms", delay);
-	log_write(r->standby ? LOG_DEBUG : LOG_INFO, "PostgreSQL unavailable, retrying", "in", text, NULL);
+	log_write(r->standby ? LOG_DEBUG : LOG_INFO, "PostgreSQL unavailable, retrying", "in", text, (const char *)NULL);
 	r->pg_retry_at = monotonic_ms() + delay;
 }
 
@@ -267,7 +267,7 @@ static void log_event(enum log_level level, const char *msg, const struct event 
 	snprintf(index, sizeof index, "%" PRId32, ev->index);
 	log_write(level, msg, "reason", why, "event_id", ev->event_id.len ? ev->event_id.data : "",
 		  "source", ev->source ? ev->source : "", "commit_lsn", lsn_format(ev->commit_lsn, lsn),
-		  "event_index", index, NULL);
+		  "event_index", index, (const char *)NULL);
 }
 
 /*

@@ -156,8 +156,8 @@ struct parser {
 static void add_literal(struct parser *p, const char *s, size_t len)
 {
 	struct template *t = p->t;
-	struct segment *last = t->nsegs ? &t->segs[t->nsegs - 1] : NULL;
-	if (!last || last->is_field)
+	bool extends_literal = t->nsegs > 0 && !t->segs[t->nsegs - 1].is_field;
+	if (!extends_literal)
 		t->segs[t->nsegs++] = (struct segment){false, p->text.len, 0};
 	buf_append(&p->text, s, len);
 	t->segs[t->nsegs - 1].len += len;

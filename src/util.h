@@ -6,11 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-void *xmalloc(size_t size);
-void *xcalloc(size_t n, size_t size);
-void *xrealloc(void *p, size_t size);
-char *xstrdup(const char *s);
-char *xstrndup(const char *s, size_t n);
+/* Never NULL: out of memory aborts (a relay that cannot allocate cannot keep its promise). */
+#define NONNULL_ALLOC __attribute__((returns_nonnull, warn_unused_result))
+NONNULL_ALLOC void *xmalloc(size_t size);
+NONNULL_ALLOC void *xcalloc(size_t n, size_t size);
+NONNULL_ALLOC void *xrealloc(void *p, size_t size);
+NONNULL_ALLOC char *xstrdup(const char *s);
+NONNULL_ALLOC char *xstrndup(const char *s, size_t n);
 
 /* Formats an error message into buf (if buf and len allow) and returns -1, so that
  * "return error_printf(err, errlen, ...);" reports and fails in one line. */
