@@ -1,0 +1,81 @@
+#!/usr/bin/python3
+"""SPEC §9: what `meson install` puts where, man pages that lint clean, and systemd units
+hardened to an exposure of 2.0 or below by `systemd-analyze security --offline=yes`."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import harness  # noqa: E402
+
+BUILD_ROOT = os.environ.get("OUTBOX_BUILD_ROOT", "")
+SOURCE_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+MAX_EXPOSURE = 2.0
+
+
+class InstallTest(harness.IntegrationCase):
+    needs_servers = False
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if not BUILD_ROOT:
+            raise unittest.SkipTest("OUTBOX_BUILD_ROOT is set by meson test")
+        cls.destdir = os.path.join(cls.workdir, "dest")
+        subprocess.run(["meson", "install", "-C", BUILD_ROOT, "--no-rebuild", "--quiet",
+                        "--destdir", cls.destdir], check=True, stdout=subprocess.DEVNULL)
+        cls.installed = {}
+        for root, _, files in os.walk(cls.destdir):
+            for name in files:
+                path = os.path.join(root, name)
+                cls.installed[os.path.relpath(path, cls.destdir)] = path
+
+    def find(self, suffix):
+        """The one installed file whose path ends with suffix."""
+        hits = [path for rel, path in self.installed.items() if rel.endswith(suffix)]
+        self.assertEqual(len(hits), 1, f"{suffix}: {sorted(self.installed)}")
+        return hits[0]
+
+    def test_installs_binary_man_pages_units_and_example(self):
+        binary = self.find("sbin/outbox-relay")
+        self.assertTrue(os.access(binary, os.X_OK))
+        self.find("man8/outbox-relay.8")
+        self.find("man5/outbox-relay.yaml.5")
+        self.find("systemd/system/outbox-relay.service")
+        self.find("systemd/system/outbox-relay@.service")
+        example = self.find("outbox-relay/outbox-relay.yaml")
+        check = subprocess.run([binary, "--check", "-c", example], capture_output=True, text=True)
+        self.assertEqual((check.returncode, check.stdout), (0, "configuration OK\n"), check.stderr)
+
+    def test_man_pages_lint_clean(self):
+        for page in ("man/outbox-relay.8", "man/outbox-relay.yaml.5"):
+            lint = subprocess.run(["mandoc", "-Tlint", "-Wwarning", os.path.join(SOURCE_ROOT, page)],
+                                  capture_output=True, text=True)
+            self.assertEqual(lint.stdout + lint.stderr, "", page)
+
+    def test_units_are_hardened(self):
+        for unit in ("outbox-relay.service", "outbox-relay@.service"):
+            path = self.find(f"systemd/system/{unit}")
+            with open(path) as f:
+                text = f.read()
+            self.assertIn("Type=notify", text)
+            self.assertIn("RestartPreventExitStatus=64 78", text)
+            report = subprocess.run(["systemd-analyze", "security", "--offline=yes", path],
+                                    capture_output=True, text=True)
+            found = re.search(r"Overall exposure level for \S+: ([0-9.]+)", report.stdout)
+            self.assertIsNotNone(found, report.stdout + report.stderr)
+            self.assertLessEqual(float(found.group(1)), MAX_EXPOSURE, report.stdout)
+        template = self.find("systemd/system/outbox-relay@.service")
+        with open(template) as f:
+            self.assertIn("outbox-relay/%i.yaml", f.read())
+
+
+if __name__ == "__main__":
+    if not shutil.which("systemd-analyze") or not shutil.which("mandoc"):
+        sys.exit("systemd-analyze and mandoc are needed (scripts/lib.sh installs them)")
+    harness.main()
