@@ -105,6 +105,8 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &opts, &status) < 0)
 		return status;
+	if (!opts.check && relay_block_signals() < 0)
+		perror("outbox-relay: blocking signals");
 	log_detect_journal();
 	if (config_load(opts.config_path, &cfg, stderr) > 0)
 		return EXIT_CONFIG;

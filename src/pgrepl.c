@@ -249,7 +249,22 @@ static int check_slot_row(const PGresult *res, const char *slot, lsn_t *confirme
 	return PG_OK;
 }
 
-static int ensure_slot(PGconn *sql, const struct config *cfg, bool had_checkpoint, lsn_t *confirmed)
+/* The slot is gone but the checkpoint says it was used: whatever was committed after the
+ * checkpoint and before a new slot would be created is lost. Say so with the way out. */
+static void report_lost_slot(const struct config *cfg, lsn_t checkpoint_lsn)
+{
+	/* Both names are plain identifiers (the configuration accepts nothing else), so the SQL
+	 * needs no quoting and can be pasted as it is. */
+	char lsn[LSN_BUFLEN], accept[256];
+	snprintf(accept, sizeof accept, "DELETE FROM %s.checkpoint WHERE slot_name = '%s'",
+		 cfg->delivery.bookkeeping_schema, cfg->source.slot);
+	log_error("the replication slot is missing but the checkpoint shows it was in use: events committed"
+		  " after the checkpoint may be lost, so the relay does not create a new slot; to accept the gap,"
+		  " run the SQL given and start again",
+		  "slot", cfg->source.slot, "checkpoint_lsn", lsn_format(checkpoint_lsn, lsn), "sql", accept);
+}
+
+static int ensure_slot(PGconn *sql, const struct config *cfg, lsn_t checkpoint_lsn, lsn_t *confirmed)
 {
 	PGresult *res;
 	const char *slot = cfg->source.slot;
@@ -267,11 +282,8 @@ static int ensure_slot(PGconn *sql, const struct config *cfg, bool had_checkpoin
 	PQclear(res);
 	if (exists)
 		return status;
-	if (had_checkpoint) {
-		log_error("the replication slot is missing but the checkpoint shows it was in use: events committed"
-			  " since the checkpoint may be lost; to accept that, delete the checkpoint row"
-			  " (DELETE FROM <bookkeeping_schema>.checkpoint WHERE slot_name = ...) and start again",
-			  "slot", slot);
+	if (checkpoint_lsn != LSN_INVALID) {
+		report_lost_slot(cfg, checkpoint_lsn);
 		return PG_FATAL;
 	}
 	if (!cfg->source.create_slot) {
@@ -281,7 +293,7 @@ static int ensure_slot(PGconn *sql, const struct config *cfg, bool had_checkpoin
 	return create_slot(sql, slot, confirmed);
 }
 
-int pgrepl_prepare(PGconn *sql, const struct config *cfg, bool had_checkpoint, lsn_t *slot_confirmed)
+int pgrepl_prepare(PGconn *sql, const struct config *cfg, lsn_t checkpoint_lsn, lsn_t *slot_confirmed)
 {
 	/* The publication first: pgoutput reads it through the snapshot of the WAL being
 	 * decoded, so a slot older than its publication cannot decode. */
@@ -289,7 +301,7 @@ int pgrepl_prepare(PGconn *sql, const struct config *cfg, bool had_checkpoint, l
 	if (status != PG_OK)
 		return status;
 	*slot_confirmed = LSN_INVALID;
-	return ensure_slot(sql, cfg, had_checkpoint, slot_confirmed);
+	return ensure_slot(sql, cfg, checkpoint_lsn, slot_confirmed);
 }
 
 /* ---- routed tables against the catalog ---- */
@@ -449,16 +461,24 @@ int pgrepl_consume(struct pgrepl *r)
 	return PG_RETRY;
 }
 
-/* The stream is over: collect the server's final word so the log says why. */
+/* The stream is over: collect the server's final word so the log says why, and whether
+ * trying again can help (a lost connection) or not (the publication is gone). */
 static int stream_ended(struct pgrepl *r)
 {
 	PGresult *res = PQgetResult(r->conn);
-	if (res && PQresultStatus(res) == PGRES_COMMAND_OK)
+	int status = PG_RETRY;
+	if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
 		log_warn("replication stream ended by the server");
-	else
-		pg_failure(r->conn, res, "replication stream failed");
+	} else {
+		status = pg_failure(r->conn, res, "replication stream failed");
+		const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+		if (state && strcmp(state, "42704") == 0)
+			log_error("the slot cannot decode past a change of its publication: a publication dropped"
+				  " (or recreated) after the slot's position is unknown to the WAL before it; recreate"
+				  " the slot, accepting that events committed meanwhile are not published");
+	}
 	PQclear(res);
-	return PG_RETRY;
+	return status;
 }
 
 int pgrepl_next(struct pgrepl *r, const uint8_t **data)

@@ -40,10 +40,10 @@ int pg_exec(PGconn *conn, const char *sql, const char *what);
 
 /* Makes sure the publication covers every routed table (creating or extending it when
  * allowed), then that the slot exists (creating it when allowed, always after the
- * publication). had_checkpoint: the bookkeeping shows this slot was in use before, so a
- * missing slot means lost events and is fatal. *slot_confirmed: the slot's confirmed
+ * publication). checkpoint_lsn: the confirmed position of the slot's checkpoint row, or
+ * LSN_INVALID if it has none; with a row, a missing slot means lost events and is fatal. *slot_confirmed: the slot's confirmed
  * position (everything committed before it was handled in an earlier run). */
-int pgrepl_prepare(PGconn *sql, const struct config *cfg, bool had_checkpoint, lsn_t *slot_confirmed);
+int pgrepl_prepare(PGconn *sql, const struct config *cfg, lsn_t checkpoint_lsn, lsn_t *slot_confirmed);
 
 /* The publication part of pgrepl_prepare: also run when a reload adds routed tables. */
 int pgrepl_ensure_publication(PGconn *sql, const struct config *cfg);

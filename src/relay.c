@@ -119,6 +119,7 @@ struct relay {
 	enum stop_reason stop;
 	bool config_mismatch;		/* routes name what the database lacks: exit 78 */
 	bool standby;			/* waiting for another process to free the slot */
+	bool pg_backoff_pending_reset;	/* reset the backoff once the stream delivers */
 };
 
 /* ---- helpers ------------------------------------------------------------------------ */
@@ -199,10 +200,10 @@ static int pg_open(struct relay *r)
 		status = checkpoint_prepare(r->sql, cfg);
 	if (status == PG_OK && !r->loaded)
 		status = load_checkpoint(r);
-	bool had_checkpoint = r->saved.pos.confirmed_lsn != LSN_INVALID;
+	lsn_t checkpoint_lsn = r->saved.pos.confirmed_lsn;	/* LSN_INVALID: no checkpoint */
 	lsn_t slot_confirmed = LSN_INVALID;
 	if (status == PG_OK)
-		status = pgrepl_prepare(r->sql, cfg, had_checkpoint, &slot_confirmed);
+		status = pgrepl_prepare(r->sql, cfg, checkpoint_lsn, &slot_confirmed);
 	if (status == PG_OK && r->drain_mode && r->drain_target == LSN_INVALID)
 		status = pg_emit_marker(r->sql, DRAIN_MARKER_PREFIX, cfg->source.slot, &r->drain_target);
 	if (status != PG_OK)
@@ -228,7 +229,9 @@ static void pg_maintain(struct relay *r, int64_t now)
 		if (r->standby)
 			log_info("the slot is free: taking over", "slot", r->cfg->source.slot);
 		r->standby = false;
-		backoff_reset(&r->pg_backoff);
+		/* Not yet: a stream that fails at once (say, on its first change) must not be
+		 * retried at the shortest delay for ever. */
+		r->pg_backoff_pending_reset = true;
 		r->next_status_at = now + r->cfg->source.status_interval_ms;
 		return;
 	}
@@ -577,9 +580,19 @@ static void receive(struct relay *r)
 		int len = pgrepl_next(r->repl, &data);
 		if (len == 0)
 			return;
+		if (len == PG_FATAL) {
+			pg_close(r);
+			fail(r);
+			return;
+		}
 		if (len < 0 || handle_copydata(r, data, (size_t)len) < 0) {
 			pg_lost(r);
 			return;
+		}
+		/* The stream works: a failure from now on starts the backoff afresh. */
+		if (r->pg_backoff_pending_reset) {
+			backoff_reset(&r->pg_backoff);
+			r->pg_backoff_pending_reset = false;
 		}
 	}
 }
@@ -847,17 +860,29 @@ static void reload(struct relay *r)
 
 /* ---- the loop ----------------------------------------------------------------------- */
 
+static void handled_signals(sigset_t *mask)
+{
+	sigemptyset(mask);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGINT);
+	sigaddset(mask, SIGHUP);
+	sigaddset(mask, SIGUSR1);
+}
+
+int relay_block_signals(void)
+{
+	sigset_t mask;
+	handled_signals(&mask);
+	signal(SIGPIPE, SIG_IGN);
+	return sigprocmask(SIG_BLOCK, &mask, NULL);
+}
+
 static int open_signalfd(void)
 {
 	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGUSR1);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+	handled_signals(&mask);
+	if (relay_block_signals() < 0)
 		return -1;
-	signal(SIGPIPE, SIG_IGN);
 	return signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 

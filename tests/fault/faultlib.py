@@ -21,6 +21,7 @@ import collections
 import os
 import random
 import re
+import signal
 import sys
 import threading
 import time
@@ -119,10 +120,11 @@ class StreamWriter(threading.Thread):
         self.rolled_back = []
         self.committed_rows = 0
         self.error = None
-        self._go = threading.Event()
-        self._go.set()
-        self._between = threading.Event()
         self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._paused = False
+        self._idle = False          # waiting between transactions, or finished
+        self._reconnect = False
         self.conn = None
 
     def run(self):
@@ -130,19 +132,31 @@ class StreamWriter(threading.Thread):
             self.conn = psycopg2.connect(self.pg.conninfo(self.dbname))
             start = time.monotonic()
             for txn, (rows, commit) in enumerate(self.plan):
-                self._between.set()
-                self._go.wait()
-                self._between.clear()
+                self._gate()
                 self._write(txn, rows, commit)
                 if self.rate and commit:
                     ahead = self.committed_rows / self.rate - (time.monotonic() - start)
                     if ahead > 0:
                         time.sleep(ahead)
-            self._between.set()
             self.conn.close()
         except Exception as e:  # reported by finish()
             self.error = e
-            self._between.set()
+        finally:
+            with self._cond:
+                self._idle = True
+                self._cond.notify_all()
+
+    def _gate(self):
+        with self._cond:
+            while self._paused:
+                self._idle = True
+                self._cond.notify_all()
+                self._cond.wait()
+            self._idle = False
+            reconnect, self._reconnect = self._reconnect, False
+        if reconnect:
+            self.conn.close()
+            self.conn = psycopg2.connect(self.pg.conninfo(self.dbname))
 
     def _write(self, txn, rows, commit):
         with self.conn.cursor() as cur:
@@ -162,21 +176,23 @@ class StreamWriter(threading.Thread):
 
     def pause(self, timeout=120):
         """Returns once the writer is between transactions and will not start another."""
-        self._go.clear()
-        if not self._between.wait(timeout):
-            raise TimeoutError("the writer did not pause")
-        while self.is_alive() and not self._between.is_set():
-            time.sleep(0.01)
+        with self._cond:
+            self._paused = True
+            self._idle = False
+            if not self._cond.wait_for(lambda: self._idle, timeout):
+                raise TimeoutError("the writer did not pause")
 
     def resume(self):
         """Continues on a new connection (the server may have restarted meanwhile)."""
-        if self.conn is not None and self.is_alive():
-            self.conn.close()
-            self.conn = psycopg2.connect(self.pg.conninfo(self.dbname))
-        self._go.set()
+        with self._cond:
+            self._paused = False
+            self._reconnect = True
+            self._cond.notify_all()
 
     def finish(self, timeout=300):
-        self._go.set()
+        with self._cond:
+            self._paused = False
+            self._cond.notify_all()
         self.join(timeout)
         if self.is_alive():
             raise TimeoutError("the writer did not finish")
@@ -264,7 +280,7 @@ def expected_rows(pg, dbname):
         with conn.cursor(name="expected") as cur:
             cur.itersize = 20000
             cur.execute("SELECT id::text, 'shop/' || aggregate_type || '/' || aggregate_id,"
-                        " payload::text FROM public.outbox ORDER BY id")
+                        " payload::text FROM public.outbox o ORDER BY o.id")
             for row in cur:
                 yield row
     finally:
@@ -282,6 +298,59 @@ class FaultCase(harness.IntegrationCase):
         writer.start()
         self.addCleanup(writer.finish)
         return writer
+
+    def distinct(self, rec):
+        return len({m.eid for m in rec.messages})
+
+    def wait_for_distinct(self, rec, n, timeout=300, check=None):
+        """Waits until n distinct events arrived (duplicates not counted)."""
+        wait_until(lambda: self.distinct(rec) >= n, timeout, f"{n} distinct events",
+                   check=check, interval=0.25)
+
+    def kill9(self, relay, rec, db, writer, marks, max_inflight, interval_s):
+        """kill -9 the relay now and account for what its next run must publish again.
+
+        After the kill, a fence through the broker makes sure everything the broker took
+        from the dead relay has reached the subscriber; the checkpoint row is then final.
+        The next run must start right after the checkpoint's event (verify_runs checks
+        that), so the events past the checkpoint received so far are exactly the ones it
+        publishes a second time ("overlap", returned).
+
+        The bound (SPEC §2.4 (a) and (b)): a kill repeats only the events acknowledged
+        since the last checkpoint write, plus those in flight (published, not yet
+        acknowledged: at most broker.max_inflight). The relay writes a checkpoint at most
+        delivery.checkpoint_interval after an acknowledgement, so an event acknowledged
+        earlier than one interval before the kill is covered by a checkpoint. Arrival at
+        the subscriber stands in for the acknowledgement (the broker forwards and
+        acknowledges at the same moment); a grace period covers the loop's latency and a
+        slow sanitizer build. So: at most max_inflight of the events past the checkpoint
+        may have arrived earlier than interval + grace before the kill.
+        """
+        t_kill = time.monotonic()
+        relay.kill()
+        self.assertEqual(relay.proc.returncode, -signal.SIGKILL, "the relay died of SIGKILL")
+        messages = rec.sync()
+        pos = Positions(writer)
+        pos.learn(messages)
+        cp = self.checkpoint(db)
+        cp_index = pos.checkpoint_index(cp)
+        if cp is not None:
+            self.assertEqual(cp["published"], cp_index + 1,
+                             f"checkpoint {cp}: published counts the events up to its position")
+        indexes = [pos.index(m.eid) for m in messages]
+        self.assertNotIn(None, indexes, "only committed events arrive")
+        overlap = max(max(indexes, default=-1) - cp_index, 0)
+        grace = 2.0 if sanitized() else 1.0
+        stale_before = t_kill - interval_s - grace
+        run_begin = marks[-1][0]
+        stale = {i for m, i in zip(messages[run_begin:], indexes[run_begin:])
+                 if i > cp_index and m.at < stale_before}
+        self.assertLessEqual(
+            len(stale), max_inflight,
+            f"{len(stale)} events past checkpoint {cp} had arrived more than "
+            f"{interval_s + grace:.1f}s before the kill: the checkpoint lags")
+        marks.append((len(messages), cp_index))
+        return overlap
 
     def verify_stream(self, messages, writer, dbname):
         """The checks every fault test makes; returns the duplicates as a list of Msg."""
@@ -302,12 +371,16 @@ class FaultCase(harness.IntegrationCase):
         self.assertEqual(leaked[:10], [], f"{len(leaked)} events of rolled-back transactions")
 
         count = 0
-        for want, eid in zip(expected_rows(self.pg, dbname), order):
-            got = first[eid]
-            if want != (got.eid, got.topic, got.payload):
-                self.fail(f"event {count} in commit order: expected {want}, first received"
-                          f" {(got.eid, got.topic, got.payload)}")
-            count += 1
+        rows = expected_rows(self.pg, dbname)
+        try:
+            for want, eid in zip(rows, order):
+                got = first[eid]
+                if want != (got.eid, got.topic, got.payload):
+                    self.fail(f"event {count} in commit order: expected {want}, first received"
+                              f" {(got.eid, got.topic, got.payload)}")
+                count += 1
+        finally:
+            rows.close()
         self.assertEqual(len(order), pos.total,
                          f"distinct events received: {len(order)}, committed: {pos.total}"
                          f" (missing from index {count} on)")
