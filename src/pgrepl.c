@@ -1,5 +1,6 @@
 #include "pgrepl.h"
 
+#include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,13 +58,17 @@ static void log_notice(void *arg, const char *message)
 	log_debug("PostgreSQL notice", "detail", chomp(text, sizeof text, message));
 }
 
+#define PG_CONNECT_TIMEOUT_S "10"
+
 PGconn *pg_connect(const struct config *cfg, bool replication, const char *purpose)
 {
 	/* expand_dbname: the first "dbname" value may be a whole conninfo string or URI;
 	 * later keywords override what it says. */
-	const char *keys[5] = {"dbname", "fallback_application_name"};
-	const char *values[5] = {cfg->source.conninfo, "outbox-relay"};
-	size_t n = 2;
+	/* Defaults first: what conninfo says (expanded at "dbname") overrides them. A server
+	 * that accepts TCP but never answers must not hold the loop for ever. */
+	const char *keys[6] = {"connect_timeout", "dbname", "fallback_application_name"};
+	const char *values[6] = {PG_CONNECT_TIMEOUT_S, cfg->source.conninfo, "outbox-relay"};
+	size_t n = 3;
 	if (cfg->source.password.value) {
 		keys[n] = "password";
 		values[n++] = cfg->source.password.value;
@@ -84,11 +89,84 @@ PGconn *pg_connect(const struct config *cfg, bool replication, const char *purpo
 	return conn;
 }
 
+/* ---- queries with a deadline ---- */
+
+static int answer_timeout_ms = 30000;
+
+void pg_set_answer_timeout(int timeout_ms)
+{
+	answer_timeout_ms = timeout_ms;
+}
+
+/* Reads until a result is complete. False (logged) when the server does not answer by the
+ * deadline or the connection broke. */
+static bool wait_not_busy(PGconn *conn, int64_t deadline, const char *what)
+{
+	while (PQisBusy(conn)) {
+		int64_t left = deadline - monotonic_ms();
+		struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
+		int n = left > 0 ? poll(&p, 1, (int)left) : 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0) {
+			char timeout[24];
+			snprintf(timeout, sizeof timeout, "%dms", answer_timeout_ms);
+			log_warn("PostgreSQL did not answer in time; dropping the connection", "query", what,
+				 "timeout", timeout);
+			return false;
+		}
+		if (n < 0 || !PQconsumeInput(conn)) {
+			pg_failure(conn, NULL, what);
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool is_failure(const PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+	return st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY;
+}
+
+PGresult *pg_await(PGconn *conn, int sent, const char *what)
+{
+	if (!sent) {
+		pg_failure(conn, NULL, what);
+		return NULL;
+	}
+	int64_t deadline = monotonic_ms() + answer_timeout_ms;
+	PGresult *kept = NULL;
+	for (;;) {
+		if (!wait_not_busy(conn, deadline, what)) {
+			PQclear(kept);
+			return NULL;
+		}
+		PGresult *res = PQgetResult(conn);
+		if (!res)
+			return kept;
+		ExecStatusType st = PQresultStatus(res);
+		if (st == PGRES_COPY_BOTH || st == PGRES_COPY_IN || st == PGRES_COPY_OUT) {
+			PQclear(kept);
+			return res;	/* the connection is in COPY mode now: nothing more to collect */
+		}
+		/* Several statements: keep the first failure, else the last result. */
+		if (kept && is_failure(kept)) {
+			PQclear(res);
+		} else {
+			PQclear(kept);
+			kept = res;
+		}
+	}
+}
+
 int pg_exec(PGconn *conn, const char *sql, const char *what)
 {
-	PGresult *res = PQexec(conn, sql);
+	PGresult *res = pg_await(conn, PQsendQuery(conn, sql), what);
+	if (!res)
+		return PG_RETRY;
 	int status = PG_OK;
-	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+	if (is_failure(res))
 		status = pg_failure(conn, res, what);
 	PQclear(res);
 	return status;
@@ -98,7 +176,9 @@ int pg_exec(PGconn *conn, const char *sql, const char *what)
 static int exec_query(PGconn *conn, const char *sql, int n, const char *const *params, PGresult **res,
 		      const char *what)
 {
-	*res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+	*res = pg_await(conn, PQsendQueryParams(conn, sql, n, NULL, params, NULL, NULL, 0), what);
+	if (!*res)
+		return PG_RETRY;
 	if (PQresultStatus(*res) == PGRES_TUPLES_OK)
 		return PG_OK;
 	int status = pg_failure(conn, *res, what);
@@ -408,7 +488,11 @@ static int start_streaming(struct pgrepl *r, const struct config *cfg, lsn_t sta
 	 * escaping inside the option's string literal. */
 	buf_printf(&q, " LOGICAL %s (proto_version '1', publication_names '\"%s\"', messages 'true')",
 		   lsn_format(start, lsn), cfg->source.publication);
-	PGresult *res = PQexec(r->conn, q.data);
+	PGresult *res = pg_await(r->conn, PQsendQuery(r->conn, q.data), "cannot start replication");
+	if (!res) {
+		buf_finish(&q);
+		return PG_RETRY;
+	}
 	buf_finish(&q);
 	int status = PG_OK;
 	if (PQresultStatus(res) != PGRES_COPY_BOTH)

@@ -34,6 +34,15 @@ PGconn *pg_connect(const struct config *cfg, bool replication, const char *purpo
 /* Classifies a failed result or connection: PG_RETRY or PG_FATAL. Logs msg with detail. */
 int pg_failure(PGconn *conn, const PGresult *res, const char *msg);
 
+/* How long a query may wait for the server's answer. A server that does not answer in
+ * time (frozen, or a black-holed path) is treated as gone: the loop must not hang on it. */
+void pg_set_answer_timeout(int timeout_ms);
+
+/* The result of the query just sent with a PQsend* function (sent: its return value),
+ * waiting no longer than the answer timeout. NULL, logged, when the server did not answer
+ * in time or the connection broke: drop the connection then. */
+PGresult *pg_await(PGconn *conn, int sent, const char *what);
+
 /* Runs SQL that returns no rows the caller needs. PG_OK, or the pg_failure() status
  * after logging what with the server's detail. */
 int pg_exec(PGconn *conn, const char *sql, const char *what);

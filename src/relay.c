@@ -29,6 +29,9 @@ enum stop_reason {
 
 #define MQTT_MID_COUNT 65536	/* message ids are 16 bits */
 #define STANDBY_RETRY_MS 1000	/* how often a standby asks for the slot */
+/* Periodic status updates ask the server to answer; a server silent this many intervals
+ * while the relay reads is taken for a frozen peer or a dead path, and dropped. */
+#define SILENT_INTERVALS 3
 
 /* The position of one event: its transaction's commit LSN and its index there. */
 struct event_pos {
@@ -92,6 +95,7 @@ struct relay {
 	int64_t pg_retry_at;
 	int64_t mqtt_retry_at;
 	int64_t next_status_at;
+	int64_t pg_heard_at;		/* last time the replication stream gave data */
 	int64_t next_checkpoint_at;
 	int64_t stop_deadline;
 	struct backoff pg_backoff;
@@ -232,6 +236,7 @@ static void pg_maintain(struct relay *r, int64_t now)
 		/* Not yet: a stream that fails at once (say, on its first change) must not be
 		 * retried at the shortest delay for ever. */
 		r->pg_backoff_pending_reset = true;
+		r->pg_heard_at = now;
 		r->next_status_at = now + r->cfg->source.status_interval_ms;
 		return;
 	}
@@ -575,6 +580,9 @@ static bool can_receive(const struct relay *r)
 
 static void receive(struct relay *r)
 {
+	/* Silence only counts while the relay listens: back-pressure is not the server's fault. */
+	if (r->repl && !can_receive(r))
+		r->pg_heard_at = monotonic_ms();
 	while (can_receive(r)) {
 		const uint8_t *data;
 		int len = pgrepl_next(r->repl, &data);
@@ -589,6 +597,7 @@ static void receive(struct relay *r)
 			pg_lost(r);
 			return;
 		}
+		r->pg_heard_at = monotonic_ms();
 		/* The stream works: a failure from now on starts the backoff afresh. */
 		if (r->pg_backoff_pending_reset) {
 			backoff_reset(&r->pg_backoff);
@@ -628,15 +637,28 @@ static void bookkeeping(struct relay *r, int64_t now)
 		events_moved = false;
 	}
 	bool confirm = !events_moved && pos.confirmed_lsn > r->confirmed_sent;
-	if (!confirm && now < r->next_status_at)
+	bool due = now >= r->next_status_at;
+	if (!confirm && !due)
 		return;
 	if (confirm)
 		r->confirmed_sent = pos.confirmed_lsn;
-	if (pgrepl_send_status(r->repl, r->confirmed_sent, false) != PG_OK) {
+	/* The periodic one asks for an answer, which proves the server is still there. */
+	if (pgrepl_send_status(r->repl, r->confirmed_sent, due) != PG_OK) {
 		pg_lost(r);
 		return;
 	}
 	r->next_status_at = now + r->cfg->source.status_interval_ms;
+}
+
+static void check_silence(struct relay *r, int64_t now)
+{
+	int64_t limit = (int64_t)SILENT_INTERVALS * r->cfg->source.status_interval_ms;
+	if (!r->repl || !can_receive(r) || now - r->pg_heard_at <= limit)
+		return;
+	char silent[24];
+	snprintf(silent, sizeof silent, "%" PRId64 "ms", now - r->pg_heard_at);
+	log_warn("PostgreSQL stopped answering on the replication connection; reconnecting", "silent_for", silent);
+	pg_lost(r);
 }
 
 /* SPEC §2.6: a message of our own gives the slot a position to advance to when routed
@@ -976,6 +998,7 @@ static void step(struct relay *r)
 	receive(r);
 	now = monotonic_ms();
 	bookkeeping(r, now);
+	check_silence(r, now);
 	heartbeat(r, now);
 	periodic_stats(r, now);
 	watchdog(r, now);
@@ -996,6 +1019,9 @@ static int relay_init(struct relay *r, struct config *cfg, struct outbox **outbo
 	srandom((unsigned)(getpid() ^ monotonic_ms()));
 	r->sigfd = open_signalfd();
 	r->watchdog_interval_ms = notify_watchdog_interval_ms();
+	pg_set_answer_timeout((int)((int64_t)SILENT_INTERVALS * cfg->source.status_interval_ms > INT32_MAX
+					    ? INT32_MAX
+					    : (int64_t)SILENT_INTERVALS * cfg->source.status_interval_ms));
 	r->decoder = pgo_decoder_new();
 	r->nsent = (size_t)cfg->broker.max_inflight;
 	r->sent = xcalloc(r->nsent, sizeof *r->sent);

@@ -30,8 +30,12 @@ class Recorder:
     """
 
     def __init__(self, mqtt, workdir, filters=("#",), qos=1, protocol=5, client_id=None,
-                 persistent=False, name="recorder"):
+                 persistent=False, name="recorder", transform=None):
+        """transform: when given, each message (not fence markers) is kept as transform(msg)
+        instead of the whole dict, for streams too large to keep every parsed object."""
         self.mqtt = mqtt
+        self._transform = transform
+        self._fences = set()
         self.argv = [recorder_binary(), "-h", "127.0.0.1", "-p", str(mqtt.port), "-q", str(qos),
                      "-V", str(protocol)]
         for topic_filter in list(filters) + [FENCE_PREFIX + "+"]:
@@ -64,8 +68,12 @@ class Recorder:
             with self._cond:
                 if obj.get("ready"):
                     self._ready = True
-                else:
+                elif self._transform is None:
                     self._all.append(obj)
+                elif obj["topic"].startswith(FENCE_PREFIX):
+                    self._fences.add(obj["topic"])
+                else:
+                    self._all.append(self._transform(obj))
                 self._cond.notify_all()
 
     def _check_running(self):
@@ -86,9 +94,14 @@ class Recorder:
     def messages(self):
         """Every message received so far, fence markers left out."""
         with self._cond:
+            if self._transform is not None:
+                return list(self._all)
             return [m for m in self._all if not m["topic"].startswith(FENCE_PREFIX)]
 
     def count(self):
+        if self._transform is not None:
+            with self._cond:
+                return len(self._all)
         return len(self.messages)
 
     def wait_for_count(self, n, timeout=120, check=None):
@@ -103,10 +116,15 @@ class Recorder:
         with Publisher(self.mqtt.port, client_id="fence-" + uuid.uuid4().hex[:8]) as pub:
             pub.publish(topic, b"fence", qos=1)
         with self._cond:
-            seen = self._cond.wait_for(lambda: any(m["topic"] == topic for m in self._all), timeout)
+            seen = self._cond.wait_for(lambda: self._seen_fence(topic), timeout)
         if not seen:
             raise TimeoutError(f"the fence message {topic} did not come back within {timeout}s")
         return self.messages
+
+    def _seen_fence(self, topic):
+        if self._transform is not None:
+            return topic in self._fences
+        return any(m["topic"] == topic for m in self._all)
 
 
 def user_properties(msg):
