@@ -21,6 +21,9 @@ ROWS = 1000000 if full_size() else 200000
 SMALL_ROWS = 1000
 RSS_LIMIT_KB = 64 * 1024
 RSS_GROWTH_KB = 16 * 1024
+# scripts/test runs the suite a second time under AddressSanitizer, whose memory says
+# nothing about the relay's.
+SANITIZED = "ASAN_OPTIONS" in os.environ
 
 
 def insert_rows(db, n):
@@ -77,6 +80,8 @@ class LargeTransactionTest(harness.IntegrationCase):
         report = DeliveryReport(rec.sync(), small + large)
         report.check(self)
         print(f"peak RSS: {small_kb} kB for {SMALL_ROWS} rows, {large_kb} kB for {ROWS} rows")
+        if SANITIZED:
+            return      # shadow memory and quarantine: the plain build's run holds the bound
         self.assertLess(large_kb, RSS_LIMIT_KB)
         self.assertLess(large_kb - small_kb, RSS_GROWTH_KB)
 
