@@ -251,6 +251,26 @@ static int publication_has_table(PGconn *sql, const char *pub, const struct rout
 	return status;
 }
 
+int pgrepl_check_publication(PGconn *sql, const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		const struct route_config *rc = &cfg->routes[i];
+		bool has = true;
+		int status = rc->table ? publication_has_table(sql, cfg->source.publication, rc, &has) : PG_OK;
+		if (status != PG_OK)
+			return status;
+		if (!has) {
+			log_error("a routed table left the publication (dropped, or dropped and created again):"
+				  " rows written to it since are not decoded and cannot be published; the relay"
+				  " stops so that this is seen. Starting it again adds the table back when"
+				  " create_publication is true",
+				  "publication", cfg->source.publication, "schema", rc->schema, "table", rc->table);
+			return PG_FATAL;
+		}
+	}
+	return PG_OK;
+}
+
 static int extend_publication(PGconn *sql, const struct config *cfg, const struct route_config *rc)
 {
 	if (!cfg->source.create_publication) {

@@ -57,6 +57,10 @@ int pgrepl_prepare(PGconn *sql, const struct config *cfg, lsn_t checkpoint_lsn, 
 /* The publication part of pgrepl_prepare: also run when a reload adds routed tables. */
 int pgrepl_ensure_publication(PGconn *sql, const struct config *cfg);
 
+/* Checks, while streaming, that every routed table is still in the publication: a table
+ * dropped (and perhaps created again) leaves it silently. PG_FATAL, logged, if one left. */
+int pgrepl_check_publication(PGconn *sql, const struct config *cfg);
+
 /* Checks that every routed table exists and has every column its route reads. PG_OK,
  * PG_RETRY, or PG_CONFIG after logging each missing table or column with its place in the
  * file. */

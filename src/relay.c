@@ -117,6 +117,7 @@ struct relay {
 	int64_t stats_at;
 	int64_t next_stats_at;
 	int64_t next_heartbeat_at;
+	int64_t next_publication_check_at;
 	uint32_t watchdog_interval_ms;	/* 0: no systemd watchdog */
 	int64_t next_watchdog_at;
 
@@ -299,6 +300,18 @@ static int reject(struct relay *r, const struct event *ev, const char *why)
 	return PG_OK;
 }
 
+/* Buffers are reused from event to event, but one huge payload must not keep its memory
+ * for the life of the process. */
+#define BUFFER_KEEP_MAX (1024 * 1024)
+
+static void release_large(struct event *ev)
+{
+	if (ev->payload.cap > BUFFER_KEEP_MAX)
+		buf_finish(&ev->payload);
+	if (ev->topic.cap > BUFFER_KEEP_MAX)
+		buf_finish(&ev->topic);
+}
+
 /* The kept copy of an in-flight QoS 1/2 event, or NULL. */
 static struct event *sent_event(struct relay *r, int mid)
 {
@@ -364,8 +377,10 @@ static void on_ack(void *ctx, int mid, int reason)
 		if (ev)
 			r->last_acked_commit_time = ev->commit_time;
 	}
-	if (ev)
+	if (ev) {
 		r->sent_slot_of_mid[mid] = -1;
+		release_large(ev);
+	}
 }
 
 static void mqtt_maintain(struct relay *r, int64_t now)
@@ -412,6 +427,7 @@ static void set_aside(struct relay *r, const char *why)
 		return;
 	r->handled = (struct event_pos){r->ev.commit_lsn, r->ev.index};
 	r->ev_pending = false;
+	release_large(&r->ev);
 }
 
 static void try_publish(struct relay *r)
@@ -442,6 +458,7 @@ static void try_publish(struct relay *r)
 	} else if (r->ev.qos > 0) {
 		keep_sent(r, mid);
 	}
+	release_large(&r->ev);
 }
 
 /* Numbers the next event of the open transaction; false if it was handled before. */
@@ -663,6 +680,20 @@ static void check_silence(struct relay *r, int64_t now)
 
 /* SPEC §2.6: a message of our own gives the slot a position to advance to when routed
  * tables are idle. It goes through the bookkeeping connection; the stream never publishes it. */
+/* A dropped table leaves the publication without a word in the stream: look for it once
+ * a status interval, alongside the status update. */
+static void check_publication(struct relay *r, int64_t now)
+{
+	if (!r->repl || r->stop != RUNNING || now < r->next_publication_check_at)
+		return;
+	r->next_publication_check_at = now + r->cfg->source.status_interval_ms;
+	int status = pgrepl_check_publication(r->sql, r->cfg);
+	if (status == PG_FATAL)
+		fail(r);
+	else if (status != PG_OK)
+		pg_lost(r);
+}
+
 static void heartbeat(struct relay *r, int64_t now)
 {
 	uint32_t interval = r->cfg->source.heartbeat_interval_ms;
@@ -999,6 +1030,7 @@ static void step(struct relay *r)
 	now = monotonic_ms();
 	bookkeeping(r, now);
 	check_silence(r, now);
+	check_publication(r, now);
 	heartbeat(r, now);
 	periodic_stats(r, now);
 	watchdog(r, now);
