@@ -61,8 +61,11 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc, const mosqu
 	struct mqtt *m = obj;
 	(void)mosq;
 	(void)props;
+	/* rc is the broker's MQTT 5 reason code when it said why (0x8E: session taken over
+	 * by a client with the same id), else a library error. */
 	if (m->state != MQTT_DOWN && rc != 0)
-		log_warn("disconnected from broker", "reason", mosquitto_strerror(rc));
+		log_warn("disconnected from broker", "reason",
+			 rc >= 0x80 ? mosquitto_reason_string(rc) : mosquitto_strerror(rc));
 	m->state = MQTT_DOWN;
 }
 
