@@ -302,7 +302,7 @@ static int reject(struct relay *r, const struct event *ev, const char *why)
 
 /* Buffers are reused from event to event, but one huge payload must not keep its memory
  * for the life of the process. */
-#define BUFFER_KEEP_MAX (1024 * 1024)
+#define BUFFER_KEEP_MAX ((size_t)1024 * 1024)
 
 static void release_large(struct event *ev)
 {
