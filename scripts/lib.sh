@@ -8,7 +8,7 @@ PACKAGES=(
 	postgresql mosquitto
 	python3 python3-psycopg2
 	valgrind openssl
-	mandoc systemd
+	mandoc systemd man-db procps
 	cppcheck clang-tidy
 )
 

@@ -74,6 +74,26 @@ class InstallTest(harness.IntegrationCase):
         with open(template) as f:
             self.assertIn("outbox-relay/%i.yaml", f.read())
 
+    def test_units_verify_clean(self):
+        """systemd-analyze verify, with the binary and manual pages where the units will
+        find them once installed: here, under the DESTDIR."""
+        binary = self.find("sbin/outbox-relay")
+        installed_path = "/" + os.path.relpath(binary, self.destdir)
+        units = os.path.join(self.workdir, "units")
+        os.makedirs(units, exist_ok=True)
+        paths = []
+        for unit, name in (("outbox-relay.service", "outbox-relay.service"),
+                           ("outbox-relay@.service", "outbox-relay@shop.service")):
+            with open(self.find(f"systemd/system/{unit}")) as f:
+                text = f.read().replace(installed_path, binary)
+            paths.append(os.path.join(units, name))
+            with open(paths[-1], "w") as f:
+                f.write(text)
+        man = os.path.dirname(os.path.dirname(self.find("man8/outbox-relay.8")))
+        verify = subprocess.run(["systemd-analyze", "verify", *paths], capture_output=True, text=True,
+                                env=dict(os.environ, MANPATH=man))
+        self.assertEqual((verify.returncode, verify.stdout + verify.stderr), (0, ""))
+
 
 if __name__ == "__main__":
     if not shutil.which("systemd-analyze") or not shutil.which("mandoc"):
