@@ -65,6 +65,14 @@ void event_init(struct event *ev)
 	memset(ev, 0, sizeof *ev);
 }
 
+void event_trim(struct event *ev)
+{
+	struct buf *bufs[] = {&ev->topic, &ev->payload, &ev->event_id, &ev->user_properties};
+	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+		if (bufs[i]->cap > EVENT_BUFFER_KEEP_MAX)
+			buf_finish(bufs[i]);
+}
+
 void event_finish(struct event *ev)
 {
 	buf_finish(&ev->topic);

@@ -21,7 +21,6 @@
 struct event {
 	lsn_t commit_lsn;
 	int32_t index;		/* 0-based position among routed events of its transaction */
-	int mid;		/* MQTT message id once published at QoS 1 or 2 */
 	int qos;
 	bool retain;
 	const char *lsn_text;		/* commit LSN as X/Y; owned by the caller, per transaction */
@@ -46,6 +45,11 @@ struct event {
 
 void event_init(struct event *ev);
 void event_finish(struct event *ev);
+
+/* Buffers are reused from event to event, but one huge payload must not keep its memory
+ * for the life of the process: frees those grown past EVENT_BUFFER_KEEP_MAX. */
+#define EVENT_BUFFER_KEEP_MAX ((size_t)1024 * 1024)
+void event_trim(struct event *ev);
 
 struct outbox;
 

@@ -12,6 +12,7 @@
 
 #include "backoff.h"
 #include "checkpoint.h"
+#include "inflight.h"
 #include "ledger.h"
 #include "log.h"
 #include "mqtt.h"
@@ -27,7 +28,6 @@ enum stop_reason {
 	STOP_FATAL,	/* exit 1 (or 78 when config_mismatch) */
 };
 
-#define MQTT_MID_COUNT 65536	/* message ids are 16 bits */
 #define STANDBY_RETRY_MS 1000	/* how often a standby asks for the slot */
 /* Periodic status updates ask the server to answer; a server silent this many intervals
  * while the relay reads is taken for a frozen peer or a dead path, and dropped. */
@@ -101,12 +101,7 @@ struct relay {
 	struct backoff pg_backoff;
 	struct backoff mqtt_backoff;
 
-	/* QoS 1 and 2 events the broker may still refuse, kept so that a refused one can be
-	 * dead-lettered with its content. Filled by swapping buffers with ev, not copying;
-	 * a ring as large as the ledger, which never holds more events than that. */
-	struct event *sent;
-	size_t nsent, sent_next;
-	int32_t *sent_slot_of_mid;	/* MQTT_MID_COUNT entries; -1: not kept */
+	struct inflight *inflight;	/* QoS 1/2 events the broker may still refuse */
 
 	/* Monitoring (SPEC §8). */
 	uint64_t dead_lettered;
@@ -300,42 +295,6 @@ static int reject(struct relay *r, const struct event *ev, const char *why)
 	return PG_OK;
 }
 
-/* Buffers are reused from event to event, but one huge payload must not keep its memory
- * for the life of the process. */
-#define BUFFER_KEEP_MAX ((size_t)1024 * 1024)
-
-static void release_large(struct event *ev)
-{
-	if (ev->payload.cap > BUFFER_KEEP_MAX)
-		buf_finish(&ev->payload);
-	if (ev->topic.cap > BUFFER_KEEP_MAX)
-		buf_finish(&ev->topic);
-}
-
-/* The kept copy of an in-flight QoS 1/2 event, or NULL. */
-static struct event *sent_event(struct relay *r, int mid)
-{
-	if (!r->sent_slot_of_mid || mid <= 0 || mid >= MQTT_MID_COUNT || r->sent_slot_of_mid[mid] < 0)
-		return NULL;
-	return &r->sent[r->sent_slot_of_mid[mid]];
-}
-
-/* Keeps the event just published under mid: its buffers go to the ring, and the ring
- * slot's old buffers come back to be reused for the next event. */
-static void keep_sent(struct relay *r, int mid)
-{
-	size_t slot = r->sent_next;
-	struct event *kept = &r->sent[slot];
-	if (kept->index >= 0 && kept->qos > 0 && r->sent_slot_of_mid[kept->mid] == (int32_t)slot)
-		r->sent_slot_of_mid[kept->mid] = -1;
-	struct event spare = *kept;
-	*kept = r->ev;
-	kept->mid = mid;
-	r->ev = spare;
-	r->sent_slot_of_mid[mid] = (int32_t)slot;
-	r->sent_next = (slot + 1) % r->nsent;
-}
-
 /* A refusal arrives with the acknowledgement (MQTT 5 reason code >= 0x80). Returns false
  * if the event must stay unacknowledged (stopping). */
 static bool handle_refusal(struct relay *r, int mid, int reason)
@@ -343,7 +302,7 @@ static bool handle_refusal(struct relay *r, int mid, int reason)
 	char why[96];
 	snprintf(why, sizeof why, "the broker refused the message: reason code 0x%02x (%s)", reason,
 		 mqtt_reason_text(reason));
-	struct event *ev = sent_event(r, mid);
+	struct event *ev = inflight_find(r->inflight, mid);
 	if (!ev) {
 		log_error("the broker refused a message the relay no longer holds; stopping so that it is"
 			  " published again after restart", "reason", why);
@@ -371,16 +330,13 @@ static void on_ack(void *ctx, int mid, int reason)
 	}
 	if (reason >= 0x80 && !handle_refusal(r, mid, reason))
 		return;
-	struct event *ev = sent_event(r, mid);
+	struct event *ev = inflight_find(r->inflight, mid);
 	if (ledger_ack(r->ledger, mid) == 0 && reason < 0x80) {
 		r->acked++;
 		if (ev)
 			r->last_acked_commit_time = ev->commit_time;
 	}
-	if (ev) {
-		r->sent_slot_of_mid[mid] = -1;
-		release_large(ev);
-	}
+	inflight_forget(r->inflight, mid);
 }
 
 static void mqtt_maintain(struct relay *r, int64_t now)
@@ -427,7 +383,7 @@ static void set_aside(struct relay *r, const char *why)
 		return;
 	r->handled = (struct event_pos){r->ev.commit_lsn, r->ev.index};
 	r->ev_pending = false;
-	release_large(&r->ev);
+	event_trim(&r->ev);
 }
 
 static void try_publish(struct relay *r)
@@ -456,9 +412,9 @@ static void try_publish(struct relay *r)
 		on_ack(r, mid, 0);
 		r->last_acked_commit_time = r->ev.commit_time;
 	} else if (r->ev.qos > 0) {
-		keep_sent(r, mid);
+		inflight_keep(r->inflight, mid, &r->ev);
 	}
-	release_large(&r->ev);
+	event_trim(&r->ev);
 }
 
 /* Numbers the next event of the open transaction; false if it was handled before. */
@@ -1055,13 +1011,7 @@ static int relay_init(struct relay *r, struct config *cfg, struct outbox **outbo
 					    ? INT32_MAX
 					    : (int64_t)SILENT_INTERVALS * cfg->source.status_interval_ms));
 	r->decoder = pgo_decoder_new();
-	r->nsent = (size_t)cfg->broker.max_inflight;
-	r->sent = xcalloc(r->nsent, sizeof *r->sent);
-	for (size_t i = 0; i < r->nsent; i++)
-		r->sent[i].index = -1;	/* empty slot */
-	r->sent_slot_of_mid = xmalloc(MQTT_MID_COUNT * sizeof *r->sent_slot_of_mid);
-	for (size_t i = 0; i < MQTT_MID_COUNT; i++)
-		r->sent_slot_of_mid[i] = -1;
+	r->inflight = inflight_new((size_t)cfg->broker.max_inflight);
 	r->mqtt = mqtt_new(cfg, on_ack, r);
 	if (r->sigfd < 0 || !r->mqtt) {
 		log_error("cannot initialise", "error", strerror(errno));
@@ -1077,10 +1027,7 @@ static void relay_finish(struct relay *r)
 	ledger_free(r->ledger);
 	pgo_decoder_free(r->decoder);
 	event_finish(&r->ev);
-	for (size_t i = 0; r->sent && i < r->nsent; i++)
-		event_finish(&r->sent[i]);
-	free(r->sent);
-	free(r->sent_slot_of_mid);
+	inflight_free(r->inflight);
 	for (size_t i = 0; i < r->nretired; i++) {
 		outbox_free(r->retired[i].outbox);
 		config_finish(&r->retired[i].cfg);
