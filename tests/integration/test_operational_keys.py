@@ -114,6 +114,22 @@ class OperationalKeysTest(harness.IntegrationCase):
         checkpoint = self.checkpoint(db)
         self.assertTrue(checkpoint is None or checkpoint["published"] == 0, checkpoint)
 
+    def test_a_second_signal_stops_without_waiting(self):
+        db = self.new_database()
+        relay = self.new_relay(db, delivery={"drain_timeout": "1h"}).start()
+        relay.wait_for_slot(db, self.name)
+        wait_until(lambda: "ready:" in relay.stderr(), 30, "the relay to be ready")
+        with self.broker_paused():
+            self.insert(db, 3)
+            wait_until(lambda: self.stats(relay)["inflight"] == "3", 30, "three in flight")
+            relay.proc.send_signal(signal.SIGINT)
+            wait_until(lambda: "waiting for in-flight acknowledgements" in relay.stderr(), 30,
+                       "the first stop request", check=relay.check_running)
+            relay.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(relay.wait(timeout=30), 0)     # not an hour
+        self.assertIn("second stop request", relay.stderr())
+        self.assertIn("unacknowledged=3", relay.stderr())
+
     def test_checkpoint_interval_spaces_checkpoint_writes(self):
         db = self.new_database()
         rec = self.start_recorder()
