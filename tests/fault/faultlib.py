@@ -178,9 +178,10 @@ class StreamWriter(threading.Thread):
         """Returns once the writer is between transactions and will not start another."""
         with self._cond:
             self._paused = True
-            self._idle = False
-            if not self._cond.wait_for(lambda: self._idle, timeout):
+            if not self._cond.wait_for(lambda: self._idle or not self.is_alive(), timeout):
                 raise TimeoutError("the writer did not pause")
+        if self.error:
+            raise self.error
 
     def resume(self):
         """Continues on a new connection (the server may have restarted meanwhile)."""
@@ -287,6 +288,12 @@ def expected_rows(pg, dbname):
         conn.close()
 
 
+def kill_grace():
+    """Seconds allowed, beyond the checkpoint interval, between an acknowledgement and the
+    checkpoint write that covers it (FaultCase.kill9)."""
+    return 2.0 if sanitized() else 1.0
+
+
 class FaultCase(harness.IntegrationCase):
     """IntegrationCase plus the stream checks of the fault suite."""
 
@@ -340,7 +347,7 @@ class FaultCase(harness.IntegrationCase):
         indexes = [pos.index(m.eid) for m in messages]
         self.assertNotIn(None, indexes, "only committed events arrive")
         overlap = max(max(indexes, default=-1) - cp_index, 0)
-        grace = 2.0 if sanitized() else 1.0
+        grace = kill_grace()
         stale_before = t_kill - interval_s - grace
         run_begin = marks[-1][0]
         stale = {i for m, i in zip(messages[run_begin:], indexes[run_begin:])
@@ -349,6 +356,8 @@ class FaultCase(harness.IntegrationCase):
             len(stale), max_inflight,
             f"{len(stale)} events past checkpoint {cp} had arrived more than "
             f"{interval_s + grace:.1f}s before the kill: the checkpoint lags")
+        sys.stderr.write(f"kill: checkpoint index {cp_index}, {overlap} events past it received,"
+                         f" {len(stale)} of them before the last {interval_s + grace:.1f}s\n")
         marks.append((len(messages), cp_index))
         return overlap
 
@@ -448,5 +457,5 @@ def log_lines(relay, pattern):
 
 
 __all__ = ["FULL", "FaultCase", "Msg", "PeakMemory", "Positions", "StreamWriter", "compact",
-           "expected_rows", "log_lines", "make_plan", "sanitized", "seeded_random", "size",
+           "expected_rows", "kill_grace", "log_lines", "make_plan", "sanitized", "seeded_random", "size",
            "wait_until", "parse_lsn"]

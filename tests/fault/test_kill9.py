@@ -8,7 +8,8 @@ event-id and payload; the checkpoint's published count matches its position.
 
 Sizes: default 5,000 events and 6 kills; OUTBOX_FAULT_FULL=1: 50,000 events and 20
 kills (the issue's numbers). The stream mixes single-row and 2..20-row transactions,
-rolled-back ones, and one larger transaction (1,000 rows; 5,000 at full size).
+rolled-back ones, and one larger transaction (1,000 rows; 5,000 at full size), and is
+paced so that each run lives a few seconds before its kill.
 """
 
 import os
@@ -17,15 +18,20 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from faultlib import FaultCase, make_plan, seeded_random, size  # noqa: E402
+from faultlib import FaultCase, kill_grace, make_plan, seeded_random, size  # noqa: E402
 import harness  # noqa: E402
 
 EVENTS = size(5000, 50000)
 KILLS = size(6, 20)
 LARGE = size(1000, 5000)
-RATE = size(1500, 3000)        # rows/s the writer keeps to, so kills land mid-stream
 MAX_INFLIGHT = 100             # a small window keeps the duplicate bound tight
 CHECKPOINT_INTERVAL = 0.2      # seconds; delivery.checkpoint_interval below
+# Each run lives at least this long before it is killed, so that the bound of
+# FaultCase.kill9 (events older than interval + grace must be checkpointed) has teeth:
+# a relay that never checkpointed would have far more than MAX_INFLIGHT such events.
+MIN_RUN_S = CHECKPOINT_INTERVAL + kill_grace() + 1.0
+RUN_S = MIN_RUN_S + 0.5
+RATE = EVENTS / ((KILLS + 1) * RUN_S)   # rows/s: the stream lasts through every kill
 
 
 class Kill9Test(FaultCase):
@@ -41,14 +47,17 @@ class Kill9Test(FaultCase):
         plan = make_plan(rng, EVENTS, LARGE)
         writer = self.start_writer(db, plan, RATE)
 
-        thresholds = sorted(rng.sample(range(EVENTS // 20, EVENTS * 19 // 20), KILLS))
+        # One kill at a random moment of each of KILLS + 1 equal parts of the stream.
+        thresholds = [int(EVENTS * (k + 1 + rng.uniform(-0.3, 0.3)) / (KILLS + 1))
+                      for k in range(KILLS)]
         marks = [(0, -1)]     # (first message of a run, checkpoint index it starts after)
         overlaps = []
         for threshold in thresholds:
+            started = time.monotonic()
             # Past the threshold, and the new run has published something of its own.
             rec.wait_for_count(max(threshold, marks[-1][0] + 1), timeout=300,
                                check=relay.check_running)
-            time.sleep(rng.uniform(0, 0.05))
+            time.sleep(max(0.0, started + MIN_RUN_S - time.monotonic()) + rng.uniform(0, 0.05))
             overlaps.append(self.kill9(relay, rec, db, writer, marks, MAX_INFLIGHT,
                                        CHECKPOINT_INTERVAL))
             relay.start()

@@ -6,7 +6,6 @@ killed in the middle, it resumes in the middle, not at the start.
 Size: 200,000 rows; OUTBOX_FAULT_FULL=1 gives the issue's 1,000,000.
 """
 
-import json
 import os
 import sys
 import threading

@@ -7,7 +7,7 @@ transactions again: the relay skips them by its own bookkeeping, so the subscrib
 every committed event exactly once, in commit order.
 
 The writer is held between transactions while the server is down, so no commit is ever in
-doubt; the relay keeps a backlog, so the restart lands mid-stream.
+doubt; it writes faster than the relay publishes, so the restart lands mid-stream.
 
 Sizes: default 4,000 events, two restarts per mode; OUTBOX_FAULT_FULL=1: 20,000 events,
 two restarts per mode. One larger transaction of 1,000 rows (5,000 at full size).
@@ -18,12 +18,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from faultlib import FaultCase, make_plan, seeded_random, size  # noqa: E402
+from faultlib import FaultCase, make_plan, seeded_random, size, wait_until  # noqa: E402
 import harness  # noqa: E402
 
 EVENTS = size(4000, 20000)
 LARGE = size(1000, 5000)
-RESTARTS_AT = (0.3, 0.65)     # fractions of the stream received when the server restarts
+RESTARTS_AT = (0.3, 0.65)     # fractions of the stream written when the server restarts
 
 
 class PostgresRestartTest(FaultCase):
@@ -36,14 +36,19 @@ class PostgresRestartTest(FaultCase):
         relay.wait_for_slot(db, self.name)
         writer = self.start_writer(db, make_plan(rng, EVENTS, LARGE))
 
-        for fraction in RESTARTS_AT:
-            rec.wait_for_count(int(EVENTS * fraction), timeout=300, check=relay.check_running)
+        for restart, fraction in enumerate(RESTARTS_AT):
+            # The writer outruns the relay: the server restarts with a backlog to send.
+            wait_until(lambda: writer.committed_rows >= EVENTS * fraction or not writer.is_alive(),
+                       300, "the writer", check=relay.check_running)
             writer.pause()
             backlog = writer.committed_rows - rec.count()
             self.pg.restart(mode)
             sys.stderr.write(f"{mode} restart with {backlog} committed events not yet received\n")
             db.reconnect()
             writer.resume()
+            # Streaming again before the next fault.
+            wait_until(lambda: len(harness_lines(relay, "replication started")) == restart + 2,
+                       120, "the relay to stream again", check=relay.check_running)
 
         writer.finish()
         self.wait_for_distinct(rec, writer.total, check=relay.check_running)
