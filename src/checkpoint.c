@@ -25,17 +25,15 @@ static char *quoted_schema(PGconn *sql, const struct config *cfg)
 static int schema_exists(PGconn *sql, const struct config *cfg, bool *exists)
 {
 	const char *params[] = {cfg->delivery.bookkeeping_schema};
-	PGresult *res = pg_await(sql, PQsendQueryParams(sql, "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
-							  1, NULL, params, NULL, NULL, 0),
-				 "cannot look up the bookkeeping schema");
-	if (!res)
-		return PG_RETRY;
-	int status = PG_OK;
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		status = pg_failure(sql, res, "cannot look up the bookkeeping schema");
-	else
+	PGresult *res;
+	int status = pg_result(sql,
+			       PQsendQueryParams(sql, "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", 1,
+						 NULL, params, NULL, NULL, 0),
+			       PGRES_TUPLES_OK, "cannot look up the bookkeeping schema", &res);
+	if (status == PG_OK) {
 		*exists = PQntuples(res) > 0;
-	PQclear(res);
+		PQclear(res);
+	}
 	return status;
 }
 
@@ -75,15 +73,8 @@ static int check_tables(PGconn *sql, const char *schema)
 
 static int prepare(PGconn *sql, const char *name, const struct buf *query, int nparams)
 {
-	PGresult *res = pg_await(sql, PQsendPrepare(sql, name, query->data, nparams, NULL),
-				 "cannot prepare a checkpoint statement");
-	if (!res)
-		return PG_RETRY;
-	int status = PG_OK;
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		status = pg_failure(sql, res, "cannot prepare a checkpoint statement");
-	PQclear(res);
-	return status;
+	return pg_result(sql, PQsendPrepare(sql, name, query->data, nparams, NULL), PGRES_COMMAND_OK,
+			 "cannot prepare a checkpoint statement", NULL);
 }
 
 static int prepare_statements(PGconn *sql, const char *schema)
@@ -152,14 +143,12 @@ int checkpoint_load(PGconn *sql, const char *slot, struct checkpoint_row *row, b
 	*found = false;
 
 	const char *params[] = {slot};
-	PGresult *res = pg_await(sql, PQsendQueryPrepared(sql, LOAD_STATEMENT, 1, params, NULL, NULL, 0),
-				 "cannot read the checkpoint");
-	if (!res)
-		return PG_RETRY;
-	int status = PG_OK;
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		status = pg_failure(sql, res, "cannot read the checkpoint");
-	else if (PQntuples(res) > 0) {
+	PGresult *res;
+	int status = pg_result(sql, PQsendQueryPrepared(sql, LOAD_STATEMENT, 1, params, NULL, NULL, 0),
+			       PGRES_TUPLES_OK, "cannot read the checkpoint", &res);
+	if (status != PG_OK)
+		return status;
+	if (PQntuples(res) > 0) {
 		*found = true;
 		status = parse_row(res, row);
 	}
@@ -174,15 +163,8 @@ int checkpoint_save(PGconn *sql, const char *slot, const struct checkpoint_row *
 	snprintf(published, sizeof published, "%" PRIu64, row->published);
 	const char *params[] = {slot, lsn_format(row->pos.commit_lsn, commit), index,
 				lsn_format(row->pos.confirmed_lsn, confirmed), published};
-	PGresult *res = pg_await(sql, PQsendQueryPrepared(sql, SAVE_STATEMENT, 5, params, NULL, NULL, 0),
-				 "cannot write the checkpoint");
-	if (!res)
-		return PG_RETRY;
-	int status = PG_OK;
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		status = pg_failure(sql, res, "cannot write the checkpoint");
-	PQclear(res);
-	return status;
+	return pg_result(sql, PQsendQueryPrepared(sql, SAVE_STATEMENT, 5, params, NULL, NULL, 0),
+			 PGRES_COMMAND_OK, "cannot write the checkpoint", NULL);
 }
 
 static void append_json_field(struct buf *out, const char *name, const char *value, size_t len)
@@ -231,16 +213,8 @@ int checkpoint_dead_letter(PGconn *sql, const char *slot, const struct event *ev
 	/* The payload goes as binary: it may hold any bytes. */
 	int lengths[8] = {0, 0, 0, 0, 0, 0, (int)ev->payload.len, 0};
 	int formats[8] = {0, 0, 0, 0, 0, 0, 1, 0};
-	PGresult *res = pg_await(sql, PQsendQueryPrepared(sql, DEAD_LETTER_STATEMENT, 8, params, lengths, formats, 0),
-				 "cannot write to the dead_letter table");
-	int status = res ? PG_OK : PG_RETRY;
-	if (!res) {
-		buf_finish(&properties);
-		return status;
-	}
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		status = pg_failure(sql, res, "cannot write to the dead_letter table");
-	PQclear(res);
+	int status = pg_result(sql, PQsendQueryPrepared(sql, DEAD_LETTER_STATEMENT, 8, params, lengths, formats, 0),
+			       PGRES_COMMAND_OK, "cannot write to the dead_letter table", NULL);
 	buf_finish(&properties);
 	return status;
 }

@@ -160,14 +160,25 @@ PGresult *pg_await(PGconn *conn, int sent, const char *what)
 	}
 }
 
+int pg_result(PGconn *conn, int sent, ExecStatusType want, const char *what, PGresult **res)
+{
+	PGresult *r = pg_await(conn, sent, what);
+	if (!r)
+		return PG_RETRY;
+	int status = PQresultStatus(r) == want ? PG_OK : pg_failure(conn, r, what);
+	if (status == PG_OK && res)
+		*res = r;
+	else
+		PQclear(r);
+	return status;
+}
+
 int pg_exec(PGconn *conn, const char *sql, const char *what)
 {
 	PGresult *res = pg_await(conn, PQsendQuery(conn, sql), what);
 	if (!res)
 		return PG_RETRY;
-	int status = PG_OK;
-	if (is_failure(res))
-		status = pg_failure(conn, res, what);
+	int status = is_failure(res) ? pg_failure(conn, res, what) : PG_OK;
 	PQclear(res);
 	return status;
 }
@@ -176,15 +187,8 @@ int pg_exec(PGconn *conn, const char *sql, const char *what)
 static int exec_query(PGconn *conn, const char *sql, int n, const char *const *params, PGresult **res,
 		      const char *what)
 {
-	*res = pg_await(conn, PQsendQueryParams(conn, sql, n, NULL, params, NULL, NULL, 0), what);
-	if (!*res)
-		return PG_RETRY;
-	if (PQresultStatus(*res) == PGRES_TUPLES_OK)
-		return PG_OK;
-	int status = pg_failure(conn, *res, what);
-	PQclear(*res);
-	*res = NULL;
-	return status;
+	return pg_result(conn, PQsendQueryParams(conn, sql, n, NULL, params, NULL, NULL, 0), PGRES_TUPLES_OK, what,
+			 res);
 }
 
 static void append_identifier(struct buf *b, PGconn *conn, const char *name)
@@ -508,16 +512,9 @@ static int start_streaming(struct pgrepl *r, const struct config *cfg, lsn_t sta
 	 * escaping inside the option's string literal. */
 	buf_printf(&q, " LOGICAL %s (proto_version '1', publication_names '\"%s\"', messages 'true')",
 		   lsn_format(start, lsn), cfg->source.publication);
-	PGresult *res = pg_await(r->conn, PQsendQuery(r->conn, q.data), "cannot start replication");
-	if (!res) {
-		buf_finish(&q);
-		return PG_RETRY;
-	}
+	int status = pg_result(r->conn, PQsendQuery(r->conn, q.data), PGRES_COPY_BOTH, "cannot start replication",
+			       NULL);
 	buf_finish(&q);
-	int status = PG_OK;
-	if (PQresultStatus(res) != PGRES_COPY_BOTH)
-		status = pg_failure(r->conn, res, "cannot start replication");
-	PQclear(res);
 	return status;
 }
 

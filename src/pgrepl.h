@@ -43,6 +43,11 @@ void pg_set_answer_timeout(int timeout_ms);
  * in time or the connection broke: drop the connection then. */
 PGresult *pg_await(PGconn *conn, int sent, const char *what);
 
+/* pg_await, then checks that the query ended with status want (PGRES_COMMAND_OK,
+ * PGRES_TUPLES_OK, PGRES_COPY_BOTH). PG_OK, with the result in *res when res is not NULL (the caller
+ * clears it); else the failure's pg_status, logged with what. */
+int pg_result(PGconn *conn, int sent, ExecStatusType want, const char *what, PGresult **res);
+
 /* Runs SQL that returns no rows the caller needs. PG_OK, or the pg_failure() status
  * after logging what with the server's detail. */
 int pg_exec(PGconn *conn, const char *sql, const char *what);
