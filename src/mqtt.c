@@ -132,6 +132,10 @@ struct mqtt *mqtt_new(const struct config *cfg, mqtt_ack_fn on_ack, void *ctx)
 		return NULL;
 	}
 	mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION, protocol_version(cfg));
+	/* The client sends at most this many QoS 1/2 messages before acknowledgements (20
+	 * unless told; MQTT 5 brokers may lower it with their Receive Maximum): the window
+	 * is ours to choose, not the library's. */
+	mosquitto_int_option(m->mosq, MOSQ_OPT_SEND_MAXIMUM, cfg->broker.max_inflight);
 	if (set_credentials(m->mosq, cfg) < 0) {
 		mosquitto_destroy(m->mosq);
 		free(m);

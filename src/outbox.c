@@ -472,12 +472,12 @@ int outbox_build(struct outbox_route *r, const struct pgo_relation *rel, const s
 	buf_reset(&ev->payload);
 	buf_reset(&ev->event_id);
 	if (r->bind_error[0]) {
-		/* The dead letter still gets what can be had: the id and the payload. */
-		char ignored[8];
+		/* The dead letter still gets what can be had: the id and the payload (what
+		 * they say about their own trouble is replaced by the binding's). */
 		if (r->event_id_column >= 0 || !r->cfg->event_id_column)
-			build_event_id(r, row, ev, ignored, sizeof ignored);
+			build_event_id(r, row, ev, why, whylen);
 		if (r->payload_mode != PAYLOAD_COLUMN || r->payload_column >= 0)
-			build_payload(r, rel, row, ev, ignored, sizeof ignored);
+			build_payload(r, rel, row, ev, why, whylen);
 		snprintf(why, whylen, "%s", r->bind_error);
 		return -1;
 	}

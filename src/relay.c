@@ -324,14 +324,18 @@ static bool handle_refusal(struct relay *r, int mid, int reason)
 static void on_ack(void *ctx, int mid, int reason)
 {
 	struct relay *r = ctx;
-	if (r->publishing) {
-		r->early_ack_mid = mid;
-		return;
-	}
 	if (reason >= 0x80 && !handle_refusal(r, mid, reason))
 		return;
 	struct event *ev = inflight_find(r->inflight, mid);
-	if (ledger_ack(r->ledger, mid) == 0 && reason < 0x80) {
+	if (ledger_ack(r->ledger, mid) < 0) {
+		/* Inside mqtt_publish the client reports every QoS 0 message it managed to
+		 * write, the one being published included, which the ledger gets only after
+		 * the call: keep that one for then. (Others are late repeats: nothing to do.) */
+		if (r->publishing)
+			r->early_ack_mid = mid;
+		return;
+	}
+	if (reason < 0x80) {
 		r->acked++;
 		if (ev)
 			r->last_acked_commit_time = ev->commit_time;

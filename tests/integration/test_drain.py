@@ -11,6 +11,9 @@ import harness  # noqa: E402
 from harness import expected, insert_event, received  # noqa: E402
 
 
+QOS0_BACKLOG = 50000
+
+
 class DrainTest(harness.IntegrationCase):
 
     def write_backlog(self, db, transactions=100, rows=10):
@@ -51,6 +54,22 @@ class DrainTest(harness.IntegrationCase):
         self.assertEqual(relay.run("--drain"), 0)
         self.assertEqual(received(rec.sync()), expected(backlog + [marker]))
         self.assert_checkpoint_matches_slot(db)
+
+    def test_qos0_drain_of_a_large_backlog_ends(self):
+        """At QoS 0 the client reports a message done once written; one publish call may
+        write several queued ones at once, and every one of those reports counts."""
+        db = self.new_database()
+        route = dict(harness.default_route(), qos=0)
+        rec = self.start_recorder(qos=0)
+        relay = self.new_relay(db, routes=[route])
+        self.assertEqual(relay.run("--drain"), 0)
+        db.execute("INSERT INTO public.outbox (aggregate_type, aggregate_id, event_type, payload)"
+                   " SELECT 'order', (g %% 97)::text, 'placed', jsonb_build_object('note', repeat('x', 150))"
+                   " FROM generate_series(1, %s) g", (QOS0_BACKLOG,))
+        self.assertEqual(relay.run("--drain", timeout=120), 0)
+        self.assertEqual(self.checkpoint(db)["published"], QOS0_BACKLOG)
+        self.assert_checkpoint_matches_slot(db)
+        self.assertGreater(len(rec.sync()), 0)
 
 
 if __name__ == "__main__":
