@@ -10,6 +10,7 @@ PACKAGES=(
 	valgrind openssl
 	mandoc systemd man-db procps
 	cppcheck clang-tidy
+	clang libclang-rt-14-dev	# scripts/fuzz: clang only recommends the libFuzzer runtime
 )
 
 # Runs a command as root: directly when we are root, else through sudo.
