@@ -288,6 +288,17 @@ def expected_rows(pg, dbname):
         conn.close()
 
 
+def committed_ids(pg, dbname, ids):
+    """The ones of ids that are ids of committed outbox rows."""
+    conn = psycopg2.connect(pg.conninfo(dbname))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT id::text FROM public.outbox WHERE id = ANY(%s::bigint[])", (list(ids),))
+            return {row[0] for row in cur}
+    finally:
+        conn.close()
+
+
 def kill_grace():
     """Seconds allowed, beyond the checkpoint interval, between an acknowledgement and the
     checkpoint write that covers it (FaultCase.kill9)."""
@@ -377,6 +388,11 @@ class FaultCase(harness.IntegrationCase):
                 changed.append((original, m))
         self.assertEqual(changed[:5], [], f"{len(changed)} duplicates differ from the original")
         leaked = [eid for eid in order if eid in pos.rolled_back]
+        if leaked:
+            # After an immediate shutdown the sequence may hand out again ids that only
+            # rolled-back transactions had taken (their WAL was never flushed): such an id
+            # names a committed row now, whose content the comparison below checks.
+            leaked = [eid for eid in leaked if eid not in committed_ids(self.pg, dbname, leaked)]
         self.assertEqual(leaked[:10], [], f"{len(leaked)} events of rolled-back transactions")
 
         count = 0
