@@ -47,7 +47,9 @@ static size_t utf8_lead(unsigned char c, uint32_t *bits)
 {
 	static const struct {
 		unsigned char mask, value, payload;
-	} leads[] = {{0x80, 0x00, 0x7F}, {0xE0, 0xC0, 0x1F}, {0xF0, 0xE0, 0x0F}, {0xF8, 0xF0, 0x07}};
+	} leads[] = {
+		{ 0x80, 0x00, 0x7F }, { 0xE0, 0xC0, 0x1F }, { 0xF0, 0xE0, 0x0F }, { 0xF8, 0xF0, 0x07 }
+	};
 	for (size_t i = 0; i < sizeof leads / sizeof leads[0]; i++) {
 		if ((c & leads[i].mask) == leads[i].value) {
 			*bits = c & leads[i].payload;
@@ -59,7 +61,7 @@ static size_t utf8_lead(unsigned char c, uint32_t *bits)
 
 size_t utf8_next(const unsigned char *s, size_t len, uint32_t *cp)
 {
-	static const uint32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000};
+	static const uint32_t smallest[] = { 0, 0, 0x80, 0x800, 0x10000 };
 	size_t n = utf8_lead(s[0], cp);
 	if (n == 0 || n > len)
 		return 0;

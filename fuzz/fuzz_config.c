@@ -41,7 +41,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	setenv("FUZZ_HOST", "broker.example", 1);
 	setenv("FUZZ_PORT", "8883", 1);
 	setenv("FUZZ_EMPTY", "", 1);
-	setenv("FUZZ_BRACES", "${FUZZ_HOST}", 1);	/* expanded once, not recursively */
+	setenv("FUZZ_BRACES", "${FUZZ_HOST}", 1); /* expanded once, not recursively */
 	unsetenv("FUZZ_UNSET");
 	/* So that the copied seeds load completely and reach the success path. */
 	setenv("OUTBOX_FIXTURES", FIXTURES_DIR, 1);

@@ -36,14 +36,26 @@
 #define LEN_UNCHANGED 0xFFFE
 
 enum {
-	T_BOOL = 16, T_BYTEA = 17, T_INT8 = 20, T_INT2 = 21, T_INT4 = 23, T_TEXT = 25,
-	T_OID = 26, T_JSON = 114, T_FLOAT4 = 700, T_FLOAT8 = 701, T_NUMERIC = 1700,
-	T_JSONB = 3802, T_UUID = 2950, T_TIMESTAMPTZ = 1184, T_INT4ARRAY = 1007,
+	T_BOOL = 16,
+	T_BYTEA = 17,
+	T_INT8 = 20,
+	T_INT2 = 21,
+	T_INT4 = 23,
+	T_TEXT = 25,
+	T_OID = 26,
+	T_JSON = 114,
+	T_FLOAT4 = 700,
+	T_FLOAT8 = 701,
+	T_NUMERIC = 1700,
+	T_JSONB = 3802,
+	T_UUID = 2950,
+	T_TIMESTAMPTZ = 1184,
+	T_INT4ARRAY = 1007,
 };
 
 static const uint32_t TYPES[] = {
-	T_BOOL, T_BYTEA, T_INT4, T_INT8, T_INT2, T_OID, T_FLOAT4, T_FLOAT8, T_NUMERIC,
-	T_JSON, T_JSONB, T_TEXT, T_UUID, T_TIMESTAMPTZ, T_INT4ARRAY,
+	T_BOOL,    T_BYTEA, T_INT4,  T_INT8, T_INT2, T_OID,         T_FLOAT4,    T_FLOAT8,
+	T_NUMERIC, T_JSON,  T_JSONB, T_TEXT, T_UUID, T_TIMESTAMPTZ, T_INT4ARRAY,
 };
 #define NTYPES (sizeof TYPES / sizeof TYPES[0])
 
@@ -100,11 +112,11 @@ static struct pgo_value read_value(struct input *in)
 	unsigned len = take_uint(in, 2);
 	const uint8_t *p;
 	if (len == LEN_NULL)
-		return (struct pgo_value){PGO_VALUE_NULL, NULL, 0};
+		return (struct pgo_value){ PGO_VALUE_NULL, NULL, 0 };
 	if (len == LEN_UNCHANGED)
-		return (struct pgo_value){PGO_VALUE_UNCHANGED, NULL, 0};
+		return (struct pgo_value){ PGO_VALUE_UNCHANGED, NULL, 0 };
 	size_t n = take(in, len, &p);
-	return (struct pgo_value){PGO_VALUE_TEXT, copy_exact(p, n), (uint32_t)n};
+	return (struct pgo_value){ PGO_VALUE_TEXT, copy_exact(p, n), (uint32_t)n };
 }
 
 /* ---- a JSON reader of our own (RFC 8259, scalars and one flat object) ------------------ */
@@ -112,7 +124,7 @@ static struct pgo_value read_value(struct input *in)
 struct reader {
 	const unsigned char *p;
 	size_t left;
-	struct buf *decoded;	/* a string's decoded bytes, when not NULL */
+	struct buf *decoded; /* a string's decoded bytes, when not NULL */
 };
 
 static bool eat(struct reader *r, char c)
@@ -205,7 +217,7 @@ static bool read_string(struct reader *r)
 		uint32_t cp;
 		size_t n = r->left ? utf8_next(r->p, r->left, &cp) : 0;
 		if (n == 0 || cp < 0x20)
-			return false;	/* unterminated, invalid UTF-8 or a raw control */
+			return false; /* unterminated, invalid UTF-8 or a raw control */
 		if (cp == '\\') {
 			r->p++;
 			r->left--;
@@ -309,21 +321,23 @@ static void check_value(uint32_t oid, const struct pgo_value *v)
 {
 	struct buf out = BUF_INIT, decoded = BUF_INIT;
 	json_append_value(&out, oid, v);
-	struct reader r = {(const unsigned char *)out.data, out.len, &decoded};
+	struct reader r = { (const unsigned char *)out.data, out.len, &decoded };
 	if (v->kind != PGO_VALUE_TEXT) {
 		require(same(&out, "null", 4), "NULL and unchanged values are null");
 	} else if (is_json_type(oid)) {
 		require(v->len ? same(&out, v->data, v->len) : same(&out, "null", 4),
-			"json is embedded verbatim");
+		        "json is embedded verbatim");
 	} else {
 		require(read_scalar(&r) && r.left == 0, "a value is one JSON scalar");
 		char first = out.data[0];
 		if (first == '"')
 			check_string_value(oid, v, &decoded);
 		else if (first == 't' || first == 'f')
-			require(oid == T_BOOL && v->len == 1 && v->data[0] == first, "true/false only for t/f");
+			require(oid == T_BOOL && v->len == 1 && v->data[0] == first,
+			        "true/false only for t/f");
 		else
-			require(is_number_type(oid) && same(&out, v->data, v->len), "a bare number is its text");
+			require(is_number_type(oid) && same(&out, v->data, v->len),
+			        "a bare number is its text");
 	}
 	buf_finish(&decoded);
 	buf_finish(&out);
@@ -336,7 +350,7 @@ static void check_row(const struct pgo_relation *rel, const struct pgo_tuple *ro
 	for (int i = 0; i < row->ncolumns; i++)
 		verbatim |= is_json_type(rel->columns[i].type_oid) && row->values[i].kind == PGO_VALUE_TEXT;
 	json_append_row(&out, rel, row);
-	struct reader r = {(const unsigned char *)out.data, out.len, &decoded};
+	struct reader r = { (const unsigned char *)out.data, out.len, &decoded };
 	require(out.data[out.len] == '\0', "output is NUL-terminated");
 	if (!verbatim)
 		require(read_row(&r) && r.left == 0, "a row is one flat JSON object");
@@ -346,7 +360,7 @@ static void check_row(const struct pgo_relation *rel, const struct pgo_tuple *ro
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct input in = {data, size};
+	struct input in = { data, size };
 	struct pgo_column columns[MAX_COLUMNS];
 	struct pgo_value values[MAX_COLUMNS];
 	unsigned head = take_uint(&in, 1);
@@ -355,14 +369,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_name("fuzz_json");
 	for (int i = 0; i < ncolumns; i++) {
 		/* In input order: the order of initializers' side effects is unspecified. */
-		columns[i] = (struct pgo_column){.type_oid = read_type(&in)};
+		columns[i] = (struct pgo_column){ .type_oid = read_type(&in) };
 		columns[i].name = read_name(&in);
 		values[i] = read_value(&in);
 		check_value(columns[i].type_oid, &values[i]);
 	}
-	struct pgo_relation rel = {.oid = 1, .schema = "public", .name = "fuzz",
-				   .ncolumns = ncolumns, .columns = columns};
-	struct pgo_tuple row = {missing < ncolumns ? ncolumns - missing : 0, values};
+	struct pgo_relation rel = {
+		.oid = 1, .schema = "public", .name = "fuzz", .ncolumns = ncolumns, .columns = columns
+	};
+	struct pgo_tuple row = { missing < ncolumns ? ncolumns - missing : 0, values };
 	check_row(&rel, &row);
 	for (int i = 0; i < ncolumns; i++) {
 		free(columns[i].name);

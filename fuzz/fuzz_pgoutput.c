@@ -44,14 +44,15 @@ static void check_relation(const struct pgo_decoder *d, const struct pgo_relatio
 }
 
 static void check_tuple(const struct pgo_decoder *d, const struct pgo_relation *rel,
-			const struct pgo_tuple *t)
+                        const struct pgo_tuple *t)
 {
 	check_relation(d, rel);
 	require(t->ncolumns == rel->ncolumns, "a tuple has its relation's column count");
 	for (int i = 0; i < t->ncolumns; i++) {
 		const struct pgo_value *v = &t->values[i];
 		require(v->kind == PGO_VALUE_NULL || v->kind == PGO_VALUE_UNCHANGED ||
-			v->kind == PGO_VALUE_TEXT, "value kind is n, u or t");
+		                v->kind == PGO_VALUE_TEXT,
+		        "value kind is n, u or t");
 		if (v->kind == PGO_VALUE_TEXT)
 			touch(v->data, v->len);
 	}
@@ -61,41 +62,27 @@ static void check_tuple(const struct pgo_decoder *d, const struct pgo_relation *
 static void check_msg(const struct pgo_decoder *d, const struct pgo_msg *m)
 {
 	switch (m->kind) {
-	case PGO_BEGIN:
-		touch_time(m->u.begin.commit_time);
-		break;
-	case PGO_COMMIT:
-		touch_time(m->u.commit.commit_time);
-		break;
-	case PGO_ORIGIN:
-		touch_string(m->u.origin.name);
-		break;
-	case PGO_RELATION:
-		check_relation(d, m->u.relation);
-		break;
+	case PGO_BEGIN: touch_time(m->u.begin.commit_time); break;
+	case PGO_COMMIT: touch_time(m->u.commit.commit_time); break;
+	case PGO_ORIGIN: touch_string(m->u.origin.name); break;
+	case PGO_RELATION: check_relation(d, m->u.relation); break;
 	case PGO_TYPE:
 		touch_string(m->u.type.schema);
 		touch_string(m->u.type.name);
 		break;
-	case PGO_INSERT:
-		check_tuple(d, m->u.insert.rel, &m->u.insert.tuple);
-		break;
+	case PGO_INSERT: check_tuple(d, m->u.insert.rel, &m->u.insert.tuple); break;
 	case PGO_UPDATE:
 		if (m->u.update.has_old)
 			check_tuple(d, m->u.update.rel, &m->u.update.old_tuple);
 		check_tuple(d, m->u.update.rel, &m->u.update.new_tuple);
 		break;
-	case PGO_DELETE:
-		check_tuple(d, m->u.delete.rel, &m->u.delete.old_tuple);
-		break;
-	case PGO_TRUNCATE:
-		break;
+	case PGO_DELETE: check_tuple(d, m->u.delete.rel, &m->u.delete.old_tuple); break;
+	case PGO_TRUNCATE: break;
 	case PGO_MESSAGE:
 		touch_string(m->u.message.prefix);
 		touch(m->u.message.content, m->u.message.len);
 		break;
-	default:
-		require(0, "message kind is one of pgo_kind");
+	default: require(0, "message kind is one of pgo_kind");
 	}
 }
 

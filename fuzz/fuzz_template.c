@@ -33,12 +33,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static struct template_value next_value(const uint8_t **data, size_t *size)
 {
 	if (*size == 0)
-		return (struct template_value){copy_exact("", 0), 0, false};
+		return (struct template_value){ copy_exact("", 0), 0, false };
 	uint8_t len = **data;
 	(*data)++;
 	(*size)--;
 	if (len == LEN_NULL)
-		return (struct template_value){NULL, 0, true};
+		return (struct template_value){ NULL, 0, true };
 	if (len == LEN_LONG) {
 		uint8_t fill = 'a';
 		if (*size) {
@@ -49,10 +49,10 @@ static struct template_value next_value(const uint8_t **data, size_t *size)
 		char *long_value = malloc(LONG_VALUE_LEN);
 		require(long_value != NULL, "malloc");
 		memset(long_value, fill, LONG_VALUE_LEN);
-		return (struct template_value){long_value, LONG_VALUE_LEN, false};
+		return (struct template_value){ long_value, LONG_VALUE_LEN, false };
 	}
 	size_t n = len < *size ? len : *size;
-	struct template_value v = {copy_exact(*data, n), n, false};
+	struct template_value v = { copy_exact(*data, n), n, false };
 	*data += n;
 	*size -= n;
 	return v;
@@ -107,7 +107,7 @@ static void expand(const struct template *t, const struct template_value *values
 	size_t first_len = out.len;
 	require(template_expand(t, values, &out, why, sizeof why) == 0, "expansion is repeatable");
 	require(out.len == first_len && memcmp(out.data, first, first_len) == 0,
-		"expansion gives the same topic twice");
+	        "expansion gives the same topic twice");
 	free(first);
 	buf_finish(&out);
 }

@@ -7,8 +7,8 @@
 struct backoff {
 	uint32_t min_ms;
 	uint32_t max_ms;
-	uint32_t ceiling_ms;	/* grows x2 per failure from min to max */
-	uint32_t attempts;	/* failures since the last success */
+	uint32_t ceiling_ms; /* grows x2 per failure from min to max */
+	uint32_t attempts;   /* failures since the last success */
 };
 
 void backoff_init(struct backoff *b, uint32_t min_ms, uint32_t max_ms);

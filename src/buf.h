@@ -5,12 +5,15 @@
 #include <stddef.h>
 
 struct buf {
-	char *data;	/* always NUL-terminated after any append (NUL not counted in len) */
+	char *data; /* always NUL-terminated after any append (NUL not counted in len) */
 	size_t len;
 	size_t cap;
 };
 
-#define BUF_INIT {NULL, 0, 0}
+#define BUF_INIT           \
+	{                  \
+		NULL, 0, 0 \
+	}
 
 void buf_reset(struct buf *b);
 void buf_finish(struct buf *b);

@@ -29,6 +29,7 @@ size_t bytea_length(size_t text_len)
 unsigned char bytea_byte(const char *text, size_t k)
 {
 	/* Callers check bytea_is_hex first, so both digits are valid (0..15). */
-	unsigned high = (unsigned)hex_value(text[2 + 2 * k]) & 0xf, low = (unsigned)hex_value(text[3 + 2 * k]) & 0xf;
+	unsigned high = (unsigned)hex_value(text[2 + 2 * k]) & 0xf,
+	         low = (unsigned)hex_value(text[3 + 2 * k]) & 0xf;
 	return (unsigned char)(high << 4 | low);
 }

@@ -16,7 +16,7 @@
 
 struct checkpoint_row {
 	struct ledger_pos pos;
-	uint64_t published;	/* events acknowledged over the slot's life */
+	uint64_t published; /* events acknowledged over the slot's life */
 };
 
 /* Creates the schema and tables when allowed, or checks they exist; prepares statements

@@ -24,15 +24,15 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-#define NO_LIMIT INT64_MAX		/* string keys: no upper bound on the length */
-#define MS_MAX ((int64_t)UINT32_MAX)	/* duration keys: no bound but the field's width */
-#define SECONDS(n) ((int64_t)(n) * 1000)
-#define PG_NAME_MAX 63			/* PostgreSQL truncates longer identifiers */
-#define KEY_NAME_MAX 64			/* longest key name at one level, for suggestions */
-#define VALUE_SHOWN_MAX 80		/* longer values are cut in error messages */
+#define NO_LIMIT INT64_MAX           /* string keys: no upper bound on the length */
+#define MS_MAX ((int64_t)UINT32_MAX) /* duration keys: no bound but the field's width */
+#define SECONDS(n) ((int64_t)(n)*1000)
+#define PG_NAME_MAX 63     /* PostgreSQL truncates longer identifiers */
+#define KEY_NAME_MAX 64    /* longest key name at one level, for suggestions */
+#define VALUE_SHOWN_MAX 80 /* longer values are cut in error messages */
 #define FILE_SIZE_MAX ((size_t)1024 * 1024)
 #define WHY_MAX 160
-#define SECRET_MAX 4096			/* longest password accepted from a file */
+#define SECRET_MAX 4096 /* longest password accepted from a file */
 
 /* Enum fields are written through an int; make sure that is their size. */
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum log_level is not int-sized");
@@ -40,8 +40,8 @@ _Static_assert(sizeof(enum mqtt_protocol) == sizeof(int), "enum mqtt_protocol is
 
 enum {
 	KEY_REQUIRED = 1 << 0,
-	KEY_SECRET = 1 << 1,	/* never echo the value: conninfo may hold a password */
-	KEY_RELOADABLE = 1 << 2,	/* SIGHUP applies a new value without a restart */
+	KEY_SECRET = 1 << 1,     /* never echo the value: conninfo may hold a password */
+	KEY_RELOADABLE = 1 << 2, /* SIGHUP applies a new value without a restart */
 };
 
 struct loader;
@@ -52,10 +52,10 @@ struct key_type {
 	bool (*convert)(const struct key *k, const char *text, void *base, char *why, size_t n);
 	/* Keys whose value is not a scalar (the routes sequence) walk the node themselves. */
 	void (*load)(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
-		     const char *shown);
+	             const char *shown);
 	/* Frees what convert or load allocated; NULL when the field holds no pointer. */
 	void (*release)(const struct key *k, void *base);
-	const char *doc_name;	/* the type as the man page names it */
+	const char *doc_name; /* the type as the man page names it */
 };
 
 struct enum_name {
@@ -64,19 +64,19 @@ struct enum_name {
 };
 
 struct key {
-	const char *path;		/* dotted, relative to its table's mapping */
+	const char *path; /* dotted, relative to its table's mapping */
 	const struct key_type *type;
-	size_t offset;			/* of the field in struct config or struct route_config */
-	const char *fallback;		/* default as written in the file; NULL: none */
-	int64_t min, max;		/* int: value; duration: milliseconds; string: bytes */
-	const struct enum_name *names;	/* enum keys: accepted names, NULL-terminated */
+	size_t offset;                 /* of the field in struct config or struct route_config */
+	const char *fallback;          /* default as written in the file; NULL: none */
+	int64_t min, max;              /* int: value; duration: milliseconds; string: bytes */
+	const struct enum_name *names; /* enum keys: accepted names, NULL-terminated */
 	unsigned flags;
 };
 
 struct key_state {
-	bool seen;		/* written in the file, rightly or not */
-	bool valid;		/* the field holds a value, converted or defaulted */
-	yaml_mark_t mark;	/* of the value node */
+	bool seen;        /* written in the file, rightly or not */
+	bool valid;       /* the field holds a value, converted or defaulted */
+	yaml_mark_t mark; /* of the value node */
 };
 
 /* One table being filled: the whole configuration, or one route. */
@@ -85,12 +85,12 @@ struct keyset {
 	size_t nkeys;
 	struct key_state *state;
 	void *base;
-	const char *prefix;	/* shown before key paths: "" or "routes[2]" */
+	const char *prefix; /* shown before key paths: "" or "routes[2]" */
 };
 
 struct error {
 	size_t line, column, seq;
-	char *text;		/* the whole line, newline included */
+	char *text; /* the whole line, newline included */
 	size_t size;
 };
 
@@ -153,7 +153,7 @@ static FILE *error_begin(struct loader *ld, const yaml_mark_t *mark)
 	e->text = NULL;
 	FILE *f = open_memstream(&e->text, &e->size);
 	if (!f)
-		abort();	/* only for want of memory */
+		abort(); /* only for want of memory */
 	put_escaped(f, ld->file, SIZE_MAX);
 	return f;
 }
@@ -175,9 +175,8 @@ static FILE *report_start(struct loader *ld, const yaml_mark_t *mark, const char
 	return f;
 }
 
-__attribute__((format(printf, 4, 5)))
-static void report(struct loader *ld, const yaml_mark_t *mark, const char *path, const char *fmt,
-		   ...)
+__attribute__((format(printf, 4, 5))) static void report(struct loader *ld, const yaml_mark_t *mark,
+                                                         const char *path, const char *fmt, ...)
 {
 	va_list ap;
 	FILE *f = report_start(ld, mark, path);
@@ -188,8 +187,8 @@ static void report(struct loader *ld, const yaml_mark_t *mark, const char *path,
 }
 
 /* "expected ..., got "VALUE"", the value left out when it may be a secret. */
-static void report_got(struct loader *ld, const yaml_mark_t *mark, const char *path,
-		       const char *why, const char *value, bool secret)
+static void report_got(struct loader *ld, const yaml_mark_t *mark, const char *path, const char *why,
+                       const char *value, bool secret)
 {
 	FILE *f = report_start(ld, mark, path);
 	fputs(why, f);
@@ -204,7 +203,7 @@ static void report_got(struct loader *ld, const yaml_mark_t *mark, const char *p
 /* Errors about the file as a whole have no line: "FILE: cannot open: REASON". */
 static void report_file(struct loader *ld, const char *what, const char *reason)
 {
-	static const yaml_mark_t start = {0, 0, 0};
+	static const yaml_mark_t start = { 0, 0, 0 };
 	FILE *f = error_begin(ld, &start);
 	fprintf(f, ": %s: %s", what, reason);
 	error_end(ld, f);
@@ -320,7 +319,7 @@ static bool convert_string(const struct key *k, const char *text, void *base, ch
 		snprintf(why, n, "expected a string of at most %lld bytes", (long long)k->max);
 	else
 		snprintf(why, n, "expected a string of %lld to %lld bytes", (long long)k->min,
-			 (long long)k->max);
+		         (long long)k->max);
 	return false;
 }
 
@@ -340,22 +339,23 @@ static bool is_identifier(const char *s)
 }
 
 /* Lower case only: slot names allow nothing else, and unquoted SQL names fold to it. */
-static bool convert_identifier(const struct key *k, const char *text, void *base, char *why,
-			       size_t n)
+static bool convert_identifier(const struct key *k, const char *text, void *base, char *why, size_t n)
 {
 	if (is_identifier(text)) {
 		*(char **)field(k, base) = xstrdup(text);
 		return true;
 	}
-	snprintf(why, n, "expected a name of 1 to %d lower-case letters, digits and underscores, "
-		 "not starting with a digit", PG_NAME_MAX);
+	snprintf(why, n,
+	         "expected a name of 1 to %d lower-case letters, digits and underscores, "
+	         "not starting with a digit",
+	         PG_NAME_MAX);
 	return false;
 }
 
 static bool convert_bool(const struct key *k, const char *text, void *base, char *why, size_t n)
 {
-	static const char *const yes[] = {"true", "yes", "on"};
-	static const char *const no[] = {"false", "no", "off"};
+	static const char *const yes[] = { "true", "yes", "on" };
+	static const char *const no[] = { "false", "no", "off" };
 	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
 		if (strcasecmp(text, yes[i]) == 0 || strcasecmp(text, no[i]) == 0) {
 			*(bool *)field(k, base) = strcasecmp(text, yes[i]) == 0;
@@ -387,8 +387,7 @@ static bool convert_int(const struct key *k, const char *text, void *base, char 
 		*(int *)field(k, base) = (int)v;
 		return true;
 	}
-	snprintf(why, n, "expected an integer from %lld to %lld", (long long)k->min,
-		 (long long)k->max);
+	snprintf(why, n, "expected an integer from %lld to %lld", (long long)k->min, (long long)k->max);
 	return false;
 }
 
@@ -405,7 +404,7 @@ static enum duration_parse parse_duration(const char *text, uint64_t *ms)
 	static const struct {
 		const char *name;
 		uint64_t ms;
-	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 } };
 	size_t digits = strspn(text, "0123456789");
 	if (digits == 0)
 		return DURATION_MALFORMED;
@@ -438,8 +437,7 @@ static void describe_duration_range(const struct key *k, bool too_long, char *wh
 		snprintf(why, n, "expected a duration of at least %s", lo);
 }
 
-static bool convert_duration(const struct key *k, const char *text, void *base, char *why,
-			     size_t n)
+static bool convert_duration(const struct key *k, const char *text, void *base, char *why, size_t n)
 {
 	uint64_t ms = 0;
 	switch (parse_duration(text, &ms)) {
@@ -449,11 +447,8 @@ static bool convert_duration(const struct key *k, const char *text, void *base, 
 	case DURATION_MALFORMED:
 		snprintf(why, n, "expected a duration: a whole number followed by ms, s, m or h");
 		return false;
-	case DURATION_TOO_LONG:
-		describe_duration_range(k, true, why, n);
-		return false;
-	case DURATION_OK:
-		break;
+	case DURATION_TOO_LONG: describe_duration_range(k, true, why, n); return false;
+	case DURATION_OK: break;
 	}
 	if (ms < (uint64_t)k->min || ms > (uint64_t)k->max) {
 		describe_duration_range(k, false, why, n);
@@ -473,8 +468,7 @@ static bool convert_enum(const struct key *k, const char *text, void *base, char
 	}
 	size_t used = (size_t)snprintf(why, n, "expected one of");
 	for (const struct enum_name *e = k->names; e->name && used < n; e++)
-		used += (size_t)snprintf(why + used, n - used, "%s %s", e == k->names ? "" : ",",
-					 e->name);
+		used += (size_t)snprintf(why + used, n - used, "%s %s", e == k->names ? "" : ",", e->name);
 	return false;
 }
 
@@ -485,8 +479,7 @@ static bool valid_table_part(const char *s, size_t len)
 
 /* "schema.table" or "table" (schema public) into route_config's schema and table. Names
  * keep their case: they are compared with what pgoutput reports, not folded like SQL. */
-static bool convert_table_name(const struct key *k, const char *text, void *base, char *why,
-			       size_t n)
+static bool convert_table_name(const struct key *k, const char *text, void *base, char *why, size_t n)
 {
 	struct route_config *route = base;
 	const char *dot = strchr(text, '.');
@@ -498,8 +491,7 @@ static bool convert_table_name(const struct key *k, const char *text, void *base
 		route->table = xstrdup(table);
 		return true;
 	}
-	snprintf(why, n, "expected \"table\" or \"schema.table\", each name 1 to %d bytes",
-		 PG_NAME_MAX);
+	snprintf(why, n, "expected \"table\" or \"schema.table\", each name 1 to %d bytes", PG_NAME_MAX);
 	return false;
 }
 
@@ -520,8 +512,7 @@ static bool describe_unreadable(char *why, size_t n)
 	return false;
 }
 
-static bool convert_readable_path(const struct key *k, const char *text, void *base, char *why,
-				  size_t n)
+static bool convert_readable_path(const struct key *k, const char *text, void *base, char *why, size_t n)
 {
 	int fd = open(text, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -555,8 +546,7 @@ static ssize_t read_small_file(const char *path, char *buf, size_t size)
 }
 
 /* The password is the whole file but one trailing newline (as "echo pw > file" writes). */
-static bool convert_secret_file(const struct key *k, const char *text, void *base, char *why,
-				size_t n)
+static bool convert_secret_file(const struct key *k, const char *text, void *base, char *why, size_t n)
 {
 	char buf[SECRET_MAX + 1];
 	ssize_t got = read_small_file(text, buf, sizeof buf);
@@ -597,56 +587,51 @@ static void release_secret_file(const struct key *k, void *base)
 }
 
 static void load_routes(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
-			const char *shown);
+                        const char *shown);
 static void release_routes(const struct key *k, void *base);
 static void load_hosts(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
-		       const char *shown);
+                       const char *shown);
 static void release_hosts(const struct key *k, void *base);
 static void load_properties(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
-			    const char *shown);
+                            const char *shown);
 static void release_properties(const struct key *k, void *base);
 
-static const struct key_type string_type = {convert_string, NULL, release_string, "string"};
-static const struct key_type identifier_type = {convert_identifier, NULL, release_string, "name"};
-static const struct key_type path_type = {convert_readable_path, NULL, release_string, "path"};
-static const struct key_type secret_file_type = {convert_secret_file, NULL, release_secret_file,
-						 "path"};
-static const struct key_type bool_type = {convert_bool, NULL, NULL, "boolean"};
-static const struct key_type int_type = {convert_int, NULL, NULL, "integer"};
-static const struct key_type duration_type = {convert_duration, NULL, NULL, "duration"};
-static const struct key_type enum_type = {convert_enum, NULL, NULL, "keyword"};
-static const struct key_type table_name_type = {convert_table_name, NULL, release_table_name,
-						"string"};
-static const struct key_type routes_type = {NULL, load_routes, release_routes, "list"};
-static const struct key_type hosts_type = {NULL, load_hosts, release_hosts, "list"};
-static const struct key_type properties_type = {NULL, load_properties, release_properties, "map"};
+static const struct key_type string_type = { convert_string, NULL, release_string, "string" };
+static const struct key_type identifier_type = { convert_identifier, NULL, release_string, "name" };
+static const struct key_type path_type = { convert_readable_path, NULL, release_string, "path" };
+static const struct key_type secret_file_type = { convert_secret_file, NULL, release_secret_file, "path" };
+static const struct key_type bool_type = { convert_bool, NULL, NULL, "boolean" };
+static const struct key_type int_type = { convert_int, NULL, NULL, "integer" };
+static const struct key_type duration_type = { convert_duration, NULL, NULL, "duration" };
+static const struct key_type enum_type = { convert_enum, NULL, NULL, "keyword" };
+static const struct key_type table_name_type = { convert_table_name, NULL, release_table_name, "string" };
+static const struct key_type routes_type = { NULL, load_routes, release_routes, "list" };
+static const struct key_type hosts_type = { NULL, load_hosts, release_hosts, "list" };
+static const struct key_type properties_type = { NULL, load_properties, release_properties, "map" };
 
 /* ---- The tables ---- */
 
 static const struct enum_name protocol_names[] = {
-	{"mqttv5", BROKER_MQTT_V5},
-	{"mqttv311", BROKER_MQTT_V311},
-	{NULL, 0},
+	{ "mqttv5", BROKER_MQTT_V5 },
+	{ "mqttv311", BROKER_MQTT_V311 },
+	{ NULL, 0 },
 };
 
 static const struct enum_name reject_names[] = {
-	{"dead_letter", REJECT_DEAD_LETTER},
-	{"stop", REJECT_STOP},
-	{NULL, 0},
+	{ "dead_letter", REJECT_DEAD_LETTER },
+	{ "stop", REJECT_STOP },
+	{ NULL, 0 },
 };
 
 static const struct enum_name log_format_names[] = {
-	{"logfmt", LOG_FORMAT_LOGFMT},
-	{"json", LOG_FORMAT_JSON},
-	{NULL, 0},
+	{ "logfmt", LOG_FORMAT_LOGFMT },
+	{ "json", LOG_FORMAT_JSON },
+	{ NULL, 0 },
 };
 
 static const struct enum_name log_level_names[] = {
-	{"error", LOG_ERROR},
-	{"warn", LOG_WARN},
-	{"info", LOG_INFO},
-	{"debug", LOG_DEBUG},
-	{NULL, 0},
+	{ "error", LOG_ERROR }, { "warn", LOG_WARN }, { "info", LOG_INFO },
+	{ "debug", LOG_DEBUG }, { NULL, 0 },
 };
 
 #define CFG(member) offsetof(struct config, member)
@@ -654,15 +639,38 @@ static const struct enum_name log_level_names[] = {
 
 /* One row per key; a row is one line. Bounds: value for ints, milliseconds for durations,
  * bytes for strings. */
-#define STRING_KEY(path, field, def, lo, hi, flags) \
-	{path, &string_type, field, def, lo, hi, NULL, flags}
-#define NAME_KEY(path, field, def) {path, &identifier_type, field, def, 0, 0, NULL, 0}
-#define BOOL_KEY(path, field, def) {path, &bool_type, field, def, 0, 0, NULL, 0}
-#define INT_KEY(path, field, def, lo, hi) {path, &int_type, field, def, lo, hi, NULL, 0}
-#define DURATION_KEY(path, field, def, lo, hi) {path, &duration_type, field, def, lo, hi, NULL, 0}
-#define ENUM_KEY(path, field, def, names) {path, &enum_type, field, def, 0, 0, names, 0}
-#define PATH_KEY(path, field) {path, &path_type, field, NULL, 0, 0, NULL, 0}
-#define SECRET_FILE_KEY(path, field) {path, &secret_file_type, field, NULL, 0, 0, NULL, 0}
+#define STRING_KEY(path, field, def, lo, hi, flags)                 \
+	{                                                           \
+		path, &string_type, field, def, lo, hi, NULL, flags \
+	}
+#define NAME_KEY(path, field, def)                                \
+	{                                                         \
+		path, &identifier_type, field, def, 0, 0, NULL, 0 \
+	}
+#define BOOL_KEY(path, field, def)                          \
+	{                                                   \
+		path, &bool_type, field, def, 0, 0, NULL, 0 \
+	}
+#define INT_KEY(path, field, def, lo, hi)                    \
+	{                                                    \
+		path, &int_type, field, def, lo, hi, NULL, 0 \
+	}
+#define DURATION_KEY(path, field, def, lo, hi)                    \
+	{                                                         \
+		path, &duration_type, field, def, lo, hi, NULL, 0 \
+	}
+#define ENUM_KEY(path, field, def, names)                    \
+	{                                                    \
+		path, &enum_type, field, def, 0, 0, names, 0 \
+	}
+#define PATH_KEY(path, field)                                \
+	{                                                    \
+		path, &path_type, field, NULL, 0, 0, NULL, 0 \
+	}
+#define SECRET_FILE_KEY(path, field)                                \
+	{                                                           \
+		path, &secret_file_type, field, NULL, 0, 0, NULL, 0 \
+	}
 
 static const struct key config_keys[] = {
 	STRING_KEY("source.conninfo", CFG(source.conninfo), NULL, 0, NO_LIMIT, KEY_REQUIRED | KEY_SECRET),
@@ -677,7 +685,7 @@ static const struct key config_keys[] = {
 	DURATION_KEY("source.reconnect.max", CFG(source.reconnect.max_ms), "30s", 1, MS_MAX),
 
 	STRING_KEY("broker.host", CFG(broker.host), "127.0.0.1", 1, NO_LIMIT, 0),
-	{"broker.hosts", &hosts_type, CFG(broker.hosts), NULL, 0, 0, NULL, 0},
+	{ "broker.hosts", &hosts_type, CFG(broker.hosts), NULL, 0, 0, NULL, 0 },
 	INT_KEY("broker.port", CFG(broker.port), "1883", 1, 65535),
 	ENUM_KEY("broker.protocol", CFG(broker.protocol), "mqttv5", protocol_names),
 	STRING_KEY("broker.client_id", CFG(broker.client_id), "outbox-relay", 1, NO_LIMIT, 0),
@@ -692,24 +700,24 @@ static const struct key config_keys[] = {
 	DURATION_KEY("broker.reconnect.min", CFG(broker.reconnect.min_ms), "100ms", 1, MS_MAX),
 	DURATION_KEY("broker.reconnect.max", CFG(broker.reconnect.max_ms), "30s", 1, MS_MAX),
 
-	{"routes", &routes_type, CFG(routes), NULL, 1, NO_LIMIT, NULL, KEY_REQUIRED | KEY_RELOADABLE},
+	{ "routes", &routes_type, CFG(routes), NULL, 1, NO_LIMIT, NULL, KEY_REQUIRED | KEY_RELOADABLE },
 
 	NAME_KEY("delivery.bookkeeping_schema", CFG(delivery.bookkeeping_schema), "outbox_relay"),
 	BOOL_KEY("delivery.create_bookkeeping", CFG(delivery.create_bookkeeping), "true"),
-	DURATION_KEY("delivery.checkpoint_interval", CFG(delivery.checkpoint_interval_ms), "200ms",
-		     10, SECONDS(3600)),
+	DURATION_KEY("delivery.checkpoint_interval", CFG(delivery.checkpoint_interval_ms), "200ms", 10,
+	             SECONDS(3600)),
 	DURATION_KEY("delivery.drain_timeout", CFG(delivery.drain_timeout_ms), "10s", 0, MS_MAX),
 	ENUM_KEY("delivery.on_reject", CFG(delivery.on_reject), "dead_letter", reject_names),
 
-	{"log.level", &enum_type, CFG(log.level), "info", 0, 0, log_level_names, KEY_RELOADABLE},
+	{ "log.level", &enum_type, CFG(log.level), "info", 0, 0, log_level_names, KEY_RELOADABLE },
 	ENUM_KEY("log.format", CFG(log.format), "logfmt", log_format_names),
-	{"log.stats_interval", &duration_type, CFG(log.stats_interval_ms), "60s", 0, MS_MAX, NULL,
-	 KEY_RELOADABLE},
+	{ "log.stats_interval", &duration_type, CFG(log.stats_interval_ms), "60s", 0, MS_MAX, NULL,
+	  KEY_RELOADABLE },
 };
 
 /* Column names: PostgreSQL keeps at most 63 bytes, so a longer one can never match. */
 static const struct key route_keys[] = {
-	{"table", &table_name_type, ROUTE(table), NULL, 0, 0, NULL, 0},
+	{ "table", &table_name_type, ROUTE(table), NULL, 0, 0, NULL, 0 },
 	STRING_KEY("message_prefix", ROUTE(message_prefix), NULL, 1, NO_LIMIT, 0),
 	STRING_KEY("topic", ROUTE(topic), NULL, 1, NO_LIMIT, KEY_REQUIRED),
 	STRING_KEY("payload", ROUTE(payload_column), NULL, 1, PG_NAME_MAX, 0),
@@ -718,14 +726,14 @@ static const struct key route_keys[] = {
 	BOOL_KEY("retain", ROUTE(retain), "false"),
 	STRING_KEY("content_type", ROUTE(content_type), NULL, 1, NO_LIMIT, 0),
 	DURATION_KEY("message_expiry", ROUTE(message_expiry_ms), "0s", 0, MS_MAX),
-	{"properties", &properties_type, ROUTE(properties), NULL, 0, 0, NULL, 0},
+	{ "properties", &properties_type, ROUTE(properties), NULL, 0, 0, NULL, 0 },
 	STRING_KEY("response_topic", ROUTE(response_topic_column), NULL, 1, PG_NAME_MAX, 0),
 	STRING_KEY("correlation_data", ROUTE(correlation_data_column), NULL, 1, PG_NAME_MAX, 0),
 };
 
 static const struct ordered_keys ordered_config_keys[] = {
-	{"source.reconnect.min", "source.reconnect.max"},
-	{"broker.reconnect.min", "broker.reconnect.max"},
+	{ "source.reconnect.min", "source.reconnect.max" },
+	{ "broker.reconnect.min", "broker.reconnect.max" },
 };
 
 /* ---- Environment expansion ---- */
@@ -753,15 +761,14 @@ static size_t env_reference(const char *p)
 	if (p[0] != '$' || p[1] != '{' || !p[2] || !strchr(first, p[2]))
 		return 0;
 	size_t len = 1 + strspn(p + 3, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"
-					"0123456789");
+	                               "0123456789");
 	return p[2 + len] == '}' ? len : 0;
 }
 
 /* The value with every ${NAME} replaced, or NULL after reporting each unset variable. */
-static char *expand_env(struct loader *ld, const char *value, const yaml_mark_t *mark,
-			const char *shown)
+static char *expand_env(struct loader *ld, const char *value, const yaml_mark_t *mark, const char *shown)
 {
-	struct text out = {NULL, 0, 0};
+	struct text out = { NULL, 0, 0 };
 	bool complete = true;
 	text_append(&out, "", 0);
 	for (const char *p = value; *p;) {
@@ -824,8 +831,7 @@ static size_t suggestion_score(const char *typed, const char *known)
 }
 
 /* The known key name at level rel closest to name, into best; false if none is close. */
-static bool find_suggestion(const struct keyset *ks, const char *rel, const char *name,
-			    char *best, size_t n)
+static bool find_suggestion(const struct keyset *ks, const char *rel, const char *name, char *best, size_t n)
 {
 	size_t best_score = SIZE_MAX;
 	for (size_t i = 0; i < ks->nkeys; i++) {
@@ -846,7 +852,7 @@ static bool find_suggestion(const struct keyset *ks, const char *rel, const char
 }
 
 static void report_unknown(struct loader *ld, const struct keyset *ks, const char *rel,
-			   const yaml_node_t *key, const char *shown)
+                           const yaml_node_t *key, const char *shown)
 {
 	char best[KEY_NAME_MAX + 1];
 	if (find_suggestion(ks, rel, scalar_text(key), best, sizeof best))
@@ -857,8 +863,7 @@ static void report_unknown(struct loader *ld, const struct keyset *ks, const cha
 
 /* ---- Walking mappings against a key table ---- */
 
-static void walk_mapping(struct loader *ld, struct keyset *ks, yaml_node_t *map,
-			 const char *rel);
+static void walk_mapping(struct loader *ld, struct keyset *ks, yaml_node_t *map, const char *rel);
 
 static const struct key *find_key(const struct keyset *ks, const char *path)
 {
@@ -881,8 +886,7 @@ static bool mapping_has_key(struct loader *ld, yaml_node_t *map, const char *nam
 {
 	if (map->type != YAML_MAPPING_NODE)
 		return false;
-	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-	     p++) {
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
 		yaml_node_t *key = get_node(ld, p->key);
 		if (key->type == YAML_SCALAR_NODE && key->data.scalar.length == len &&
 		    memcmp(key->data.scalar.value, name, len) == 0)
@@ -918,8 +922,8 @@ static char *scalar_value(struct loader *ld, yaml_node_t *node, const char *show
 	return expand_env(ld, scalar_text(node), &node->start_mark, shown);
 }
 
-static void load_scalar(struct loader *ld, struct keyset *ks, const struct key *k,
-			yaml_node_t *node, const char *shown)
+static void load_scalar(struct loader *ld, struct keyset *ks, const struct key *k, yaml_node_t *node,
+                        const char *shown)
 {
 	struct key_state *state = &ks->state[k - ks->keys];
 	char why[WHY_MAX];
@@ -936,8 +940,8 @@ static void load_scalar(struct loader *ld, struct keyset *ks, const struct key *
 }
 
 /* A section may be left empty ("log:" with its keys commented out): all defaults. */
-static void load_section(struct loader *ld, struct keyset *ks, const char *rel,
-			 yaml_node_t *node, const char *shown)
+static void load_section(struct loader *ld, struct keyset *ks, const char *rel, yaml_node_t *node,
+                         const char *shown)
 {
 	if (node->type != YAML_MAPPING_NODE && !is_null(node)) {
 		report(ld, &node->start_mark, shown, "expected a mapping, got %s", node_kind(node));
@@ -947,7 +951,7 @@ static void load_section(struct loader *ld, struct keyset *ks, const char *rel,
 }
 
 static void walk_value(struct loader *ld, struct keyset *ks, const char *rel, yaml_node_t *key,
-		       yaml_node_t *value)
+                       yaml_node_t *value)
 {
 	char *child = join_path(rel, scalar_text(key));
 	char *shown = join_path(ks->prefix, child);
@@ -970,8 +974,8 @@ static void walk_value(struct loader *ld, struct keyset *ks, const char *rel, ya
 	free(child);
 }
 
-static void walk_pair(struct loader *ld, struct keyset *ks, yaml_node_t *map,
-		      yaml_node_pair_t *pair, const char *rel)
+static void walk_pair(struct loader *ld, struct keyset *ks, yaml_node_t *map, yaml_node_pair_t *pair,
+                      const char *rel)
 {
 	yaml_node_t *key = get_node(ld, pair->key);
 	if (key->type != YAML_SCALAR_NODE || !*scalar_text(key)) {
@@ -979,8 +983,7 @@ static void walk_pair(struct loader *ld, struct keyset *ks, yaml_node_t *map,
 		if (key->type == YAML_SCALAR_NODE)
 			report(ld, &key->start_mark, shown, "expected a non-empty key");
 		else
-			report(ld, &key->start_mark, shown, "expected a scalar key, got %s",
-			       node_kind(key));
+			report(ld, &key->start_mark, shown, "expected a scalar key, got %s", node_kind(key));
 		free(shown);
 		return;
 	}
@@ -999,8 +1002,7 @@ static void walk_pair(struct loader *ld, struct keyset *ks, yaml_node_t *map,
 
 /* Required keys below rel whose next step is absent from map. A step that is present but
  * wrong (a section given as a scalar) has been reported already. */
-static void report_missing(struct loader *ld, const struct keyset *ks, yaml_node_t *map,
-			   const char *rel)
+static void report_missing(struct loader *ld, const struct keyset *ks, yaml_node_t *map, const char *rel)
 {
 	for (size_t i = 0; i < ks->nkeys; i++) {
 		const char *rest = path_below(ks->keys[i].path, rel);
@@ -1017,8 +1019,8 @@ static void report_missing(struct loader *ld, const struct keyset *ks, yaml_node
 static void walk_mapping(struct loader *ld, struct keyset *ks, yaml_node_t *map, const char *rel)
 {
 	if (map->type == YAML_MAPPING_NODE) {
-		for (yaml_node_pair_t *p = map->data.mapping.pairs.start;
-		     p < map->data.mapping.pairs.top; p++)
+		for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+		     p++)
 			walk_pair(ld, ks, map, p, rel);
 	}
 	report_missing(ld, ks, map, rel);
@@ -1050,18 +1052,29 @@ static void release_keys(const struct key *keys, size_t nkeys, void *base)
 /* Which keys a route needs depends on its kind, which the key table cannot say. A key
  * written with a bad value counts as present: its own error says what is wrong. */
 enum route_key_index {
-	RK_TABLE, RK_PREFIX, RK_TOPIC, RK_PAYLOAD, RK_EVENT_ID, RK_QOS, RK_RETAIN, RK_CONTENT_TYPE, RK_EXPIRY,
-	RK_PROPERTIES, RK_RESPONSE_TOPIC, RK_CORRELATION_DATA,
+	RK_TABLE,
+	RK_PREFIX,
+	RK_TOPIC,
+	RK_PAYLOAD,
+	RK_EVENT_ID,
+	RK_QOS,
+	RK_RETAIN,
+	RK_CONTENT_TYPE,
+	RK_EXPIRY,
+	RK_PROPERTIES,
+	RK_RESPONSE_TOPIC,
+	RK_CORRELATION_DATA,
 };
 
-_Static_assert(ARRAY_SIZE(route_keys) == RK_CORRELATION_DATA + 1, "route_key_index out of step with route_keys");
+_Static_assert(ARRAY_SIZE(route_keys) == RK_CORRELATION_DATA + 1,
+               "route_key_index out of step with route_keys");
 
 /* The route keys that name columns, which a message does not have. */
-static const int route_column_keys[] = {RK_PAYLOAD, RK_EVENT_ID, RK_PROPERTIES, RK_RESPONSE_TOPIC,
-					RK_CORRELATION_DATA};
+static const int route_column_keys[] = { RK_PAYLOAD, RK_EVENT_ID, RK_PROPERTIES, RK_RESPONSE_TOPIC,
+	                                 RK_CORRELATION_DATA };
 
 static void check_route_kind(struct loader *ld, const struct key_state *seen, yaml_node_t *node,
-			     const char *shown)
+                             const char *shown)
 {
 	char path[64];
 	bool table = seen[RK_TABLE].seen, prefix = seen[RK_PREFIX].seen;
@@ -1086,11 +1099,10 @@ static void check_route_kind(struct loader *ld, const struct key_state *seen, ya
 	}
 }
 
-static void load_route(struct loader *ld, struct route_config *route, yaml_node_t *node,
-		       const char *shown)
+static void load_route(struct loader *ld, struct route_config *route, yaml_node_t *node, const char *shown)
 {
 	struct key_state state[ARRAY_SIZE(route_keys)];
-	struct keyset ks = {route_keys, ARRAY_SIZE(route_keys), state, route, shown};
+	struct keyset ks = { route_keys, ARRAY_SIZE(route_keys), state, route, shown };
 	if (node->type != YAML_MAPPING_NODE) {
 		report(ld, &node->start_mark, shown, "expected a mapping, got %s", node_kind(node));
 		return;
@@ -1104,7 +1116,7 @@ static void load_route(struct loader *ld, struct route_config *route, yaml_node_
 }
 
 static void load_routes(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
-			const char *shown)
+                        const char *shown)
 {
 	struct config *cfg = base;
 	(void)k;
@@ -1156,7 +1168,7 @@ static bool parse_address(const char *text, struct broker_address *out)
 		host_len = (size_t)(close - host);
 		colon = close[1] ? close + 1 : NULL;
 	} else if (colon && strchr(text, ':') != colon) {
-		colon = NULL;	/* several colons: a bare IPv6 address */
+		colon = NULL; /* several colons: a bare IPv6 address */
 	} else if (colon) {
 		host_len = (size_t)(colon - text);
 	}
@@ -1169,12 +1181,14 @@ static bool parse_address(const char *text, struct broker_address *out)
 }
 
 static void load_hosts(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
-		       const char *shown)
+                       const char *shown)
 {
 	struct config *cfg = base;
 	(void)k;
-	if (node->type != YAML_SEQUENCE_NODE || node->data.sequence.items.top == node->data.sequence.items.start) {
-		report(ld, &node->start_mark, shown, "expected a non-empty sequence of \"host\" or \"host:port\", got %s",
+	if (node->type != YAML_SEQUENCE_NODE ||
+	    node->data.sequence.items.top == node->data.sequence.items.start) {
+		report(ld, &node->start_mark, shown,
+		       "expected a non-empty sequence of \"host\" or \"host:port\", got %s",
 		       node->type == YAML_SEQUENCE_NODE ? "an empty sequence" : node_kind(node));
 		return;
 	}
@@ -1192,8 +1206,9 @@ static void load_hosts(struct loader *ld, const struct key *k, yaml_node_t *node
 			cfg->broker.nhosts++;
 		else
 			report_got(ld, &entry->start_mark, item,
-				   "expected \"host\", \"host:port\" or \"[address]:port\" with a port from 1 to 65535",
-				   text, false);
+			           "expected \"host\", \"host:port\" or \"[address]:port\" with a port from "
+			           "1 to 65535",
+			           text, false);
 		free(text);
 	}
 }
@@ -1212,7 +1227,7 @@ static void release_hosts(const struct key *k, void *base)
 /* ---- Route properties ---- */
 
 /* Set by the relay on every message: a route cannot take them over. */
-static const char *const reserved_properties[] = {"event-id", "lsn", "commit-time", "source"};
+static const char *const reserved_properties[] = { "event-id", "lsn", "commit-time", "source" };
 
 static bool is_reserved_property(const char *name)
 {
@@ -1224,7 +1239,7 @@ static bool is_reserved_property(const char *name)
 
 /* One "name: column" pair; the name is the user property's, the value a column. */
 static void load_property(struct loader *ld, struct route_config *route, yaml_node_t *map,
-			  yaml_node_pair_t *pair, const char *shown)
+                          yaml_node_pair_t *pair, const char *shown)
 {
 	yaml_node_t *key = get_node(ld, pair->key);
 	char *name = scalar_value(ld, key, shown);
@@ -1242,9 +1257,9 @@ static void load_property(struct loader *ld, struct route_config *route, yaml_no
 		report(ld, &key->start_mark, path, "duplicate key, first set at line %zu",
 		       get_node(ld, first->key)->start_mark.line + 1);
 	else if ((column = scalar_value(ld, get_node(ld, pair->value), path)) &&
-		 (!*column || strlen(column) > PG_NAME_MAX))
+	         (!*column || strlen(column) > PG_NAME_MAX))
 		report_got(ld, &get_node(ld, pair->value)->start_mark, path,
-			   "expected a column name of 1 to 63 bytes", column, false);
+		           "expected a column name of 1 to 63 bytes", column, false);
 	else if (column) {
 		struct route_property *p = &route->properties[route->nproperties++];
 		p->name = name;
@@ -1257,7 +1272,7 @@ static void load_property(struct loader *ld, struct route_config *route, yaml_no
 }
 
 static void load_properties(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
-			    const char *shown)
+                            const char *shown)
 {
 	struct route_config *route = base;
 	(void)k;
@@ -1300,18 +1315,18 @@ static void check_order(struct loader *ld, const struct keyset *ks, const struct
 		return;
 	/* Blame the key the file wrote; if it wrote both, the lower one. */
 	if (lo_state->seen)
-		report(ld, &lo_state->mark, lo->path, "expected a duration no longer than %s (%s)",
-		       hi->path, format_ms(hi_ms, text, sizeof text));
+		report(ld, &lo_state->mark, lo->path, "expected a duration no longer than %s (%s)", hi->path,
+		       format_ms(hi_ms, text, sizeof text));
 	else
-		report(ld, &hi_state->mark, hi->path, "expected a duration no shorter than %s (%s)",
-		       lo->path, format_ms(lo_ms, text, sizeof text));
+		report(ld, &hi_state->mark, hi->path, "expected a duration no shorter than %s (%s)", lo->path,
+		       format_ms(lo_ms, text, sizeof text));
 }
 
 static const struct key_state *state_of(const struct keyset *ks, const char *path)
 {
 	const struct key *k = find_key(ks, path);
 	if (!k)
-		abort();	/* a path missing from the table: a bug the tests catch */
+		abort(); /* a path missing from the table: a bug the tests catch */
 	return &ks->state[k - ks->keys];
 }
 
@@ -1333,7 +1348,8 @@ static void resolve_hosts(struct loader *ld, const struct keyset *ks, struct con
 {
 	const struct key_state *host = state_of(ks, "broker.host"), *hosts = state_of(ks, "broker.hosts");
 	if (host->seen && hosts->seen) {
-		report(ld, &hosts->mark, "broker.hosts", "expected either broker.host or broker.hosts, not both");
+		report(ld, &hosts->mark, "broker.hosts",
+		       "expected either broker.host or broker.hosts, not both");
 		return;
 	}
 	if (!hosts->seen && cfg->broker.host) {
@@ -1351,13 +1367,15 @@ static void check_broker(struct loader *ld, const struct keyset *ks, struct conf
 	resolve_hosts(ld, ks, cfg);
 	const struct key_state *password = state_of(ks, "broker.password_file");
 	if (password->seen && !state_of(ks, "broker.username")->seen)
-		report(ld, &password->mark, "broker.password_file", "a password needs broker.username as well");
+		report(ld, &password->mark, "broker.password_file",
+		       "a password needs broker.username as well");
 	/* "tls:" alone (or "tls: {}") turns TLS on with the system's trust store. */
 	cfg->broker.tls.enabled = child_node(ld, child_node(ld, root, "broker"), "tls") != NULL;
 	const struct key_state *cert = state_of(ks, "broker.tls.cert_file");
 	const struct key_state *key = state_of(ks, "broker.tls.key_file");
 	if (cert->seen && !key->seen)
-		report(ld, &cert->mark, "broker.tls.cert_file", "a client certificate needs broker.tls.key_file");
+		report(ld, &cert->mark, "broker.tls.cert_file",
+		       "a client certificate needs broker.tls.key_file");
 	else if (key->seen && !cert->seen)
 		report(ld, &key->mark, "broker.tls.key_file", "a client key needs broker.tls.cert_file");
 }
@@ -1383,8 +1401,7 @@ static int read_file(struct loader *ld, char **text, size_t *len)
 	bool failed = ferror(f);
 	fclose(f);
 	if (failed || n > FILE_SIZE_MAX) {
-		report_file(ld, "cannot read",
-			    failed ? strerror(read_errno) : "larger than 1048576 bytes");
+		report_file(ld, "cannot read", failed ? strerror(read_errno) : "larger than 1048576 bytes");
 		free(buf);
 		return -1;
 	}
@@ -1397,7 +1414,7 @@ static int read_file(struct loader *ld, char **text, size_t *len)
 /* libyaml gives reader errors (bad UTF-8, control characters) as a byte offset only. */
 static yaml_mark_t mark_at_offset(const char *text, size_t offset)
 {
-	yaml_mark_t mark = {offset, 0, 0};
+	yaml_mark_t mark = { offset, 0, 0 };
 	for (size_t i = 0; i < offset && text[i]; i++) {
 		if (text[i] == '\n') {
 			mark.line++;
@@ -1423,9 +1440,9 @@ static void report_yaml_error(struct loader *ld, const yaml_parser_t *parser, co
 
 static void walk_document(struct loader *ld, struct config *cfg)
 {
-	static const yaml_mark_t start = {0, 0, 0};
+	static const yaml_mark_t start = { 0, 0, 0 };
 	struct key_state state[ARRAY_SIZE(config_keys)];
-	struct keyset ks = {config_keys, ARRAY_SIZE(config_keys), state, cfg, ""};
+	struct keyset ks = { config_keys, ARRAY_SIZE(config_keys), state, cfg, "" };
 	yaml_node_t *root = yaml_document_get_root_node(ld->doc);
 	if (!root) {
 		report(ld, &start, "", "expected a mapping, got an empty file");
@@ -1479,7 +1496,7 @@ static void parse_text(struct loader *ld, struct config *cfg, const char *text, 
 
 int config_load(const char *path, struct config *out, FILE *errs)
 {
-	struct loader ld = {path, errs, NULL, 0, 0, NULL};
+	struct loader ld = { path, errs, NULL, 0, 0, NULL };
 	char *text;
 	size_t len;
 	memset(out, 0, sizeof *out);
@@ -1547,15 +1564,17 @@ static bool key_equal(const struct key *k, const struct config *a, const struct 
 	if (k->type == &duration_type)
 		return *(const uint32_t *)fa == *(const uint32_t *)fb;
 	if (k->type == &secret_file_type)
-		return strings_equal(((const struct secret_file *)fa)->path, ((const struct secret_file *)fb)->path) &&
-		       strings_equal(((const struct secret_file *)fa)->value, ((const struct secret_file *)fb)->value);
+		return strings_equal(((const struct secret_file *)fa)->path,
+		                     ((const struct secret_file *)fb)->path) &&
+		       strings_equal(((const struct secret_file *)fa)->value,
+		                     ((const struct secret_file *)fb)->value);
 	if (k->type == &hosts_type)
 		return hosts_equal(a, b);
 	return strings_equal(*(char *const *)fa, *(char *const *)fb);
 }
 
 void config_restart_changes(const struct config *running, const struct config *next,
-			    void (*fn)(void *ctx, const char *path), void *ctx)
+                            void (*fn)(void *ctx, const char *path), void *ctx)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(config_keys); i++) {
 		const struct key *k = &config_keys[i];

@@ -26,7 +26,7 @@ struct backoff_config {
 /* A password read from a file at load time: one trailing newline stripped. value is a
  * secret: never logged, wiped when released. */
 struct secret_file {
-	char *path;		/* NULL: not configured */
+	char *path; /* NULL: not configured */
 	char *value;
 };
 
@@ -43,84 +43,84 @@ struct route_property {
 };
 
 enum reject_action {
-	REJECT_DEAD_LETTER,	/* record in the dead_letter table and go on */
-	REJECT_STOP,		/* exit 1 without checkpointing past the event */
+	REJECT_DEAD_LETTER, /* record in the dead_letter table and go on */
+	REJECT_STOP,        /* exit 1 without checkpointing past the event */
 };
 
 enum mqtt_protocol {
-	BROKER_MQTT_V5,		/* names differ from libmosquitto's MQTT_PROTOCOL_* macros */
+	BROKER_MQTT_V5, /* names differ from libmosquitto's MQTT_PROTOCOL_* macros */
 	BROKER_MQTT_V311,
 };
 
 /* A table route (table set) publishes INSERTs; a message route (message_prefix set)
  * publishes transactional logical messages whose prefix matches the glob. */
 struct route_config {
-	char *schema;		/* "public" when the table is not qualified; NULL for message routes */
+	char *schema; /* "public" when the table is not qualified; NULL for message routes */
 	char *table;
-	char *message_prefix;	/* glob (fnmatch) on the logical message prefix */
-	char *topic;		/* template source, see template.h */
-	char *payload_column;	/* payload: COLUMN (table routes) */
-	char *event_id_column;	/* NULL: "<commit-lsn>:<index>" */
-	int qos;		/* 0, 1, 2; default 1 */
-	bool retain;		/* default false */
+	char *message_prefix;  /* glob (fnmatch) on the logical message prefix */
+	char *topic;           /* template source, see template.h */
+	char *payload_column;  /* payload: COLUMN (table routes) */
+	char *event_id_column; /* NULL: "<commit-lsn>:<index>" */
+	int qos;               /* 0, 1, 2; default 1 */
+	bool retain;           /* default false */
 	/* MQTT 5 only: */
-	char *content_type;		/* NULL: application/json for JSON payloads, else none */
-	uint32_t message_expiry_ms;	/* 0: none; whole seconds on the wire */
-	char *response_topic_column;	/* column holding the response topic */
-	char *correlation_data_column;	/* column holding correlation data */
-	struct route_property *properties;	/* user properties, in file order */
+	char *content_type;                /* NULL: application/json for JSON payloads, else none */
+	uint32_t message_expiry_ms;        /* 0: none; whole seconds on the wire */
+	char *response_topic_column;       /* column holding the response topic */
+	char *correlation_data_column;     /* column holding correlation data */
+	struct route_property *properties; /* user properties, in file order */
 	size_t nproperties;
-	int line;		/* where the route starts in the file, for later messages */
+	int line; /* where the route starts in the file, for later messages */
 	int column;
 };
 
 struct config {
 	char *path;
 	struct {
-		char *conninfo;			/* required */
-		struct secret_file password;	/* optional */
-		char *slot;			/* default "outbox_relay" */
-		char *publication;		/* default "outbox_relay" */
-		bool create_slot;		/* default true */
-		bool create_publication;	/* default true */
-		uint32_t status_interval_ms;	/* default 10s */
-		uint32_t heartbeat_interval_ms;	/* default 0: no heartbeat */
-		struct backoff_config reconnect;	/* default 100ms .. 30s */
+		char *conninfo;                  /* required */
+		struct secret_file password;     /* optional */
+		char *slot;                      /* default "outbox_relay" */
+		char *publication;               /* default "outbox_relay" */
+		bool create_slot;                /* default true */
+		bool create_publication;         /* default true */
+		uint32_t status_interval_ms;     /* default 10s */
+		uint32_t heartbeat_interval_ms;  /* default 0: no heartbeat */
+		struct backoff_config reconnect; /* default 100ms .. 30s */
 	} source;
 	struct {
-		char *host;			/* default "127.0.0.1" */
-		int port;			/* default 1883, 1..65535 */
+		char *host; /* default "127.0.0.1" */
+		int port;   /* default 1883, 1..65535 */
 		/* broker.hosts, or the one broker.host:broker.port: never empty once loaded. */
 		struct broker_address *hosts;
 		size_t nhosts;
-		enum mqtt_protocol protocol;	/* default mqttv5 */
-		char *client_id;		/* default "outbox-relay" */
-		uint32_t keepalive_ms;		/* default 30s, 5s..65535s */
-		char *username;			/* optional */
-		struct secret_file password;	/* optional; needs username */
+		enum mqtt_protocol protocol; /* default mqttv5 */
+		char *client_id;             /* default "outbox-relay" */
+		uint32_t keepalive_ms;       /* default 30s, 5s..65535s */
+		char *username;              /* optional */
+		struct secret_file password; /* optional; needs username */
 		struct {
-			bool enabled;		/* the broker.tls mapping is present */
-			char *ca_file;		/* NULL: the system's trust store */
-			char *cert_file;	/* client certificate: both or neither */
+			bool enabled;    /* the broker.tls mapping is present */
+			char *ca_file;   /* NULL: the system's trust store */
+			char *cert_file; /* client certificate: both or neither */
 			char *key_file;
-			bool verify_hostname;	/* default true */
+			bool verify_hostname; /* default true */
 		} tls;
-		int max_inflight;		/* default 1000, 1..65535 */
-		struct backoff_config reconnect;	/* default 100ms .. 30s */
+		int max_inflight;                /* default 1000, 1..65535 */
+		struct backoff_config reconnect; /* default 100ms .. 30s */
 	} broker;
-	struct route_config *routes;		/* at least one */
+	struct route_config *routes; /* at least one */
 	size_t nroutes;
 	struct {
-		char *bookkeeping_schema;	/* default "outbox_relay" */
-		bool create_bookkeeping;	/* default true */
-		uint32_t checkpoint_interval_ms;	/* default 200ms */
-		uint32_t drain_timeout_ms;	/* default 10s */
-		enum reject_action on_reject;	/* default dead_letter */
+		char *bookkeeping_schema;        /* default "outbox_relay" */
+		bool create_bookkeeping;         /* default true */
+		uint32_t checkpoint_interval_ms; /* default 200ms */
+		uint32_t drain_timeout_ms;       /* default 10s */
+		enum reject_action on_reject;    /* default dead_letter */
 	} delivery;
 	struct {
-		enum log_level level;		/* default info */
-		enum log_format format;		/* default logfmt */
-		uint32_t stats_interval_ms;	/* default 60s; 0: no stats line */
+		enum log_level level;       /* default info */
+		enum log_format format;     /* default logfmt */
+		uint32_t stats_interval_ms; /* default 60s; 0: no stats line */
 	} log;
 };
 
@@ -140,17 +140,17 @@ bool config_holds_password(const struct config *cfg);
 /* Calls fn with the path of every key that differs between the running configuration and
  * a newly loaded one but is not reloadable (it takes a restart to apply). */
 void config_restart_changes(const struct config *running, const struct config *next,
-			    void (*fn)(void *ctx, const char *path), void *ctx);
+                            void (*fn)(void *ctx, const char *path), void *ctx);
 
 /* One key of the file as documentation describes it (the man page is checked against
  * these). Route keys have section "routes[]", the others "". */
 struct config_key_doc {
 	const char *section;
 	const char *path;
-	const char *type;	/* string, name, path, boolean, integer, duration, keyword, list, map */
-	const char *fallback;	/* default as written in the file; NULL: none */
+	const char *type;     /* string, name, path, boolean, integer, duration, keyword, list, map */
+	const char *fallback; /* default as written in the file; NULL: none */
 	bool required;
-	bool reloadable;	/* applied by SIGHUP without a restart */
+	bool reloadable; /* applied by SIGHUP without a restart */
 };
 
 /* The i-th key, in table order. Returns false past the last. */

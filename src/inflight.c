@@ -5,13 +5,13 @@
 
 #include "util.h"
 
-#define MID_COUNT 65536		/* MQTT message ids are 16 bits */
+#define MID_COUNT 65536 /* MQTT message ids are 16 bits */
 
 struct inflight {
 	struct event *ring;
-	int *mid_of;		/* per slot: the mid kept there, 0 if none */
+	int *mid_of; /* per slot: the mid kept there, 0 if none */
 	size_t capacity, next;
-	int32_t *slot_of_mid;	/* MID_COUNT entries; -1: not kept */
+	int32_t *slot_of_mid; /* MID_COUNT entries; -1: not kept */
 };
 
 struct inflight *inflight_new(size_t capacity)

@@ -34,7 +34,7 @@ static size_t utf8_seq(const unsigned char *s, size_t len, size_t *bad)
 {
 	unsigned char c = s[0];
 	size_t n;
-	unsigned char lo = 0x80, hi = 0xbf;	/* allowed range of the second byte */
+	unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
 
 	*bad = 1;
 	if (c >= 0xc2 && c <= 0xdf) {
@@ -42,17 +42,17 @@ static size_t utf8_seq(const unsigned char *s, size_t len, size_t *bad)
 	} else if (c >= 0xe0 && c <= 0xef) {
 		n = 3;
 		if (c == 0xe0)
-			lo = 0xa0;	/* below: overlong */
+			lo = 0xa0; /* below: overlong */
 		else if (c == 0xed)
-			hi = 0x9f;	/* above: UTF-16 surrogates */
+			hi = 0x9f; /* above: UTF-16 surrogates */
 	} else if (c >= 0xf0 && c <= 0xf4) {
 		n = 4;
 		if (c == 0xf0)
-			lo = 0x90;	/* below: overlong */
+			lo = 0x90; /* below: overlong */
 		else if (c == 0xf4)
-			hi = 0x8f;	/* above: past U+10FFFF */
+			hi = 0x8f; /* above: past U+10FFFF */
 	} else {
-		return 0;	/* continuation byte, C0/C1 (always overlong) or F5..FF */
+		return 0; /* continuation byte, C0/C1 (always overlong) or F5..FF */
 	}
 	if (len < 2 || s[1] < lo || s[1] > hi)
 		return 0;
@@ -70,20 +70,13 @@ static const char *json_escape(unsigned char c, char tmp[7])
 	static const char hex[] = "0123456789abcdef";
 
 	switch (c) {
-	case '"':
-		return "\\\"";
-	case '\\':
-		return "\\\\";
-	case '\n':
-		return "\\n";
-	case '\t':
-		return "\\t";
-	case '\r':
-		return "\\r";
-	case '\b':
-		return "\\b";
-	case '\f':
-		return "\\f";
+	case '"': return "\\\"";
+	case '\\': return "\\\\";
+	case '\n': return "\\n";
+	case '\t': return "\\t";
+	case '\r': return "\\r";
+	case '\b': return "\\b";
+	case '\f': return "\\f";
 	}
 	if (c >= 0x20)
 		return NULL;
@@ -97,7 +90,7 @@ static const char *json_escape(unsigned char c, char tmp[7])
 void json_append_string(struct buf *out, const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	size_t run = 0;	/* start of the pending stretch of bytes that go out unchanged */
+	size_t run = 0; /* start of the pending stretch of bytes that go out unchanged */
 	size_t i = 0;
 	char tmp[7];
 
@@ -182,8 +175,7 @@ static void append_number(struct buf *out, const char *s, size_t len)
 /* Base64 straight from the hex digits, through a stack chunk: no decoded copy needed. */
 static void append_bytea_base64(struct buf *out, const char *text, size_t nbytes)
 {
-	static const char b64[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	char chunk[256];
 	size_t n = 0;
 
@@ -213,7 +205,7 @@ static void append_bytea(struct buf *out, const char *s, size_t len)
 	if (bytea_is_hex(s, len))
 		append_bytea_base64(out, s, bytea_length(len));
 	else
-		json_append_string(out, s, len);	/* escape format or garbage: keep the text */
+		json_append_string(out, s, len); /* escape format or garbage: keep the text */
 }
 
 static void append_bool(struct buf *out, const char *s, size_t len)
@@ -244,12 +236,8 @@ void json_append_value(struct buf *out, uint32_t type_oid, const struct pgo_valu
 	case OID_OID:
 	case OID_FLOAT4:
 	case OID_FLOAT8:
-	case OID_NUMERIC:
-		append_number(out, s, len);
-		break;
-	case OID_BOOL:
-		append_bool(out, s, len);
-		break;
+	case OID_NUMERIC: append_number(out, s, len); break;
+	case OID_BOOL: append_bool(out, s, len); break;
 	case OID_JSON:
 	case OID_JSONB:
 		/* The server validated it on input; an empty text is the one cheap-to-spot
@@ -259,12 +247,8 @@ void json_append_value(struct buf *out, uint32_t type_oid, const struct pgo_valu
 		else
 			buf_puts(out, "null");
 		break;
-	case OID_BYTEA:
-		append_bytea(out, s, len);
-		break;
-	default:
-		json_append_string(out, s, len);
-		break;
+	case OID_BYTEA: append_bytea(out, s, len); break;
+	default: json_append_string(out, s, len); break;
 	}
 }
 

@@ -18,23 +18,23 @@
  * 2 * max_events entries always has room.
  */
 struct entry {
-	lsn_t lsn;		/* event: its commit LSN; marker: the end LSN */
-	int32_t event_index;	/* event only */
+	lsn_t lsn;           /* event: its commit LSN; marker: the end LSN */
+	int32_t event_index; /* event only */
 	bool is_txn_end;
-	bool acked;		/* event only; markers need no acknowledgement */
+	bool acked; /* event only; markers need no acknowledgement */
 };
 
 struct ledger {
 	struct entry *ring;
 	size_t cap;
-	size_t head;		/* oldest entry */
-	size_t count;		/* entries queued */
-	size_t events;		/* events queued, acknowledged or not: what fills the window */
+	size_t head;   /* oldest entry */
+	size_t count;  /* entries queued */
+	size_t events; /* events queued, acknowledged or not: what fills the window */
 	size_t unacked;
 	size_t max_events;
-	bool txn_open;		/* an event was added and its transaction has not ended */
+	bool txn_open; /* an event was added and its transaction has not ended */
 	struct ledger_pos pos;
-	uint32_t slot_of_mid[MID_MAX + 1];	/* ring slot of each unacknowledged mid */
+	uint32_t slot_of_mid[MID_MAX + 1]; /* ring slot of each unacknowledged mid */
 };
 
 struct ledger *ledger_new(size_t max_events, struct ledger_pos start)
@@ -85,7 +85,7 @@ int ledger_add(struct ledger *l, int mid, lsn_t commit_lsn, int32_t event_index)
 	if (!ledger_has_room(l))
 		return -1;
 	l->slot_of_mid[mid] = (uint32_t)slot_at(l, l->count);
-	push(l, (struct entry){commit_lsn, event_index, false, false});
+	push(l, (struct entry){ commit_lsn, event_index, false, false });
 	l->events++;
 	l->unacked++;
 	l->txn_open = true;
@@ -121,7 +121,7 @@ void ledger_txn_end(struct ledger *l, lsn_t commit_lsn, lsn_t end_lsn)
 			tail->lsn = end_lsn;
 		return;
 	}
-	push(l, (struct entry){end_lsn, 0, true, false});
+	push(l, (struct entry){ end_lsn, 0, true, false });
 }
 
 /* Moves the safe position over the acknowledged prefix. */

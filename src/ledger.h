@@ -20,11 +20,11 @@
 #include "lsn.h"
 
 struct ledger_pos {
-	lsn_t commit_lsn;	/* last acknowledged event: its transaction's commit LSN ... */
-	int32_t event_index;	/* ... and its 0-based index there; -1 if no event yet */
-	lsn_t confirmed_lsn;	/* end LSN of the last transaction fully acknowledged and
-				 * ended, or a later idle-advance position; what the slot
-				 * may be confirmed at */
+	lsn_t commit_lsn;    /* last acknowledged event: its transaction's commit LSN ... */
+	int32_t event_index; /* ... and its 0-based index there; -1 if no event yet */
+	/* End LSN of the last transaction fully acknowledged and ended, or a later
+	 * idle-advance position: what the slot may be confirmed at. */
+	lsn_t confirmed_lsn;
 };
 
 struct ledger;

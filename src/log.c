@@ -13,9 +13,9 @@ static enum log_format current_format = LOG_FORMAT_LOGFMT;
 static bool to_journal;
 
 /* syslog priorities of error, warn, info, debug */
-static const int journal_priority[] = {3, 4, 6, 7};
+static const int journal_priority[] = { 3, 4, 6, 7 };
 
-static const char *const level_names[] = {"error", "warn", "info", "debug"};
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
 void log_set_level(enum log_level level)
 {

@@ -29,17 +29,16 @@ struct options {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: outbox-relay [-c FILE] [--check] [--drain] [-l LEVEL] [--version] [--help]\n"
-		"\n"
-		"Publishes committed PostgreSQL outbox rows to MQTT, exactly once in bookkeeping.\n"
-		"\n"
-		"  -c, --config FILE     configuration file (default " CONFIG_DEFAULT_PATH ")\n"
-		"      --check           validate the configuration and exit\n"
-		"      --drain           publish everything committed before start, then exit\n"
-		"  -l, --log-level LEVEL error, warn, info or debug (overrides the file)\n"
-		"      --version         print the version and exit\n"
-		"  -h, --help            print this help and exit\n");
+	fprintf(f, "usage: outbox-relay [-c FILE] [--check] [--drain] [-l LEVEL] [--version] [--help]\n"
+	           "\n"
+	           "Publishes committed PostgreSQL outbox rows to MQTT, exactly once in bookkeeping.\n"
+	           "\n"
+	           "  -c, --config FILE     configuration file (default " CONFIG_DEFAULT_PATH ")\n"
+	           "      --check           validate the configuration and exit\n"
+	           "      --drain           publish everything committed before start, then exit\n"
+	           "  -l, --log-level LEVEL error, warn, info or debug (overrides the file)\n"
+	           "      --version         print the version and exit\n"
+	           "  -h, --help            print this help and exit\n");
 }
 
 /* Returns -1 to exit with status *exit_status, 0 to go on. */
@@ -47,10 +46,13 @@ static int parse_args(int argc, char **argv, struct options *o, int *exit_status
 {
 	enum { OPT_CHECK = 256, OPT_DRAIN, OPT_VERSION };
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'},   {"check", no_argument, NULL, OPT_CHECK},
-		{"drain", no_argument, NULL, OPT_DRAIN},     {"log-level", required_argument, NULL, 'l'},
-		{"version", no_argument, NULL, OPT_VERSION}, {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, OPT_CHECK },
+		{ "drain", no_argument, NULL, OPT_DRAIN },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 	o->config_path = CONFIG_DEFAULT_PATH;
@@ -60,9 +62,18 @@ static int parse_args(int argc, char **argv, struct options *o, int *exit_status
 		case 'l': o->log_level = optarg; break;
 		case OPT_CHECK: o->check = true; break;
 		case OPT_DRAIN: o->drain = true; break;
-		case OPT_VERSION: printf("outbox-relay %s\n", OUTBOX_RELAY_VERSION); *exit_status = EXIT_CLEAN; return -1;
-		case 'h': usage(stdout); *exit_status = EXIT_CLEAN; return -1;
-		default: usage(stderr); *exit_status = EXIT_USAGE; return -1;
+		case OPT_VERSION:
+			printf("outbox-relay %s\n", OUTBOX_RELAY_VERSION);
+			*exit_status = EXIT_CLEAN;
+			return -1;
+		case 'h':
+			usage(stdout);
+			*exit_status = EXIT_CLEAN;
+			return -1;
+		default:
+			usage(stderr);
+			*exit_status = EXIT_USAGE;
+			return -1;
 		}
 	}
 	if (optind < argc) {
@@ -81,15 +92,17 @@ static void warn_if_exposed(const struct config *cfg)
 	if (!config_holds_password(cfg) || stat(cfg->path, &st) < 0 || !(st.st_mode & S_IROTH))
 		return;
 	log_warn("the configuration file holds a password and is readable by others; chmod o-r it, or use"
-		 " source.password_file", "config", cfg->path);
+	         " source.password_file",
+	         "config", cfg->path);
 }
 
 static int apply_log_level(const struct options *o, const struct config *cfg)
 {
 	enum log_level level = cfg->log.level;
 	if (o->log_level && log_level_parse(o->log_level, &level) < 0) {
-		fprintf(stderr, "outbox-relay: --log-level: expected error, warn, info or debug, got \"%s\"\n",
-			o->log_level);
+		fprintf(stderr,
+		        "outbox-relay: --log-level: expected error, warn, info or debug, got \"%s\"\n",
+		        o->log_level);
 		return -1;
 	}
 	log_set_level(level);
@@ -99,7 +112,7 @@ static int apply_log_level(const struct options *o, const struct config *cfg)
 
 int main(int argc, char **argv)
 {
-	struct options opts = {0};
+	struct options opts = { 0 };
 	struct config cfg;
 	int status;
 
@@ -122,7 +135,8 @@ int main(int argc, char **argv)
 		status = EXIT_CLEAN;
 	} else {
 		mosquitto_lib_init();
-		struct relay_options ropts = {.drain = opts.drain, .log_level_fixed = opts.log_level != NULL};
+		struct relay_options ropts = { .drain = opts.drain,
+			                       .log_level_fixed = opts.log_level != NULL };
 		log_info("starting", "version", OUTBOX_RELAY_VERSION, "config", cfg.path);
 		warn_if_exposed(&cfg);
 		status = relay_run(&cfg, &outbox, &ropts);

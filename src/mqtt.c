@@ -18,8 +18,8 @@ struct mqtt {
 	mqtt_ack_fn on_ack;
 	void *ctx;
 	int64_t last_misc_ms;
-	size_t host;		/* index in cfg->broker.hosts of the one tried now */
-	bool reached_up;	/* the current attempt got a CONNACK */
+	size_t host;     /* index in cfg->broker.hosts of the one tried now */
+	bool reached_up; /* the current attempt got a CONNACK */
 };
 
 /* Where the next attempt goes: the same broker after a connection that worked, the next
@@ -65,11 +65,12 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc, const mosqu
 	 * by a client with the same id), else a library error. */
 	if (m->state != MQTT_DOWN && rc != 0)
 		log_warn("disconnected from broker", "reason",
-			 rc >= 0x80 ? mosquitto_reason_string(rc) : mosquitto_strerror(rc));
+		         rc >= 0x80 ? mosquitto_reason_string(rc) : mosquitto_strerror(rc));
 	m->state = MQTT_DOWN;
 }
 
-static void on_publish(struct mosquitto *mosq, void *obj, int mid, int reason, const mosquitto_property *props)
+static void on_publish(struct mosquitto *mosq, void *obj, int mid, int reason,
+                       const mosquitto_property *props)
 {
 	struct mqtt *m = obj;
 	(void)mosq;
@@ -107,12 +108,12 @@ static int set_credentials(struct mosquitto *mosq, const struct config *cfg)
 	if (!cfg->broker.tls.enabled)
 		return 0;
 	rc = mosquitto_tls_set(mosq, cfg->broker.tls.ca_file, cfg->broker.tls.ca_file ? NULL : SYSTEM_CA_DIR,
-			       cfg->broker.tls.cert_file, cfg->broker.tls.key_file, NULL);
+	                       cfg->broker.tls.cert_file, cfg->broker.tls.key_file, NULL);
 	if (rc == MOSQ_ERR_SUCCESS)
 		rc = mosquitto_tls_insecure_set(mosq, !cfg->broker.tls.verify_hostname);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		log_error("cannot set up TLS for the broker", "error",
-			  rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+		          rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
 		return -1;
 	}
 	return 0;
@@ -173,7 +174,7 @@ int mqtt_connect(struct mqtt *m)
 		char port[8];
 		snprintf(port, sizeof port, "%d", to->port);
 		log_warn("cannot connect to broker", "host", to->host, "port", port, "error",
-			 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+		         rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
 		m->state = MQTT_DOWN;
 		return -1;
 	}
@@ -202,7 +203,7 @@ static void check_io(struct mqtt *m, int rc, const char *what)
 	if (rc == MOSQ_ERR_SUCCESS || m->state == MQTT_DOWN)
 		return;
 	log_warn("broker connection lost", "during", what, "error",
-		 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+	         rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
 	m->state = MQTT_DOWN;
 }
 
@@ -233,8 +234,7 @@ static enum mqtt_publish_result classify_error(int rc, char *why, size_t whylen)
 	case MOSQ_ERR_INVAL:
 		snprintf(why, whylen, "the MQTT client refused the message: %s", mosquitto_strerror(rc));
 		return MQTT_REFUSED;
-	default:
-		return MQTT_NOT_NOW;
+	default: return MQTT_NOT_NOW;
 	}
 }
 
@@ -243,7 +243,8 @@ static void add_event_properties(mosquitto_property **props, const struct event 
 {
 	mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, "event-id", ev->event_id.data);
 	mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, "lsn", ev->lsn_text);
-	mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, "commit-time", ev->commit_time_text);
+	mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, "commit-time",
+	                                   ev->commit_time_text);
 	mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, "source", ev->source);
 	if (ev->content_type)
 		mosquitto_property_add_string(props, MQTT_PROP_CONTENT_TYPE, ev->content_type);
@@ -253,7 +254,7 @@ static void add_event_properties(mosquitto_property **props, const struct event 
 		mosquitto_property_add_string(props, MQTT_PROP_RESPONSE_TOPIC, ev->response_topic.data);
 	if (ev->has_correlation_data)
 		mosquitto_property_add_binary(props, MQTT_PROP_CORRELATION_DATA, ev->correlation_data.data,
-					      (uint16_t)ev->correlation_data.len);
+		                              (uint16_t)ev->correlation_data.len);
 }
 
 /* The route's properties come from columns: a value MQTT cannot carry (not UTF-8) makes
@@ -265,7 +266,8 @@ static int add_route_properties(mosquitto_property **props, const struct event *
 		const char *name = p, *value = p + strlen(p) + 1;
 		int rc = mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, name, value);
 		if (rc != MOSQ_ERR_SUCCESS) {
-			snprintf(why, whylen, "user property \"%s\" cannot be sent: %s", name, mosquitto_strerror(rc));
+			snprintf(why, whylen, "user property \"%s\" cannot be sent: %s", name,
+			         mosquitto_strerror(rc));
 			return -1;
 		}
 		p = value + strlen(value) + 1;
@@ -274,7 +276,7 @@ static int add_route_properties(mosquitto_property **props, const struct event *
 }
 
 enum mqtt_publish_result mqtt_publish(struct mqtt *m, const struct event *ev, int *mid, char *why,
-				      size_t whylen)
+                                      size_t whylen)
 {
 	mosquitto_property *props = NULL;
 	int rc;
@@ -288,13 +290,13 @@ enum mqtt_publish_result mqtt_publish(struct mqtt *m, const struct event *ev, in
 			return MQTT_REFUSED;
 		}
 	}
-	rc = mosquitto_publish_v5(m->mosq, mid, ev->topic.data, (int)ev->payload.len, ev->payload.data, ev->qos,
-				  ev->retain, props);
+	rc = mosquitto_publish_v5(m->mosq, mid, ev->topic.data, (int)ev->payload.len, ev->payload.data,
+	                          ev->qos, ev->retain, props);
 	mosquitto_property_free_all(&props);
 	/* For QoS 1 and 2 the client has queued the message once it got this far, even if
 	 * writing it failed: it sends it again after reconnecting. */
-	if (rc == MOSQ_ERR_SUCCESS || (ev->qos > 0 && (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST ||
-						      rc == MOSQ_ERR_ERRNO)))
+	if (rc == MOSQ_ERR_SUCCESS ||
+	    (ev->qos > 0 && (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST || rc == MOSQ_ERR_ERRNO)))
 		return MQTT_PUBLISHED;
 	return classify_error(rc, why, whylen);
 }
@@ -311,7 +313,7 @@ void mqtt_disconnect(struct mqtt *m, int timeout_ms)
 	mosquitto_disconnect(m->mosq);
 	int64_t deadline = monotonic_ms() + timeout_ms;
 	while (mosquitto_want_write(m->mosq) && monotonic_ms() < deadline) {
-		struct pollfd p = {.fd = mosquitto_socket(m->mosq), .events = POLLOUT};
+		struct pollfd p = { .fd = mosquitto_socket(m->mosq), .events = POLLOUT };
 		if (p.fd < 0 || poll(&p, 1, (int)(deadline - monotonic_ms())) <= 0)
 			break;
 		if (mosquitto_loop_write(m->mosq, 1) != MOSQ_ERR_SUCCESS)

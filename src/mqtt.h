@@ -19,15 +19,15 @@
 typedef void (*mqtt_ack_fn)(void *ctx, int mid, int reason);
 
 enum mqtt_state {
-	MQTT_DOWN,		/* no connection: call mqtt_connect (after a backoff) */
-	MQTT_CONNECTING,	/* TCP or CONNECT/CONNACK under way */
-	MQTT_UP,		/* CONNACK accepted */
+	MQTT_DOWN,       /* no connection: call mqtt_connect (after a backoff) */
+	MQTT_CONNECTING, /* TCP or CONNECT/CONNACK under way */
+	MQTT_UP,         /* CONNACK accepted */
 };
 
 enum mqtt_publish_result {
-	MQTT_PUBLISHED,		/* queued in the client; an ack will follow */
-	MQTT_NOT_NOW,		/* not connected or out of resources: try again later */
-	MQTT_REFUSED,		/* can never be sent as it is (e.g. larger than the broker allows) */
+	MQTT_PUBLISHED, /* queued in the client; an ack will follow */
+	MQTT_NOT_NOW,   /* not connected or out of resources: try again later */
+	MQTT_REFUSED,   /* can never be sent as it is (e.g. larger than the broker allows) */
 };
 
 struct mqtt;
@@ -54,7 +54,7 @@ void mqtt_tick(struct mqtt *m);
 /* Publishes ev. On MQTT_PUBLISHED *mid is the message id acks will carry. On
  * MQTT_REFUSED why says why. */
 enum mqtt_publish_result mqtt_publish(struct mqtt *m, const struct event *ev, int *mid, char *why,
-				      size_t whylen);
+                                      size_t whylen);
 
 /* The name of an MQTT 5 reason code ("Not authorized"). */
 const char *mqtt_reason_text(int reason);

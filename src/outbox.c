@@ -23,7 +23,7 @@ enum field_source {
 
 struct field_binding {
 	enum field_source source;
-	int column;		/* FIELD_COLUMN: position in the relation */
+	int column; /* FIELD_COLUMN: position in the relation */
 };
 
 /* SPEC §5 payload: a column's value, the whole row as JSON, or the row with metadata. */
@@ -36,22 +36,22 @@ enum payload_mode {
 struct outbox_route {
 	const struct route_config *cfg;
 	enum payload_mode payload_mode;
-	char *source;			/* "schema.table" */
+	char *source; /* "schema.table" */
 	struct template *topic;
 	size_t nfields;
-	struct template_value *values;	/* reused per event */
+	struct template_value *values; /* reused per event */
 	/* Binding to the relation currently describing the table (by OID and generation). */
 	bool bound;
 	uint32_t bound_oid;
 	uint32_t bound_generation;
 	struct field_binding *fields;
 	int payload_column;
-	int event_id_column;		/* -1: "<commit-lsn>:<index>" */
-	int response_topic_column;	/* -1: none */
-	int correlation_data_column;	/* -1: none */
-	int *property_columns;		/* one per configured user property */
-	const char *content_type;	/* configured, or implied by a JSON payload */
-	char bind_error[200];		/* non-empty: the relation lacks a configured column */
+	int event_id_column;         /* -1: "<commit-lsn>:<index>" */
+	int response_topic_column;   /* -1: none */
+	int correlation_data_column; /* -1: none */
+	int *property_columns;       /* one per configured user property */
+	const char *content_type;    /* configured, or implied by a JSON payload */
+	char bind_error[200];        /* non-empty: the relation lacks a configured column */
 	bool update_warned;
 };
 
@@ -67,7 +67,7 @@ void event_init(struct event *ev)
 
 void event_trim(struct event *ev)
 {
-	struct buf *bufs[] = {&ev->topic, &ev->payload, &ev->event_id, &ev->user_properties};
+	struct buf *bufs[] = { &ev->topic, &ev->payload, &ev->event_id, &ev->user_properties };
 	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
 		if (bufs[i]->cap > EVENT_BUFFER_KEEP_MAX)
 			buf_finish(bufs[i]);
@@ -90,8 +90,9 @@ static int check_message_fields(const struct outbox_route *r, const struct confi
 	for (size_t f = 0; f < r->nfields; f++) {
 		if (strcmp(template_field(r->topic, f), "prefix") == 0)
 			continue;
-		fprintf(errs, "%s:%d:%d: routes[%zu].topic: a message route can use only {prefix}, not {%s}\n",
-			cfg->path, r->cfg->line, r->cfg->column, i, template_field(r->topic, f));
+		fprintf(errs,
+		        "%s:%d:%d: routes[%zu].topic: a message route can use only {prefix}, not {%s}\n",
+		        cfg->path, r->cfg->line, r->cfg->column, i, template_field(r->topic, f));
 		return -1;
 	}
 	return 0;
@@ -171,16 +172,18 @@ static int column_index(const struct pgo_relation *rel, const char *name)
 }
 
 /* Resolves one configured column, recording the first one the relation lacks. */
-static int bind_column(struct outbox_route *r, const struct pgo_relation *rel, const char *name, const char *key)
+static int bind_column(struct outbox_route *r, const struct pgo_relation *rel, const char *name,
+                       const char *key)
 {
 	int col = column_index(rel, name);
 	if (col < 0 && !r->bind_error[0])
-		snprintf(r->bind_error, sizeof r->bind_error, "%s column \"%s\" does not exist in %s",
-			 key, name, r->source);
+		snprintf(r->bind_error, sizeof r->bind_error, "%s column \"%s\" does not exist in %s", key,
+		         name, r->source);
 	return col;
 }
 
-static int bind_optional(struct outbox_route *r, const struct pgo_relation *rel, const char *name, const char *key)
+static int bind_optional(struct outbox_route *r, const struct pgo_relation *rel, const char *name,
+                         const char *key)
 {
 	return name ? bind_column(r, rel, name, key) : -1;
 }
@@ -218,7 +221,8 @@ static void route_bind(struct outbox_route *r, const struct pgo_relation *rel)
 		r->payload_column = bind_column(r, rel, r->cfg->payload_column, "payload");
 	r->event_id_column = bind_optional(r, rel, r->cfg->event_id_column, "event_id");
 	r->response_topic_column = bind_optional(r, rel, r->cfg->response_topic_column, "response_topic");
-	r->correlation_data_column = bind_optional(r, rel, r->cfg->correlation_data_column, "correlation_data");
+	r->correlation_data_column =
+	        bind_optional(r, rel, r->cfg->correlation_data_column, "correlation_data");
 	for (size_t i = 0; i < r->cfg->nproperties; i++)
 		r->property_columns[i] = bind_column(r, rel, r->cfg->properties[i].column, "properties");
 	r->content_type = r->cfg->content_type;
@@ -238,7 +242,8 @@ static struct outbox_route *route_for(struct outbox *o, const struct pgo_relatio
 	}
 	for (size_t i = 0; i < o->nroutes; i++) {
 		struct outbox_route *r = &o->routes[i];
-		if (r->cfg->table && strcmp(r->cfg->table, rel->name) == 0 && strcmp(r->cfg->schema, rel->schema) == 0) {
+		if (r->cfg->table && strcmp(r->cfg->table, rel->name) == 0 &&
+		    strcmp(r->cfg->schema, rel->schema) == 0) {
 			route_bind(r, rel);
 			return r;
 		}
@@ -281,7 +286,7 @@ static void default_event_id(struct event *ev)
 }
 
 int outbox_build_message(struct outbox_route *r, const char *prefix, const uint8_t *content, uint32_t len,
-			 struct event *ev, char *why, size_t whylen)
+                         struct event *ev, char *why, size_t whylen)
 {
 	buf_reset(&ev->message_source);
 	buf_printf(&ev->message_source, "message:%s", prefix);
@@ -291,7 +296,7 @@ int outbox_build_message(struct outbox_route *r, const char *prefix, const uint8
 	buf_reset(&ev->user_properties);
 	ev->nuser_properties = 0;
 	for (size_t i = 0; i < r->nfields; i++)
-		r->values[i] = (struct template_value){prefix, strlen(prefix), false};
+		r->values[i] = (struct template_value){ prefix, strlen(prefix), false };
 	if (template_expand(r->topic, r->values, &ev->topic, why, whylen) < 0)
 		return -1;
 	default_event_id(ev);
@@ -348,11 +353,11 @@ static void fill_values(struct outbox_route *r, const struct pgo_relation *rel, 
 		else if (r->fields[i].source == FIELD_TABLE)
 			text = rel->name;
 		if (text) {
-			*v = (struct template_value){text, strlen(text), false};
+			*v = (struct template_value){ text, strlen(text), false };
 			continue;
 		}
 		const struct pgo_value *cell = &row->values[r->fields[i].column];
-		*v = (struct template_value){cell->data, cell->len, cell->kind != PGO_VALUE_TEXT};
+		*v = (struct template_value){ cell->data, cell->len, cell->kind != PGO_VALUE_TEXT };
 	}
 }
 
@@ -367,7 +372,8 @@ static int decode_bytea(struct buf *out, const char *text, size_t len)
 }
 
 /* A property column's value as bytes: bytea decoded, other types as their text. */
-static bool column_bytes(const struct pgo_relation *rel, const struct pgo_tuple *row, int column, struct buf *out)
+static bool column_bytes(const struct pgo_relation *rel, const struct pgo_tuple *row, int column,
+                         struct buf *out)
 {
 	buf_reset(out);
 	if (column < 0 || row->values[column].kind != PGO_VALUE_TEXT)
@@ -386,7 +392,7 @@ static void set_user_properties(const struct outbox_route *r, const struct pgo_t
 	for (size_t i = 0; i < r->cfg->nproperties; i++) {
 		const struct pgo_value *cell = &row->values[r->property_columns[i]];
 		if (cell->kind != PGO_VALUE_TEXT)
-			continue;	/* NULL: the message simply has no such property */
+			continue; /* NULL: the message simply has no such property */
 		const char *name = r->cfg->properties[i].name;
 		buf_append(&ev->user_properties, name, strlen(name) + 1);
 		buf_append(&ev->user_properties, cell->data, cell->len);
@@ -396,7 +402,7 @@ static void set_user_properties(const struct outbox_route *r, const struct pgo_t
 }
 
 static void set_column_properties(const struct outbox_route *r, const struct pgo_relation *rel,
-				  const struct pgo_tuple *row, struct event *ev)
+                                  const struct pgo_tuple *row, struct event *ev)
 {
 	ev->has_response_topic = column_bytes(rel, row, r->response_topic_column, &ev->response_topic);
 	ev->has_correlation_data = column_bytes(rel, row, r->correlation_data_column, &ev->correlation_data);
@@ -422,7 +428,7 @@ static void build_envelope(const struct pgo_relation *rel, const struct pgo_tupl
 }
 
 static int build_payload(struct outbox_route *r, const struct pgo_relation *rel, const struct pgo_tuple *row,
-			 struct event *ev, char *why, size_t whylen)
+                         struct event *ev, char *why, size_t whylen)
 {
 	buf_reset(&ev->payload);
 	if (r->payload_mode == PAYLOAD_ROW) {
@@ -435,19 +441,21 @@ static int build_payload(struct outbox_route *r, const struct pgo_relation *rel,
 	}
 	const struct pgo_value *cell = &row->values[r->payload_column];
 	if (cell->kind != PGO_VALUE_TEXT)
-		return 0;	/* NULL gives an empty payload */
+		return 0; /* NULL gives an empty payload */
 	if (rel->columns[r->payload_column].type_oid != TYPE_BYTEA) {
 		buf_append(&ev->payload, cell->data, cell->len);
 		return 0;
 	}
 	if (decode_bytea(&ev->payload, cell->data, cell->len) < 0) {
-		snprintf(why, whylen, "payload column \"%s\" is not in bytea hex form", r->cfg->payload_column);
+		snprintf(why, whylen, "payload column \"%s\" is not in bytea hex form",
+		         r->cfg->payload_column);
 		return -1;
 	}
 	return 0;
 }
 
-static int build_event_id(struct outbox_route *r, const struct pgo_tuple *row, struct event *ev, char *why, size_t whylen)
+static int build_event_id(struct outbox_route *r, const struct pgo_tuple *row, struct event *ev, char *why,
+                          size_t whylen)
 {
 	if (r->event_id_column < 0) {
 		default_event_id(ev);
@@ -464,7 +472,7 @@ static int build_event_id(struct outbox_route *r, const struct pgo_tuple *row, s
 }
 
 int outbox_build(struct outbox_route *r, const struct pgo_relation *rel, const struct pgo_tuple *row,
-		 struct event *ev, char *why, size_t whylen)
+                 struct event *ev, char *why, size_t whylen)
 {
 	ev->source = r->source;
 	apply_route(r, ev);
@@ -483,7 +491,8 @@ int outbox_build(struct outbox_route *r, const struct pgo_relation *rel, const s
 	}
 	set_column_properties(r, rel, row, ev);
 	if (ev->correlation_data.len > UINT16_MAX) {
-		snprintf(why, whylen, "correlation_data is %zu bytes, more than MQTT's 65535", ev->correlation_data.len);
+		snprintf(why, whylen, "correlation_data is %zu bytes, more than MQTT's 65535",
+		         ev->correlation_data.len);
 		return -1;
 	}
 	/* Id and payload first: an event rejected for its topic is dead-lettered with them. */

@@ -20,17 +20,17 @@
 
 struct event {
 	lsn_t commit_lsn;
-	int32_t index;		/* 0-based position among routed events of its transaction */
+	int32_t index; /* 0-based position among routed events of its transaction */
 	int qos;
 	bool retain;
-	const char *lsn_text;		/* commit LSN as X/Y; owned by the caller, per transaction */
-	const char *commit_time_text;	/* RFC 3339 UTC with microseconds; likewise */
-	pg_time_t commit_time;		/* the same, as PostgreSQL sent it */
+	const char *lsn_text;         /* commit LSN as X/Y; owned by the caller, per transaction */
+	const char *commit_time_text; /* RFC 3339 UTC with microseconds; likewise */
+	pg_time_t commit_time;        /* the same, as PostgreSQL sent it */
 	struct buf topic;
 	struct buf payload;
 	struct buf event_id;
-	const char *source;	/* "schema.table" (owned by the route) or "message:PREFIX" */
-	struct buf message_source;	/* backs source for message events */
+	const char *source;        /* "schema.table" (owned by the route) or "message:PREFIX" */
+	struct buf message_source; /* backs source for message events */
 	/* MQTT 5 properties from the route (NULL / 0 / not has_*: none). */
 	const char *content_type;
 	uint32_t message_expiry_s;
@@ -77,12 +77,12 @@ struct outbox_route *outbox_route_message(struct outbox *o, const char *prefix);
  * is missing).
  */
 int outbox_build(struct outbox_route *route, const struct pgo_relation *rel, const struct pgo_tuple *row,
-		 struct event *ev, char *why, size_t whylen);
+                 struct event *ev, char *why, size_t whylen);
 
 /* Builds the event for a routed transactional message (caller fields as for rows):
  * body = content, id = "<commit-lsn>:<index>". */
 int outbox_build_message(struct outbox_route *route, const char *prefix, const uint8_t *content, uint32_t len,
-			 struct event *ev, char *why, size_t whylen);
+                         struct event *ev, char *why, size_t whylen);
 
 /* Calls fn for every column route i reads from its table, with the route key that names
  * it ("topic", "payload", "properties.NAME"...). Message routes read none. */

@@ -8,8 +8,8 @@
 
 #include "util.h"
 
-#define XLOGDATA_HEADER_LEN 25	/* 'w', walStart, walEnd, sendTime */
-#define KEEPALIVE_LEN 18	/* 'k', walEnd, sendTime, replyRequested */
+#define XLOGDATA_HEADER_LEN 25 /* 'w', walStart, walEnd, sendTime */
+#define KEEPALIVE_LEN 18       /* 'k', walEnd, sendTime, replyRequested */
 #define INITIAL_SLOTS 16
 #define INITIAL_VALUES 32
 /* Smallest Relation column on the wire: flags, an empty name's NUL, type OID, typmod. */
@@ -25,10 +25,10 @@
  * for that OID. Callers compare `generation` to notice.
  */
 struct pgo_decoder {
-	struct pgo_relation **slots;	/* NULL = empty; relations are never removed */
-	size_t nslots;			/* a power of two */
+	struct pgo_relation **slots; /* NULL = empty; relations are never removed */
+	size_t nslots;               /* a power of two */
 	size_t nrelations;
-	uint32_t next_generation;	/* decoder-wide, so a generation is never reused */
+	uint32_t next_generation; /* decoder-wide, so a generation is never reused */
 	/* Scratch for decoded tuples, grown to the widest relation seen and reused for
 	 * every message: [0] for the new (or only) tuple, [1] for an Update's old one. */
 	struct pgo_value *values[2];
@@ -41,10 +41,10 @@ struct reader {
 	const uint8_t *p;
 	size_t left;
 	struct pgo_decoder *d;
-	const char *kind;			/* "Insert", ... */
-	const char *tuple;			/* "new tuple", ... while reading one */
-	const struct pgo_relation *rel;		/* names columns in errors, when known */
-	int column;				/* 0-based, -1 outside a column */
+	const char *kind;               /* "Insert", ... */
+	const char *tuple;              /* "new tuple", ... while reading one */
+	const struct pgo_relation *rel; /* names columns in errors, when known */
+	int column;                     /* 0-based, -1 outside a column */
 };
 
 /* ---- big-endian helpers ------------------------------------------------------------ */
@@ -84,12 +84,11 @@ static const char *byte_text(uint8_t b, char out[8])
 
 /* ---- replication frames ------------------------------------------------------------ */
 
-
 static int parse_xlogdata(const uint8_t *buf, size_t len, struct repl_frame *out, char *err, size_t errlen)
 {
 	if (len < XLOGDATA_HEADER_LEN)
 		return error_printf(err, errlen, "XLogData: truncated header (needs %d bytes, %zu given)",
-				   XLOGDATA_HEADER_LEN, len);
+		                    XLOGDATA_HEADER_LEN, len);
 	*out = (struct repl_frame){
 		.kind = REPL_XLOGDATA,
 		.wal_start = get_be64(buf + 1),
@@ -105,11 +104,11 @@ static int parse_xlogdata(const uint8_t *buf, size_t len, struct repl_frame *out
 static int parse_keepalive(const uint8_t *buf, size_t len, struct repl_frame *out, char *err, size_t errlen)
 {
 	if (len < KEEPALIVE_LEN)
-		return error_printf(err, errlen, "keepalive: truncated (needs %d bytes, %zu given)", KEEPALIVE_LEN,
-				   len);
+		return error_printf(err, errlen, "keepalive: truncated (needs %d bytes, %zu given)",
+		                    KEEPALIVE_LEN, len);
 	if (len > KEEPALIVE_LEN)
 		return error_printf(err, errlen, "keepalive: trailing garbage (%zu bytes, expected %d)", len,
-				   KEEPALIVE_LEN);
+		                    KEEPALIVE_LEN);
 	*out = (struct repl_frame){
 		.kind = REPL_KEEPALIVE,
 		.wal_end = get_be64(buf + 1),
@@ -134,9 +133,9 @@ int repl_frame_parse(const uint8_t *buf, size_t len, struct repl_frame *out, cha
 void repl_status_build(uint8_t out[REPL_STATUS_LEN], lsn_t lsn, pg_time_t now, bool reply_requested)
 {
 	out[0] = 'r';
-	put_be64(out + 1, lsn);		/* written */
-	put_be64(out + 9, lsn);		/* flushed */
-	put_be64(out + 17, lsn);	/* applied */
+	put_be64(out + 1, lsn);  /* written */
+	put_be64(out + 9, lsn);  /* flushed */
+	put_be64(out + 17, lsn); /* applied */
 	put_be64(out + 25, (uint64_t)now);
 	out[33] = reply_requested ? 1 : 0;
 }
@@ -279,7 +278,7 @@ static int fail(struct reader *r, const char *fmt, ...) __attribute__((format(pr
 
 /* Appends to the error buffer, keeping *used within it when the text is cut short. */
 static void error_append(char *buf, size_t size, size_t *used, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 
 static void error_append(char *buf, size_t size, size_t *used, const char *fmt, ...)
 {
@@ -432,7 +431,7 @@ static int read_text_value(struct reader *r, struct pgo_value *v)
 	const uint8_t *data;
 	if (read_length(r, "value length", &len) < 0 || read_bytes(r, "value", len, &data) < 0)
 		return -1;
-	*v = (struct pgo_value){PGO_VALUE_TEXT, (const char *)data, len};
+	*v = (struct pgo_value){ PGO_VALUE_TEXT, (const char *)data, len };
 	return 0;
 }
 
@@ -444,21 +443,16 @@ static int read_value(struct reader *r, struct pgo_value *v)
 		return -1;
 	switch (kind) {
 	case PGO_VALUE_NULL:
-	case PGO_VALUE_UNCHANGED:
-		*v = (struct pgo_value){(enum pgo_value_kind)kind, NULL, 0};
-		return 0;
-	case PGO_VALUE_TEXT:
-		return read_text_value(r, v);
-	case 'b':
-		return fail(r, "binary column values are not supported");
-	default:
-		return fail(r, "unknown value kind %s", byte_text(kind, b));
+	case PGO_VALUE_UNCHANGED: *v = (struct pgo_value){ (enum pgo_value_kind)kind, NULL, 0 }; return 0;
+	case PGO_VALUE_TEXT: return read_text_value(r, v);
+	case 'b': return fail(r, "binary column values are not supported");
+	default: return fail(r, "unknown value kind %s", byte_text(kind, b));
 	}
 }
 
 /* Reads a TupleData into the decoder's scratch array `which`; it must match the relation. */
 static int read_tuple(struct reader *r, const struct pgo_relation *rel, int which, const char *label,
-		      struct pgo_tuple *out)
+                      struct pgo_tuple *out)
 {
 	int16_t ncols;
 	r->tuple = label;
@@ -466,7 +460,7 @@ static int read_tuple(struct reader *r, const struct pgo_relation *rel, int whic
 		return -1;
 	if (ncols != rel->ncolumns)
 		return fail(r, "%d columns but relation %u (%s.%s) has %d", ncols, rel->oid, rel->schema,
-			    rel->name, rel->ncolumns);
+		            rel->name, rel->ncolumns);
 	struct pgo_value *values = r->d->values[which];
 	r->rel = rel;
 	for (r->column = 0; r->column < ncols; r->column++)
@@ -474,7 +468,7 @@ static int read_tuple(struct reader *r, const struct pgo_relation *rel, int whic
 			return -1;
 	r->column = -1;
 	r->tuple = NULL;
-	*out = (struct pgo_tuple){ncols, values};
+	*out = (struct pgo_tuple){ ncols, values };
 	return 0;
 }
 
@@ -558,7 +552,7 @@ static int read_relation_columns(struct reader *r, struct pgo_relation *rel)
 	/* Refuse an absurd count before allocating for it. */
 	if ((size_t)ncols > r->left / MIN_RELATION_COLUMN_LEN)
 		return fail(r, "truncated columns (%d need at least %zu bytes, %zu left)", ncols,
-			    (size_t)ncols * MIN_RELATION_COLUMN_LEN, r->left);
+		            (size_t)ncols * MIN_RELATION_COLUMN_LEN, r->left);
 	rel->columns = xcalloc((size_t)ncols, sizeof *rel->columns);
 	rel->ncolumns = ncols;
 	for (r->column = 0; r->column < ncols; r->column++)
@@ -576,7 +570,7 @@ static int read_relation(struct reader *r, struct pgo_relation *rel)
 	if (read_u32(r, "relation OID", &rel->oid) < 0 || read_string(r, "namespace", &schema) < 0 ||
 	    read_string(r, "relation name", &name) < 0 || read_u8(r, "replica identity", &identity) < 0)
 		return -1;
-	rel->schema = xstrdup(schema);	/* empty means pg_catalog, as the server sends it */
+	rel->schema = xstrdup(schema); /* empty means pg_catalog, as the server sends it */
 	rel->name = xstrdup(name);
 	rel->replica_identity = (char)identity;
 	if (read_relation_columns(r, rel) < 0)
@@ -587,7 +581,7 @@ static int read_relation(struct reader *r, struct pgo_relation *rel)
 
 static int decode_relation(struct reader *r, struct pgo_msg *m)
 {
-	struct pgo_relation parsed = {0};
+	struct pgo_relation parsed = { 0 };
 	if (read_relation(r, &parsed) < 0) {
 		relation_clear(&parsed);
 		return -1;
@@ -600,7 +594,8 @@ static int decode_relation(struct reader *r, struct pgo_msg *m)
 static int decode_insert(struct reader *r, struct pgo_msg *m)
 {
 	uint8_t marker;
-	if (read_known_relation(r, &m->u.insert.rel) < 0 || read_marker(r, "N", "'N' (new tuple)", &marker) < 0)
+	if (read_known_relation(r, &m->u.insert.rel) < 0 ||
+	    read_marker(r, "N", "'N' (new tuple)", &marker) < 0)
 		return -1;
 	return read_tuple(r, m->u.insert.rel, 0, "new tuple", &m->u.insert.tuple);
 }
@@ -642,7 +637,7 @@ static int decode_truncate(struct reader *r, struct pgo_msg *m)
 	/* Compared by division first: n * 4 could overflow a 32-bit size_t. */
 	if (n > r->left / 4)
 		return fail(r, "truncated relation OIDs (%u need %llu bytes, %zu left)", n,
-			    (unsigned long long)n * 4, r->left);
+		            (unsigned long long)n * 4, r->left);
 	m->u.truncate.nrelations = n;
 	/* Skipped, not reported: the header has no room for them and the relay ignores truncation. */
 	return read_bytes(r, "relation OIDs", (size_t)n * 4, &oids);
@@ -672,16 +667,12 @@ struct message_kind {
 
 /* Streaming (proto_version 2+) kinds are absent on purpose: we never ask for them. */
 static const struct message_kind message_kinds[] = {
-	{PGO_INSERT, "Insert", decode_insert},	/* first: by far the most frequent */
-	{PGO_BEGIN, "Begin", decode_begin},
-	{PGO_COMMIT, "Commit", decode_commit},
-	{PGO_ORIGIN, "Origin", decode_origin},
-	{PGO_RELATION, "Relation", decode_relation},
-	{PGO_TYPE, "Type", decode_type},
-	{PGO_UPDATE, "Update", decode_update},
-	{PGO_DELETE, "Delete", decode_delete},
-	{PGO_TRUNCATE, "Truncate", decode_truncate},
-	{PGO_MESSAGE, "Message", decode_message},
+	{ PGO_INSERT, "Insert", decode_insert }, /* first: by far the most frequent */
+	{ PGO_BEGIN, "Begin", decode_begin },       { PGO_COMMIT, "Commit", decode_commit },
+	{ PGO_ORIGIN, "Origin", decode_origin },    { PGO_RELATION, "Relation", decode_relation },
+	{ PGO_TYPE, "Type", decode_type },          { PGO_UPDATE, "Update", decode_update },
+	{ PGO_DELETE, "Delete", decode_delete },    { PGO_TRUNCATE, "Truncate", decode_truncate },
+	{ PGO_MESSAGE, "Message", decode_message },
 };
 
 static const struct message_kind *find_kind(uint8_t kind)
@@ -705,7 +696,7 @@ int pgo_decode(struct pgo_decoder *d, const uint8_t *buf, size_t len, struct pgo
 		snprintf(d->error, sizeof d->error, "unknown pgoutput message kind %s", byte_text(buf[0], b));
 		return -1;
 	}
-	struct reader r = {buf + 1, len - 1, d, k->name, NULL, NULL, -1};
+	struct reader r = { buf + 1, len - 1, d, k->name, NULL, NULL, -1 };
 	out->kind = (enum pgo_kind)k->kind;
 	if (k->decode(&r, out) < 0)
 		return -1;

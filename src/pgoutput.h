@@ -34,11 +34,11 @@ enum repl_frame_kind {
 
 struct repl_frame {
 	enum repl_frame_kind kind;
-	lsn_t wal_start;	/* 'w' only */
-	lsn_t wal_end;		/* both: server's WAL end ('k': position sent so far) */
-	pg_time_t send_time;	/* both */
-	bool reply_requested;	/* 'k' only */
-	const uint8_t *data;	/* 'w' only: the pgoutput message */
+	lsn_t wal_start;      /* 'w' only */
+	lsn_t wal_end;        /* both: server's WAL end ('k': position sent so far) */
+	pg_time_t send_time;  /* both */
+	bool reply_requested; /* 'k' only */
+	const uint8_t *data;  /* 'w' only: the pgoutput message */
 	size_t len;
 };
 
@@ -76,7 +76,7 @@ struct pgo_column {
 	char *name;
 	uint32_t type_oid;
 	int32_t typmod;
-	bool key;		/* part of the replica identity */
+	bool key; /* part of the replica identity */
 };
 
 /* Cached metadata; owned by the decoder. Pointers stay valid until the same OID is
@@ -88,45 +88,45 @@ struct pgo_relation {
 	char replica_identity;
 	int ncolumns;
 	struct pgo_column *columns;
-	uint32_t generation;	/* bumped on every (re)definition: lets callers cache bindings */
+	uint32_t generation; /* bumped on every (re)definition: lets callers cache bindings */
 };
 
 enum pgo_value_kind {
 	PGO_VALUE_NULL = 'n',
-	PGO_VALUE_UNCHANGED = 'u',	/* unchanged TOASTed value: no data */
+	PGO_VALUE_UNCHANGED = 'u', /* unchanged TOASTed value: no data */
 	PGO_VALUE_TEXT = 't',
 };
 
 struct pgo_value {
 	enum pgo_value_kind kind;
-	const char *data;	/* TEXT only: points into the input buffer, not NUL-terminated */
+	const char *data; /* TEXT only: points into the input buffer, not NUL-terminated */
 	uint32_t len;
 };
 
 struct pgo_tuple {
 	int ncolumns;
-	const struct pgo_value *values;	/* owned by the decoder, reused per message */
+	const struct pgo_value *values; /* owned by the decoder, reused per message */
 };
 
 struct pgo_msg {
 	enum pgo_kind kind;
 	union {
 		struct {
-			lsn_t final_lsn;	/* start of the commit record: SPEC's commit LSN */
+			lsn_t final_lsn; /* start of the commit record: SPEC's commit LSN */
 			pg_time_t commit_time;
 			uint32_t xid;
 		} begin;
 		struct {
 			uint8_t flags;
-			lsn_t commit_lsn;	/* same as begin.final_lsn */
-			lsn_t end_lsn;		/* position after the commit record: what to confirm */
+			lsn_t commit_lsn; /* same as begin.final_lsn */
+			lsn_t end_lsn;    /* position after the commit record: what to confirm */
 			pg_time_t commit_time;
 		} commit;
 		struct {
 			lsn_t lsn;
 			const char *name;
 		} origin;
-		const struct pgo_relation *relation;	/* RELATION: the freshly cached entry */
+		const struct pgo_relation *relation; /* RELATION: the freshly cached entry */
 		struct {
 			uint32_t oid;
 			const char *schema;
@@ -138,17 +138,17 @@ struct pgo_msg {
 		} insert;
 		struct {
 			const struct pgo_relation *rel;
-			bool has_old;		/* 'K' or 'O' old tuple present */
-			struct pgo_tuple old_tuple;	/* valid only if has_old */
+			bool has_old;               /* 'K' or 'O' old tuple present */
+			struct pgo_tuple old_tuple; /* valid only if has_old */
 			struct pgo_tuple new_tuple;
 		} update;
 		struct {
 			const struct pgo_relation *rel;
-			struct pgo_tuple old_tuple;	/* key ('K') or full old row ('O') */
+			struct pgo_tuple old_tuple; /* key ('K') or full old row ('O') */
 		} delete;
 		struct {
 			uint32_t nrelations;
-			uint8_t options;	/* 1 = CASCADE, 2 = RESTART IDENTITY */
+			uint8_t options; /* 1 = CASCADE, 2 = RESTART IDENTITY */
 		} truncate;
 		struct {
 			bool transactional;

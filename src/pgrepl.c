@@ -15,10 +15,10 @@
 static bool sqlstate_is_transient(const char *state)
 {
 	if (!state)
-		return true;	/* no server answer at all: the connection broke */
-	return strncmp(state, "08", 2) == 0	/* connection exception */
-	       || strncmp(state, "57P", 3) == 0	/* shutting down, cannot connect now */
-	       || strncmp(state, "53", 2) == 0	/* insufficient resources */
+		return true;                    /* no server answer at all: the connection broke */
+	return strncmp(state, "08", 2) == 0     /* connection exception */
+	       || strncmp(state, "57P", 3) == 0 /* shutting down, cannot connect now */
+	       || strncmp(state, "53", 2) == 0  /* insufficient resources */
 	       || strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0;
 }
 
@@ -36,7 +36,8 @@ int pg_failure(PGconn *conn, const PGresult *res, const char *msg)
 {
 	char detail[512];
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	const char *text = res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+	const char *text =
+	        res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res) : PQerrorMessage(conn);
 	bool transient = PQstatus(conn) != CONNECTION_OK || sqlstate_is_transient(state);
 
 	chomp(detail, sizeof detail, text);
@@ -46,7 +47,8 @@ int pg_failure(PGconn *conn, const PGresult *res, const char *msg)
 		log_debug(msg, "error", detail, "sqlstate", state);
 		return PG_STANDBY;
 	}
-	log_write(transient ? LOG_WARN : LOG_ERROR, msg, "error", detail, "sqlstate", state ? state : "", (const char *)NULL);
+	log_write(transient ? LOG_WARN : LOG_ERROR, msg, "error", detail, "sqlstate", state ? state : "",
+	          (const char *)NULL);
 	return transient ? PG_RETRY : PG_FATAL;
 }
 
@@ -66,8 +68,8 @@ PGconn *pg_connect(const struct config *cfg, bool replication, const char *purpo
 	 * later keywords override what it says. */
 	/* Defaults first: what conninfo says (expanded at "dbname") overrides them. A server
 	 * that accepts TCP but never answers must not hold the loop for ever. */
-	const char *keys[6] = {"connect_timeout", "dbname", "fallback_application_name"};
-	const char *values[6] = {PG_CONNECT_TIMEOUT_S, cfg->source.conninfo, "outbox-relay"};
+	const char *keys[6] = { "connect_timeout", "dbname", "fallback_application_name" };
+	const char *values[6] = { PG_CONNECT_TIMEOUT_S, cfg->source.conninfo, "outbox-relay" };
 	size_t n = 3;
 	if (cfg->source.password.value) {
 		keys[n] = "password";
@@ -81,7 +83,7 @@ PGconn *pg_connect(const struct config *cfg, bool replication, const char *purpo
 	if (PQstatus(conn) != CONNECTION_OK) {
 		char detail[512];
 		log_warn("cannot connect to PostgreSQL", "purpose", purpose, "error",
-			 chomp(detail, sizeof detail, PQerrorMessage(conn)));
+		         chomp(detail, sizeof detail, PQerrorMessage(conn)));
 		PQfinish(conn);
 		return NULL;
 	}
@@ -104,7 +106,7 @@ static bool wait_not_busy(PGconn *conn, int64_t deadline, const char *what)
 {
 	while (PQisBusy(conn)) {
 		int64_t left = deadline - monotonic_ms();
-		struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
+		struct pollfd p = { .fd = PQsocket(conn), .events = POLLIN };
 		int n = left > 0 ? poll(&p, 1, (int)left) : 0;
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -112,7 +114,7 @@ static bool wait_not_busy(PGconn *conn, int64_t deadline, const char *what)
 			char timeout[24];
 			snprintf(timeout, sizeof timeout, "%dms", answer_timeout_ms);
 			log_warn("PostgreSQL did not answer in time; dropping the connection", "query", what,
-				 "timeout", timeout);
+			         "timeout", timeout);
 			return false;
 		}
 		if (n < 0 || !PQconsumeInput(conn)) {
@@ -148,7 +150,7 @@ PGresult *pg_await(PGconn *conn, int sent, const char *what)
 		ExecStatusType st = PQresultStatus(res);
 		if (st == PGRES_COPY_BOTH || st == PGRES_COPY_IN || st == PGRES_COPY_OUT) {
 			PQclear(kept);
-			return res;	/* the connection is in COPY mode now: nothing more to collect */
+			return res; /* the connection is in COPY mode now: nothing more to collect */
 		}
 		/* Several statements: keep the first failure, else the last result. */
 		if (kept && is_failure(kept)) {
@@ -185,10 +187,10 @@ int pg_exec(PGconn *conn, const char *sql, const char *what)
 
 /* Runs a one-parameter-set query; *res holds the result on PG_OK. */
 static int exec_query(PGconn *conn, const char *sql, int n, const char *const *params, PGresult **res,
-		      const char *what)
+                      const char *what)
 {
-	return pg_result(conn, PQsendQueryParams(conn, sql, n, NULL, params, NULL, NULL, 0), PGRES_TUPLES_OK, what,
-			 res);
+	return pg_result(conn, PQsendQueryParams(conn, sql, n, NULL, params, NULL, NULL, 0), PGRES_TUPLES_OK,
+	                 what, res);
 }
 
 static void append_identifier(struct buf *b, PGconn *conn, const char *name)
@@ -208,9 +210,9 @@ static void append_table(struct buf *b, PGconn *conn, const struct route_config 
 static int publication_exists(PGconn *sql, const char *name, bool *exists)
 {
 	PGresult *res;
-	const char *params[] = {name};
+	const char *params[] = { name };
 	int status = exec_query(sql, "SELECT 1 FROM pg_publication WHERE pubname = $1", 1, params, &res,
-				"cannot look up the publication");
+	                        "cannot look up the publication");
 	if (status == PG_OK) {
 		*exists = PQntuples(res) > 0;
 		PQclear(res);
@@ -243,11 +245,11 @@ static int create_publication(PGconn *sql, const struct config *cfg)
 static int publication_has_table(PGconn *sql, const char *pub, const struct route_config *rc, bool *has)
 {
 	PGresult *res;
-	const char *params[] = {pub, rc->schema, rc->table};
+	const char *params[] = { pub, rc->schema, rc->table };
 	int status = exec_query(sql,
-				"SELECT 1 FROM pg_publication_tables"
-				" WHERE pubname = $1 AND schemaname = $2 AND tablename = $3",
-				3, params, &res, "cannot look up the publication's tables");
+	                        "SELECT 1 FROM pg_publication_tables"
+	                        " WHERE pubname = $1 AND schemaname = $2 AND tablename = $3",
+	                        3, params, &res, "cannot look up the publication's tables");
 	if (status == PG_OK) {
 		*has = PQntuples(res) > 0;
 		PQclear(res);
@@ -260,15 +262,18 @@ int pgrepl_check_publication(PGconn *sql, const struct config *cfg)
 	for (size_t i = 0; i < cfg->nroutes; i++) {
 		const struct route_config *rc = &cfg->routes[i];
 		bool has = true;
-		int status = rc->table ? publication_has_table(sql, cfg->source.publication, rc, &has) : PG_OK;
+		int status =
+		        rc->table ? publication_has_table(sql, cfg->source.publication, rc, &has) : PG_OK;
 		if (status != PG_OK)
 			return status;
 		if (!has) {
-			log_error("a routed table left the publication (dropped, or dropped and created again):"
-				  " rows written to it since are not decoded and cannot be published; the relay"
-				  " stops so that this is seen. Starting it again adds the table back when"
-				  " create_publication is true",
-				  "publication", cfg->source.publication, "schema", rc->schema, "table", rc->table);
+			log_error(
+			        "a routed table left the publication (dropped, or dropped and created again):"
+			        " rows written to it since are not decoded and cannot be published; the relay"
+			        " stops so that this is seen. Starting it again adds the table back when"
+			        " create_publication is true",
+			        "publication", cfg->source.publication, "schema", rc->schema, "table",
+			        rc->table);
 			return PG_FATAL;
 		}
 	}
@@ -279,7 +284,7 @@ static int extend_publication(PGconn *sql, const struct config *cfg, const struc
 {
 	if (!cfg->source.create_publication) {
 		log_error("the publication does not cover a routed table and create_publication is false",
-			  "publication", cfg->source.publication, "schema", rc->schema, "table", rc->table);
+		          "publication", cfg->source.publication, "schema", rc->schema, "table", rc->table);
 		return PG_FATAL;
 	}
 	struct buf q = BUF_INIT;
@@ -290,8 +295,8 @@ static int extend_publication(PGconn *sql, const struct config *cfg, const struc
 	int status = pg_exec(sql, q.data, "cannot add a table to the publication");
 	buf_finish(&q);
 	if (status == PG_OK)
-		log_info("table added to publication", "publication", cfg->source.publication,
-			 "schema", rc->schema, "table", rc->table);
+		log_info("table added to publication", "publication", cfg->source.publication, "schema",
+		         rc->schema, "table", rc->table);
 	return status;
 }
 
@@ -304,8 +309,8 @@ int pgrepl_ensure_publication(PGconn *sql, const struct config *cfg)
 	if (!exists) {
 		if (cfg->source.create_publication)
 			return create_publication(sql, cfg);
-		log_error("the publication does not exist and create_publication is false",
-			  "publication", cfg->source.publication);
+		log_error("the publication does not exist and create_publication is false", "publication",
+		          cfg->source.publication);
 		return PG_FATAL;
 	}
 	for (size_t i = 0; i < cfg->nroutes && status == PG_OK; i++) {
@@ -322,9 +327,9 @@ int pgrepl_ensure_publication(PGconn *sql, const struct config *cfg)
 static int create_slot(PGconn *sql, const char *slot, lsn_t *confirmed)
 {
 	PGresult *res;
-	const char *params[] = {slot};
+	const char *params[] = { slot };
 	int status = exec_query(sql, "SELECT lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')", 1,
-				params, &res, "cannot create the replication slot");
+	                        params, &res, "cannot create the replication slot");
 	if (status == PG_OK) {
 		log_info("replication slot created", "slot", slot, "lsn", PQgetvalue(res, 0, 0));
 		if (lsn_parse(PQgetvalue(res, 0, 0), confirmed) < 0)
@@ -343,9 +348,11 @@ static int check_slot_row(const PGresult *res, const char *slot, lsn_t *confirme
 		return PG_FATAL;
 	}
 	if (strcmp(wal_status, "lost") == 0) {
-		log_error("the replication slot is invalidated: the WAL it needed was removed and events are lost;"
-			  " drop the slot (SELECT pg_drop_replication_slot(...)) and the checkpoint row to start afresh",
-			  "slot", slot, "wal_status", wal_status);
+		log_error("the replication slot is invalidated: the WAL it needed was removed and events are "
+		          "lost;"
+		          " drop the slot (SELECT pg_drop_replication_slot(...)) and the checkpoint row to "
+		          "start afresh",
+		          "slot", slot, "wal_status", wal_status);
 		return PG_FATAL;
 	}
 	if (lsn_parse(PQgetvalue(res, 0, 2), confirmed) < 0)
@@ -361,23 +368,25 @@ static void report_lost_slot(const struct config *cfg, lsn_t checkpoint_lsn)
 	 * needs no quoting and can be pasted as it is. */
 	char lsn[LSN_BUFLEN], accept[256];
 	snprintf(accept, sizeof accept, "DELETE FROM %s.checkpoint WHERE slot_name = '%s'",
-		 cfg->delivery.bookkeeping_schema, cfg->source.slot);
+	         cfg->delivery.bookkeeping_schema, cfg->source.slot);
 	log_error("the replication slot is missing but the checkpoint shows it was in use: events committed"
-		  " after the checkpoint may be lost, so the relay does not create a new slot; to accept the gap,"
-		  " run the SQL given and start again",
-		  "slot", cfg->source.slot, "checkpoint_lsn", lsn_format(checkpoint_lsn, lsn), "sql", accept);
+	          " after the checkpoint may be lost, so the relay does not create a new slot; to accept the "
+	          "gap,"
+	          " run the SQL given and start again",
+	          "slot", cfg->source.slot, "checkpoint_lsn", lsn_format(checkpoint_lsn, lsn), "sql", accept);
 }
 
 static int ensure_slot(PGconn *sql, const struct config *cfg, lsn_t checkpoint_lsn, lsn_t *confirmed)
 {
 	PGresult *res;
 	const char *slot = cfg->source.slot;
-	const char *params[] = {slot};
-	int status = exec_query(sql,
-				"SELECT plugin, coalesce(wal_status, ''), coalesce(confirmed_flush_lsn, '0/0')::text"
-				" FROM pg_replication_slots"
-				" WHERE slot_name = $1 AND slot_type = 'logical' AND database = current_database()",
-				1, params, &res, "cannot look up the replication slot");
+	const char *params[] = { slot };
+	int status = exec_query(
+	        sql,
+	        "SELECT plugin, coalesce(wal_status, ''), coalesce(confirmed_flush_lsn, '0/0')::text"
+	        " FROM pg_replication_slots"
+	        " WHERE slot_name = $1 AND slot_type = 'logical' AND database = current_database()",
+	        1, params, &res, "cannot look up the replication slot");
 	if (status != PG_OK)
 		return status;
 	bool exists = PQntuples(res) > 0;
@@ -413,8 +422,8 @@ int pgrepl_prepare(PGconn *sql, const struct config *cfg, lsn_t checkpoint_lsn, 
 struct route_check {
 	const struct config *cfg;
 	size_t route;
-	const char *table;	/* "schema.table" as written in errors */
-	PGresult *columns;	/* attname of every live column */
+	const char *table; /* "schema.table" as written in errors */
+	PGresult *columns; /* attname of every live column */
 	int missing;
 };
 
@@ -422,8 +431,8 @@ static void report_route_problem(const struct route_check *c, const char *key, c
 {
 	const struct route_config *rc = &c->cfg->routes[c->route];
 	char where[512];
-	snprintf(where, sizeof where, "%s:%d:%d: routes[%zu].%s: %s", c->cfg->path, rc->line, rc->column, c->route,
-		 key, problem);
+	snprintf(where, sizeof where, "%s:%d:%d: routes[%zu].%s: %s", c->cfg->path, rc->line, rc->column,
+	         c->route, key, problem);
 	log_error("the configuration does not match the database", "error", where);
 }
 
@@ -442,17 +451,17 @@ static void check_column(void *ctx, const char *key, const char *column)
 static int check_route(PGconn *sql, const struct config *cfg, const struct outbox *o, size_t i, int *missing)
 {
 	const struct route_config *rc = &cfg->routes[i];
-	const char *params[] = {rc->schema, rc->table};
+	const char *params[] = { rc->schema, rc->table };
 	char table[2 * 64 + 2];
-	struct route_check c = {cfg, i, table, NULL, 0};
+	struct route_check c = { cfg, i, table, NULL, 0 };
 	snprintf(table, sizeof table, "%s.%s", rc->schema, rc->table);
 	int status = exec_query(sql,
-				"SELECT a.attname FROM pg_catalog.pg_attribute a"
-				" JOIN pg_catalog.pg_class t ON t.oid = a.attrelid"
-				" JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace"
-				" WHERE n.nspname = $1 AND t.relname = $2 AND t.relkind IN ('r', 'p')"
-				" AND a.attnum > 0 AND NOT a.attisdropped",
-				2, params, &c.columns, "cannot read the routed table's columns");
+	                        "SELECT a.attname FROM pg_catalog.pg_attribute a"
+	                        " JOIN pg_catalog.pg_class t ON t.oid = a.attrelid"
+	                        " JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace"
+	                        " WHERE n.nspname = $1 AND t.relname = $2 AND t.relkind IN ('r', 'p')"
+	                        " AND a.attnum > 0 AND NOT a.attisdropped",
+	                        2, params, &c.columns, "cannot read the routed table's columns");
 	if (status != PG_OK)
 		return status;
 	if (PQntuples(c.columns) == 0) {
@@ -484,9 +493,9 @@ int pgrepl_check_routes(PGconn *sql, const struct config *cfg, const struct outb
 int pg_emit_marker(PGconn *sql, const char *prefix, const char *slot, lsn_t *lsn)
 {
 	PGresult *res;
-	const char *params[] = {prefix, slot};
+	const char *params[] = { prefix, slot };
 	int status = exec_query(sql, "SELECT pg_logical_emit_message(false, $1, $2)::text", 2, params, &res,
-				"cannot emit a logical message");
+	                        "cannot emit a logical message");
 	if (status != PG_OK)
 		return status;
 	if (lsn_parse(PQgetvalue(res, 0, 0), lsn) < 0) {
@@ -499,7 +508,7 @@ int pg_emit_marker(PGconn *sql, const char *prefix, const char *slot, lsn_t *lsn
 
 struct pgrepl {
 	PGconn *conn;
-	char *copybuf;		/* last PQgetCopyData buffer, freed on the next call */
+	char *copybuf; /* last PQgetCopyData buffer, freed on the next call */
 };
 
 static int start_streaming(struct pgrepl *r, const struct config *cfg, lsn_t start)
@@ -511,9 +520,9 @@ static int start_streaming(struct pgrepl *r, const struct config *cfg, lsn_t sta
 	/* Identifiers are validated by the configuration ([a-z0-9_]), so they need no
 	 * escaping inside the option's string literal. */
 	buf_printf(&q, " LOGICAL %s (proto_version '1', publication_names '\"%s\"', messages 'true')",
-		   lsn_format(start, lsn), cfg->source.publication);
-	int status = pg_result(r->conn, PQsendQuery(r->conn, q.data), PGRES_COPY_BOTH, "cannot start replication",
-			       NULL);
+	           lsn_format(start, lsn), cfg->source.publication);
+	int status = pg_result(r->conn, PQsendQuery(r->conn, q.data), PGRES_COPY_BOTH,
+	                       "cannot start replication", NULL);
 	buf_finish(&q);
 	return status;
 }
@@ -574,9 +583,11 @@ static int stream_ended(struct pgrepl *r)
 		status = pg_failure(r->conn, res, "replication stream failed");
 		const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 		if (state && strcmp(state, "42704") == 0)
-			log_error("the slot cannot decode past a change of its publication: a publication dropped"
-				  " (or recreated) after the slot's position is unknown to the WAL before it; recreate"
-				  " the slot, accepting that events committed meanwhile are not published");
+			log_error("the slot cannot decode past a change of its publication: a publication "
+			          "dropped"
+			          " (or recreated) after the slot's position is unknown to the WAL before "
+			          "it; recreate"
+			          " the slot, accepting that events committed meanwhile are not published");
 	}
 	PQclear(res);
 	return status;
@@ -627,7 +638,7 @@ static bool wait_socket(struct pgrepl *r, short events, int64_t deadline)
 	int64_t left = deadline - monotonic_ms();
 	if (left <= 0)
 		return false;
-	struct pollfd p = {.fd = PQsocket(r->conn), .events = events};
+	struct pollfd p = { .fd = PQsocket(r->conn), .events = events };
 	return poll(&p, 1, (int)left) > 0;
 }
 
@@ -651,7 +662,8 @@ static bool drain_copy_until(struct pgrepl *r, int64_t deadline)
 			PQfreemem(data);
 		if (len == -1)
 			break;
-		if (len == -2 || (len == 0 && (!wait_socket(r, POLLIN, deadline) || !PQconsumeInput(r->conn))))
+		if (len == -2 ||
+		    (len == 0 && (!wait_socket(r, POLLIN, deadline) || !PQconsumeInput(r->conn))))
 			return false;
 	}
 	PGresult *res;
@@ -671,9 +683,11 @@ void pgrepl_stop(struct pgrepl *r, lsn_t confirmed)
 	}
 	uint8_t msg[REPL_STATUS_LEN];
 	repl_status_build(msg, confirmed, pg_now(), false);
-	bool ok = PQputCopyData(r->conn, (const char *)msg, sizeof msg) == 1 && PQputCopyEnd(r->conn, NULL) == 1 &&
-		  flush_until(r, deadline) && drain_copy_until(r, deadline);
+	bool ok = PQputCopyData(r->conn, (const char *)msg, sizeof msg) == 1 &&
+	          PQputCopyEnd(r->conn, NULL) == 1 && flush_until(r, deadline) &&
+	          drain_copy_until(r, deadline);
 	if (!ok)
-		log_warn("replication did not end cleanly; the server may resend some events, which the checkpoint skips");
+		log_warn("replication did not end cleanly; the server may resend some events, which the "
+		         "checkpoint skips");
 	pgrepl_free(r);
 }

@@ -23,8 +23,8 @@ enum pg_status {
 	PG_OK = 0,
 	PG_RETRY = -1,
 	PG_FATAL = -2,
-	PG_CONFIG = -3,		/* the configuration does not match the database: exit 78 */
-	PG_STANDBY = -4,	/* the slot is streaming to another process: wait, then take over */
+	PG_CONFIG = -3,  /* the configuration does not match the database: exit 78 */
+	PG_STANDBY = -4, /* the slot is streaming to another process: wait, then take over */
 };
 
 /* Connects for ordinary SQL (replication = false) or for streaming (replication=database).

@@ -23,12 +23,12 @@
 
 enum stop_reason {
 	RUNNING,
-	STOP_SIGNAL,	/* SIGTERM/SIGINT: wait for acks up to drain_timeout */
-	STOP_DRAINED,	/* --drain reached the marker and everything is acknowledged */
-	STOP_FATAL,	/* exit 1 (or 78 when config_mismatch) */
+	STOP_SIGNAL,  /* SIGTERM/SIGINT: wait for acks up to drain_timeout */
+	STOP_DRAINED, /* --drain reached the marker and everything is acknowledged */
+	STOP_FATAL,   /* exit 1 (or 78 when config_mismatch) */
 };
 
-#define STANDBY_RETRY_MS 1000	/* how often a standby asks for the slot */
+#define STANDBY_RETRY_MS 1000 /* how often a standby asks for the slot */
 /* Periodic status updates ask the server to answer; a server silent this many intervals
  * while the relay reads is taken for a frozen peer or a dead path, and dropped. */
 #define SILENT_INTERVALS 3
@@ -47,9 +47,9 @@ struct retired {
 };
 
 struct relay {
-	const struct config *cfg;	/* the running configuration (reloads change it in place) */
-	struct config *live_cfg;	/* the same, writable, for reloads */
-	struct outbox **outbox_slot;	/* the caller's, updated by reloads */
+	const struct config *cfg;    /* the running configuration (reloads change it in place) */
+	struct config *live_cfg;     /* the same, writable, for reloads */
+	struct outbox **outbox_slot; /* the caller's, updated by reloads */
 	struct outbox *outbox;
 	struct retired *retired;
 	size_t nretired;
@@ -64,17 +64,17 @@ struct relay {
 	int sigfd;
 
 	/* Bookkeeping. */
-	bool loaded;			/* checkpoint read (once per process) */
-	struct checkpoint_row saved;	/* what the checkpoint table holds */
-	lsn_t confirmed_sent;		/* what the slot was last told */
-	struct event_pos handled;	/* newest event published or set aside: a replay
-					 * skips everything up to here */
-	uint64_t acked;			/* acknowledged events over the slot's life */
+	bool loaded;                 /* checkpoint read (once per process) */
+	struct checkpoint_row saved; /* what the checkpoint table holds */
+	lsn_t confirmed_sent;        /* what the slot was last told */
+	/* Newest event published or set aside: a replay skips everything up to here. */
+	struct event_pos handled;
+	uint64_t acked; /* acknowledged events over the slot's life */
 
 	/* The transaction being received. */
 	bool in_txn;
 	lsn_t txn_commit_lsn;
-	char txn_lsn_text[LSN_BUFLEN];	/* formatted once per transaction for its events */
+	char txn_lsn_text[LSN_BUFLEN]; /* formatted once per transaction for its events */
 	char txn_time_text[40];
 	pg_time_t txn_commit_time;
 	int32_t txn_next_index;
@@ -85,7 +85,7 @@ struct relay {
 	/* QoS 0 acks arrive inside mqtt_publish, before the ledger knows the mid. */
 	bool publishing;
 	int early_ack_mid;
-	bool ready_sent;		/* READY=1 told to the service manager */
+	bool ready_sent; /* READY=1 told to the service manager */
 
 	/* --drain */
 	lsn_t drain_target;
@@ -95,31 +95,31 @@ struct relay {
 	int64_t pg_retry_at;
 	int64_t mqtt_retry_at;
 	int64_t next_status_at;
-	int64_t pg_heard_at;		/* last time the replication stream gave data */
+	int64_t pg_heard_at; /* last time the replication stream gave data */
 	int64_t next_checkpoint_at;
 	int64_t stop_deadline;
 	struct backoff pg_backoff;
 	struct backoff mqtt_backoff;
 
-	struct inflight *inflight;	/* QoS 1/2 events the broker may still refuse */
+	struct inflight *inflight; /* QoS 1/2 events the broker may still refuse */
 
 	/* Monitoring (SPEC §8). */
 	uint64_t dead_lettered;
 	uint64_t reconnects;
-	lsn_t server_wal_end;		/* newest WAL end the server reported */
+	lsn_t server_wal_end; /* newest WAL end the server reported */
 	pg_time_t last_acked_commit_time;
-	uint64_t stats_acked;		/* acked at the last stats line, for the rate */
+	uint64_t stats_acked; /* acked at the last stats line, for the rate */
 	int64_t stats_at;
 	int64_t next_stats_at;
 	int64_t next_heartbeat_at;
 	int64_t next_publication_check_at;
-	uint32_t watchdog_interval_ms;	/* 0: no systemd watchdog */
+	uint32_t watchdog_interval_ms; /* 0: no systemd watchdog */
 	int64_t next_watchdog_at;
 
 	enum stop_reason stop;
-	bool config_mismatch;		/* routes name what the database lacks: exit 78 */
-	bool standby;			/* waiting for another process to free the slot */
-	bool pg_backoff_pending_reset;	/* reset the backoff once the stream delivers */
+	bool config_mismatch;          /* routes name what the database lacks: exit 78 */
+	bool standby;                  /* waiting for another process to free the slot */
+	bool pg_backoff_pending_reset; /* reset the backoff once the stream delivers */
 };
 
 /* ---- helpers ------------------------------------------------------------------------ */
@@ -131,7 +131,7 @@ static bool pos_after(struct event_pos a, struct event_pos b)
 
 static struct event_pos ledger_event_pos(struct ledger_pos p)
 {
-	return (struct event_pos){p.commit_lsn, p.event_index};
+	return (struct event_pos){ p.commit_lsn, p.event_index };
 }
 
 static uint32_t jitter(void)
@@ -163,9 +163,10 @@ static void pg_schedule_retry(struct relay *r)
 	uint32_t delay = backoff_next(&r->pg_backoff, jitter());
 	char text[16];
 	if (r->standby && delay > STANDBY_RETRY_MS)
-		delay = STANDBY_RETRY_MS;	/* take over soon after the slot is freed */
+		delay = STANDBY_RETRY_MS; /* take over soon after the slot is freed */
 	snprintf(text, sizeof text, "%" PRIu32 "ms", delay);
-	log_write(r->standby ? LOG_DEBUG : LOG_INFO, "PostgreSQL unavailable, retrying", "in", text, (const char *)NULL);
+	log_write(r->standby ? LOG_DEBUG : LOG_INFO, "PostgreSQL unavailable, retrying", "in", text,
+	          (const char *)NULL);
 	r->pg_retry_at = monotonic_ms() + delay;
 }
 
@@ -182,7 +183,8 @@ static int load_checkpoint(struct relay *r)
 		char commit[LSN_BUFLEN], confirmed[LSN_BUFLEN], index[16];
 		snprintf(index, sizeof index, "%" PRId32, r->saved.pos.event_index);
 		log_info("checkpoint loaded", "commit_lsn", lsn_format(r->saved.pos.commit_lsn, commit),
-			 "event_index", index, "confirmed_lsn", lsn_format(r->saved.pos.confirmed_lsn, confirmed));
+		         "event_index", index, "confirmed_lsn",
+		         lsn_format(r->saved.pos.confirmed_lsn, confirmed));
 	}
 	return PG_OK;
 }
@@ -200,7 +202,7 @@ static int pg_open(struct relay *r)
 		status = checkpoint_prepare(r->sql, cfg);
 	if (status == PG_OK && !r->loaded)
 		status = load_checkpoint(r);
-	lsn_t checkpoint_lsn = r->saved.pos.confirmed_lsn;	/* LSN_INVALID: no checkpoint */
+	lsn_t checkpoint_lsn = r->saved.pos.confirmed_lsn; /* LSN_INVALID: no checkpoint */
 	lsn_t slot_confirmed = LSN_INVALID;
 	if (status == PG_OK)
 		status = pgrepl_prepare(r->sql, cfg, checkpoint_lsn, &slot_confirmed);
@@ -240,7 +242,7 @@ static void pg_maintain(struct relay *r, int64_t now)
 	r->config_mismatch = status == PG_CONFIG;
 	if (status == PG_STANDBY && !r->standby)
 		log_info("the slot is in use by another process: waiting as a standby until it is free",
-			 "slot", r->cfg->source.slot);
+		         "slot", r->cfg->source.slot);
 	r->standby = status == PG_STANDBY;
 	if (r->standby && !r->ready_sent) {
 		/* The active relay moves the checkpoint on: read it again when taking over. */
@@ -269,9 +271,9 @@ static void log_event(enum log_level level, const char *msg, const struct event 
 {
 	char lsn[LSN_BUFLEN], index[16];
 	snprintf(index, sizeof index, "%" PRId32, ev->index);
-	log_write(level, msg, "reason", why, "event_id", ev->event_id.len ? ev->event_id.data : "",
-		  "source", ev->source ? ev->source : "", "commit_lsn", lsn_format(ev->commit_lsn, lsn),
-		  "event_index", index, (const char *)NULL);
+	log_write(level, msg, "reason", why, "event_id", ev->event_id.len ? ev->event_id.data : "", "source",
+	          ev->source ? ev->source : "", "commit_lsn", lsn_format(ev->commit_lsn, lsn), "event_index",
+	          index, (const char *)NULL);
 }
 
 /*
@@ -283,7 +285,8 @@ static void log_event(enum log_level level, const char *msg, const struct event 
 static int reject(struct relay *r, const struct event *ev, const char *why)
 {
 	if (r->cfg->delivery.on_reject == REJECT_STOP) {
-		log_event(LOG_ERROR, "event cannot be published; stopping (delivery.on_reject: stop)", ev, why);
+		log_event(LOG_ERROR, "event cannot be published; stopping (delivery.on_reject: stop)", ev,
+		          why);
 		fail(r);
 		return PG_FATAL;
 	}
@@ -301,11 +304,12 @@ static bool handle_refusal(struct relay *r, int mid, int reason)
 {
 	char why[96];
 	snprintf(why, sizeof why, "the broker refused the message: reason code 0x%02x (%s)", reason,
-		 mqtt_reason_text(reason));
+	         mqtt_reason_text(reason));
 	struct event *ev = inflight_find(r->inflight, mid);
 	if (!ev) {
 		log_error("the broker refused a message the relay no longer holds; stopping so that it is"
-			  " published again after restart", "reason", why);
+		          " published again after restart",
+		          "reason", why);
 		fail(r);
 		return false;
 	}
@@ -315,7 +319,8 @@ static bool handle_refusal(struct relay *r, int mid, int reason)
 	if (status == PG_RETRY) {
 		/* It was published already, so a reconnect would skip it: start over instead. */
 		log_error("cannot dead-letter a refused event; stopping so that it is published again after"
-			  " restart", "reason", why);
+		          " restart",
+		          "reason", why);
 		fail(r);
 	}
 	return false;
@@ -380,12 +385,12 @@ static void set_aside(struct relay *r, const char *why)
 {
 	int status = reject(r, &r->ev, why);
 	if (status == PG_RETRY) {
-		pg_lost(r);	/* the event comes again after reconnecting */
+		pg_lost(r); /* the event comes again after reconnecting */
 		return;
 	}
 	if (status != PG_OK)
 		return;
-	r->handled = (struct event_pos){r->ev.commit_lsn, r->ev.index};
+	r->handled = (struct event_pos){ r->ev.commit_lsn, r->ev.index };
 	r->ev_pending = false;
 	event_trim(&r->ev);
 }
@@ -410,7 +415,7 @@ static void try_publish(struct relay *r)
 		fail(r);
 		return;
 	}
-	r->handled = (struct event_pos){r->ev.commit_lsn, r->ev.index};
+	r->handled = (struct event_pos){ r->ev.commit_lsn, r->ev.index };
 	r->ev_pending = false;
 	if (r->early_ack_mid == mid) {
 		on_ack(r, mid, 0);
@@ -424,9 +429,9 @@ static void try_publish(struct relay *r)
 /* Numbers the next event of the open transaction; false if it was handled before. */
 static bool next_event(struct relay *r)
 {
-	struct event_pos pos = {r->txn_commit_lsn, r->txn_next_index++};
+	struct event_pos pos = { r->txn_commit_lsn, r->txn_next_index++ };
 	if (!pos_after(pos, r->handled))
-		return false;	/* replayed: published before (or before the checkpoint) */
+		return false; /* replayed: published before (or before the checkpoint) */
 	r->ev.commit_lsn = pos.commit_lsn;
 	r->ev.index = pos.index;
 	r->ev.lsn_text = r->txn_lsn_text;
@@ -452,11 +457,12 @@ static void handle_insert(struct relay *r, const struct pgo_relation *rel, const
 static void handle_routed_message(struct relay *r, const struct pgo_msg *msg)
 {
 	char why[256];
-	struct outbox_route *route = r->in_txn ? outbox_route_message(r->outbox, msg->u.message.prefix) : NULL;
+	struct outbox_route *route =
+	        r->in_txn ? outbox_route_message(r->outbox, msg->u.message.prefix) : NULL;
 	if (!route || !next_event(r))
 		return;
 	if (outbox_build_message(route, msg->u.message.prefix, msg->u.message.content, msg->u.message.len,
-				 &r->ev, why, sizeof why) < 0)
+	                         &r->ev, why, sizeof why) < 0)
 		set_aside(r, why);
 	else
 		try_publish(r);
@@ -475,7 +481,8 @@ static void handle_message(struct relay *r, const struct pgo_msg *msg)
 	/* Outside any transaction, with every earlier commit already received: a safe
 	 * position to confirm once nothing is in flight. */
 	ledger_idle_advance(r->ledger, msg->u.message.lsn);
-	if (drain && r->drain_mode && r->drain_target != LSN_INVALID && msg->u.message.lsn >= r->drain_target) {
+	if (drain && r->drain_mode && r->drain_target != LSN_INVALID &&
+	    msg->u.message.lsn >= r->drain_target) {
 		r->drain_reached = true;
 		log_info("drain: everything committed before start has been received");
 	}
@@ -496,19 +503,15 @@ static void handle_change(struct relay *r, const struct pgo_msg *msg)
 		ledger_txn_end(r->ledger, msg->u.commit.commit_lsn, msg->u.commit.end_lsn);
 		r->in_txn = false;
 		break;
-	case PGO_INSERT:
-		handle_insert(r, msg->u.insert.rel, &msg->u.insert.tuple);
-		break;
-	case PGO_MESSAGE:
-		handle_message(r, msg);
-		break;
+	case PGO_INSERT: handle_insert(r, msg->u.insert.rel, &msg->u.insert.tuple); break;
+	case PGO_MESSAGE: handle_message(r, msg); break;
 	case PGO_UPDATE:
 		if (outbox_update_is_new(r->outbox, msg->u.update.rel))
-			log_warn("UPDATE of an outbox table is not published (outbox rows are inserted, not changed)",
-				 "schema", msg->u.update.rel->schema, "table", msg->u.update.rel->name);
+			log_warn("UPDATE of an outbox table is not published (outbox rows are inserted, not "
+			         "changed)",
+			         "schema", msg->u.update.rel->schema, "table", msg->u.update.rel->name);
 		break;
-	default:
-		break;	/* relations are cached by the decoder; the rest is not published */
+	default: break; /* relations are cached by the decoder; the rest is not published */
 	}
 }
 
@@ -587,7 +590,7 @@ static void receive(struct relay *r)
 
 static int save_checkpoint(struct relay *r, struct ledger_pos pos)
 {
-	struct checkpoint_row row = {pos, r->acked};
+	struct checkpoint_row row = { pos, r->acked };
 	int status = checkpoint_save(r->sql, r->cfg->source.slot, &row);
 	if (status == PG_OK)
 		r->saved = row;
@@ -634,7 +637,8 @@ static void check_silence(struct relay *r, int64_t now)
 		return;
 	char silent[24];
 	snprintf(silent, sizeof silent, "%" PRId64 "ms", now - r->pg_heard_at);
-	log_warn("PostgreSQL stopped answering on the replication connection; reconnecting", "silent_for", silent);
+	log_warn("PostgreSQL stopped answering on the replication connection; reconnecting", "silent_for",
+	         silent);
 	pg_lost(r);
 }
 
@@ -671,25 +675,26 @@ static void heartbeat(struct relay *r, int64_t now)
 static void log_stats(struct relay *r, int64_t now)
 {
 	char published[24], rate[24], dead[24], inflight[24], lag_bytes[24], lag_ms[24], lsn[LSN_BUFLEN],
-		reconnects[24];
+	        reconnects[24];
 	double seconds = r->stats_at ? (double)(now - r->stats_at) / 1000.0 : 0.0;
 	lsn_t confirmed = r->confirmed_sent;
 	int64_t lag = r->last_acked_commit_time ? (pg_now() - r->last_acked_commit_time) / 1000 : 0;
 	snprintf(published, sizeof published, "%" PRIu64, r->acked);
-	snprintf(rate, sizeof rate, "%.1f", seconds > 0 ? (double)(r->acked - r->stats_acked) / seconds : 0.0);
+	snprintf(rate, sizeof rate, "%.1f",
+	         seconds > 0 ? (double)(r->acked - r->stats_acked) / seconds : 0.0);
 	snprintf(dead, sizeof dead, "%" PRIu64, r->dead_lettered);
 	snprintf(inflight, sizeof inflight, "%zu", r->ledger ? ledger_inflight(r->ledger) : (size_t)0);
 	snprintf(lag_bytes, sizeof lag_bytes, "%" PRIu64,
-		 r->server_wal_end > confirmed ? (uint64_t)(r->server_wal_end - confirmed) : (uint64_t)0);
+	         r->server_wal_end > confirmed ? (uint64_t)(r->server_wal_end - confirmed) : (uint64_t)0);
 	snprintf(lag_ms, sizeof lag_ms, "%" PRId64, lag > 0 ? lag : 0);
 	snprintf(reconnects, sizeof reconnects, "%" PRIu64, r->reconnects);
 	char status[256];
-	snprintf(status, sizeof status, "published %s, %s/s, dead-lettered %s, in flight %s, lag %s ms", published,
-		 rate, dead, inflight, lag_ms);
+	snprintf(status, sizeof status, "published %s, %s/s, dead-lettered %s, in flight %s, lag %s ms",
+	         published, rate, dead, inflight, lag_ms);
 	notify_status(status);
 	log_info("stats", "published", published, "rate", rate, "dead_lettered", dead, "inflight", inflight,
-		 "lag_bytes", lag_bytes, "lag_ms", lag_ms, "checkpoint_lsn", lsn_format(r->saved.pos.commit_lsn, lsn),
-		 "reconnects", reconnects);
+	         "lag_bytes", lag_bytes, "lag_ms", lag_ms, "checkpoint_lsn",
+	         lsn_format(r->saved.pos.commit_lsn, lsn), "reconnects", reconnects);
 	r->stats_acked = r->acked;
 	r->stats_at = now;
 }
@@ -749,7 +754,7 @@ static bool finished(struct relay *r, int64_t now)
 	}
 	if (r->stop == STOP_SIGNAL) {
 		if (!r->repl)
-			return true;	/* nothing to checkpoint into until PostgreSQL is back */
+			return true; /* nothing to checkpoint into until PostgreSQL is back */
 		return flushed(r) || now >= r->stop_deadline;
 	}
 	return false;
@@ -761,8 +766,9 @@ static void final_bookkeeping(struct relay *r)
 	if (!r->repl || !r->ledger)
 		return;
 	struct ledger_pos pos = ledger_safe(r->ledger);
-	bool changed = pos.commit_lsn != r->saved.pos.commit_lsn || pos.event_index != r->saved.pos.event_index ||
-		       pos.confirmed_lsn != r->saved.pos.confirmed_lsn;
+	bool changed = pos.commit_lsn != r->saved.pos.commit_lsn ||
+	               pos.event_index != r->saved.pos.event_index ||
+	               pos.confirmed_lsn != r->saved.pos.confirmed_lsn;
 	if (changed && save_checkpoint(r, pos) != PG_OK) {
 		log_warn("final checkpoint not written; acknowledged events may be published again");
 		pgrepl_stop(r->repl, r->confirmed_sent);
@@ -780,7 +786,7 @@ static void log_summary(const struct relay *r)
 	snprintf(acked, sizeof acked, "%" PRIu64, r->acked);
 	snprintf(inflight, sizeof inflight, "%zu", r->ledger ? ledger_inflight(r->ledger) : (size_t)0);
 	log_info("stopped", "published_total", acked, "unacknowledged", inflight, "confirmed_lsn",
-		 lsn_format(r->confirmed_sent, confirmed));
+	         lsn_format(r->confirmed_sent, confirmed));
 }
 
 /* ---- reloading (SIGHUP) ------------------------------------------------------------- */
@@ -830,10 +836,10 @@ static void apply_reload(struct relay *r, struct config *next, struct outbox *ou
 	if (!r->log_level_fixed)
 		log_set_level(live->log.level);
 	live->log.stats_interval_ms = next->log.stats_interval_ms;
-	r->next_stats_at = 0;	/* re-armed with the new interval */
+	r->next_stats_at = 0; /* re-armed with the new interval */
 
 	r->retired = xrealloc(r->retired, (r->nretired + 1) * sizeof *r->retired);
-	r->retired[r->nretired++] = (struct retired){*next, r->outbox};
+	r->retired[r->nretired++] = (struct retired){ *next, r->outbox };
 	r->outbox = outbox;
 	*r->outbox_slot = outbox;
 }
@@ -846,7 +852,7 @@ static void reload(struct relay *r)
 	size_t size = 0;
 	FILE *errs = open_memstream(&errors, &size);
 	if (!errs)
-		abort();	/* only for want of memory */
+		abort(); /* only for want of memory */
 	notify_reloading();
 	log_info("reloading the configuration", "config", r->cfg->path);
 	bool loaded = config_load(r->cfg->path, &next, errs) == 0;
@@ -925,7 +931,7 @@ static int64_t earliest(int64_t a, int64_t b)
 
 static int poll_timeout(const struct relay *r, int64_t now)
 {
-	int64_t at = now + 1000;	/* MQTT keepalive housekeeping */
+	int64_t at = now + 1000; /* MQTT keepalive housekeeping */
 	if (!r->repl)
 		at = earliest(at, r->pg_retry_at);
 	else
@@ -948,16 +954,17 @@ enum { FD_SIGNAL, FD_PG, FD_MQTT, NFDS };
 static void wait_and_dispatch(struct relay *r)
 {
 	struct pollfd fds[NFDS] = {
-		[FD_SIGNAL] = {.fd = r->sigfd, .events = POLLIN},
-		[FD_PG] = {.fd = -1},
-		[FD_MQTT] = {.fd = mqtt_socket(r->mqtt), .events = POLLIN},
+		[FD_SIGNAL] = { .fd = r->sigfd, .events = POLLIN },
+		[FD_PG] = { .fd = -1 },
+		[FD_MQTT] = { .fd = mqtt_socket(r->mqtt), .events = POLLIN },
 	};
 	int pending_output = r->repl ? pgrepl_flush(r->repl) : PG_OK;
 	if (pending_output < 0)
 		pg_lost(r);
 	if (r->repl) {
 		fds[FD_PG].fd = pgrepl_socket(r->repl);
-		fds[FD_PG].events = (short)((can_receive(r) ? POLLIN : 0) | (pending_output == 1 ? POLLOUT : 0));
+		fds[FD_PG].events =
+		        (short)((can_receive(r) ? POLLIN : 0) | (pending_output == 1 ? POLLOUT : 0));
 	}
 	if (mqtt_want_write(r->mqtt))
 		fds[FD_MQTT].events |= POLLOUT;
@@ -970,7 +977,8 @@ static void wait_and_dispatch(struct relay *r)
 	if (fds[FD_SIGNAL].revents)
 		handle_signals(r);
 	enum mqtt_state before = mqtt_state(r->mqtt);
-	mqtt_handle_io(r->mqtt, fds[FD_MQTT].revents & (POLLIN | POLLERR | POLLHUP), fds[FD_MQTT].revents & POLLOUT);
+	mqtt_handle_io(r->mqtt, fds[FD_MQTT].revents & (POLLIN | POLLERR | POLLHUP),
+	               fds[FD_MQTT].revents & POLLOUT);
 	mqtt_check_down(r, before);
 	notify_when_ready(r);
 	if (r->repl && fds[FD_PG].revents & (POLLIN | POLLERR | POLLHUP) && pgrepl_consume(r->repl) != PG_OK)
@@ -996,7 +1004,8 @@ static void step(struct relay *r)
 	watchdog(r, now);
 }
 
-static int relay_init(struct relay *r, struct config *cfg, struct outbox **outbox, const struct relay_options *opts)
+static int relay_init(struct relay *r, struct config *cfg, struct outbox **outbox,
+                      const struct relay_options *opts)
 {
 	memset(r, 0, sizeof *r);
 	r->cfg = r->live_cfg = cfg;
@@ -1012,8 +1021,8 @@ static int relay_init(struct relay *r, struct config *cfg, struct outbox **outbo
 	r->sigfd = open_signalfd();
 	r->watchdog_interval_ms = notify_watchdog_interval_ms();
 	pg_set_answer_timeout((int)((int64_t)SILENT_INTERVALS * cfg->source.status_interval_ms > INT32_MAX
-					    ? INT32_MAX
-					    : (int64_t)SILENT_INTERVALS * cfg->source.status_interval_ms));
+	                                    ? INT32_MAX
+	                                    : (int64_t)SILENT_INTERVALS * cfg->source.status_interval_ms));
 	r->decoder = pgo_decoder_new();
 	r->inflight = inflight_new((size_t)cfg->broker.max_inflight);
 	r->mqtt = mqtt_new(cfg, on_ack, r);

@@ -11,8 +11,8 @@
 #include "outbox.h"
 
 struct relay_options {
-	bool drain;		/* publish what was committed before start, then stop */
-	bool log_level_fixed;	/* -l given: a reload keeps it */
+	bool drain;           /* publish what was committed before start, then stop */
+	bool log_level_fixed; /* -l given: a reload keeps it */
 };
 
 /* Blocks the signals the loop reads from a signalfd: called first thing in main, so that

@@ -10,12 +10,13 @@
 /* A template is a list of segments: literal text (braces already unescaped) or a field. */
 struct segment {
 	bool is_field;
-	size_t start;	/* literal: offset into text; field: index into fields */
-	size_t len;	/* literal: length in bytes */
+	size_t start; /* literal: offset into text; field: index into fields */
+	size_t len;   /* literal: length in bytes */
 };
 
-struct template {
-	char *text;	/* every literal segment, back to back */
+struct template
+{
+	char *text; /* every literal segment, back to back */
 	struct segment *segs;
 	size_t nsegs;
 	char **fields;
@@ -39,10 +40,9 @@ enum flaw {
 
 struct scan {
 	enum flaw flaw;
-	size_t offset;		/* where the flaw starts */
-	uint32_t codepoint;	/* for FLAW_CONTROL and FLAW_NONCHARACTER */
+	size_t offset;      /* where the flaw starts */
+	uint32_t codepoint; /* for FLAW_CONTROL and FLAW_NONCHARACTER */
 };
-
 
 /* How a lead byte starts a sequence: its length, the smallest code point it may carry
  * (anything lower is overlong) and the payload bits it holds. */
@@ -55,9 +55,9 @@ struct utf8_lead {
 
 /* C0, C1 (always overlong) and F5..FF (beyond U+10FFFF) lead nothing. */
 static const struct utf8_lead utf8_leads[] = {
-	{0xC2, 0xDF, 2, 0x80, 0x1F},
-	{0xE0, 0xEF, 3, 0x800, 0x0F},
-	{0xF0, 0xF4, 4, 0x10000, 0x07},
+	{ 0xC2, 0xDF, 2, 0x80, 0x1F },
+	{ 0xE0, 0xEF, 3, 0x800, 0x0F },
+	{ 0xF0, 0xF4, 4, 0x10000, 0x07 },
 };
 
 static const struct utf8_lead *utf8_lead_of(unsigned char c)
@@ -99,14 +99,10 @@ static bool is_noncharacter(uint32_t cp)
 static enum flaw ascii_flaw(unsigned char c)
 {
 	switch (c) {
-	case '\0':
-		return FLAW_NUL;
-	case '+':
-		return FLAW_PLUS;
-	case '#':
-		return FLAW_HASH;
-	default:
-		return is_control(c) ? FLAW_CONTROL : FLAW_NONE;
+	case '\0': return FLAW_NUL;
+	case '+': return FLAW_PLUS;
+	case '#': return FLAW_HASH;
+	default: return is_control(c) ? FLAW_CONTROL : FLAW_NONE;
 	}
 }
 
@@ -123,7 +119,7 @@ static enum flaw codepoint_flaw(uint32_t cp)
 static struct scan scan_topic_text(const char *text, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)text;
-	struct scan r = {FLAW_NONE, 0, 0};
+	struct scan r = { FLAW_NONE, 0, 0 };
 	size_t i = 0;
 	while (i < len) {
 		size_t n = 1;
@@ -158,7 +154,7 @@ static void add_literal(struct parser *p, const char *s, size_t len)
 	struct template *t = p->t;
 	bool extends_literal = t->nsegs > 0 && !t->segs[t->nsegs - 1].is_field;
 	if (!extends_literal)
-		t->segs[t->nsegs++] = (struct segment){false, p->text.len, 0};
+		t->segs[t->nsegs++] = (struct segment){ false, p->text.len, 0 };
 	buf_append(&p->text, s, len);
 	t->segs[t->nsegs - 1].len += len;
 }
@@ -166,7 +162,7 @@ static void add_literal(struct parser *p, const char *s, size_t len)
 static void add_field(struct parser *p, const char *name, size_t len)
 {
 	struct template *t = p->t;
-	t->segs[t->nsegs++] = (struct segment){true, t->nfields, 0};
+	t->segs[t->nsegs++] = (struct segment){ true, t->nfields, 0 };
 	t->fields[t->nfields++] = xstrndup(name, len);
 }
 
@@ -177,18 +173,16 @@ static int literal_error(struct parser *p, size_t start, struct scan s)
 	case FLAW_PLUS:
 	case FLAW_HASH:
 		return error_printf(p->err, p->errlen,
-			    "\"%c\" is an MQTT wildcard and cannot appear in a topic",
-			    p->src[at]);
+		                    "\"%c\" is an MQTT wildcard and cannot appear in a topic", p->src[at]);
 	case FLAW_CONTROL:
 		return error_printf(p->err, p->errlen,
-			    "control character U+%04X at offset %zu cannot appear in a topic",
-			    (unsigned)s.codepoint, at);
+		                    "control character U+%04X at offset %zu cannot appear in a topic",
+		                    (unsigned)s.codepoint, at);
 	case FLAW_NONCHARACTER:
 		return error_printf(p->err, p->errlen,
-			    "noncharacter U+%04X at offset %zu cannot appear in a topic",
-			    (unsigned)s.codepoint, at);
-	default:
-		return error_printf(p->err, p->errlen, "invalid UTF-8 at offset %zu", at);
+		                    "noncharacter U+%04X at offset %zu cannot appear in a topic",
+		                    (unsigned)s.codepoint, at);
+	default: return error_printf(p->err, p->errlen, "invalid UTF-8 at offset %zu", at);
 	}
 }
 
@@ -232,7 +226,7 @@ static int parse_brace(struct parser *p, size_t at, size_t *len)
 	if (c == '{')
 		return parse_field(p, at, len);
 	return error_printf(p->err, p->errlen,
-		    "\"}\" without \"{\" at offset %zu (write \"}}\" for a literal brace)", at);
+	                    "\"}\" without \"{\" at offset %zu (write \"}}\" for a literal brace)", at);
 }
 
 /* Each field adds at most two segments (itself and the literal after it). */
@@ -249,7 +243,7 @@ static struct template *template_alloc(const char *src)
 
 struct template *template_parse(const char *src, char *err, size_t errlen)
 {
-	struct parser p = {src, template_alloc(src), BUF_INIT, err, errlen};
+	struct parser p = { src, template_alloc(src), BUF_INIT, err, errlen };
 	size_t at = 0;
 	while (src[at]) {
 		size_t len = 0;
@@ -293,25 +287,20 @@ const char *template_field(const struct template *t, size_t i)
 static int value_error(const char *name, struct scan s, char *why, size_t whylen)
 {
 	switch (s.flaw) {
-	case FLAW_NUL:
-		return error_printf(why, whylen, "field {%s} contains NUL", name);
-	case FLAW_PLUS:
-		return error_printf(why, whylen, "field {%s} contains \"+\"", name);
-	case FLAW_HASH:
-		return error_printf(why, whylen, "field {%s} contains \"#\"", name);
+	case FLAW_NUL: return error_printf(why, whylen, "field {%s} contains NUL", name);
+	case FLAW_PLUS: return error_printf(why, whylen, "field {%s} contains \"+\"", name);
+	case FLAW_HASH: return error_printf(why, whylen, "field {%s} contains \"#\"", name);
 	case FLAW_CONTROL:
-		return error_printf(why, whylen, "field {%s} contains control character U+%04X",
-			    name, (unsigned)s.codepoint);
+		return error_printf(why, whylen, "field {%s} contains control character U+%04X", name,
+		                    (unsigned)s.codepoint);
 	case FLAW_NONCHARACTER:
-		return error_printf(why, whylen, "field {%s} contains noncharacter U+%04X",
-			    name, (unsigned)s.codepoint);
-	default:
-		return error_printf(why, whylen, "field {%s} is not valid UTF-8", name);
+		return error_printf(why, whylen, "field {%s} contains noncharacter U+%04X", name,
+		                    (unsigned)s.codepoint);
+	default: return error_printf(why, whylen, "field {%s} is not valid UTF-8", name);
 	}
 }
 
-static int check_value(const char *name, const struct template_value *v,
-		       char *why, size_t whylen)
+static int check_value(const char *name, const struct template_value *v, char *why, size_t whylen)
 {
 	if (v->null)
 		return error_printf(why, whylen, "field {%s} is NULL", name);
@@ -323,8 +312,8 @@ static int check_value(const char *name, const struct template_value *v,
 
 /* Checks every value and sums the topic's length, so nothing is written on failure and
  * an oversized value never grows the output buffer. */
-static int measure(const struct template *t, const struct template_value *values,
-		   size_t *total, char *why, size_t whylen)
+static int measure(const struct template *t, const struct template_value *values, size_t *total, char *why,
+                   size_t whylen)
 {
 	*total = 0;
 	for (size_t i = 0; i < t->nsegs; i++) {
@@ -341,8 +330,8 @@ static int measure(const struct template *t, const struct template_value *values
 	return 0;
 }
 
-int template_expand(const struct template *t, const struct template_value *values,
-		    struct buf *out, char *why, size_t whylen)
+int template_expand(const struct template *t, const struct template_value *values, struct buf *out, char *why,
+                    size_t whylen)
 {
 	size_t total;
 	buf_reset(out);
@@ -351,8 +340,8 @@ int template_expand(const struct template *t, const struct template_value *value
 	if (total == 0)
 		return error_printf(why, whylen, "topic is empty");
 	if (total > TOPIC_MAX_LEN)
-		return error_printf(why, whylen, "topic is %zu bytes, longer than MQTT's %d",
-			    total, TOPIC_MAX_LEN);
+		return error_printf(why, whylen, "topic is %zu bytes, longer than MQTT's %d", total,
+		                    TOPIC_MAX_LEN);
 	for (size_t i = 0; i < t->nsegs; i++) {
 		const struct segment *sg = &t->segs[i];
 		if (sg->is_field)

@@ -34,7 +34,7 @@ size_t template_nfields(const struct template *t);
 const char *template_field(const struct template *t, size_t i);
 
 struct template_value {
-	const char *data;	/* not NUL-terminated */
+	const char *data; /* not NUL-terminated */
 	size_t len;
 	bool null;
 };
@@ -45,7 +45,7 @@ struct template_value {
  * control character or a noncharacter, or when the result is empty or longer than
  * TOPIC_MAX_LEN. The reason names the field, e.g. "field {aggregate_id} is NULL".
  */
-int template_expand(const struct template *t, const struct template_value *values,
-		    struct buf *out, char *why, size_t whylen);
+int template_expand(const struct template *t, const struct template_value *values, struct buf *out, char *why,
+                    size_t whylen);
 
 #endif

@@ -17,7 +17,7 @@
 #include "latency.h"
 
 #define CHUNK 65536
-#define KEEP 32		/* bytes kept across reads: prefix + digits of a split match */
+#define KEEP 32 /* bytes kept across reads: prefix + digits of a split match */
 
 int main(int argc, char **argv)
 {
@@ -28,9 +28,7 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'n': expected = atoll(optarg); break;
 		case 'i': idle_s = atof(optarg); break;
-		default:
-			fprintf(stderr, "usage: bench_latscan -n COUNT [-i IDLE_S]\n");
-			return 64;
+		default: fprintf(stderr, "usage: bench_latscan -n COUNT [-i IDLE_S]\n"); return 64;
 		}
 	}
 	if (expected < 0) {
@@ -45,7 +43,7 @@ int main(int argc, char **argv)
 	long long bytes = 0;
 	int64_t first_us = 0, last_us = 0;
 	while (count < expected) {
-		struct pollfd pfd = {.fd = 0, .events = POLLIN};
+		struct pollfd pfd = { .fd = 0, .events = POLLIN };
 		int ready = poll(&pfd, 1, 200);
 		int64_t now = now_us();
 		if (ready == 0) {
@@ -64,7 +62,7 @@ int main(int argc, char **argv)
 			if (!hit)
 				break;
 			size_t at = (size_t)(hit - buf) + TS_PREFIX_LEN;
-			if (end - at < 17) {	/* digits may continue in the next read */
+			if (end - at < 17) { /* digits may continue in the next read */
 				done = (size_t)(hit - buf);
 				goto keep;
 			}
@@ -81,12 +79,12 @@ int main(int argc, char **argv)
 		done = end > KEEP ? end - KEEP : 0;
 		if (done < scan)
 			done = scan;
-keep:
+	keep:
 		memmove(buf, buf + done, end - done);
 		have = end - done;
 	}
-	printf("{\"count\":%lld,\"expected\":%lld,\"first_us\":%lld,\"last_us\":%lld,\"bytes\":%lld", count, expected,
-	       (long long)first_us, (long long)last_us, bytes);
+	printf("{\"count\":%lld,\"expected\":%lld,\"first_us\":%lld,\"last_us\":%lld,\"bytes\":%lld", count,
+	       expected, (long long)first_us, (long long)last_us, bytes);
 	lat_print_json(stdout, &lat);
 	printf("}\n");
 	free(lat.v);

@@ -72,7 +72,8 @@ static void on_disconnect(struct mosquitto *mosq, void *ctx, int rc, const mosqu
 	p->connected = false;
 }
 
-static void on_publish(struct mosquitto *mosq, void *ctx, int mid, int reason, const mosquitto_property *props)
+static void on_publish(struct mosquitto *mosq, void *ctx, int mid, int reason,
+                       const mosquitto_property *props)
 {
 	struct pub *p = ctx;
 	(void)mosq;
@@ -90,7 +91,7 @@ static void on_publish(struct mosquitto *mosq, void *ctx, int mid, int reason, c
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_publisher HOST PORT COUNT QOS WINDOW TOPIC-PATTERN PAYLOAD-SIZE "
-			"PROTOCOL(5|311) [RATE [TOPICS]]\n");
+	                "PROTOCOL(5|311) [RATE [TOPICS]]\n");
 	exit(64);
 }
 
@@ -181,7 +182,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	mosquitto_lib_init();
-	struct pub p = {0};
+	struct pub p = { 0 };
 	char client_id[64];
 	snprintf(client_id, sizeof client_id, "bench-pub-%d", (int)getpid());
 	struct mosquitto *mosq = mosquitto_new(client_id, true, &p);
@@ -198,8 +199,9 @@ int main(int argc, char **argv)
 		mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, "event-id", "1000000");
 		mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, "lsn", "0/1A2B3C4D");
 		mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, "commit-time",
-						   "2024-11-25T07:55:14.123456Z");
-		mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, "source", "public.outbox");
+		                                   "2024-11-25T07:55:14.123456Z");
+		mosquitto_property_add_string_pair(&props, MQTT_PROP_USER_PROPERTY, "source",
+		                                   "public.outbox");
 		mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, "application/json");
 	}
 
@@ -224,11 +226,12 @@ int main(int argc, char **argv)
 			if (!sent)
 				first_us = t;
 			put_ts(payload, t);
-			p.inflight++;	/* before: on_publish may run inside the call (QoS 0) */
-			int rc = mosquitto_publish_v5(mosq, NULL, topic_make(&topic, sent % topics), (int)size, payload,
-						      qos, false, props);
+			p.inflight++; /* before: on_publish may run inside the call (QoS 0) */
+			int rc = mosquitto_publish_v5(mosq, NULL, topic_make(&topic, sent % topics),
+			                              (int)size, payload, qos, false, props);
 			if (rc != MOSQ_ERR_SUCCESS) {
-				fprintf(stderr, "bench_publisher: publish failed: %s\n", mosquitto_strerror(rc));
+				fprintf(stderr, "bench_publisher: publish failed: %s\n",
+				        mosquitto_strerror(rc));
 				p.failed = true;
 				break;
 			}
@@ -237,9 +240,10 @@ int main(int argc, char **argv)
 		int timeout = 100;
 		if (interval_us > 0 && sent < count) {
 			double due = (double)sent * interval_us - (double)(now_us() - start_us);
-			timeout = due <= 0 ? 0 : (int)(due / 1000) + 1;	/* 1 ms ticks, like the SQL generator */
+			timeout =
+			        due <= 0 ? 0 : (int)(due / 1000) + 1; /* 1 ms ticks, like the SQL generator */
 		}
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		if (mosquitto_want_write(mosq))
 			pfd.events |= POLLOUT;
 		if (poll(&pfd, 1, timeout) < 0)
@@ -258,9 +262,9 @@ int main(int argc, char **argv)
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	long long cpu = (long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec +
-			ru.ru_stime.tv_usec;
-	printf("{\"sent\":%lld,\"acked\":%lld,\"first_us\":%lld,\"last_ack_us\":%lld,\"cpu_us\":%lld}\n", sent,
-	       p.acked, (long long)first_us, (long long)p.last_ack_us, cpu);
+	                ru.ru_stime.tv_usec;
+	printf("{\"sent\":%lld,\"acked\":%lld,\"first_us\":%lld,\"last_ack_us\":%lld,\"cpu_us\":%lld}\n",
+	       sent, p.acked, (long long)first_us, (long long)p.last_ack_us, cpu);
 	mosquitto_property_free_all(&props);
 	mosquitto_destroy(mosq);
 	mosquitto_lib_cleanup();

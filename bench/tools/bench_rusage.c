@@ -38,7 +38,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: bench_rusage OUTFILE COMMAND [ARG...]\n");
 		return 64;
 	}
-	struct sigaction sa = {.sa_handler = forward};
+	struct sigaction sa = { .sa_handler = forward };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
@@ -79,9 +79,11 @@ int main(int argc, char **argv)
 		perror("bench_rusage: output file");
 		return 1;
 	}
-	fprintf(f, "{\"status\":%d,\"signal\":%d,\"wall_us\":%lld,\"utime_us\":%lld,\"stime_us\":%lld,\"maxrss_kb\":%ld}\n",
-		WIFEXITED(status) ? WEXITSTATUS(status) : -1, WIFSIGNALED(status) ? WTERMSIG(status) : 0, wall,
-		tv_us(ru.ru_utime), tv_us(ru.ru_stime), ru.ru_maxrss);
+	fprintf(f,
+	        "{\"status\":%d,\"signal\":%d,\"wall_us\":%lld,\"utime_us\":%lld,\"stime_us\":%lld,\"maxrss_"
+	        "kb\":%ld}\n",
+	        WIFEXITED(status) ? WEXITSTATUS(status) : -1, WIFSIGNALED(status) ? WTERMSIG(status) : 0,
+	        wall, tv_us(ru.ru_utime), tv_us(ru.ru_stime), ru.ru_maxrss);
 	fclose(f);
 	return code;
 }

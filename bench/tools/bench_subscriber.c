@@ -85,7 +85,7 @@ static void on_message(struct mosquitto *mosq, void *ctx, const struct mosquitto
 	if (s->want_latency && m->payloadlen > TS_PREFIX_LEN &&
 	    memcmp(m->payload, TS_PREFIX, TS_PREFIX_LEN) == 0) {
 		int64_t sent = parse_ts((const char *)m->payload + TS_PREFIX_LEN,
-					(size_t)m->payloadlen - TS_PREFIX_LEN);
+		                        (size_t)m->payloadlen - TS_PREFIX_LEN);
 		if (sent > 0)
 			lat_add(&s->lat, t - sent);
 	}
@@ -94,13 +94,13 @@ static void on_message(struct mosquitto *mosq, void *ctx, const struct mosquitto
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_subscriber -p PORT -n COUNT [-h HOST] [-t FILTER] [-q QOS] "
-			"[-V 5|311] [-L] [-i IDLE_S] [-T TOTAL_S]\n");
+	                "[-V 5|311] [-L] [-i IDLE_S] [-T TOTAL_S]\n");
 	exit(64);
 }
 
 int main(int argc, char **argv)
 {
-	struct sub s = {.filter = "bench/#", .qos = 1, .expected = -1};
+	struct sub s = { .filter = "bench/#", .qos = 1, .expected = -1 };
 	const char *host = "127.0.0.1";
 	int port = 0, protocol = MQTT_PROTOCOL_V311, opt;
 	double idle_s = 30, total_s = 3600;
@@ -162,8 +162,8 @@ int main(int argc, char **argv)
 	}
 	if (s.subscribed && !s.failed)
 		mosquitto_disconnect(mosq);
-	printf("{\"count\":%lld,\"expected\":%lld,\"first_us\":%lld,\"last_us\":%lld,\"bytes\":%lld",
-	       s.count, s.expected, (long long)s.first_us, (long long)s.last_us, s.bytes);
+	printf("{\"count\":%lld,\"expected\":%lld,\"first_us\":%lld,\"last_us\":%lld,\"bytes\":%lld", s.count,
+	       s.expected, (long long)s.first_us, (long long)s.last_us, s.bytes);
 	lat_print_json(stdout, &s.lat);
 	printf("}\n");
 	fflush(stdout);

@@ -76,9 +76,11 @@ static inline void lat_print_json(FILE *f, struct latencies *l)
 	if (!l->n)
 		return;
 	qsort(l->v, l->n, sizeof *l->v, cmp_i64);
-	fprintf(f, ",\"latency_us\":{\"n\":%zu,\"p50\":%lld,\"p99\":%lld,\"p999\":%lld,\"max\":%lld,\"min\":%lld}",
-		l->n, (long long)lat_pct(l, 0.50), (long long)lat_pct(l, 0.99), (long long)lat_pct(l, 0.999),
-		(long long)l->v[l->n - 1], (long long)l->v[0]);
+	fprintf(f,
+	        ",\"latency_us\":{\"n\":%zu,\"p50\":%lld,\"p99\":%lld,\"p999\":%lld,\"max\":%lld,\"min\":%"
+	        "lld}",
+	        l->n, (long long)lat_pct(l, 0.50), (long long)lat_pct(l, 0.99), (long long)lat_pct(l, 0.999),
+	        (long long)l->v[l->n - 1], (long long)l->v[0]);
 }
 
 #endif

@@ -34,7 +34,7 @@ struct options {
 	const char *filters[MAX_FILTERS];
 	int nfilters;
 	int qos;
-	int protocol;		/* MQTT_PROTOCOL_V5 or MQTT_PROTOCOL_V311 */
+	int protocol; /* MQTT_PROTOCOL_V5 or MQTT_PROTOCOL_V311 */
 	const char *client_id;
 	bool persistent;
 };
@@ -43,7 +43,7 @@ struct recorder {
 	struct options opt;
 	mosquitto_property *connect_props;
 	bool ready_printed;
-	int failed;		/* fatal error seen in a callback: exit status 1 */
+	int failed; /* fatal error seen in a callback: exit status 1 */
 };
 
 /* A growing byte string for one output line. */
@@ -129,7 +129,7 @@ static size_t utf8_seq_len(const unsigned char *p, size_t n)
 		cp = cp << 6 | (p[i] & 0x3f);
 	}
 	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000))
-		return 0;	/* overlong */
+		return 0; /* overlong */
 	if ((cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
 		return 0;
 	return len;
@@ -180,8 +180,7 @@ static void out_json_string(struct out *o, const void *data, size_t n)
 
 static void out_base64(struct out *o, const void *data, size_t n)
 {
-	static const char alphabet[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	const unsigned char *p = data;
 	char quad[4];
 	size_t i;
@@ -230,8 +229,7 @@ static void out_user_property(struct out *o, const mosquitto_property *p, int *c
 	free(value);
 }
 
-static void out_string_property(struct out *o, const mosquitto_property *p, int id,
-				const char *key)
+static void out_string_property(struct out *o, const mosquitto_property *p, int id, const char *key)
 {
 	char *value = NULL;
 
@@ -279,8 +277,7 @@ static void out_number_property(struct out *o, const mosquitto_property *p, int 
 			out_uint(o, s);
 		}
 		break;
-	default:
-		break;
+	default: break;
 	}
 }
 
@@ -372,10 +369,10 @@ static void emit_line(struct out *o)
 }
 
 static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg,
-		       const mosquitto_property *props)
+                       const mosquitto_property *props)
 {
 	struct recorder *r = obj;
-	struct out o = {0};
+	struct out o = { 0 };
 
 	(void)mosq;
 	out_message(&o, msg);
@@ -388,11 +385,11 @@ static void on_message(struct mosquitto *mosq, void *obj, const struct mosquitto
 	emit_line(&o);
 }
 
-static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int count,
-			 const int *granted, const mosquitto_property *props)
+static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int count, const int *granted,
+                         const mosquitto_property *props)
 {
 	struct recorder *r = obj;
-	struct out o = {0};
+	struct out o = { 0 };
 	int i;
 
 	(void)mosq;
@@ -413,8 +410,7 @@ static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int count,
 	emit_line(&o);
 }
 
-static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
-		       const mosquitto_property *props)
+static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, const mosquitto_property *props)
 {
 	struct recorder *r = obj;
 	int res;
@@ -423,14 +419,14 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 	(void)props;
 	if (rc != 0) {
 		fprintf(stderr, "mqtt_recorder: connection refused: %s\n",
-			r->opt.protocol == MQTT_PROTOCOL_V5 ? mosquitto_reason_string(rc)
-							   : mosquitto_connack_string(rc));
+		        r->opt.protocol == MQTT_PROTOCOL_V5 ? mosquitto_reason_string(rc)
+		                                            : mosquitto_connack_string(rc));
 		r->failed = 1;
 		stop_requested = 1;
 		return;
 	}
 	res = mosquitto_subscribe_multiple(mosq, NULL, r->opt.nfilters, (char *const *)r->opt.filters,
-					   r->opt.qos, 0, NULL);
+	                                   r->opt.qos, 0, NULL);
 	if (res != MOSQ_ERR_SUCCESS) {
 		fprintf(stderr, "mqtt_recorder: subscribe: %s\n", mosquitto_strerror(res));
 		r->failed = 1;
@@ -441,7 +437,8 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
 static void usage(FILE *f)
 {
 	fputs("usage: mqtt_recorder -h HOST -p PORT -t FILTER [-t FILTER...] [-q QOS]\n"
-	      "                     [-V 5|311] [-i CLIENT_ID] [-c]\n", f);
+	      "                     [-V 5|311] [-i CLIENT_ID] [-c]\n",
+	      f);
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out)
@@ -473,28 +470,18 @@ static int parse_protocol(const char *s, int *out)
 static int parse_option(struct options *o, int c, const char *arg)
 {
 	switch (c) {
-	case 'h':
-		o->host = arg;
-		return 0;
-	case 'p':
-		return parse_int(arg, 1, 65535, &o->port);
+	case 'h': o->host = arg; return 0;
+	case 'p': return parse_int(arg, 1, 65535, &o->port);
 	case 't':
 		if (o->nfilters == MAX_FILTERS)
 			return -1;
 		o->filters[o->nfilters++] = arg;
 		return 0;
-	case 'q':
-		return parse_int(arg, 0, 2, &o->qos);
-	case 'V':
-		return parse_protocol(arg, &o->protocol);
-	case 'i':
-		o->client_id = arg;
-		return 0;
-	case 'c':
-		o->persistent = true;
-		return 0;
-	default:
-		return -1;
+	case 'q': return parse_int(arg, 0, 2, &o->qos);
+	case 'V': return parse_protocol(arg, &o->protocol);
+	case 'i': o->client_id = arg; return 0;
+	case 'c': o->persistent = true; return 0;
+	default: return -1;
 	}
 }
 
@@ -534,8 +521,7 @@ static void install_signals(void)
 
 static int start_connect(struct mosquitto *mosq, struct recorder *r)
 {
-	return mosquitto_connect_bind_v5(mosq, r->opt.host, r->opt.port, 30, NULL,
-					 r->connect_props);
+	return mosquitto_connect_bind_v5(mosq, r->opt.host, r->opt.port, 30, NULL, r->connect_props);
 }
 
 static struct mosquitto *recorder_client(struct recorder *r)
@@ -551,7 +537,7 @@ static struct mosquitto *recorder_client(struct recorder *r)
 	mosquitto_message_v5_callback_set(mosq, on_message);
 	if (r->opt.persistent && r->opt.protocol == MQTT_PROTOCOL_V5 &&
 	    mosquitto_property_add_int32(&r->connect_props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
-					 SESSION_EXPIRY_S) != MOSQ_ERR_SUCCESS) {
+	                                 SESSION_EXPIRY_S) != MOSQ_ERR_SUCCESS) {
 		mosquitto_destroy(mosq);
 		return NULL;
 	}
@@ -560,7 +546,7 @@ static struct mosquitto *recorder_client(struct recorder *r)
 
 static void pause_ms(long ms)
 {
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
 
 	nanosleep(&ts, NULL);
 }
@@ -595,7 +581,7 @@ static void disconnect(struct mosquitto *mosq)
 
 int main(int argc, char **argv)
 {
-	struct recorder r = {0};
+	struct recorder r = { 0 };
 	struct mosquitto *mosq;
 
 	if (parse_args(argc, argv, &r.opt) < 0) {

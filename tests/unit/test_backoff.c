@@ -7,7 +7,7 @@ START_TEST(first_delay_is_within_half_and_full_min)
 {
 	struct backoff b;
 	backoff_init(&b, 100, 30000);
-	ck_assert_uint_eq(backoff_next(&b, 0), 100);	/* never below min */
+	ck_assert_uint_eq(backoff_next(&b, 0), 100); /* never below min */
 	backoff_init(&b, 100, 30000);
 	ck_assert_uint_eq(backoff_next(&b, 50), 100);
 	backoff_init(&b, 200, 30000);
@@ -20,7 +20,7 @@ START_TEST(ceiling_doubles_up_to_max)
 {
 	struct backoff b;
 	backoff_init(&b, 100, 1000);
-	uint32_t expected[] = {100, 200, 400, 800, 1000, 1000, 1000};
+	uint32_t expected[] = { 100, 200, 400, 800, 1000, 1000, 1000 };
 	for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++) {
 		ck_assert_uint_eq(b.ceiling_ms, expected[i]);
 		backoff_next(&b, 0);
@@ -62,7 +62,7 @@ END_TEST
 START_TEST(degenerate_bounds)
 {
 	struct backoff b;
-	backoff_init(&b, 0, 0);	/* min 0 is lifted to 1 ms; max below min is lifted to min */
+	backoff_init(&b, 0, 0); /* min 0 is lifted to 1 ms; max below min is lifted to min */
 	ck_assert_uint_eq(b.min_ms, 1);
 	ck_assert_uint_eq(b.max_ms, 1);
 	ck_assert_uint_eq(backoff_next(&b, 12345), 1);

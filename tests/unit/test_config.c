@@ -305,8 +305,8 @@ START_TEST(bools_accept_yaml_spellings)
 	static const struct {
 		const char *text;
 		bool value;
-	} cases[] = {{"true", true}, {"TRUE", true}, {"yes", true}, {"On", true},
-		     {"false", false}, {"False", false}, {"no", false}, {"OFF", false}};
+	} cases[] = { { "true", true },   { "TRUE", true },   { "yes", true }, { "On", true },
+		      { "false", false }, { "False", false }, { "no", false }, { "OFF", false } };
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char yaml[256];
 		struct config cfg;
@@ -321,16 +321,14 @@ END_TEST
 START_TEST(durations_accept_every_unit_and_bound)
 {
 	struct config cfg;
-	load_ok(SOURCE
-		"  status_interval: 100ms\n"
-		"  reconnect: {min: 1ms, max: 4294967295ms}\n"
-		"broker:\n"
-		"  keepalive: 65535s\n"
-		"  reconnect: {min: 2m, max: 1193h}\n"
-		ROUTES
-		"delivery:\n"
-		"  checkpoint_interval: 10ms\n"
-		"  drain_timeout: 0s\n", &cfg);
+	load_ok(SOURCE "  status_interval: 100ms\n"
+	               "  reconnect: {min: 1ms, max: 4294967295ms}\n"
+	               "broker:\n"
+	               "  keepalive: 65535s\n"
+	               "  reconnect: {min: 2m, max: 1193h}\n" ROUTES "delivery:\n"
+	               "  checkpoint_interval: 10ms\n"
+	               "  drain_timeout: 0s\n",
+	        &cfg);
 	ck_assert_uint_eq(cfg.source.status_interval_ms, 100);
 	ck_assert_uint_eq(cfg.source.reconnect.min_ms, 1);
 	ck_assert_uint_eq(cfg.source.reconnect.max_ms, UINT32_MAX);
@@ -346,11 +344,11 @@ END_TEST
 START_TEST(ints_accept_their_bounds)
 {
 	struct config cfg;
-	load_ok(SOURCE
-		"broker: {port: 65535, max_inflight: 1}\n"
-		"routes:\n"
-		"  - {table: a, topic: t, payload: p, qos: 0}\n"
-		"  - {table: b, topic: t, payload: p, qos: 2}\n", &cfg);
+	load_ok(SOURCE "broker: {port: 65535, max_inflight: 1}\n"
+	               "routes:\n"
+	               "  - {table: a, topic: t, payload: p, qos: 0}\n"
+	               "  - {table: b, topic: t, payload: p, qos: 2}\n",
+	        &cfg);
 	ck_assert_int_eq(cfg.broker.port, 65535);
 	ck_assert_int_eq(cfg.broker.max_inflight, 1);
 	ck_assert_int_eq(cfg.routes[0].qos, 0);
@@ -362,12 +360,12 @@ END_TEST
 START_TEST(table_names_keep_case_and_default_to_public)
 {
 	struct config cfg;
-	load_ok(SOURCE
-		"routes:\n"
-		"- table: Shop.Outbox_1\n"
-		"  topic: t\n"
-		"  payload: p\n"
-		"- {table: events, topic: t, payload: p}\n", &cfg);
+	load_ok(SOURCE "routes:\n"
+	               "- table: Shop.Outbox_1\n"
+	               "  topic: t\n"
+	               "  payload: p\n"
+	               "- {table: events, topic: t, payload: p}\n",
+	        &cfg);
 	ck_assert_str_eq(cfg.routes[0].schema, "Shop");
 	ck_assert_str_eq(cfg.routes[0].table, "Outbox_1");
 	ck_assert_int_eq(cfg.routes[0].line, 4);
@@ -398,17 +396,17 @@ START_TEST(env_variables_expand_in_any_scalar)
 	setenv("TEST_CFG_HOST", "db.example", 1);
 	setenv("TEST_CFG_EMPTY", "", 1);
 	load_ok("source:\n"
-		"  conninfo: \"host=${TEST_CFG_HOST} password=${TEST_CFG_EMPTY}x$ $5 ${} ${1A} "
-		"${TEST_CFG_HOST\"\n"
-		"  create_slot: ${TEST_CFG_EMPTY}no\n"
-		"broker:\n"
-		"  port: ${TEST_CFG_PORT}\n"
-		"  host: $${TEST_CFG_HOST}\n"
-		"  client_id: ${TEST_CFG_HOST}${TEST_CFG_PORT}\n"
-		"routes:\n"
-		"  - {table: outbox, topic: \"a/${TEST_CFG_PORT}/{id}\", payload: p}\n", &cfg);
-	ck_assert_str_eq(cfg.source.conninfo,
-			 "host=db.example password=x$ $5 ${} ${1A} ${TEST_CFG_HOST");
+	        "  conninfo: \"host=${TEST_CFG_HOST} password=${TEST_CFG_EMPTY}x$ $5 ${} ${1A} "
+	        "${TEST_CFG_HOST\"\n"
+	        "  create_slot: ${TEST_CFG_EMPTY}no\n"
+	        "broker:\n"
+	        "  port: ${TEST_CFG_PORT}\n"
+	        "  host: $${TEST_CFG_HOST}\n"
+	        "  client_id: ${TEST_CFG_HOST}${TEST_CFG_PORT}\n"
+	        "routes:\n"
+	        "  - {table: outbox, topic: \"a/${TEST_CFG_PORT}/{id}\", payload: p}\n",
+	        &cfg);
+	ck_assert_str_eq(cfg.source.conninfo, "host=db.example password=x$ $5 ${} ${1A} ${TEST_CFG_HOST");
 	ck_assert(!cfg.source.create_slot);
 	ck_assert_int_eq(cfg.broker.port, 8883);
 	ck_assert_str_eq(cfg.broker.host, "$db.example");
@@ -439,7 +437,7 @@ START_TEST(empty_file)
 {
 	expect_error("", "cfg.yaml:1:1: document: expected a mapping, got an empty file\n");
 	expect_error("# nothing but a comment\n",
-		     "cfg.yaml:1:1: document: expected a mapping, got an empty file\n");
+	             "cfg.yaml:1:1: document: expected a mapping, got an empty file\n");
 }
 END_TEST
 
@@ -447,23 +445,23 @@ START_TEST(top_level_not_a_mapping)
 {
 	expect_error("- source\n", "cfg.yaml:1:1: document: expected a mapping, got a sequence\n");
 	expect_error("\n# leading comment\nhello\n",
-		     "cfg.yaml:3:1: document: expected a mapping, got a scalar\n");
+	             "cfg.yaml:3:1: document: expected a mapping, got a scalar\n");
 }
 END_TEST
 
 START_TEST(second_document)
 {
 	expect_error(SOURCE ROUTES "---\nlog: {level: debug}\n",
-		     "cfg.yaml:5:1: document: expected a single YAML document\n");
+	             "cfg.yaml:5:1: document: expected a single YAML document\n");
 }
 END_TEST
 
 START_TEST(yaml_syntax_error)
 {
 	expect_fixture_errors(FIXTURE("bad-syntax.yaml"), 1,
-			      ":4:7: yaml: did not find expected ',' or ']'\n");
+	                      ":4:7: yaml: did not find expected ',' or ']'\n");
 	expect_error(SOURCE "\tslot: x\n" ROUTES,
-		     "cfg.yaml:3:1: yaml: found a tab character that violates indentation\n");
+	             "cfg.yaml:3:1: yaml: found a tab character that violates indentation\n");
 	expect_error(SOURCE "  slot: *nowhere\n" ROUTES, "cfg.yaml:3:9: yaml: found undefined alias\n");
 }
 END_TEST
@@ -471,7 +469,7 @@ END_TEST
 START_TEST(yaml_reader_error_has_a_position)
 {
 	expect_error(SOURCE "  slot: \"ab\xff\"\n" ROUTES,
-		     "cfg.yaml:3:12: yaml: invalid leading UTF-8 octet\n");
+	             "cfg.yaml:3:12: yaml: invalid leading UTF-8 octet\n");
 }
 END_TEST
 
@@ -512,53 +510,48 @@ END_TEST
 START_TEST(unknown_keys_with_and_without_suggestion)
 {
 	expect_fixture_errors(FIXTURE("bad-unknown-keys.yaml"), 4,
-			      ":3:3: source.slott: unknown key (did you mean \"slot\"?)\n"
-			      ":4:3: source.wal_level: unknown key\n"
-			      ":5:1: brokr: unknown key (did you mean \"broker\"?)\n"
-			      ":11:5: routes[0].qso: unknown key (did you mean \"qos\"?)\n");
+	                      ":3:3: source.slott: unknown key (did you mean \"slot\"?)\n"
+	                      ":4:3: source.wal_level: unknown key\n"
+	                      ":5:1: brokr: unknown key (did you mean \"broker\"?)\n"
+	                      ":11:5: routes[0].qso: unknown key (did you mean \"qos\"?)\n");
 }
 END_TEST
 
 START_TEST(unknown_key_suggestions_by_prefix_and_level)
 {
-	expect_errors(SOURCE
-		      "  pub: x\n"
-		      "  reconnect: {minimum: 1s, Max: 2s, jitter: 1s}\n"
-		      "broker:\n"
-		      "  sasl: {}\n"
-		      ROUTES
-		      "Log: {level: info}\n", 6,
-		      "cfg.yaml:3:3: source.pub: unknown key (did you mean \"publication\"?)\n"
-		      "cfg.yaml:4:15: source.reconnect.minimum: unknown key (did you mean \"min\"?)\n"
-		      "cfg.yaml:4:28: source.reconnect.Max: unknown key (did you mean \"max\"?)\n"
-		      "cfg.yaml:4:37: source.reconnect.jitter: unknown key\n"
-		      "cfg.yaml:6:3: broker.sasl: unknown key\n"
-		      "cfg.yaml:9:1: Log: unknown key (did you mean \"log\"?)\n");
+	expect_errors(SOURCE "  pub: x\n"
+	                     "  reconnect: {minimum: 1s, Max: 2s, jitter: 1s}\n"
+	                     "broker:\n"
+	                     "  sasl: {}\n" ROUTES "Log: {level: info}\n",
+	              6,
+	              "cfg.yaml:3:3: source.pub: unknown key (did you mean \"publication\"?)\n"
+	              "cfg.yaml:4:15: source.reconnect.minimum: unknown key (did you mean \"min\"?)\n"
+	              "cfg.yaml:4:28: source.reconnect.Max: unknown key (did you mean \"max\"?)\n"
+	              "cfg.yaml:4:37: source.reconnect.jitter: unknown key\n"
+	              "cfg.yaml:6:3: broker.sasl: unknown key\n"
+	              "cfg.yaml:9:1: Log: unknown key (did you mean \"log\"?)\n");
 }
 END_TEST
 
 /* Dotted keys would reach into sections past the duplicate check: they are unknown. */
 START_TEST(dotted_and_empty_keys)
 {
-	expect_errors(SOURCE "source.slot: x\n\"\": 1\nbroker:\n  \"\": 2\n  reconnect.min: 1s\n" ROUTES,
-		      4,
-		      "cfg.yaml:3:1: source.slot: unknown key (did you mean \"source\"?)\n"
-		      "cfg.yaml:4:1: document: expected a non-empty key\n"
-		      "cfg.yaml:6:3: broker: expected a non-empty key\n"
-		      "cfg.yaml:7:3: broker.reconnect.min: unknown key (did you mean \"reconnect\"?)\n");
+	expect_errors(SOURCE "source.slot: x\n\"\": 1\nbroker:\n  \"\": 2\n  reconnect.min: 1s\n" ROUTES, 4,
+	              "cfg.yaml:3:1: source.slot: unknown key (did you mean \"source\"?)\n"
+	              "cfg.yaml:4:1: document: expected a non-empty key\n"
+	              "cfg.yaml:6:3: broker: expected a non-empty key\n"
+	              "cfg.yaml:7:3: broker.reconnect.min: unknown key (did you mean \"reconnect\"?)\n");
 }
 END_TEST
 
 START_TEST(duplicate_keys)
 {
-	expect_errors(SOURCE
-		      "  slot: a\n"
-		      "  slot: b\n"
-		      ROUTES
-		      "source:\n"
-		      "  conninfo: dbname=other\n", 2,
-		      "cfg.yaml:4:3: source.slot: duplicate key, first set at line 3\n"
-		      "cfg.yaml:7:1: source: duplicate key, first set at line 1\n");
+	expect_errors(SOURCE "  slot: a\n"
+	                     "  slot: b\n" ROUTES "source:\n"
+	                     "  conninfo: dbname=other\n",
+	              2,
+	              "cfg.yaml:4:3: source.slot: duplicate key, first set at line 3\n"
+	              "cfg.yaml:7:1: source: duplicate key, first set at line 1\n");
 }
 END_TEST
 
@@ -566,18 +559,17 @@ START_TEST(missing_required_keys)
 {
 	/* Pointing at the mapping that lacks the key: the root, or the section. */
 	expect_errors("log: {level: info}\n", 2,
-		      "cfg.yaml:1:1: source.conninfo: required key is missing\n"
-		      "cfg.yaml:1:1: routes: required key is missing\n");
+	              "cfg.yaml:1:1: source.conninfo: required key is missing\n"
+	              "cfg.yaml:1:1: routes: required key is missing\n");
 	expect_error("routes:\n  - {table: t, topic: t, payload: p}\nsource:\n  slot: x\n",
-		     "cfg.yaml:4:3: source.conninfo: required key is missing\n");
-	expect_errors(SOURCE "routes:\n  - qos: 1\n  - {table: t, topic: t, payload: p}\n  - {topic: t}\n",
-		      3,
-		      "cfg.yaml:4:5: routes[0].topic: required key is missing\n"
-		      "cfg.yaml:4:5: routes[0].table: required key is missing\n"
-		      "cfg.yaml:6:5: routes[2].table: required key is missing\n");
+	             "cfg.yaml:4:3: source.conninfo: required key is missing\n");
+	expect_errors(SOURCE "routes:\n  - qos: 1\n  - {table: t, topic: t, payload: p}\n  - {topic: t}\n", 3,
+	              "cfg.yaml:4:5: routes[0].topic: required key is missing\n"
+	              "cfg.yaml:4:5: routes[0].table: required key is missing\n"
+	              "cfg.yaml:6:5: routes[2].table: required key is missing\n");
 	/* A table route needs its payload column. */
 	expect_error(SOURCE "routes:\n  - {table: t, topic: t}\n",
-		     "cfg.yaml:4:5: routes[0].payload: required key is missing\n");
+	             "cfg.yaml:4:5: routes[0].payload: required key is missing\n");
 }
 END_TEST
 
@@ -586,7 +578,8 @@ START_TEST(message_routes)
 {
 	struct config cfg;
 	load_ok(SOURCE "routes:\n  - {message_prefix: \"shop.*\", topic: \"m/{prefix}\", qos: 2}\n"
-		"  - {table: t, topic: t, payload: p}\n", &cfg);
+	               "  - {table: t, topic: t, payload: p}\n",
+	        &cfg);
 	ck_assert_str_eq(cfg.routes[0].message_prefix, "shop.*");
 	ck_assert_ptr_null(cfg.routes[0].table);
 	ck_assert_ptr_null(cfg.routes[0].payload_column);
@@ -595,16 +588,19 @@ START_TEST(message_routes)
 	ck_assert_str_eq(cfg.routes[1].table, "t");
 	config_finish(&cfg);
 	expect_error(SOURCE "routes:\n  - {table: t, message_prefix: m, topic: t, payload: p}\n",
-		     "cfg.yaml:4:5: routes[0]: expected either table or message_prefix, not both\n");
-	expect_error(SOURCE "routes:\n  - {message_prefix: m, topic: t, payload: p}\n",
-		     "cfg.yaml:4:5: routes[0].payload: a message route has no columns: its body is the message"
-		     " content and its id <commit-lsn>:<index>\n");
-	expect_error(SOURCE "routes:\n  - {message_prefix: m, topic: t, correlation_data: c}\n",
-		     "cfg.yaml:4:5: routes[0].correlation_data: a message route has no columns: its body is the"
-		     " message content and its id <commit-lsn>:<index>\n");
-	expect_error(SOURCE "routes:\n  - {message_prefix: m, topic: t, event_id: id}\n",
-		     "cfg.yaml:4:5: routes[0].event_id: a message route has no columns: its body is the message"
-		     " content and its id <commit-lsn>:<index>\n");
+	             "cfg.yaml:4:5: routes[0]: expected either table or message_prefix, not both\n");
+	expect_error(
+	        SOURCE "routes:\n  - {message_prefix: m, topic: t, payload: p}\n",
+	        "cfg.yaml:4:5: routes[0].payload: a message route has no columns: its body is the message"
+	        " content and its id <commit-lsn>:<index>\n");
+	expect_error(
+	        SOURCE "routes:\n  - {message_prefix: m, topic: t, correlation_data: c}\n",
+	        "cfg.yaml:4:5: routes[0].correlation_data: a message route has no columns: its body is the"
+	        " message content and its id <commit-lsn>:<index>\n");
+	expect_error(
+	        SOURCE "routes:\n  - {message_prefix: m, topic: t, event_id: id}\n",
+	        "cfg.yaml:4:5: routes[0].event_id: a message route has no columns: its body is the message"
+	        " content and its id <commit-lsn>:<index>\n");
 }
 END_TEST
 
@@ -620,32 +616,31 @@ END_TEST
 START_TEST(wrong_node_types)
 {
 	expect_error("source: dbname=shop\n" ROUTES,
-		     "cfg.yaml:1:9: source: expected a mapping, got a scalar\n");
+	             "cfg.yaml:1:9: source: expected a mapping, got a scalar\n");
 	expect_error(SOURCE "  reconnect: [1s, 2s]\n" ROUTES,
-		     "cfg.yaml:3:14: source.reconnect: expected a mapping, got a sequence\n");
+	             "cfg.yaml:3:14: source.reconnect: expected a mapping, got a sequence\n");
 	expect_error(SOURCE "broker:\n  port: {value: 1}\n" ROUTES,
-		     "cfg.yaml:4:9: broker.port: expected a scalar, got a mapping\n");
+	             "cfg.yaml:4:9: broker.port: expected a scalar, got a mapping\n");
 	expect_error(SOURCE "broker:\n  host: [a, b]\n" ROUTES,
-		     "cfg.yaml:4:9: broker.host: expected a scalar, got a sequence\n");
+	             "cfg.yaml:4:9: broker.host: expected a scalar, got a sequence\n");
 	expect_error(SOURCE "? [a, b]\n: 1\n" ROUTES,
-		     "cfg.yaml:3:3: document: expected a scalar key, got a sequence\n");
+	             "cfg.yaml:3:3: document: expected a scalar key, got a sequence\n");
 	expect_error(SOURCE "broker:\n  ? {a: 1}\n  : 2\n" ROUTES,
-		     "cfg.yaml:4:5: broker: expected a scalar key, got a mapping\n");
+	             "cfg.yaml:4:5: broker: expected a scalar key, got a mapping\n");
 	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: p, [q]: 1}\n",
-		     "cfg.yaml:4:38: routes[0]: expected a scalar key, got a sequence\n");
+	             "cfg.yaml:4:38: routes[0]: expected a scalar key, got a sequence\n");
 }
 END_TEST
 
 START_TEST(routes_must_be_a_non_empty_sequence_of_mappings)
 {
 	expect_error(SOURCE "routes: []\n", "cfg.yaml:3:9: routes: expected at least one route\n");
-	expect_error(SOURCE "routes:\n",
-		     "cfg.yaml:3:8: routes: expected a sequence, got an empty value\n");
+	expect_error(SOURCE "routes:\n", "cfg.yaml:3:8: routes: expected a sequence, got an empty value\n");
 	expect_error(SOURCE "routes:\n  table: outbox\n",
-		     "cfg.yaml:4:3: routes: expected a sequence, got a mapping\n");
+	             "cfg.yaml:4:3: routes: expected a sequence, got a mapping\n");
 	expect_errors(SOURCE "routes:\n  - outbox\n  - [a]\n", 2,
-		      "cfg.yaml:4:5: routes[0]: expected a mapping, got a scalar\n"
-		      "cfg.yaml:5:5: routes[1]: expected a mapping, got a sequence\n");
+	              "cfg.yaml:4:5: routes[0]: expected a mapping, got a scalar\n"
+	              "cfg.yaml:5:5: routes[1]: expected a mapping, got a sequence\n");
 }
 END_TEST
 
@@ -654,40 +649,44 @@ END_TEST
 START_TEST(bad_strings)
 {
 	expect_error(SOURCE "broker:\n  host: \"\"\n" ROUTES,
-		     "cfg.yaml:4:9: broker.host: expected a non-empty string, got \"\"\n");
+	             "cfg.yaml:4:9: broker.host: expected a non-empty string, got \"\"\n");
 	expect_error(SOURCE "broker:\n  client_id:\n" ROUTES,
-		     "cfg.yaml:4:13: broker.client_id: expected a non-empty string, got \"\"\n");
+	             "cfg.yaml:4:13: broker.client_id: expected a non-empty string, got \"\"\n");
 	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: "
-		     "a234567890123456789012345678901234567890123456789012345678901234}\n",
-		     "cfg.yaml:4:35: routes[0].payload: expected a string of 1 to 63 bytes, got "
-		     "\"a234567890123456789012345678901234567890123456789012345678901234\"\n");
+	                    "a234567890123456789012345678901234567890123456789012345678901234}\n",
+	             "cfg.yaml:4:35: routes[0].payload: expected a string of 1 to 63 bytes, got "
+	             "\"a234567890123456789012345678901234567890123456789012345678901234\"\n");
 	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: p, event_id: ''}\n",
-		     "cfg.yaml:4:48: routes[0].event_id: expected a string of 1 to 63 bytes, got \"\"\n");
+	             "cfg.yaml:4:48: routes[0].event_id: expected a string of 1 to 63 bytes, got \"\"\n");
 }
 END_TEST
 
 START_TEST(bad_identifiers)
 {
 	static const char *const names[] = {
-		"Outbox", "1slot", "my-slot", "\"\"",
+		"Outbox",
+		"1slot",
+		"my-slot",
+		"\"\"",
 		"a234567890123456789012345678901234567890123456789012345678901234",
 	};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		char yaml[256], expected[512];
 		snprintf(yaml, sizeof yaml, SOURCE "  slot: %s\n" ROUTES, names[i]);
 		snprintf(expected, sizeof expected,
-			 "cfg.yaml:3:9: source.slot: expected a name of 1 to 63 lower-case letters, "
-			 "digits and underscores, not starting with a digit, got \"%s\"\n",
-			 names[i][0] == '"' ? "" : names[i]);
+		         "cfg.yaml:3:9: source.slot: expected a name of 1 to 63 lower-case letters, "
+		         "digits and underscores, not starting with a digit, got \"%s\"\n",
+		         names[i][0] == '"' ? "" : names[i]);
 		expect_error(yaml, expected);
 	}
 	expect_error(SOURCE ROUTES "delivery: {bookkeeping_schema: relay.books}\n",
-		     "cfg.yaml:5:32: delivery.bookkeeping_schema: expected a name of 1 to 63 lower-case "
-		     "letters, digits and underscores, not starting with a digit, got \"relay.books\"\n");
+	             "cfg.yaml:5:32: delivery.bookkeeping_schema: expected a name of 1 to 63 lower-case "
+	             "letters, digits and underscores, not starting with a digit, got \"relay.books\"\n");
 	/* 63 bytes is the limit, not an error. */
 	struct config cfg;
-	load_ok(SOURCE "  publication: a23456789012345678901234567890123456789012345678901234567890123\n"
-		ROUTES, &cfg);
+	load_ok(SOURCE
+	        "  publication: a23456789012345678901234567890123456789012345678901234567890123\n" ROUTES,
+	        &cfg);
 	ck_assert_uint_eq(strlen(cfg.source.publication), 63);
 	config_finish(&cfg);
 }
@@ -695,14 +694,15 @@ END_TEST
 
 START_TEST(bad_table_names)
 {
-	static const char *const names[] = {"a.b.c", ".outbox", "public.", "\"\""};
+	static const char *const names[] = { "a.b.c", ".outbox", "public.", "\"\"" };
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		char yaml[256], expected[512];
 		snprintf(yaml, sizeof yaml, SOURCE "routes:\n  - table: %s\n    topic: t\n    payload: p\n",
-			 names[i]);
+		         names[i]);
 		snprintf(expected, sizeof expected,
-			 "cfg.yaml:4:12: routes[0].table: expected \"table\" or \"schema.table\", each "
-			 "name 1 to 63 bytes, got \"%s\"\n", names[i][0] == '"' ? "" : names[i]);
+		         "cfg.yaml:4:12: routes[0].table: expected \"table\" or \"schema.table\", each "
+		         "name 1 to 63 bytes, got \"%s\"\n",
+		         names[i][0] == '"' ? "" : names[i]);
 		expect_error(yaml, expected);
 	}
 }
@@ -711,105 +711,107 @@ END_TEST
 START_TEST(bad_bool)
 {
 	expect_error(SOURCE "  create_slot: maybe\n" ROUTES,
-		     "cfg.yaml:3:16: source.create_slot: expected true or false, got \"maybe\"\n");
+	             "cfg.yaml:3:16: source.create_slot: expected true or false, got \"maybe\"\n");
 	expect_error(SOURCE "  create_publication: 1\n" ROUTES,
-		     "cfg.yaml:3:23: source.create_publication: expected true or false, got \"1\"\n");
+	             "cfg.yaml:3:23: source.create_publication: expected true or false, got \"1\"\n");
 }
 END_TEST
 
 START_TEST(bad_ints)
 {
-	static const char *const ports[] = {"70000", "0", "-1", "abc", "12.5", "0x10", "+80", "",
-					    "99999999999999999999", "1883 "};
+	static const char *const ports[] = {
+		"70000", "0", "-1", "abc", "12.5", "0x10", "+80", "", "99999999999999999999", "1883 "
+	};
 	for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++) {
 		char yaml[256], expected[256];
 		snprintf(yaml, sizeof yaml, SOURCE "broker:\n  port: \"%s\"\n" ROUTES, ports[i]);
 		snprintf(expected, sizeof expected,
-			 "cfg.yaml:4:9: broker.port: expected an integer from 1 to 65535, got \"%s\"\n",
-			 ports[i]);
+		         "cfg.yaml:4:9: broker.port: expected an integer from 1 to 65535, got \"%s\"\n",
+		         ports[i]);
 		expect_error(yaml, expected);
 	}
-	expect_errors(SOURCE "broker: {max_inflight: 65536}\n"
-		      "routes:\n  - {table: t, topic: t, payload: p, qos: 3}\n", 2,
-		      "cfg.yaml:3:24: broker.max_inflight: expected an integer from 1 to 65535, got \"65536\"\n"
-		      "cfg.yaml:5:43: routes[0].qos: expected an integer from 0 to 2, got \"3\"\n");
+	expect_errors(
+	        SOURCE "broker: {max_inflight: 65536}\n"
+	               "routes:\n  - {table: t, topic: t, payload: p, qos: 3}\n",
+	        2,
+	        "cfg.yaml:3:24: broker.max_inflight: expected an integer from 1 to 65535, got \"65536\"\n"
+	        "cfg.yaml:5:43: routes[0].qos: expected an integer from 0 to 2, got \"3\"\n");
 }
 END_TEST
 
 START_TEST(bad_durations)
 {
-	expect_errors(SOURCE
-		      "  status_interval: 10\n"
-		      "  reconnect: {min: 5d, max: 1.5s}\n"
-		      "broker:\n"
-		      "  reconnect: {min: -1s, max: ms}\n"
-		      ROUTES
-		      "delivery: {drain_timeout: 10 s, checkpoint_interval: 10S}\n", 7,
-		      "cfg.yaml:3:20: source.status_interval: expected a duration with a unit, e.g. "
-		      "250ms, 30s, 5m, got \"10\"\n"
-		      "cfg.yaml:4:20: source.reconnect.min: expected a duration: a whole number "
-		      "followed by ms, s, m or h, got \"5d\"\n"
-		      "cfg.yaml:4:29: source.reconnect.max: expected a duration: a whole number "
-		      "followed by ms, s, m or h, got \"1.5s\"\n"
-		      "cfg.yaml:6:20: broker.reconnect.min: expected a duration: a whole number "
-		      "followed by ms, s, m or h, got \"-1s\"\n"
-		      "cfg.yaml:6:30: broker.reconnect.max: expected a duration: a whole number "
-		      "followed by ms, s, m or h, got \"ms\"\n"
-		      "cfg.yaml:9:27: delivery.drain_timeout: expected a duration: a whole number "
-		      "followed by ms, s, m or h, got \"10 s\"\n"
-		      "cfg.yaml:9:54: delivery.checkpoint_interval: expected a duration: a whole "
-		      "number followed by ms, s, m or h, got \"10S\"\n");
+	expect_errors(SOURCE "  status_interval: 10\n"
+	                     "  reconnect: {min: 5d, max: 1.5s}\n"
+	                     "broker:\n"
+	                     "  reconnect: {min: -1s, max: ms}\n" ROUTES
+	                     "delivery: {drain_timeout: 10 s, checkpoint_interval: 10S}\n",
+	              7,
+	              "cfg.yaml:3:20: source.status_interval: expected a duration with a unit, e.g. "
+	              "250ms, 30s, 5m, got \"10\"\n"
+	              "cfg.yaml:4:20: source.reconnect.min: expected a duration: a whole number "
+	              "followed by ms, s, m or h, got \"5d\"\n"
+	              "cfg.yaml:4:29: source.reconnect.max: expected a duration: a whole number "
+	              "followed by ms, s, m or h, got \"1.5s\"\n"
+	              "cfg.yaml:6:20: broker.reconnect.min: expected a duration: a whole number "
+	              "followed by ms, s, m or h, got \"-1s\"\n"
+	              "cfg.yaml:6:30: broker.reconnect.max: expected a duration: a whole number "
+	              "followed by ms, s, m or h, got \"ms\"\n"
+	              "cfg.yaml:9:27: delivery.drain_timeout: expected a duration: a whole number "
+	              "followed by ms, s, m or h, got \"10 s\"\n"
+	              "cfg.yaml:9:54: delivery.checkpoint_interval: expected a duration: a whole "
+	              "number followed by ms, s, m or h, got \"10S\"\n");
 }
 END_TEST
 
 START_TEST(durations_out_of_range)
 {
-	expect_errors(SOURCE
-		      "  status_interval: 99ms\n"
-		      "  reconnect: {min: 0ms, max: 4294967296ms}\n"
-		      "broker:\n"
-		      "  keepalive: 4s\n"
-		      "  reconnect: {min: 1ms, max: 99999999999999999999h}\n"
-		      ROUTES
-		      "delivery: {checkpoint_interval: 61m, drain_timeout: 1194h}\n", 7,
-		      "cfg.yaml:3:20: source.status_interval: expected a duration of at least 100ms, "
-		      "got \"99ms\"\n"
-		      "cfg.yaml:4:20: source.reconnect.min: expected a duration of at least 1ms, got \"0ms\"\n"
-		      "cfg.yaml:4:30: source.reconnect.max: expected a duration of at most 4294967295ms, "
-		      "got \"4294967296ms\"\n"
-		      "cfg.yaml:6:14: broker.keepalive: expected a duration from 5s to 65535s, got \"4s\"\n"
-		      "cfg.yaml:7:30: broker.reconnect.max: expected a duration of at most 4294967295ms, "
-		      "got \"99999999999999999999h\"\n"
-		      "cfg.yaml:10:33: delivery.checkpoint_interval: expected a duration from 10ms to 1h, "
-		      "got \"61m\"\n"
-		      "cfg.yaml:10:53: delivery.drain_timeout: expected a duration of at most 4294967295ms, "
-		      "got \"1194h\"\n");
+	expect_errors(
+	        SOURCE "  status_interval: 99ms\n"
+	               "  reconnect: {min: 0ms, max: 4294967296ms}\n"
+	               "broker:\n"
+	               "  keepalive: 4s\n"
+	               "  reconnect: {min: 1ms, max: 99999999999999999999h}\n" ROUTES
+	               "delivery: {checkpoint_interval: 61m, drain_timeout: 1194h}\n",
+	        7,
+	        "cfg.yaml:3:20: source.status_interval: expected a duration of at least 100ms, "
+	        "got \"99ms\"\n"
+	        "cfg.yaml:4:20: source.reconnect.min: expected a duration of at least 1ms, got \"0ms\"\n"
+	        "cfg.yaml:4:30: source.reconnect.max: expected a duration of at most 4294967295ms, "
+	        "got \"4294967296ms\"\n"
+	        "cfg.yaml:6:14: broker.keepalive: expected a duration from 5s to 65535s, got \"4s\"\n"
+	        "cfg.yaml:7:30: broker.reconnect.max: expected a duration of at most 4294967295ms, "
+	        "got \"99999999999999999999h\"\n"
+	        "cfg.yaml:10:33: delivery.checkpoint_interval: expected a duration from 10ms to 1h, "
+	        "got \"61m\"\n"
+	        "cfg.yaml:10:53: delivery.drain_timeout: expected a duration of at most 4294967295ms, "
+	        "got \"1194h\"\n");
 }
 END_TEST
 
 START_TEST(bad_enums)
 {
 	expect_errors(SOURCE "broker: {protocol: mqtt5}\n" ROUTES "log:\n  level: INFO\n", 2,
-		      "cfg.yaml:3:20: broker.protocol: expected one of mqttv5, mqttv311, got \"mqtt5\"\n"
-		      "cfg.yaml:7:10: log.level: expected one of error, warn, info, debug, got \"INFO\"\n");
+	              "cfg.yaml:3:20: broker.protocol: expected one of mqttv5, mqttv311, got \"mqtt5\"\n"
+	              "cfg.yaml:7:10: log.level: expected one of error, warn, info, debug, got \"INFO\"\n");
 }
 END_TEST
 
 START_TEST(reconnect_min_above_max)
 {
 	expect_error(SOURCE "  reconnect: {min: 2s, max: 1s}\n" ROUTES,
-		     "cfg.yaml:3:20: source.reconnect.min: expected a duration no longer than "
-		     "source.reconnect.max (1s)\n");
+	             "cfg.yaml:3:20: source.reconnect.min: expected a duration no longer than "
+	             "source.reconnect.max (1s)\n");
 	/* Only max written: the default min is not the file's fault, max is. */
 	expect_error(SOURCE "broker:\n  reconnect:\n    max: 50ms\n" ROUTES,
-		     "cfg.yaml:5:10: broker.reconnect.max: expected a duration no shorter than "
-		     "broker.reconnect.min (100ms)\n");
+	             "cfg.yaml:5:10: broker.reconnect.max: expected a duration no shorter than "
+	             "broker.reconnect.min (100ms)\n");
 	expect_error(SOURCE "  reconnect: {min: 3m, max: 2m}\n" ROUTES,
-		     "cfg.yaml:3:20: source.reconnect.min: expected a duration no longer than "
-		     "source.reconnect.max (2m)\n");
+	             "cfg.yaml:3:20: source.reconnect.min: expected a duration no longer than "
+	             "source.reconnect.max (2m)\n");
 	expect_error(SOURCE "broker:\n  reconnect:\n    min: 1m\n" ROUTES,
-		     "cfg.yaml:5:10: broker.reconnect.min: expected a duration no longer than "
-		     "broker.reconnect.max (30s)\n");
+	             "cfg.yaml:5:10: broker.reconnect.min: expected a duration no longer than "
+	             "broker.reconnect.max (30s)\n");
 	/* Equal is fine. */
 	struct config cfg;
 	load_ok(SOURCE "  reconnect: {min: 1s, max: 1000ms}\n" ROUTES, &cfg);
@@ -822,12 +824,12 @@ START_TEST(unset_env_variables)
 	unsetenv("TEST_CFG_UNSET_A");
 	unsetenv("TEST_CFG_UNSET_B");
 	expect_errors(SOURCE "broker:\n"
-		      "  port: ${TEST_CFG_UNSET_A}\n"
-		      "  host: ${TEST_CFG_UNSET_A}-${TEST_CFG_UNSET_B}\n"
-		      ROUTES, 3,
-		      "cfg.yaml:4:9: broker.port: environment variable TEST_CFG_UNSET_A is not set\n"
-		      "cfg.yaml:5:9: broker.host: environment variable TEST_CFG_UNSET_A is not set\n"
-		      "cfg.yaml:5:9: broker.host: environment variable TEST_CFG_UNSET_B is not set\n");
+	                     "  port: ${TEST_CFG_UNSET_A}\n"
+	                     "  host: ${TEST_CFG_UNSET_A}-${TEST_CFG_UNSET_B}\n" ROUTES,
+	              3,
+	              "cfg.yaml:4:9: broker.port: environment variable TEST_CFG_UNSET_A is not set\n"
+	              "cfg.yaml:5:9: broker.host: environment variable TEST_CFG_UNSET_A is not set\n"
+	              "cfg.yaml:5:9: broker.host: environment variable TEST_CFG_UNSET_B is not set\n");
 }
 END_TEST
 
@@ -835,7 +837,7 @@ START_TEST(env_value_is_checked_after_expansion)
 {
 	setenv("TEST_CFG_BAD_PORT", "http", 1);
 	expect_error(SOURCE "broker: {port: \"${TEST_CFG_BAD_PORT}\"}\n" ROUTES,
-		     "cfg.yaml:3:16: broker.port: expected an integer from 1 to 65535, got \"http\"\n");
+	             "cfg.yaml:3:16: broker.port: expected an integer from 1 to 65535, got \"http\"\n");
 	unsetenv("TEST_CFG_BAD_PORT");
 }
 END_TEST
@@ -852,50 +854,52 @@ START_TEST(conninfo_is_never_echoed)
 	ck_assert_ptr_null(strstr(errs, "s3cret"));
 	free(errs);
 	expect_error("source:\n  conninfo: {password: s3cret}\n" ROUTES,
-		     "cfg.yaml:2:13: source.conninfo: expected a scalar, got a mapping\n");
+	             "cfg.yaml:2:13: source.conninfo: expected a scalar, got a mapping\n");
 }
 END_TEST
 
 START_TEST(values_are_escaped_to_one_line)
 {
 	expect_error(SOURCE "  slot: \"a\\nb\\t\\\"c\\\\\\x01\"\n" ROUTES,
-		     "cfg.yaml:3:9: source.slot: expected a name of 1 to 63 lower-case letters, digits "
-		     "and underscores, not starting with a digit, got \"a\\nb\\t\\\"c\\\\\\x01\"\n");
+	             "cfg.yaml:3:9: source.slot: expected a name of 1 to 63 lower-case letters, digits "
+	             "and underscores, not starting with a digit, got \"a\\nb\\t\\\"c\\\\\\x01\"\n");
 	expect_error(SOURCE "  slot: |\n    line one\n    line two\n" ROUTES,
-		     "cfg.yaml:3:9: source.slot: expected a name of 1 to 63 lower-case letters, digits "
-		     "and underscores, not starting with a digit, got \"line one\\nline two\\n\"\n");
+	             "cfg.yaml:3:9: source.slot: expected a name of 1 to 63 lower-case letters, digits "
+	             "and underscores, not starting with a digit, got \"line one\\nline two\\n\"\n");
 }
 END_TEST
 
 START_TEST(long_values_are_cut)
 {
-	expect_error(SOURCE "broker:\n  port: "
-		     "1234567890123456789012345678901234567890123456789012345678901234567890123456789é9\n"
-		     ROUTES,
-		     "cfg.yaml:4:9: broker.port: expected an integer from 1 to 65535, got "
-		     "\"1234567890123456789012345678901234567890123456789012345678901234567890123456789...\"\n");
+	expect_error(
+	        SOURCE
+	        "broker:\n  port: "
+	        "1234567890123456789012345678901234567890123456789012345678901234567890123456789é9\n" ROUTES,
+	        "cfg.yaml:4:9: broker.port: expected an integer from 1 to 65535, got "
+	        "\"1234567890123456789012345678901234567890123456789012345678901234567890123456789...\"\n");
 }
 END_TEST
 
 START_TEST(several_errors_reported_in_file_order)
 {
-	expect_fixture_errors(FIXTURE("bad-several.yaml"), 12,
-		":2:3: source.conninfo: required key is missing\n"
-		":2:9: source.slot: expected a name of 1 to 63 lower-case letters, digits and "
-		"underscores, not starting with a digit, got \"Outbox\"\n"
-		":3:20: source.status_interval: expected a duration with a unit, e.g. 250ms, 30s, 5m, "
-		"got \"10\"\n"
-		":5:9: broker.port: expected an integer from 1 to 65535, got \"70000\"\n"
-		":6:13: broker.protocol: expected one of mqttv5, mqttv311, got \"mqtt5\"\n"
-		":7:14: broker.keepalive: expected a duration: a whole number followed by ms, s, m or h, "
-		"got \"30x\"\n"
-		":9:5: routes[0].payload: required key is missing\n"
-		":11:5: routes[1].topic: required key is missing\n"
-		":11:12: routes[1].table: expected \"table\" or \"schema.table\", each name 1 to 63 "
-		"bytes, got \"a.b.c\"\n"
-		":13:10: routes[1].qos: expected an integer from 0 to 2, got \"3\"\n"
-		":15:24: delivery.checkpoint_interval: expected a duration from 10ms to 1h, got \"2h\"\n"
-		":17:10: log.level: expected one of error, warn, info, debug, got \"verbose\"\n");
+	expect_fixture_errors(
+	        FIXTURE("bad-several.yaml"), 12,
+	        ":2:3: source.conninfo: required key is missing\n"
+	        ":2:9: source.slot: expected a name of 1 to 63 lower-case letters, digits and "
+	        "underscores, not starting with a digit, got \"Outbox\"\n"
+	        ":3:20: source.status_interval: expected a duration with a unit, e.g. 250ms, 30s, 5m, "
+	        "got \"10\"\n"
+	        ":5:9: broker.port: expected an integer from 1 to 65535, got \"70000\"\n"
+	        ":6:13: broker.protocol: expected one of mqttv5, mqttv311, got \"mqtt5\"\n"
+	        ":7:14: broker.keepalive: expected a duration: a whole number followed by ms, s, m or h, "
+	        "got \"30x\"\n"
+	        ":9:5: routes[0].payload: required key is missing\n"
+	        ":11:5: routes[1].topic: required key is missing\n"
+	        ":11:12: routes[1].table: expected \"table\" or \"schema.table\", each name 1 to 63 "
+	        "bytes, got \"a.b.c\"\n"
+	        ":13:10: routes[1].qos: expected an integer from 0 to 2, got \"3\"\n"
+	        ":15:24: delivery.checkpoint_interval: expected a duration from 10ms to 1h, got \"2h\"\n"
+	        ":17:10: log.level: expected one of error, warn, info, debug, got \"verbose\"\n");
 }
 END_TEST
 
@@ -909,14 +913,15 @@ START_TEST(password_files)
 	load_ok("source:\n  conninfo: dbname=shop\n  password_file: " FILES "pg-password\n" ROUTES, &cfg);
 	ck_assert_str_eq(cfg.source.password.value, "pg-secret");
 	config_finish(&cfg);
-	expect_error(SOURCE "  password_file: /nonexistent/pw\n" ROUTES,
-		     "cfg.yaml:3:18: source.password_file: expected a readable file (No such file or directory),"
-		     " got \"/nonexistent/pw\"\n");
+	expect_error(
+	        SOURCE "  password_file: /nonexistent/pw\n" ROUTES,
+	        "cfg.yaml:3:18: source.password_file: expected a readable file (No such file or directory),"
+	        " got \"/nonexistent/pw\"\n");
 	expect_error(SOURCE "  password_file: " FILES "empty\n" ROUTES,
-		     "cfg.yaml:3:18: source.password_file: expected a file holding a password, not an empty"
-		     " file, got \"" FIXTURES_DIR "/config/files/empty\"\n");
+	             "cfg.yaml:3:18: source.password_file: expected a file holding a password, not an empty"
+	             " file, got \"" FIXTURES_DIR "/config/files/empty\"\n");
 	expect_error(SOURCE "broker:\n  password_file: " FILES "mqtt-password\n" ROUTES,
-		     "cfg.yaml:4:18: broker.password_file: a password needs broker.username as well\n");
+	             "cfg.yaml:4:18: broker.password_file: a password needs broker.username as well\n");
 }
 END_TEST
 
@@ -932,7 +937,7 @@ START_TEST(password_is_never_echoed)
 	write_scratch(SOURCE "  password_file: two-lines\n" ROUTES);
 	ck_assert_int_eq(load_path(SCRATCH_FILE, &cfg, &errs), 1);
 	ck_assert_str_eq(errs, "cfg.yaml:3:18: source.password_file: expected a password file of one line"
-			       " without NUL characters, got \"two-lines\"\n");
+	                       " without NUL characters, got \"two-lines\"\n");
 	ck_assert_ptr_null(strstr(errs, "hunter"));
 	free(errs);
 	unlink("two-lines");
@@ -951,20 +956,21 @@ START_TEST(broker_hosts)
 	ck_assert_int_eq(cfg.broker.hosts[2].port, 1999);
 	config_finish(&cfg);
 	expect_error(SOURCE "broker:\n  host: a\n  hosts: [b]\n" ROUTES,
-		     "cfg.yaml:5:10: broker.hosts: expected either broker.host or broker.hosts, not both\n");
-	expect_error(SOURCE "broker:\n  hosts: []\n" ROUTES,
-		     "cfg.yaml:4:10: broker.hosts: expected a non-empty sequence of \"host\" or \"host:port\","
-		     " got an empty sequence\n");
+	             "cfg.yaml:5:10: broker.hosts: expected either broker.host or broker.hosts, not both\n");
+	expect_error(
+	        SOURCE "broker:\n  hosts: []\n" ROUTES,
+	        "cfg.yaml:4:10: broker.hosts: expected a non-empty sequence of \"host\" or \"host:port\","
+	        " got an empty sequence\n");
 	expect_errors(SOURCE "broker:\n  hosts: [\"a:0\", \"b:x\", \"[::1\", \":1\", {c: 1}]\n" ROUTES, 5,
-		      "cfg.yaml:4:11: broker.hosts[0]: expected \"host\", \"host:port\" or \"[address]:port\""
-		      " with a port from 1 to 65535, got \"a:0\"\n"
-		      "cfg.yaml:4:18: broker.hosts[1]: expected \"host\", \"host:port\" or \"[address]:port\""
-		      " with a port from 1 to 65535, got \"b:x\"\n"
-		      "cfg.yaml:4:25: broker.hosts[2]: expected \"host\", \"host:port\" or \"[address]:port\""
-		      " with a port from 1 to 65535, got \"[::1\"\n"
-		      "cfg.yaml:4:33: broker.hosts[3]: expected \"host\", \"host:port\" or \"[address]:port\""
-		      " with a port from 1 to 65535, got \":1\"\n"
-		      "cfg.yaml:4:39: broker.hosts[4]: expected a scalar, got a mapping\n");
+	              "cfg.yaml:4:11: broker.hosts[0]: expected \"host\", \"host:port\" or \"[address]:port\""
+	              " with a port from 1 to 65535, got \"a:0\"\n"
+	              "cfg.yaml:4:18: broker.hosts[1]: expected \"host\", \"host:port\" or \"[address]:port\""
+	              " with a port from 1 to 65535, got \"b:x\"\n"
+	              "cfg.yaml:4:25: broker.hosts[2]: expected \"host\", \"host:port\" or \"[address]:port\""
+	              " with a port from 1 to 65535, got \"[::1\"\n"
+	              "cfg.yaml:4:33: broker.hosts[3]: expected \"host\", \"host:port\" or \"[address]:port\""
+	              " with a port from 1 to 65535, got \":1\"\n"
+	              "cfg.yaml:4:39: broker.hosts[4]: expected a scalar, got a mapping\n");
 }
 END_TEST
 
@@ -979,38 +985,44 @@ START_TEST(tls_keys)
 	load_ok(SOURCE "broker:\n  tls:\n" ROUTES, &cfg);
 	ck_assert(cfg.broker.tls.enabled);
 	config_finish(&cfg);
-	expect_error(SOURCE "broker:\n  tls: {ca_file: /nonexistent/ca.pem}\n" ROUTES,
-		     "cfg.yaml:4:18: broker.tls.ca_file: expected a readable file (No such file or directory),"
-		     " got \"/nonexistent/ca.pem\"\n");
+	expect_error(
+	        SOURCE "broker:\n  tls: {ca_file: /nonexistent/ca.pem}\n" ROUTES,
+	        "cfg.yaml:4:18: broker.tls.ca_file: expected a readable file (No such file or directory),"
+	        " got \"/nonexistent/ca.pem\"\n");
 	expect_error(SOURCE "broker:\n  tls:\n    cert_file: " FILES "client.pem\n" ROUTES,
-		     "cfg.yaml:5:16: broker.tls.cert_file: a client certificate needs broker.tls.key_file\n");
+	             "cfg.yaml:5:16: broker.tls.cert_file: a client certificate needs broker.tls.key_file\n");
 	expect_error(SOURCE "broker:\n  tls:\n    key_file: " FILES "client.key\n" ROUTES,
-		     "cfg.yaml:5:15: broker.tls.key_file: a client key needs broker.tls.cert_file\n");
+	             "cfg.yaml:5:15: broker.tls.key_file: a client key needs broker.tls.cert_file\n");
 }
 END_TEST
 
 START_TEST(route_properties)
 {
 	struct config cfg;
-	load_ok(SOURCE "routes:\n  - {table: t, topic: t, payload: p, properties: {a: x, \"${PROP_NAME}\": y}}\n",
-		&cfg);
+	load_ok(SOURCE
+	        "routes:\n  - {table: t, topic: t, payload: p, properties: {a: x, \"${PROP_NAME}\": y}}\n",
+	        &cfg);
 	ck_assert_uint_eq(cfg.routes[0].nproperties, 2);
 	ck_assert_str_eq(cfg.routes[0].properties[1].name, "expanded-name");
 	ck_assert_str_eq(cfg.routes[0].properties[1].column, "y");
 	config_finish(&cfg);
 	expect_errors(SOURCE "routes:\n  - table: t\n    topic: t\n    payload: p\n    properties:\n"
-		      "      event-id: id\n      a: x\n      a: y\n      b: [c]\n      c: \"\"\n", 4,
-		      "cfg.yaml:8:7: routes[0].properties.event-id: the relay sets this property on every"
-		      " message; choose another name\n"
-		      "cfg.yaml:10:7: routes[0].properties.a: duplicate key, first set at line 9\n"
-		      "cfg.yaml:11:10: routes[0].properties.b: expected a scalar, got a sequence\n"
-		      "cfg.yaml:12:10: routes[0].properties.c: expected a column name of 1 to 63 bytes, got \"\"\n");
-	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: p, properties: [a]}\n",
-		     "cfg.yaml:4:50: routes[0].properties: expected a mapping of property name to column, got a"
-		     " sequence\n");
-	expect_error(SOURCE "routes:\n  - {message_prefix: m, topic: t, properties: {a: b}}\n",
-		     "cfg.yaml:4:5: routes[0].properties: a message route has no columns: its body is the message"
-		     " content and its id <commit-lsn>:<index>\n");
+	                     "      event-id: id\n      a: x\n      a: y\n      b: [c]\n      c: \"\"\n",
+	              4,
+	              "cfg.yaml:8:7: routes[0].properties.event-id: the relay sets this property on every"
+	              " message; choose another name\n"
+	              "cfg.yaml:10:7: routes[0].properties.a: duplicate key, first set at line 9\n"
+	              "cfg.yaml:11:10: routes[0].properties.b: expected a scalar, got a sequence\n"
+	              "cfg.yaml:12:10: routes[0].properties.c: expected a column name of 1 to 63 bytes, got "
+	              "\"\"\n");
+	expect_error(
+	        SOURCE "routes:\n  - {table: t, topic: t, payload: p, properties: [a]}\n",
+	        "cfg.yaml:4:50: routes[0].properties: expected a mapping of property name to column, got a"
+	        " sequence\n");
+	expect_error(
+	        SOURCE "routes:\n  - {message_prefix: m, topic: t, properties: {a: b}}\n",
+	        "cfg.yaml:4:5: routes[0].properties: a message route has no columns: its body is the message"
+	        " content and its id <commit-lsn>:<index>\n");
 }
 END_TEST
 
@@ -1020,16 +1032,13 @@ START_TEST(password_in_conninfo_is_noticed)
 		const char *conninfo;
 		bool holds;
 	} cases[] = {
-		{"dbname=shop user=relay", false},
-		{"dbname=shop password=x", true},
-		{"dbname=shop PASSWORD = 'x'", true},
-		{"postgresql://relay:secret@db/shop", true},
-		{"postgresql://relay@db/shop", false},
-		{"postgresql://db/shop?sslmode=require", false},
-		{"postgresql://db:5432/shop", false},
+		{ "dbname=shop user=relay", false },     { "dbname=shop password=x", true },
+		{ "dbname=shop PASSWORD = 'x'", true },  { "postgresql://relay:secret@db/shop", true },
+		{ "postgresql://relay@db/shop", false }, { "postgresql://db/shop?sslmode=require", false },
+		{ "postgresql://db:5432/shop", false },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		struct config cfg = {0};
+		struct config cfg = { 0 };
 		cfg.source.conninfo = (char *)cases[i].conninfo;
 		ck_assert_msg(config_holds_password(&cfg) == cases[i].holds, "%s", cases[i].conninfo);
 	}
@@ -1039,9 +1048,9 @@ END_TEST
 START_TEST(new_enums)
 {
 	expect_error(SOURCE ROUTES "delivery:\n  on_reject: drop\n",
-		     "cfg.yaml:6:14: delivery.on_reject: expected one of dead_letter, stop, got \"drop\"\n");
+	             "cfg.yaml:6:14: delivery.on_reject: expected one of dead_letter, stop, got \"drop\"\n");
 	expect_error(SOURCE ROUTES "log:\n  format: text\n",
-		     "cfg.yaml:6:11: log.format: expected one of logfmt, json, got \"text\"\n");
+	             "cfg.yaml:6:11: log.format: expected one of logfmt, json, got \"text\"\n");
 }
 END_TEST
 
@@ -1053,7 +1062,7 @@ END_TEST
 struct man_key {
 	char path[96];
 	char type[16];
-	char fallback[64];	/* "" with no default */
+	char fallback[64]; /* "" with no default */
 	bool required, reloadable;
 };
 
@@ -1069,7 +1078,8 @@ static void read_man_entry(FILE *f, struct man_key *k)
 {
 	char line[256];
 	ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
-	ck_assert_msg(sscanf(trim_line(line), ".Vt %15s ,", k->type) == 1, "%s: type line: %s", k->path, line);
+	ck_assert_msg(sscanf(trim_line(line), ".Vt %15s ,", k->type) == 1, "%s: type line: %s", k->path,
+	              line);
 	ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
 	trim_line(line);
 	if (strcmp(line, "default") == 0) {
@@ -1077,8 +1087,9 @@ static void read_man_entry(FILE *f, struct man_key *k)
 		trim_line(line);
 		size_t len = strlen(line);
 		ck_assert_msg(strncmp(line, ".Ql ", 4) == 0 && len > 6 && strcmp(line + len - 2, " ,") == 0,
-			      "%s: default line: %s", k->path, line);
-		snprintf(k->fallback, sizeof k->fallback, "%.*s", (int)(len - 6 > 63 ? 63 : len - 6), line + 4);
+		              "%s: default line: %s", k->path, line);
+		snprintf(k->fallback, sizeof k->fallback, "%.*s", (int)(len - 6 > 63 ? 63 : len - 6),
+		         line + 4);
 	} else if (strcmp(line, "required,") == 0) {
 		k->required = true;
 	} else {
@@ -1087,7 +1098,7 @@ static void read_man_entry(FILE *f, struct man_key *k)
 	ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
 	trim_line(line);
 	ck_assert_msg(strcmp(line, "reloadable.") == 0 || strcmp(line, "not reloadable.") == 0,
-		      "%s: reloadable line: %s", k->path, line);
+	              "%s: reloadable line: %s", k->path, line);
 	k->reloadable = line[0] == 'r';
 }
 
@@ -1125,10 +1136,10 @@ START_TEST(man_page_documents_every_key)
 				k = &man[j];
 		ck_assert_msg(k != NULL, "%s is not in the man page", path);
 		ck_assert_msg(strcmp(k->type, doc.type) == 0, "%s: man page says %s, table %s", path, k->type,
-			      doc.type);
+		              doc.type);
 		ck_assert_msg(strcmp(k->fallback, doc.fallback ? doc.fallback : "") == 0,
-			      "%s: man page default \"%s\", table \"%s\"", path, k->fallback,
-			      doc.fallback ? doc.fallback : "");
+		              "%s: man page default \"%s\", table \"%s\"", path, k->fallback,
+		              doc.fallback ? doc.fallback : "");
 		ck_assert_msg(k->required == doc.required, "%s: required differs", path);
 		ck_assert_msg(k->reloadable == doc.reloadable, "%s: reloadable differs", path);
 	}

@@ -26,7 +26,7 @@ START_TEST(kept_events_are_found_by_mid_until_forgotten)
 	inflight_forget(f, 7);
 	ck_assert_ptr_null(inflight_find(f, 7));
 	ck_assert_str_eq(inflight_find(f, 8)->topic.data, "a/2");
-	inflight_forget(f, 7);		/* twice: harmless */
+	inflight_forget(f, 7); /* twice: harmless */
 	event_finish(&ev);
 	inflight_free(f);
 }
@@ -42,10 +42,10 @@ START_TEST(keeping_swaps_buffers)
 	char *first_data = ev.topic.data;
 	inflight_keep(f, 1, &ev);
 	ck_assert_ptr_eq(inflight_find(f, 1)->topic.data, first_data);
-	ck_assert_ptr_null(ev.topic.data);	/* an empty slot's buffers */
+	ck_assert_ptr_null(ev.topic.data); /* an empty slot's buffers */
 	fill(&ev, "second", 1);
 	char *second_data = ev.topic.data;
-	inflight_keep(f, 2, &ev);		/* a ring of one: replaces mid 1 */
+	inflight_keep(f, 2, &ev); /* a ring of one: replaces mid 1 */
 	ck_assert_ptr_eq(ev.topic.data, first_data);
 	ck_assert_ptr_null(inflight_find(f, 1));
 	ck_assert_ptr_eq(inflight_find(f, 2)->topic.data, second_data);
@@ -88,7 +88,7 @@ START_TEST(forgetting_frees_huge_buffers)
 	inflight_forget(f, 3);
 	ck_assert_ptr_null(kept->payload.data);
 	ck_assert_uint_eq(kept->payload.cap, 0);
-	ck_assert_ptr_nonnull(kept->topic.data);	/* small ones stay for reuse */
+	ck_assert_ptr_nonnull(kept->topic.data); /* small ones stay for reuse */
 	free(blob);
 	event_finish(&ev);
 	inflight_free(f);

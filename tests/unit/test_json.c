@@ -45,7 +45,7 @@ static void check_string(const char *s, size_t len, const char *want)
 
 static void check_value(uint32_t oid, const char *text, const char *want)
 {
-	struct pgo_value v = {PGO_VALUE_TEXT, text, (uint32_t)strlen(text)};
+	struct pgo_value v = { PGO_VALUE_TEXT, text, (uint32_t)strlen(text) };
 	buf_reset(&out);
 	json_append_value(&out, oid, &v);
 	ck_assert_str_eq(out.data, want);
@@ -83,7 +83,7 @@ START_TEST(numeric_keeps_its_literal)
 {
 	check_value(T_NUMERIC, "-0.000100", "-0.000100");
 	check_value(T_NUMERIC, "123456789012345678901234567890.000000001",
-		    "123456789012345678901234567890.000000001");
+	            "123456789012345678901234567890.000000001");
 	check_value(T_NUMERIC, "0", "0");
 	check_value(T_NUMERIC, "NaN", "\"NaN\"");
 	check_value(T_NUMERIC, "Infinity", "\"Infinity\"");
@@ -119,8 +119,7 @@ END_TEST
 
 START_TEST(json_is_embedded_verbatim)
 {
-	check_value(T_JSON, "{\"a\": [1, 2.5, \"x\"], \"b\": null}",
-		    "{\"a\": [1, 2.5, \"x\"], \"b\": null}");
+	check_value(T_JSON, "{\"a\": [1, 2.5, \"x\"], \"b\": null}", "{\"a\": [1, 2.5, \"x\"], \"b\": null}");
 	check_value(T_JSONB, "{\"a\": {\"b\": true}}", "{\"a\": {\"b\": true}}");
 	check_value(T_JSONB, "\"é\"", "\"é\"");
 	check_value(T_JSONB, "3", "3");
@@ -162,9 +161,9 @@ END_TEST
 
 START_TEST(bytea_malformed_is_text)
 {
-	check_value(T_BYTEA, "\\x0", "\"\\\\x0\"");	/* odd digit count */
+	check_value(T_BYTEA, "\\x0", "\"\\\\x0\""); /* odd digit count */
 	check_value(T_BYTEA, "\\x0g", "\"\\\\x0g\"");
-	check_value(T_BYTEA, "abc\\000", "\"abc\\\\000\"");	/* bytea_output = escape */
+	check_value(T_BYTEA, "abc\\000", "\"abc\\\\000\""); /* bytea_output = escape */
 	check_value(T_BYTEA, "", "\"\"");
 	check_value(T_BYTEA, "\\", "\"\\\\\"");
 }
@@ -175,9 +174,8 @@ START_TEST(other_types_are_strings)
 	check_value(T_TEXT, "hello", "\"hello\"");
 	check_value(T_VARCHAR, "", "\"\"");
 	check_value(T_UUID, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
-		    "\"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\"");
-	check_value(T_TIMESTAMPTZ, "2024-01-02 03:04:05.123456+00",
-		    "\"2024-01-02 03:04:05.123456+00\"");
+	            "\"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\"");
+	check_value(T_TIMESTAMPTZ, "2024-01-02 03:04:05.123456+00", "\"2024-01-02 03:04:05.123456+00\"");
 	check_value(T_DATE, "2024-02-29", "\"2024-02-29\"");
 	check_value(T_INT4ARRAY, "{1,2,NULL}", "\"{1,2,NULL}\"");
 	check_value(99999, "whatever", "\"whatever\"");
@@ -186,9 +184,9 @@ END_TEST
 
 START_TEST(null_and_unchanged_are_null)
 {
-	struct pgo_value null = {PGO_VALUE_NULL, NULL, 0};
-	struct pgo_value unchanged = {PGO_VALUE_UNCHANGED, NULL, 0};
-	uint32_t oids[] = {T_INT4, T_TEXT, T_BOOL, T_JSONB, T_BYTEA, T_NUMERIC};
+	struct pgo_value null = { PGO_VALUE_NULL, NULL, 0 };
+	struct pgo_value unchanged = { PGO_VALUE_UNCHANGED, NULL, 0 };
+	uint32_t oids[] = { T_INT4, T_TEXT, T_BOOL, T_JSONB, T_BYTEA, T_NUMERIC };
 	for (size_t i = 0; i < sizeof oids / sizeof oids[0]; i++) {
 		buf_reset(&out);
 		json_append_value(&out, oids[i], &null);
@@ -210,7 +208,7 @@ START_TEST(string_escapes)
 	STR("\r\b\f", "\"\\r\\b\\f\"");
 	STR("\x01", "\"\\u0001\"");
 	STR("\x1f", "\"\\u001f\"");
-	STR("\x7f", "\"\x7f\"");	/* DEL is legal raw in JSON */
+	STR("\x7f", "\"\x7f\""); /* DEL is legal raw in JSON */
 	STR("/", "\"/\"");
 }
 END_TEST
@@ -224,12 +222,12 @@ END_TEST
 
 START_TEST(utf8_kept)
 {
-	STR("caf\xc3\xa9", "\"caf\xc3\xa9\"");		/* é */
-	STR("\xe2\x82\xac 5", "\"\xe2\x82\xac 5\"");	/* € */
-	STR("\xf0\x9f\x98\x80", "\"\xf0\x9f\x98\x80\"");	/* 😀 */
-	STR("\xc2\x80", "\"\xc2\x80\"");		/* lowest 2-byte */
-	STR("\xef\xbf\xbf", "\"\xef\xbf\xbf\"");	/* U+FFFF */
-	STR("\xf4\x8f\xbf\xbf", "\"\xf4\x8f\xbf\xbf\"");	/* U+10FFFF */
+	STR("caf\xc3\xa9", "\"caf\xc3\xa9\"");           /* é */
+	STR("\xe2\x82\xac 5", "\"\xe2\x82\xac 5\"");     /* € */
+	STR("\xf0\x9f\x98\x80", "\"\xf0\x9f\x98\x80\""); /* 😀 */
+	STR("\xc2\x80", "\"\xc2\x80\"");                 /* lowest 2-byte */
+	STR("\xef\xbf\xbf", "\"\xef\xbf\xbf\"");         /* U+FFFF */
+	STR("\xf4\x8f\xbf\xbf", "\"\xf4\x8f\xbf\xbf\""); /* U+10FFFF */
 }
 END_TEST
 
@@ -238,15 +236,15 @@ START_TEST(utf8_invalid_replaced)
 	/* One \ufffd per maximal ill-formed subpart (Unicode 3.9, U+FFFD substitution). */
 	STR("\xff", "\"\\ufffd\"");
 	STR("a\xffz", "\"a\\ufffdz\"");
-	STR("\xe2\x82", "\"\\ufffd\"");			/* truncated € at the end */
-	STR("\xe2\x82z", "\"\\ufffdz\"");		/* truncated € mid-string */
-	STR("\xf0\x9f\x98", "\"\\ufffd\"");		/* truncated 😀 */
-	STR("\xc0\xaf", "\"\\ufffd\\ufffd\"");		/* overlong '/' */
-	STR("\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\"");	/* overlong, 3 bytes */
-	STR("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"");	/* surrogate U+D800 */
-	STR("\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");	/* > U+10FFFF */
-	STR("\x80", "\"\\ufffd\"");			/* lone continuation */
-	STR("\xc3", "\"\\ufffd\"");			/* lead byte at the end */
+	STR("\xe2\x82", "\"\\ufffd\"");                              /* truncated € at the end */
+	STR("\xe2\x82z", "\"\\ufffdz\"");                            /* truncated € mid-string */
+	STR("\xf0\x9f\x98", "\"\\ufffd\"");                          /* truncated 😀 */
+	STR("\xc0\xaf", "\"\\ufffd\\ufffd\"");                       /* overlong '/' */
+	STR("\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\"");            /* overlong, 3 bytes */
+	STR("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"");            /* surrogate U+D800 */
+	STR("\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""); /* > U+10FFFF */
+	STR("\x80", "\"\\ufffd\"");                                  /* lone continuation */
+	STR("\xc3", "\"\\ufffd\"");                                  /* lead byte at the end */
 	STR("\xc3\xa9\xff\xc3\xa9", "\"\xc3\xa9\\ufffd\xc3\xa9\"");
 }
 END_TEST
@@ -261,45 +259,39 @@ END_TEST
 START_TEST(row_mixed_columns)
 {
 	struct pgo_column cols[] = {
-		{"id", T_INT8, -1, true},
-		{"name", T_TEXT, -1, false},
-		{"price", T_NUMERIC, -1, false},
-		{"ok", T_BOOL, -1, false},
-		{"meta", T_JSONB, -1, false},
-		{"blob", T_BYTEA, -1, false},
-		{"big", T_TEXT, -1, false},
-		{"gone", T_TIMESTAMPTZ, -1, false},
-		{"ratio", T_FLOAT8, -1, false},
-		{"we\"ird", T_TEXT, -1, false},
+		{ "id", T_INT8, -1, true },        { "name", T_TEXT, -1, false },
+		{ "price", T_NUMERIC, -1, false }, { "ok", T_BOOL, -1, false },
+		{ "meta", T_JSONB, -1, false },    { "blob", T_BYTEA, -1, false },
+		{ "big", T_TEXT, -1, false },      { "gone", T_TIMESTAMPTZ, -1, false },
+		{ "ratio", T_FLOAT8, -1, false },  { "we\"ird", T_TEXT, -1, false },
 	};
 	struct pgo_value vals[] = {
-		{PGO_VALUE_TEXT, "7", 1},
-		{PGO_VALUE_TEXT, "Zo\xc3\xab \"Q\"", 8},
-		{PGO_VALUE_TEXT, "19.90", 5},
-		{PGO_VALUE_TEXT, "t", 1},
-		{PGO_VALUE_TEXT, "{\"k\": [1]}", 10},
-		{PGO_VALUE_TEXT, "\\x00ff10", 8},
-		{PGO_VALUE_UNCHANGED, NULL, 0},
-		{PGO_VALUE_NULL, NULL, 0},
-		{PGO_VALUE_TEXT, "NaN", 3},
-		{PGO_VALUE_TEXT, "a\nb", 3},
+		{ PGO_VALUE_TEXT, "7", 1 },
+		{ PGO_VALUE_TEXT, "Zo\xc3\xab \"Q\"", 8 },
+		{ PGO_VALUE_TEXT, "19.90", 5 },
+		{ PGO_VALUE_TEXT, "t", 1 },
+		{ PGO_VALUE_TEXT, "{\"k\": [1]}", 10 },
+		{ PGO_VALUE_TEXT, "\\x00ff10", 8 },
+		{ PGO_VALUE_UNCHANGED, NULL, 0 },
+		{ PGO_VALUE_NULL, NULL, 0 },
+		{ PGO_VALUE_TEXT, "NaN", 3 },
+		{ PGO_VALUE_TEXT, "a\nb", 3 },
 	};
-	struct pgo_relation rel = {16384, "public", "t", 'd', 10, cols, 1};
-	struct pgo_tuple row = {10, vals};
+	struct pgo_relation rel = { 16384, "public", "t", 'd', 10, cols, 1 };
+	struct pgo_tuple row = { 10, vals };
 
 	buf_reset(&out);
 	json_append_row(&out, &rel, &row);
-	ck_assert_str_eq(out.data,
-			 "{\"id\":7,\"name\":\"Zo\xc3\xab \\\"Q\\\"\",\"price\":19.90,\"ok\":true,"
-			 "\"meta\":{\"k\": [1]},\"blob\":\"AP8Q\",\"big\":null,\"gone\":null,"
-			 "\"ratio\":\"NaN\",\"we\\\"ird\":\"a\\nb\"}");
+	ck_assert_str_eq(out.data, "{\"id\":7,\"name\":\"Zo\xc3\xab \\\"Q\\\"\",\"price\":19.90,\"ok\":true,"
+	                           "\"meta\":{\"k\": [1]},\"blob\":\"AP8Q\",\"big\":null,\"gone\":null,"
+	                           "\"ratio\":\"NaN\",\"we\\\"ird\":\"a\\nb\"}");
 }
 END_TEST
 
 START_TEST(row_empty_relation)
 {
-	struct pgo_relation rel = {1, "public", "empty", 'd', 0, NULL, 1};
-	struct pgo_tuple row = {0, NULL};
+	struct pgo_relation rel = { 1, "public", "empty", 'd', 0, NULL, 1 };
+	struct pgo_tuple row = { 0, NULL };
 	buf_reset(&out);
 	json_append_row(&out, &rel, &row);
 	ck_assert_str_eq(out.data, "{}");
@@ -308,10 +300,10 @@ END_TEST
 
 START_TEST(row_short_tuple_pads_null)
 {
-	struct pgo_column cols[] = {{"a", T_INT4, -1, true}, {"b", T_TEXT, -1, false}};
-	struct pgo_value vals[] = {{PGO_VALUE_TEXT, "1", 1}};
-	struct pgo_relation rel = {1, "public", "t", 'd', 2, cols, 1};
-	struct pgo_tuple row = {1, vals};
+	struct pgo_column cols[] = { { "a", T_INT4, -1, true }, { "b", T_TEXT, -1, false } };
+	struct pgo_value vals[] = { { PGO_VALUE_TEXT, "1", 1 } };
+	struct pgo_relation rel = { 1, "public", "t", 'd', 2, cols, 1 };
+	struct pgo_tuple row = { 1, vals };
 	buf_reset(&out);
 	json_append_row(&out, &rel, &row);
 	ck_assert_str_eq(out.data, "{\"a\":1,\"b\":null}");
@@ -320,11 +312,11 @@ END_TEST
 
 START_TEST(buffer_reuse)
 {
-	struct pgo_column cols[] = {{"n", T_INT4, -1, true}};
-	struct pgo_value v1[] = {{PGO_VALUE_TEXT, "123456", 6}};
-	struct pgo_value v2[] = {{PGO_VALUE_TEXT, "9", 1}};
-	struct pgo_relation rel = {1, "public", "t", 'd', 1, cols, 1};
-	struct pgo_tuple r1 = {1, v1}, r2 = {1, v2};
+	struct pgo_column cols[] = { { "n", T_INT4, -1, true } };
+	struct pgo_value v1[] = { { PGO_VALUE_TEXT, "123456", 6 } };
+	struct pgo_value v2[] = { { PGO_VALUE_TEXT, "9", 1 } };
+	struct pgo_relation rel = { 1, "public", "t", 'd', 1, cols, 1 };
+	struct pgo_tuple r1 = { 1, v1 }, r2 = { 1, v2 };
 
 	buf_reset(&out);
 	json_append_row(&out, &rel, &r1);
@@ -332,9 +324,9 @@ START_TEST(buffer_reuse)
 	char *before = out.data;
 	buf_reset(&out);
 	json_append_row(&out, &rel, &r2);
-	ck_assert_str_eq(out.data, "{\"n\":9}");	/* no stale tail from the longer row */
+	ck_assert_str_eq(out.data, "{\"n\":9}"); /* no stale tail from the longer row */
 	ck_assert_uint_eq(out.len, 7);
-	ck_assert_ptr_eq(out.data, before);	/* the allocation was kept */
+	ck_assert_ptr_eq(out.data, before); /* the allocation was kept */
 
 	/* Appends accumulate until reset. */
 	json_append_string(&out, "x", 1);

@@ -4,24 +4,23 @@
 
 #include "ledger.h"
 
-static const struct ledger_pos origin = {0, -1, 0};
+static const struct ledger_pos origin = { 0, -1, 0 };
 
 /* Checks the whole safe position at once, naming the caller's line on failure. */
-#define ck_assert_pos(l, commit, index, confirmed) do {				\
-		struct ledger_pos p_ = ledger_safe(l);				\
-		ck_assert_msg(p_.commit_lsn == (commit) &&			\
-			      p_.event_index == (index) &&			\
-			      p_.confirmed_lsn == (confirmed),			\
-			      "position (%llX, %d, %llX), expected (%llX, %d, %llX)", \
-			      (unsigned long long)p_.commit_lsn, (int)p_.event_index, \
-			      (unsigned long long)p_.confirmed_lsn,		\
-			      (unsigned long long)(commit), (int)(index),	\
-			      (unsigned long long)(confirmed));			\
+#define ck_assert_pos(l, commit, index, confirmed)                                                \
+	do {                                                                                      \
+		struct ledger_pos p_ = ledger_safe(l);                                            \
+		ck_assert_msg(p_.commit_lsn == (commit) && p_.event_index == (index) &&           \
+		                      p_.confirmed_lsn == (confirmed),                            \
+		              "position (%llX, %d, %llX), expected (%llX, %d, %llX)",             \
+		              (unsigned long long)p_.commit_lsn, (int)p_.event_index,             \
+		              (unsigned long long)p_.confirmed_lsn, (unsigned long long)(commit), \
+		              (int)(index), (unsigned long long)(confirmed));                     \
 	} while (0)
 
 START_TEST(start_position_is_kept)
 {
-	struct ledger_pos start = {0x1000, 3, 0x1200};
+	struct ledger_pos start = { 0x1000, 3, 0x1200 };
 	struct ledger *l = ledger_new(8, start);
 	ck_assert_pos(l, 0x1000, 3, 0x1200);
 	ck_assert_uint_eq(ledger_inflight(l), 0);
@@ -98,7 +97,7 @@ END_TEST
 
 START_TEST(interleaved_transactions)
 {
-	struct ledger_pos start = {0x50, 1, 0x60};
+	struct ledger_pos start = { 0x50, 1, 0x60 };
 	struct ledger *l = ledger_new(16, start);
 	/* T1 at 0x100: mids 1,2; T2 at 0x200: mid 3; T3 at 0x300: mids 4,5,6. */
 	ck_assert_int_eq(ledger_add(l, 1, 0x100, 0), 0);
@@ -118,7 +117,7 @@ START_TEST(interleaved_transactions)
 	ck_assert_pos(l, 0x50, 1, 0x60);
 	ck_assert_int_eq(ledger_ack(l, 2), 0);
 	ck_assert_pos(l, 0x50, 1, 0x60);
-	ck_assert_int_eq(ledger_ack(l, 1), 0);		/* T1, T2 done; T3 blocked on 4 */
+	ck_assert_int_eq(ledger_ack(l, 1), 0); /* T1, T2 done; T3 blocked on 4 */
 	ck_assert_pos(l, 0x200, 0, 0x210);
 	ck_assert_int_eq(ledger_ack(l, 6), 0);
 	ck_assert_pos(l, 0x200, 0, 0x210);
@@ -145,9 +144,9 @@ START_TEST(interleaved_transactions_stepwise)
 	ck_assert_pos(l, 0x100, 0, 0x108);
 	ck_assert_int_eq(ledger_ack(l, 8), 0);
 	ck_assert_pos(l, 0x200, 0, 0x108);
-	ck_assert_int_eq(ledger_ack(l, 9), 0);		/* T3's event already acked */
+	ck_assert_int_eq(ledger_ack(l, 9), 0); /* T3's event already acked */
 	ck_assert_pos(l, 0x300, 0, 0x208);
-	ledger_txn_end(l, 0x300, 0x308);		/* queue empty: applies at once */
+	ledger_txn_end(l, 0x300, 0x308); /* queue empty: applies at once */
 	ck_assert_pos(l, 0x300, 0, 0x308);
 	ledger_free(l);
 }
@@ -155,7 +154,7 @@ END_TEST
 
 START_TEST(empty_transaction_with_nothing_in_flight)
 {
-	struct ledger *l = ledger_new(4, (struct ledger_pos){0x10, 0, 0x20});
+	struct ledger *l = ledger_new(4, (struct ledger_pos){ 0x10, 0, 0x20 });
 	ledger_txn_end(l, 0x100, 0x140);
 	ck_assert_pos(l, 0x10, 0, 0x140);
 	ledger_txn_end(l, 0x200, 0x240);
@@ -172,11 +171,11 @@ START_TEST(empty_transaction_behind_inflight)
 	struct ledger *l = ledger_new(4, origin);
 	ck_assert_int_eq(ledger_add(l, 1, 0x100, 0), 0);
 	ledger_txn_end(l, 0x100, 0x110);
-	ledger_txn_end(l, 0x200, 0x210);	/* nothing routed in this one */
+	ledger_txn_end(l, 0x200, 0x210); /* nothing routed in this one */
 	ck_assert_pos(l, 0, -1, 0);
 	ck_assert_int_eq(ledger_add(l, 2, 0x300, 0), 0);
 	ledger_txn_end(l, 0x300, 0x310);
-	ledger_txn_end(l, 0x400, 0x410);	/* another empty one */
+	ledger_txn_end(l, 0x400, 0x410); /* another empty one */
 	ck_assert_int_eq(ledger_ack(l, 1), 0);
 	ck_assert_pos(l, 0x100, 0, 0x210);
 	ck_assert_int_eq(ledger_ack(l, 2), 0);
@@ -243,7 +242,7 @@ START_TEST(capacity)
 	ck_assert(!ledger_has_room(l));
 	ck_assert_int_eq(ledger_add(l, 4, 0x100, 3), -1);
 	ck_assert_uint_eq(ledger_inflight(l), 3);
-	ck_assert_int_eq(ledger_ack(l, 4), -1);	/* the refused event is not tracked */
+	ck_assert_int_eq(ledger_ack(l, 4), -1); /* the refused event is not tracked */
 
 	/* An acknowledged event behind an unacknowledged one still takes its place:
 	 * memory stays bounded however long the head is delayed. */
@@ -264,7 +263,7 @@ END_TEST
 
 START_TEST(degenerate_sizes)
 {
-	struct ledger *l = ledger_new(0, origin);	/* lifted to one */
+	struct ledger *l = ledger_new(0, origin); /* lifted to one */
 	ck_assert(ledger_has_room(l));
 	ck_assert_int_eq(ledger_add(l, 1, 0x100, 0), 0);
 	ck_assert(!ledger_has_room(l));
@@ -304,7 +303,7 @@ START_TEST(mid_wraparound)
 		}
 		ck_assert_pos(l, 0x1000, acked - 1, 0);
 	}
-	ck_assert_int_gt(added, 70000);	/* the counter wrapped at least once */
+	ck_assert_int_gt(added, 70000); /* the counter wrapped at least once */
 	ledger_free(l);
 }
 END_TEST
@@ -313,8 +312,8 @@ START_TEST(unknown_and_duplicate_mids)
 {
 	struct ledger *l = ledger_new(8, origin);
 	ck_assert_int_eq(ledger_add(l, 5, 0x100, 0), 0);
-	ck_assert_int_eq(ledger_add(l, 5, 0x100, 1), -1);	/* already in flight */
-	ck_assert_int_eq(ledger_add(l, 0, 0x100, 1), -1);	/* not a valid mid */
+	ck_assert_int_eq(ledger_add(l, 5, 0x100, 1), -1); /* already in flight */
+	ck_assert_int_eq(ledger_add(l, 0, 0x100, 1), -1); /* not a valid mid */
 	ck_assert_int_eq(ledger_add(l, 65536, 0x100, 1), -1);
 	ck_assert_int_eq(ledger_add(l, -1, 0x100, 1), -1);
 	ck_assert_uint_eq(ledger_inflight(l), 1);
@@ -328,7 +327,7 @@ START_TEST(unknown_and_duplicate_mids)
 
 	ck_assert_int_eq(ledger_ack(l, 5), 0);
 	ck_assert_pos(l, 0x100, 0, 0);
-	ck_assert_int_eq(ledger_ack(l, 5), -1);	/* late duplicate */
+	ck_assert_int_eq(ledger_ack(l, 5), -1); /* late duplicate */
 	ck_assert_pos(l, 0x100, 0, 0);
 
 	/* A duplicate ack of an acked event still waiting behind the head changes nothing. */
@@ -350,15 +349,15 @@ END_TEST
 
 START_TEST(idle_advance)
 {
-	struct ledger *l = ledger_new(4, (struct ledger_pos){0x100, 2, 0x180});
+	struct ledger *l = ledger_new(4, (struct ledger_pos){ 0x100, 2, 0x180 });
 	ck_assert(ledger_idle_advance(l, 0x200));
 	ck_assert_pos(l, 0x100, 2, 0x200);
-	ck_assert(!ledger_idle_advance(l, 0x200));	/* not a move */
-	ck_assert(!ledger_idle_advance(l, 0x1F0));	/* never backwards */
+	ck_assert(!ledger_idle_advance(l, 0x200)); /* not a move */
+	ck_assert(!ledger_idle_advance(l, 0x1F0)); /* never backwards */
 	ck_assert_pos(l, 0x100, 2, 0x200);
 
 	ck_assert_int_eq(ledger_add(l, 1, 0x300, 0), 0);
-	ck_assert(!ledger_idle_advance(l, 0x400));	/* something in flight */
+	ck_assert(!ledger_idle_advance(l, 0x400)); /* something in flight */
 	ck_assert_pos(l, 0x100, 2, 0x200);
 	ck_assert_int_eq(ledger_ack(l, 1), 0);
 	ck_assert_pos(l, 0x300, 0, 0x200);
@@ -369,7 +368,7 @@ START_TEST(idle_advance)
 	ledger_txn_end(l, 0x300, 0x380);
 	ck_assert_pos(l, 0x300, 0, 0x380);
 	ck_assert(ledger_idle_advance(l, 0x500));
-	ledger_txn_end(l, 0x300, 0x380);	/* a late repeat never moves it back */
+	ledger_txn_end(l, 0x300, 0x380); /* a late repeat never moves it back */
 	ck_assert_pos(l, 0x300, 0, 0x500);
 
 	/* Held back while an acknowledged event waits behind an unacknowledged one. */
@@ -378,7 +377,7 @@ START_TEST(idle_advance)
 	ck_assert_int_eq(ledger_ack(l, 3), 0);
 	ck_assert(!ledger_idle_advance(l, 0x700));
 	ck_assert_int_eq(ledger_ack(l, 2), 0);
-	ck_assert(!ledger_idle_advance(l, 0x700));	/* still open */
+	ck_assert(!ledger_idle_advance(l, 0x700)); /* still open */
 	ledger_txn_end(l, 0x600, 0x680);
 	ck_assert(ledger_idle_advance(l, 0x700));
 	ck_assert_pos(l, 0x600, 1, 0x700);
@@ -390,7 +389,7 @@ START_TEST(never_moves_backwards)
 {
 	/* Events at or before the start position (a replay the caller did not skip) must
 	 * not pull the position back. */
-	struct ledger *l = ledger_new(4, (struct ledger_pos){0x500, 3, 0x580});
+	struct ledger *l = ledger_new(4, (struct ledger_pos){ 0x500, 3, 0x580 });
 	ck_assert_int_eq(ledger_add(l, 1, 0x500, 1), 0);
 	ck_assert_int_eq(ledger_add(l, 2, 0x400, 7), 0);
 	ledger_txn_end(l, 0x400, 0x480);
@@ -410,7 +409,7 @@ START_TEST(ring_wraps_many_times)
 	lsn_t commit = 0x1000;
 	int mid = 1;
 	for (int txn = 0; txn < 5000; txn++, commit += 0x100) {
-		int n = txn % 4;	/* 0..3 events */
+		int n = txn % 4; /* 0..3 events */
 		int first = mid;
 		for (int i = 0; i < n; i++) {
 			ck_assert_int_eq(ledger_add(l, mid, commit, i), 0);
@@ -447,7 +446,7 @@ struct model {
 	size_t n;
 	size_t max_events;
 	struct ledger_pos start;
-	lsn_t idle_floor;	/* highest accepted idle advance */
+	lsn_t idle_floor; /* highest accepted idle advance */
 };
 
 static bool model_is_pending(const struct model_entry *e)
@@ -474,7 +473,7 @@ static struct ledger_pos model_safe(const struct model *m)
 			if (e->lsn > pos.confirmed_lsn)
 				pos.confirmed_lsn = e->lsn;
 		} else if (e->lsn > pos.commit_lsn ||
-			   (e->lsn == pos.commit_lsn && e->event_index > pos.event_index)) {
+		           (e->lsn == pos.commit_lsn && e->event_index > pos.event_index)) {
 			pos.commit_lsn = e->lsn;
 			pos.event_index = e->event_index;
 		}
@@ -553,14 +552,12 @@ struct stream {
 static void compare(const struct ledger *l, const struct model *m, const struct stream *s)
 {
 	struct ledger_pos want = model_safe(m), got = ledger_safe(l);
-	ck_assert_msg(got.commit_lsn == want.commit_lsn &&
-		      got.event_index == want.event_index &&
-		      got.confirmed_lsn == want.confirmed_lsn,
-		      "step %zu: (%llX, %d, %llX), model (%llX, %d, %llX)", s->steps,
-		      (unsigned long long)got.commit_lsn, (int)got.event_index,
-		      (unsigned long long)got.confirmed_lsn,
-		      (unsigned long long)want.commit_lsn, (int)want.event_index,
-		      (unsigned long long)want.confirmed_lsn);
+	ck_assert_msg(got.commit_lsn == want.commit_lsn && got.event_index == want.event_index &&
+	                      got.confirmed_lsn == want.confirmed_lsn,
+	              "step %zu: (%llX, %d, %llX), model (%llX, %d, %llX)", s->steps,
+	              (unsigned long long)got.commit_lsn, (int)got.event_index,
+	              (unsigned long long)got.confirmed_lsn, (unsigned long long)want.commit_lsn,
+	              (int)want.event_index, (unsigned long long)want.confirmed_lsn);
 	ck_assert_uint_eq(ledger_inflight(l), model_unacked(m));
 	ck_assert_int_eq(ledger_has_room(l), model_has_room(m));
 }
@@ -574,7 +571,7 @@ static void step_add(struct ledger *l, struct model *m, struct stream *s)
 		s->refused++;
 		return;
 	}
-	m->e[m->n++] = (struct model_entry){false, false, mid, s->commit_lsn, s->next_index};
+	m->e[m->n++] = (struct model_entry){ false, false, mid, s->commit_lsn, s->next_index };
 	s->next_index++;
 	/* libmosquitto's counter: wraps past 65535 to 1, skipping nothing. */
 	s->wraps += s->next_mid == 65535;
@@ -585,7 +582,7 @@ static void step_txn_end(struct ledger *l, struct model *m, struct stream *s)
 {
 	lsn_t end = s->commit_lsn + 1 + rng(0x40);
 	ledger_txn_end(l, s->commit_lsn, end);
-	m->e[m->n++] = (struct model_entry){true, true, 0, end, 0};
+	m->e[m->n++] = (struct model_entry){ true, true, 0, end, 0 };
 	s->commit_lsn = end + 1 + rng(0x100);
 	s->next_index = 0;
 }
@@ -623,7 +620,7 @@ static void step_idle(struct ledger *l, struct model *m, struct stream *s)
 {
 	lsn_t now = model_safe(m).confirmed_lsn;
 	lsn_t lsn = now + rng(0x200);
-	lsn = lsn > 0x100 ? lsn - 0x100 : 0;	/* sometimes behind: must not move */
+	lsn = lsn > 0x100 ? lsn - 0x100 : 0; /* sometimes behind: must not move */
 	bool movable = model_unacked(m) == 0 && !model_txn_open(m) && lsn > now;
 	ck_assert_int_eq(ledger_idle_advance(l, lsn), movable);
 	if (movable)
@@ -636,9 +633,9 @@ static void run_against_model(size_t max_events, uint64_t seed, size_t steps)
 	static struct model m;
 	memset(&m, 0, sizeof m);
 	m.max_events = max_events;
-	m.start = (struct ledger_pos){0x5000, 2, 0x5080};
+	m.start = (struct ledger_pos){ 0x5000, 2, 0x5080 };
 	struct ledger *l = ledger_new(max_events, m.start);
-	struct stream s = {0x6000, 0, 65000, 0, 0, 0, 0};
+	struct stream s = { 0x6000, 0, 65000, 0, 0, 0, 0 };
 	rng_state = seed;
 	for (s.steps = 0; s.steps < steps && m.n < MODEL_MAX - 1; s.steps++) {
 		/* Alternate phases that fill the window and drain it, so both a full ledger

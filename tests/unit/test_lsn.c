@@ -43,8 +43,17 @@ END_TEST
 START_TEST(round_trips)
 {
 	static const lsn_t values[] = {
-		0, 1, 0xF, 0x10, 0xFFFFFFFFULL, 0x100000000ULL, 0x16B374D848ULL,
-		0x8000000000000000ULL, 0x0123456789ABCDEFULL, UINT64_MAX - 1, UINT64_MAX,
+		0,
+		1,
+		0xF,
+		0x10,
+		0xFFFFFFFFULL,
+		0x100000000ULL,
+		0x16B374D848ULL,
+		0x8000000000000000ULL,
+		0x0123456789ABCDEFULL,
+		UINT64_MAX - 1,
+		UINT64_MAX,
 	};
 	for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
 		char buf[LSN_BUFLEN];
@@ -62,7 +71,7 @@ END_TEST
 
 START_TEST(text_round_trips)
 {
-	static const char *const texts[] = {"0/0", "1/2", "16/B374D848", "FFFFFFFF/FFFFFFFF"};
+	static const char *const texts[] = { "0/0", "1/2", "16/B374D848", "FFFFFFFF/FFFFFFFF" };
 	for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
 		char buf[LSN_BUFLEN];
 		ck_assert_str_eq(lsn_format(parse_ok(texts[i]), buf), texts[i]);
@@ -73,8 +82,8 @@ END_TEST
 START_TEST(rejects_malformed)
 {
 	static const char *const bad[] = {
-		"", "/", "1/", "/1", "G/0", "0/G", "123456789/0", "0/123456789", "1/2/3",
-		" 1/2", "1/2 ", "1 /2", "1/ 2", "12", "0x1/2", "-1/2", "+1/2", "1//2",
+		"",     "/",    "1/",   "/1",   "G/0", "0/G",   "123456789/0", "0/123456789", "1/2/3",
+		" 1/2", "1/2 ", "1 /2", "1/ 2", "12",  "0x1/2", "-1/2",        "+1/2",        "1//2",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		lsn_t v = 42;

@@ -76,7 +76,7 @@ struct col_def {
 };
 
 static void build_relation(struct msg *m, uint32_t oid, const char *schema, const char *name,
-			   const struct col_def *cols, int ncols)
+                           const struct col_def *cols, int ncols)
 {
 	put_u8(m, 'R');
 	put_u32(m, oid);
@@ -96,16 +96,16 @@ static void build_relation(struct msg *m, uint32_t oid, const char *schema, cons
 #define OTHER_OID 16385
 
 static const struct col_def outbox_cols[] = {
-	{"id", 20, -1, 1},
-	{"topic", 25, -1, 0},
-	{"payload", 3802, -1, 0},
+	{ "id", 20, -1, 1 },
+	{ "topic", 25, -1, 0 },
+	{ "payload", 3802, -1, 0 },
 };
 
 static const struct col_def outbox_cols_v2[] = {
-	{"event_id", 2950, -1, 1},
-	{"topic", 1043, 104, 0},
-	{"payload", 114, -1, 0},
-	{"created_at", 1184, -1, 0},
+	{ "event_id", 2950, -1, 1 },
+	{ "topic", 1043, 104, 0 },
+	{ "payload", 114, -1, 0 },
+	{ "created_at", 1184, -1, 0 },
 };
 
 /* Insert into the 3-column outbox: id, topic, payload (all text). */
@@ -156,9 +156,9 @@ static void decode_fails(struct pgo_decoder *d, const struct msg *m, const char 
 }
 
 static const struct pgo_relation *define(struct pgo_decoder *d, uint32_t oid, const char *name,
-					 const struct col_def *cols, int ncols)
+                                         const struct col_def *cols, int ncols)
 {
-	struct msg m = {0};
+	struct msg m = { 0 };
 	struct pgo_msg out;
 	build_relation(&m, oid, "public", name, cols, ncols);
 	decode_ok(d, &m, &out);
@@ -201,15 +201,15 @@ static void assert_every_prefix_fails(struct pgo_decoder *d, const struct msg *m
 		if (n)
 			memcpy(copy, m->data, n);
 		ck_assert_msg(pgo_decode(d, copy, n, &out) == -1, "%s prefix of %zu/%zu bytes decoded", kind,
-			      n, m->len);
+		              n, m->len);
 		const char *err = pgo_error(d);
 		if (n == 0) {
 			ck_assert_str_eq(err, "empty pgoutput message");
 		} else {
-			ck_assert_msg(strncmp(err, kind, strlen(kind)) == 0, "error \"%s\" does not name %s", err,
-				      kind);
+			ck_assert_msg(strncmp(err, kind, strlen(kind)) == 0, "error \"%s\" does not name %s",
+			              err, kind);
 			ck_assert_msg(strstr(err, "truncated") || strstr(err, "not NUL-terminated"),
-				      "error \"%s\" at %zu bytes does not say the data ran out", err, n);
+			              "error \"%s\" at %zu bytes does not say the data ran out", err, n);
 		}
 		free(copy);
 	}
@@ -237,7 +237,7 @@ static void build_keepalive(struct msg *m, uint8_t reply)
 
 START_TEST(frame_xlogdata)
 {
-	struct msg m = {0};
+	struct msg m = { 0 };
 	struct repl_frame f;
 	char err[128] = "";
 	build_xlogdata(&m);
@@ -259,9 +259,9 @@ END_TEST
 
 START_TEST(frame_keepalive)
 {
-	static const uint8_t replies[] = {0, 1, 2};
+	static const uint8_t replies[] = { 0, 1, 2 };
 	for (size_t i = 0; i < sizeof replies; i++) {
-		struct msg m = {0};
+		struct msg m = { 0 };
 		struct repl_frame f;
 		char err[128] = "";
 		build_keepalive(&m, replies[i]);
@@ -294,7 +294,7 @@ static void assert_frame_prefixes_fail(const struct msg *m, size_t first_valid, 
 
 START_TEST(frame_truncations)
 {
-	struct msg w = {0}, k = {0};
+	struct msg w = { 0 }, k = { 0 };
 	build_xlogdata(&w);
 	build_keepalive(&k, 1);
 	assert_frame_prefixes_fail(&w, 25, "XLogData: truncated header (needs 25 bytes");
@@ -314,13 +314,15 @@ END_TEST
 
 START_TEST(frame_unknown_kind)
 {
-	static const uint8_t kinds[] = {'r', 'x', 0, 0xff};
+	static const uint8_t kinds[] = { 'r', 'x', 0, 0xff };
 	static const char *const errors[] = {
-		"unknown replication message kind 'r'", "unknown replication message kind 'x'",
-		"unknown replication message kind 0x00", "unknown replication message kind 0xff",
+		"unknown replication message kind 'r'",
+		"unknown replication message kind 'x'",
+		"unknown replication message kind 0x00",
+		"unknown replication message kind 0xff",
 	};
 	for (size_t i = 0; i < sizeof kinds; i++) {
-		uint8_t buf[30] = {0};
+		uint8_t buf[30] = { 0 };
 		struct repl_frame f;
 		char err[128];
 		buf[0] = kinds[i];
@@ -332,7 +334,7 @@ END_TEST
 
 START_TEST(frame_error_buffer_is_bounded)
 {
-	uint8_t buf[] = {'x'};
+	uint8_t buf[] = { 'x' };
 	struct repl_frame f;
 	char err[9];
 	memset(err, '#', sizeof err);
@@ -346,12 +348,9 @@ END_TEST
 START_TEST(status_update_bytes)
 {
 	static const uint8_t expected[REPL_STATUS_LEN] = {
-		'r',
-		0x00, 0x00, 0x00, 0x16, 0xB3, 0x74, 0xD8, 0x48,
-		0x00, 0x00, 0x00, 0x16, 0xB3, 0x74, 0xD8, 0x48,
-		0x00, 0x00, 0x00, 0x16, 0xB3, 0x74, 0xD8, 0x48,
-		0x00, 0x02, 0xA5, 0xF1, 0xC2, 0xD3, 0xE4, 0xF5,
-		0x01,
+		'r',  0x00, 0x00, 0x00, 0x16, 0xB3, 0x74, 0xD8, 0x48, 0x00, 0x00, 0x00,
+		0x16, 0xB3, 0x74, 0xD8, 0x48, 0x00, 0x00, 0x00, 0x16, 0xB3, 0x74, 0xD8,
+		0x48, 0x00, 0x02, 0xA5, 0xF1, 0xC2, 0xD3, 0xE4, 0xF5, 0x01,
 	};
 	uint8_t out[REPL_STATUS_LEN + 1];
 	memset(out, 0xAA, sizeof out);
@@ -387,7 +386,7 @@ END_TEST
 START_TEST(decodes_begin)
 {
 	struct pgo_decoder *d = pgo_decoder_new();
-	struct msg m = {0};
+	struct msg m = { 0 };
 	struct pgo_msg out;
 	put_u8(&m, 'B');
 	put_u64(&m, UINT64_C(0x16B374D848));
@@ -407,7 +406,7 @@ END_TEST
 START_TEST(decodes_commit)
 {
 	struct pgo_decoder *d = pgo_decoder_new();
-	struct msg m = {0};
+	struct msg m = { 0 };
 	struct pgo_msg out;
 	build_commit(&m);
 	decode_ok(d, &m, &out);
@@ -437,7 +436,7 @@ END_TEST
 START_TEST(decodes_origin)
 {
 	struct pgo_decoder *d = pgo_decoder_new();
-	struct msg m = {0};
+	struct msg m = { 0 };
 	struct pgo_msg out;
 	put_u8(&m, 'O');
 	put_u64(&m, UINT64_C(0xABCDEF0123456789));
@@ -456,13 +455,13 @@ END_TEST
 START_TEST(decodes_relation)
 {
 	struct pgo_decoder *d = pgo_decoder_new();
-	struct msg m = {0};
+	struct msg m = { 0 };
 	struct pgo_msg out;
 	ck_assert_ptr_null(pgo_relation_get(d, OUTBOX_OID));
 	build_relation(&m, OUTBOX_OID, "app", "outbox", outbox_cols_v2, 4);
-	m.data[1 + 4 + 4 + 7] = 'f';	/* replica identity FULL */
+	m.data[1 + 4 + 4 + 7] = 'f'; /* replica identity FULL */
 	decode_ok(d, &m, &out);
-	msg_free(&m);	/* the cache holds copies */
+	msg_free(&m); /* the cache holds copies */
 
 	const struct pgo_relation *rel = out.u.relation;
 	ck_assert_int_eq(out.kind, PGO_RELATION);
@@ -487,7 +486,7 @@ END_TEST
 START_TEST(decodes_relation_without_columns)
 {
 	struct pgo_decoder *d = pgo_decoder_new();
-	struct msg m = {0};
+	struct msg m = { 0 };
 	struct pgo_msg out;
 	/* Empty namespace: how the server names pg_catalog. */
 	put_u8(&m, 'R');
@@ -517,7 +516,7 @@ END_TEST
 START_TEST(decodes_type)
 {
 	struct pgo_decoder *d = pgo_decoder_new();
-	struct msg m = {0};
+	struct msg m = { 0 };
 	struct pgo_msg out;
 	put_u8(&m, 'Y');
 	put_u32(&m, 16400);
@@ -537,7 +536,7 @@ END_TEST
 START_TEST(decodes_insert)
 {
 	struct pgo_decoder *d = decoder_with_outbox();
-	struct msg m = {0};
+	struct msg m = { 0 };
 	struct pgo_msg out;
 	build_insert(&m, OUTBOX_OID);
 	decode_ok(d, &m, &out);
@@ -556,7 +555,7 @@ END_TEST
 START_TEST(insert_null_empty_and_embedded_nul)
 {
 	struct pgo_decoder *d = decoder_with_outbox();
-	struct msg m = {0};
+	struct msg m = { 0 };
 	struct pgo_msg out;
 	put_u8(&m, 'I');
 	put_u32(&m, OUTBOX_OID);
@@ -595,7 +594,7 @@ END_TEST
 START_TEST(update_without_old_tuple)
 {
 	struct pgo_decoder *d = decoder_with_outbox();
-	struct msg m = {0};
+	struct msg m = { 0 };
 	struct pgo_msg out;
 	put_u8(&m, 'U');
 	put_u32(&m, OUTBOX_OID);
@@ -636,10 +635,10 @@ static void build_update_with_old(struct msg *m, uint8_t marker)
 
 START_TEST(update_with_old_tuple)
 {
-	static const uint8_t markers[] = {'K', 'O'};
+	static const uint8_t markers[] = { 'K', 'O' };
 	for (size_t i = 0; i < sizeof markers; i++) {
 		struct pgo_decoder *d = decoder_with_outbox();
-		struct msg m = {0};
+		struct msg m = { 0 };
 		struct pgo_msg out;
 		build_update_with_old(&m, markers[i]);
 		decode_ok(d, &m, &out);
@@ -663,10 +662,10 @@ END_TEST
 
 START_TEST(decodes_delete)
 {
-	static const uint8_t markers[] = {'K', 'O'};
+	static const uint8_t markers[] = { 'K', 'O' };
 	for (size_t i = 0; i < sizeof markers; i++) {
 		struct pgo_decoder *d = decoder_with_outbox();
-		struct msg m = {0};
+		struct msg m = { 0 };
 		struct pgo_msg out;
 		put_u8(&m, 'D');
 		put_u32(&m, OUTBOX_OID);
@@ -682,7 +681,7 @@ START_TEST(decodes_delete)
 		assert_text(&out.u.delete.old_tuple.values[0], &m, "99", 2);
 		assert_no_data(&out.u.delete.old_tuple.values[1], PGO_VALUE_NULL);
 		assert_no_data(&out.u.delete.old_tuple.values[2],
-			       markers[i] == 'K' ? PGO_VALUE_NULL : PGO_VALUE_UNCHANGED);
+		               markers[i] == 'K' ? PGO_VALUE_NULL : PGO_VALUE_UNCHANGED);
 		assert_every_prefix_fails(d, &m, "Delete");
 		msg_free(&m);
 		pgo_decoder_free(d);
@@ -693,7 +692,7 @@ END_TEST
 START_TEST(decodes_truncate)
 {
 	struct pgo_decoder *d = pgo_decoder_new();
-	struct msg m = {0};
+	struct msg m = { 0 };
 	struct pgo_msg out;
 	put_u8(&m, 'T');
 	put_u32(&m, 3);
@@ -722,7 +721,7 @@ END_TEST
 START_TEST(decodes_messages)
 {
 	struct pgo_decoder *d = pgo_decoder_new();
-	struct msg m = {0};
+	struct msg m = { 0 };
 	struct pgo_msg out;
 	build_message(&m, 1, "app.audit", "he\0llo", 6);
 	decode_ok(d, &m, &out);
@@ -783,7 +782,7 @@ END_TEST
 START_TEST(insert_after_redefinition_uses_new_columns)
 {
 	struct pgo_decoder *d = decoder_with_outbox();
-	struct msg old = {0}, new = {0};
+	struct msg old = { 0 }, new = { 0 };
 	struct pgo_msg out;
 	build_insert(&old, OUTBOX_OID);
 	decode_ok(d, &old, &out);
@@ -847,12 +846,12 @@ START_TEST(tuple_arrays_are_reused)
 	char names[WIDE][16];
 	for (int i = 0; i < WIDE; i++) {
 		snprintf(names[i], sizeof names[i], "c%d", i);
-		cols[i] = (struct col_def){names[i], 23, -1, 0};
+		cols[i] = (struct col_def){ names[i], 23, -1, 0 };
 	}
 	define(d, OUTBOX_OID, "wide", cols, WIDE);
 	const struct pgo_value *first = NULL;
 	for (int round = 0; round < 3; round++) {
-		struct msg m = {0};
+		struct msg m = { 0 };
 		struct pgo_msg out;
 		put_u8(&m, 'I');
 		put_u32(&m, OUTBOX_OID);
@@ -876,7 +875,7 @@ END_TEST
 START_TEST(truncated_anywhere)
 {
 	struct pgo_decoder *d = decoder_with_outbox();
-	struct msg insert = {0}, relation = {0}, commit = {0}, message = {0};
+	struct msg insert = { 0 }, relation = { 0 }, commit = { 0 }, message = { 0 };
 	build_insert(&insert, OUTBOX_OID);
 	build_relation(&relation, OTHER_OID, "public", "other", outbox_cols_v2, 4);
 	build_commit(&commit);
@@ -888,7 +887,7 @@ START_TEST(truncated_anywhere)
 
 	/* A truncated Relation must leave the cache as it was. */
 	for (size_t n = 1; n < relation.len; n++) {
-		struct msg part = {0};
+		struct msg part = { 0 };
 		struct pgo_msg out;
 		put_bytes(&part, relation.data, n);
 		ck_assert_int_eq(pgo_decode(d, part.data, part.len, &out), -1);
@@ -910,18 +909,21 @@ END_TEST
 START_TEST(truncation_messages)
 {
 	struct pgo_decoder *d = decoder_with_outbox();
-	struct msg m = {0};
+	struct msg m = { 0 };
 	build_insert(&m, OUTBOX_OID);
 	m.len -= 3;
-	decode_fails(d, &m, "Insert: new tuple column 3 \"payload\": truncated value (needs 7 bytes, 4 left)");
+	decode_fails(d, &m,
+	             "Insert: new tuple column 3 \"payload\": truncated value (needs 7 bytes, 4 left)");
 	m.len = 1 + 4 + 1 + 1;
 	decode_fails(d, &m, "Insert: new tuple: truncated column count (needs 2 bytes, 1 left)");
 	m.len = 3;
 	decode_fails(d, &m, "Insert: truncated relation OID (needs 4 bytes, 2 left)");
 	m.len = 1 + 4 + 1 + 2 + 1 + 2;
-	decode_fails(d, &m, "Insert: new tuple column 1 \"id\": truncated value length (needs 4 bytes, 2 left)");
+	decode_fails(d, &m,
+	             "Insert: new tuple column 1 \"id\": truncated value length (needs 4 bytes, 2 left)");
 	m.len = 1 + 4 + 1 + 2;
-	decode_fails(d, &m, "Insert: new tuple column 1 \"id\": truncated value kind (needs 1 bytes, 0 left)");
+	decode_fails(d, &m,
+	             "Insert: new tuple column 1 \"id\": truncated value kind (needs 1 bytes, 0 left)");
 	msg_free(&m);
 
 	build_commit(&m);
@@ -937,10 +939,10 @@ END_TEST
 START_TEST(unknown_kinds)
 {
 	/* Streaming messages (proto_version 2) are not requested, so they are errors. */
-	static const uint8_t kinds[] = {'S', 'E', 'c', 'A', 'P', 'K', 'r', 'w', 'Z', 0, 0xff, ' '};
+	static const uint8_t kinds[] = { 'S', 'E', 'c', 'A', 'P', 'K', 'r', 'w', 'Z', 0, 0xff, ' ' };
 	struct pgo_decoder *d = pgo_decoder_new();
 	for (size_t i = 0; i < sizeof kinds; i++) {
-		struct msg m = {0};
+		struct msg m = { 0 };
 		char expect[64];
 		put_u8(&m, kinds[i]);
 		put_u64(&m, 0);
@@ -962,13 +964,13 @@ END_TEST
 START_TEST(unknown_relation)
 {
 	struct pgo_decoder *d = decoder_with_outbox();
-	struct msg m = {0};
+	struct msg m = { 0 };
 	build_insert(&m, OTHER_OID);
 	decode_fails(d, &m, "Insert: relation 16385 is unknown (no Relation message seen)");
 	msg_free(&m);
 
 	build_update_with_old(&m, 'O');
-	m.data[4] = 0x01;	/* OID 16385 */
+	m.data[4] = 0x01; /* OID 16385 */
 	decode_fails(d, &m, "Update: relation 16385 is unknown (no Relation message seen)");
 	msg_free(&m);
 
@@ -985,7 +987,7 @@ END_TEST
 START_TEST(column_count_mismatch)
 {
 	struct pgo_decoder *d = decoder_with_outbox();
-	struct msg m = {0};
+	struct msg m = { 0 };
 	put_u8(&m, 'I');
 	put_u32(&m, OUTBOX_OID);
 	put_u8(&m, 'N');
@@ -1060,10 +1062,11 @@ static void build_each_kind(struct msg m[10])
 START_TEST(trailing_bytes)
 {
 	static const char *const names[10] = {
-		"Begin", "Commit", "Origin", "Relation", "Type", "Insert", "Update", "Delete", "Truncate", "Message",
+		"Begin",  "Commit", "Origin", "Relation", "Type",
+		"Insert", "Update", "Delete", "Truncate", "Message",
 	};
 	struct pgo_decoder *d = decoder_with_outbox();
-	struct msg m[10] = {{0}};
+	struct msg m[10] = { { 0 } };
 	struct pgo_msg out;
 	build_each_kind(m);
 	for (int i = 0; i < 10; i++) {
@@ -1071,7 +1074,8 @@ START_TEST(trailing_bytes)
 		decode_ok(d, &m[i], &out);
 		put_u8(&m[i], 0);
 		put_u8(&m[i], 'X');
-		snprintf(expect, sizeof expect, "%s: trailing garbage after a complete message (2 bytes)", names[i]);
+		snprintf(expect, sizeof expect, "%s: trailing garbage after a complete message (2 bytes)",
+		         names[i]);
 		decode_fails(d, &m[i], expect);
 		msg_free(&m[i]);
 	}
@@ -1079,7 +1083,7 @@ START_TEST(trailing_bytes)
 	ck_assert_uint_eq(pgo_relation_get(d, OTHER_OID)->generation, 2);
 
 	/* Nor does it create an entry. */
-	struct msg r = {0};
+	struct msg r = { 0 };
 	build_relation(&r, 777, "public", "x", outbox_cols, 1);
 	put_u8(&r, 0);
 	decode_fails(d, &r, "Relation: trailing garbage after a complete message (1 bytes)");
@@ -1092,14 +1096,14 @@ END_TEST
 START_TEST(huge_and_negative_lengths)
 {
 	struct pgo_decoder *d = decoder_with_outbox();
-	static const uint32_t lengths[] = {0x7fffffff, 0xffffffff, 0x80000000};
+	static const uint32_t lengths[] = { 0x7fffffff, 0xffffffff, 0x80000000 };
 	static const char *const errors[] = {
 		"Insert: new tuple column 1 \"id\": truncated value (needs 2147483647 bytes, 3 left)",
 		"Insert: new tuple column 1 \"id\": negative value length -1",
 		"Insert: new tuple column 1 \"id\": negative value length -2147483648",
 	};
 	for (size_t i = 0; i < 3; i++) {
-		struct msg m = {0};
+		struct msg m = { 0 };
 		put_u8(&m, 'I');
 		put_u32(&m, OUTBOX_OID);
 		put_u8(&m, 'N');
@@ -1111,9 +1115,9 @@ START_TEST(huge_and_negative_lengths)
 		msg_free(&m);
 	}
 
-	struct msg m = {0};
+	struct msg m = { 0 };
 	build_message(&m, 1, "p", "abc", 3);
-	m.data[1 + 1 + 8 + 2] = 0x7f;	/* the length's high byte: 0x7f000003 */
+	m.data[1 + 1 + 8 + 2] = 0x7f; /* the length's high byte: 0x7f000003 */
 	decode_fails(d, &m, "Message: truncated content (needs 2130706435 bytes, 3 left)");
 	m.data[1 + 1 + 8 + 2] = 0xff;
 	decode_fails(d, &m, "Message: negative content length -16777213");
@@ -1125,16 +1129,21 @@ END_TEST
 START_TEST(huge_counts)
 {
 	struct pgo_decoder *d = pgo_decoder_new();
-	struct msg m = {0};
+	struct msg m = { 0 };
 	put_u8(&m, 'R');
 	put_u32(&m, 1);
 	put_str(&m, "s");
 	put_str(&m, "t");
 	put_u8(&m, 'd');
 	put_u16(&m, 0x7fff);
-	put_bytes(&m, "\x01" "a\0" "\0\0\0\x17" "\xff\xff\xff\xff", 11);	/* one column */
+	put_bytes(&m,
+	          "\x01"
+	          "a\0"
+	          "\0\0\0\x17"
+	          "\xff\xff\xff\xff",
+	          11); /* one column */
 	decode_fails(d, &m, "Relation: truncated columns (32767 need at least 327670 bytes, 11 left)");
-	m.data[m.len - 13] = 0x80;	/* the count's high byte: 0x80ff */
+	m.data[m.len - 13] = 0x80; /* the count's high byte: 0x80ff */
 	decode_fails(d, &m, "Relation: negative column count -32513");
 	ck_assert_ptr_null(pgo_relation_get(d, 1));
 	msg_free(&m);
@@ -1162,7 +1171,7 @@ END_TEST
 START_TEST(missing_string_terminator)
 {
 	struct pgo_decoder *d = pgo_decoder_new();
-	struct msg m = {0};
+	struct msg m = { 0 };
 	put_u8(&m, 'O');
 	put_u64(&m, 1);
 	put_bytes(&m, "abc", 3);
@@ -1183,7 +1192,8 @@ START_TEST(missing_string_terminator)
 	put_u16(&m, 1);
 	put_u8(&m, 1);
 	put_bytes(&m, "abcdefghijkl", 12);
-	decode_fails(d, &m, "Relation: column 1: name is not NUL-terminated within the message (12 bytes left)");
+	decode_fails(d, &m,
+	             "Relation: column 1: name is not NUL-terminated within the message (12 bytes left)");
 	ck_assert_ptr_null(pgo_relation_get(d, 1));
 	msg_free(&m);
 
@@ -1207,7 +1217,7 @@ END_TEST
 START_TEST(bad_value_kinds)
 {
 	struct pgo_decoder *d = decoder_with_outbox();
-	struct msg m = {0};
+	struct msg m = { 0 };
 	put_u8(&m, 'I');
 	put_u32(&m, OUTBOX_OID);
 	put_u8(&m, 'N');
@@ -1230,7 +1240,7 @@ END_TEST
 START_TEST(bad_tuple_markers)
 {
 	struct pgo_decoder *d = decoder_with_outbox();
-	struct msg m = {0};
+	struct msg m = { 0 };
 	build_insert(&m, OUTBOX_OID);
 	m.data[5] = 'K';
 	decode_fails(d, &m, "Insert: expected 'N' (new tuple) but got 'K'");
@@ -1243,7 +1253,7 @@ START_TEST(bad_tuple_markers)
 	msg_free(&m);
 
 	build_update_with_old(&m, 'K');
-	m.data[1 + 4 + 1 + 2 + 6 + 14 + 1] = 'O';	/* where the 'N' belongs */
+	m.data[1 + 4 + 1 + 2 + 6 + 14 + 1] = 'O'; /* where the 'N' belongs */
 	decode_fails(d, &m, "Update: expected 'N' (new tuple) but got 'O'");
 	msg_free(&m);
 
@@ -1261,7 +1271,7 @@ END_TEST
 START_TEST(recovers_after_errors)
 {
 	struct pgo_decoder *d = decoder_with_outbox();
-	struct msg bad = {0}, good = {0};
+	struct msg bad = { 0 }, good = { 0 };
 	struct pgo_msg out;
 	build_insert(&bad, OUTBOX_OID);
 	bad.len -= 1;
@@ -1282,13 +1292,13 @@ END_TEST
 START_TEST(mutations_do_not_crash)
 {
 	struct pgo_decoder *d = decoder_with_outbox();
-	struct msg m[10] = {{0}};
+	struct msg m[10] = { { 0 } };
 	build_each_kind(m);
-	static const uint8_t patterns[] = {0x00, 0x01, 0x7f, 0x80, 0xff, 'n', 't', 'u', 'N', 'K'};
+	static const uint8_t patterns[] = { 0x00, 0x01, 0x7f, 0x80, 0xff, 'n', 't', 'u', 'N', 'K' };
 	for (int k = 0; k < 10; k++) {
 		for (size_t pos = 0; pos < m[k].len; pos++) {
 			for (size_t p = 0; p < sizeof patterns; p++) {
-				struct msg copy = {0};
+				struct msg copy = { 0 };
 				struct pgo_msg out;
 				put_bytes(&copy, m[k].data, m[k].len);
 				copy.data[pos] = patterns[p];
