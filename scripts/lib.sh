@@ -9,7 +9,7 @@ PACKAGES=(
 	python3 python3-psycopg2
 	valgrind openssl
 	mandoc systemd man-db procps
-	cppcheck clang-tidy
+	cppcheck clang-tidy clang-format
 	clang libclang-rt-14-dev	# scripts/fuzz: clang only recommends the libFuzzer runtime
 )
 
