@@ -558,31 +558,42 @@ static bool can_receive(const struct relay *r)
 	       mqtt_state(r->mqtt) == MQTT_UP && ledger_has_room(r->ledger);
 }
 
-static void receive(struct relay *r)
+/* Handles what the stream has buffered; returns how many messages. */
+static size_t receive_buffered(struct relay *r)
 {
-	/* Silence only counts while the relay listens: back-pressure is not the server's fault. */
-	if (r->repl && !can_receive(r))
-		r->pg_heard_at = monotonic_ms();
+	size_t handled = 0;
 	while (can_receive(r)) {
 		const uint8_t *data;
 		int len = pgrepl_next(r->repl, &data);
 		if (len == 0)
-			return;
+			break;
 		if (len == PG_FATAL) {
 			pg_close(r);
 			fail(r);
-			return;
+			break;
 		}
 		if (len < 0 || handle_copydata(r, data, (size_t)len) < 0) {
 			pg_lost(r);
-			return;
+			break;
 		}
-		r->pg_heard_at = monotonic_ms();
-		/* The stream works: a failure from now on starts the backoff afresh. */
-		if (r->pg_backoff_pending_reset) {
-			backoff_reset(&r->pg_backoff);
-			r->pg_backoff_pending_reset = false;
-		}
+		handled++;
+	}
+	return handled;
+}
+
+static void receive(struct relay *r)
+{
+	/* Silence only counts while the relay listens: back-pressure is not the server's fault. */
+	bool listening = r->repl && can_receive(r);
+	size_t handled = receive_buffered(r);
+	if (!r->repl || (listening && !handled))
+		return;
+	/* Once a batch, not once a message: the clock is read off the hot path. */
+	r->pg_heard_at = monotonic_ms();
+	/* The stream works: a failure from now on starts the backoff afresh. */
+	if (handled && r->pg_backoff_pending_reset) {
+		backoff_reset(&r->pg_backoff);
+		r->pg_backoff_pending_reset = false;
 	}
 }
 
