@@ -21,7 +21,9 @@ struct entry {
 	lsn_t lsn;           /* event: its commit LSN; marker: the end LSN */
 	int32_t event_index; /* event only */
 	bool is_txn_end;
-	bool acked; /* event only; markers need no acknowledgement */
+	bool acked;   /* event only; markers need no acknowledgement */
+	int mid;      /* event only: its MQTT message id, 0 while it awaits publishing again */
+	uint64_t seq; /* event only: its number, see ledger_seq_of() */
 };
 
 struct ledger {
@@ -32,7 +34,8 @@ struct ledger {
 	size_t events; /* events queued, acknowledged or not: what fills the window */
 	size_t unacked;
 	size_t max_events;
-	bool txn_open; /* an event was added and its transaction has not ended */
+	uint64_t next_seq; /* the number the next event added gets */
+	bool txn_open;     /* an event was added and its transaction has not ended */
 	struct ledger_pos pos;
 	uint32_t slot_of_mid[MID_MAX + 1]; /* ring slot of each unacknowledged mid */
 };
@@ -48,6 +51,7 @@ struct ledger *ledger_new(size_t max_events, struct ledger_pos start)
 	l->ring = xcalloc(l->cap, sizeof *l->ring);
 	l->head = l->count = l->events = l->unacked = 0;
 	l->max_events = max_events;
+	l->next_seq = 0;
 	l->txn_open = false;
 	l->pos = start;
 	memset(l->slot_of_mid, 0xFF, sizeof l->slot_of_mid);
@@ -78,14 +82,19 @@ static void push(struct ledger *l, struct entry e)
 	l->count++;
 }
 
+static bool valid_mid(int mid)
+{
+	return mid >= 1 && mid <= MID_MAX;
+}
+
 int ledger_add(struct ledger *l, int mid, lsn_t commit_lsn, int32_t event_index)
 {
-	if (mid < 1 || mid > MID_MAX || l->slot_of_mid[mid] != NO_SLOT)
+	if (!valid_mid(mid) || l->slot_of_mid[mid] != NO_SLOT)
 		return -1;
 	if (!ledger_has_room(l))
 		return -1;
 	l->slot_of_mid[mid] = (uint32_t)slot_at(l, l->count);
-	push(l, (struct entry){ commit_lsn, event_index, false, false });
+	push(l, (struct entry){ commit_lsn, event_index, false, false, mid, l->next_seq++ });
 	l->events++;
 	l->unacked++;
 	l->txn_open = true;
@@ -121,7 +130,7 @@ void ledger_txn_end(struct ledger *l, lsn_t commit_lsn, lsn_t end_lsn)
 			tail->lsn = end_lsn;
 		return;
 	}
-	push(l, (struct entry){ end_lsn, 0, true, false });
+	push(l, (struct entry){ end_lsn, 0, true, false, 0, 0 });
 }
 
 /* Moves the safe position over the acknowledged prefix. */
@@ -145,14 +154,85 @@ static void pop_acknowledged(struct ledger *l)
 	}
 }
 
-int ledger_ack(struct ledger *l, int mid)
+static void settle(struct ledger *l, struct entry *e)
 {
-	if (mid < 1 || mid > MID_MAX || l->slot_of_mid[mid] == NO_SLOT)
-		return -1;
-	l->ring[l->slot_of_mid[mid]].acked = true;
-	l->slot_of_mid[mid] = NO_SLOT;
+	if (e->mid)
+		l->slot_of_mid[e->mid] = NO_SLOT;
+	e->mid = 0;
+	e->acked = true;
 	l->unacked--;
 	pop_acknowledged(l);
+}
+
+int ledger_ack(struct ledger *l, int mid)
+{
+	if (!valid_mid(mid) || l->slot_of_mid[mid] == NO_SLOT)
+		return -1;
+	settle(l, &l->ring[l->slot_of_mid[mid]]);
+	return 0;
+}
+
+int64_t ledger_seq_of(const struct ledger *l, int mid)
+{
+	if (!valid_mid(mid) || l->slot_of_mid[mid] == NO_SLOT)
+		return -1;
+	return (int64_t)l->ring[l->slot_of_mid[mid]].seq;
+}
+
+/* The queued, unacknowledged event numbered seq, or NULL. Republishing is rare (once per lost
+ * session), so a walk over the window is cheap enough. */
+static struct entry *find_unacked(struct ledger *l, uint64_t seq)
+{
+	for (size_t i = 0; i < l->count; i++) {
+		struct entry *e = &l->ring[slot_at(l, i)];
+		if (!e->is_txn_end && !e->acked && e->seq == seq)
+			return e;
+	}
+	return NULL;
+}
+
+int ledger_ack_seq(struct ledger *l, uint64_t seq)
+{
+	struct entry *e = find_unacked(l, seq);
+	if (!e)
+		return -1;
+	settle(l, e);
+	return 0;
+}
+
+bool ledger_next_unacked(const struct ledger *l, size_t *cursor, uint64_t *seq, int *mid)
+{
+	while (*cursor < l->count) {
+		const struct entry *e = &l->ring[slot_at(l, (*cursor)++)];
+		if (e->is_txn_end || e->acked)
+			continue;
+		*seq = e->seq;
+		*mid = e->mid;
+		return true;
+	}
+	return false;
+}
+
+int ledger_unbind(struct ledger *l, uint64_t seq)
+{
+	struct entry *e = find_unacked(l, seq);
+	if (!e)
+		return -1;
+	if (e->mid)
+		l->slot_of_mid[e->mid] = NO_SLOT;
+	e->mid = 0;
+	return 0;
+}
+
+int ledger_bind(struct ledger *l, uint64_t seq, int mid)
+{
+	if (!valid_mid(mid) || l->slot_of_mid[mid] != NO_SLOT)
+		return -1;
+	struct entry *e = find_unacked(l, seq);
+	if (!e || e->mid)
+		return -1;
+	e->mid = mid;
+	l->slot_of_mid[mid] = (uint32_t)(e - l->ring);
 	return 0;
 }
 

@@ -48,6 +48,31 @@ void ledger_txn_end(struct ledger *l, lsn_t commit_lsn, lsn_t end_lsn);
 /* Marks mid acknowledged. Returns 0, or -1 if mid is not in flight (late duplicate ack). */
 int ledger_ack(struct ledger *l, int mid);
 
+/*
+ * Publishing again. Events are numbered from 0 in the order they are added; the number
+ * stays with the event when a lost MQTT session makes the caller publish it again under a
+ * new message id, so it is what the caller keeps an event's content under.
+ */
+
+/* The number of the event in flight under mid, or -1. */
+int64_t ledger_seq_of(const struct ledger *l, int mid);
+
+/* Marks the event numbered seq acknowledged, whatever its mid (one set aside while it
+ * awaited publishing again). Returns 0, or -1 if it is not in flight. */
+int ledger_ack_seq(struct ledger *l, uint64_t seq);
+
+/* Walks the unacknowledged events in publish order; *cursor starts at 0. Sets *seq, and *mid
+ * (0 for an event awaiting publishing again). Returns false after the last. */
+bool ledger_next_unacked(const struct ledger *l, size_t *cursor, uint64_t *seq, int *mid);
+
+/* The event seq must be published again: its mid is forgotten (acks for it are late
+ * repeats from now on). Returns 0, or -1 if seq is not in flight. */
+int ledger_unbind(struct ledger *l, uint64_t seq);
+
+/* The event seq, unbound, has been published again under mid. Returns 0, or -1 if seq is
+ * not an unbound event in flight or mid is in use. */
+int ledger_bind(struct ledger *l, uint64_t seq, int mid);
+
 /* Idle advance: if nothing is in flight and no transaction with events is open (added,
  * not yet ended), moves confirmed_lsn to lsn (never backwards). Returns true if it
  * moved. Call it only between transactions: an open one without events is invisible. */

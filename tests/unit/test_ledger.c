@@ -1,4 +1,5 @@
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -439,6 +440,7 @@ struct model_entry {
 	int mid;
 	lsn_t lsn;
 	int32_t event_index;
+	uint64_t seq;
 };
 
 struct model {
@@ -543,10 +545,11 @@ struct stream {
 	lsn_t commit_lsn;
 	int32_t next_index;
 	int next_mid;
+	uint64_t next_seq;
 	size_t steps;
 	/* How often the interesting cases came up, so a change of seed cannot quietly
 	 * stop exercising them. */
-	size_t refused, idle_moves, wraps;
+	size_t refused, idle_moves, wraps, republished;
 };
 
 static void compare(const struct ledger *l, const struct model *m, const struct stream *s)
@@ -562,6 +565,13 @@ static void compare(const struct ledger *l, const struct model *m, const struct 
 	ck_assert_int_eq(ledger_has_room(l), model_has_room(m));
 }
 
+/* libmosquitto's counter: wraps past 65535 to 1, skipping nothing. */
+static void advance_mid(struct stream *s)
+{
+	s->wraps += s->next_mid == 65535;
+	s->next_mid = s->next_mid == 65535 ? 1 : s->next_mid + 1;
+}
+
 static void step_add(struct ledger *l, struct model *m, struct stream *s)
 {
 	int mid = s->next_mid;
@@ -571,18 +581,42 @@ static void step_add(struct ledger *l, struct model *m, struct stream *s)
 		s->refused++;
 		return;
 	}
-	m->e[m->n++] = (struct model_entry){ false, false, mid, s->commit_lsn, s->next_index };
+	m->e[m->n++] = (struct model_entry){ false, false, mid, s->commit_lsn, s->next_index, s->next_seq++ };
+	ck_assert_int_eq(ledger_seq_of(l, mid), (int64_t)m->e[m->n - 1].seq);
 	s->next_index++;
-	/* libmosquitto's counter: wraps past 65535 to 1, skipping nothing. */
-	s->wraps += s->next_mid == 65535;
-	s->next_mid = s->next_mid == 65535 ? 1 : s->next_mid + 1;
+	advance_mid(s);
+}
+
+/* A lost session: every unacknowledged event is published again, in order, under the next
+ * message ids (which may be ones the old session used). */
+static void step_republish(struct ledger *l, struct model *m, struct stream *s)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (model_is_pending(&m->e[i]))
+			ck_assert_int_eq(ledger_unbind(l, m->e[i].seq), 0);
+	size_t cursor = 0;
+	uint64_t seq;
+	int mid;
+	for (size_t i = 0; i < m->n; i++) {
+		struct model_entry *e = &m->e[i];
+		if (!model_is_pending(e))
+			continue;
+		ck_assert(ledger_next_unacked(l, &cursor, &seq, &mid));
+		ck_assert_uint_eq(seq, e->seq);
+		ck_assert_int_eq(mid, 0);
+		ck_assert_int_eq(ledger_bind(l, seq, s->next_mid), 0);
+		e->mid = s->next_mid;
+		advance_mid(s);
+		s->republished++;
+	}
+	ck_assert(!ledger_next_unacked(l, &cursor, &seq, &mid));
 }
 
 static void step_txn_end(struct ledger *l, struct model *m, struct stream *s)
 {
 	lsn_t end = s->commit_lsn + 1 + rng(0x40);
 	ledger_txn_end(l, s->commit_lsn, end);
-	m->e[m->n++] = (struct model_entry){ true, true, 0, end, 0 };
+	m->e[m->n++] = (struct model_entry){ true, true, 0, end, 0, 0 };
 	s->commit_lsn = end + 1 + rng(0x100);
 	s->next_index = 0;
 }
@@ -635,7 +669,7 @@ static void run_against_model(size_t max_events, uint64_t seed, size_t steps)
 	m.max_events = max_events;
 	m.start = (struct ledger_pos){ 0x5000, 2, 0x5080 };
 	struct ledger *l = ledger_new(max_events, m.start);
-	struct stream s = { 0x6000, 0, 65000, 0, 0, 0, 0 };
+	struct stream s = { 0x6000, 0, 65000, 0, 0, 0, 0, 0, 0 };
 	rng_state = seed;
 	for (s.steps = 0; s.steps < steps && m.n < MODEL_MAX - 1; s.steps++) {
 		/* Alternate phases that fill the window and drain it, so both a full ledger
@@ -648,8 +682,10 @@ static void run_against_model(size_t max_events, uint64_t seed, size_t steps)
 			step_txn_end(l, &m, &s);
 		else if (r < 90)
 			step_ack(l, &m, draining);
-		else if (r < 94)
+		else if (r < 93)
 			step_bad_ack(l, &m);
+		else if (r < 94)
+			step_republish(l, &m, &s);
 		else if (r < 97)
 			step_duplicate_add(l, &m, &s);
 		else
@@ -665,6 +701,7 @@ static void run_against_model(size_t max_events, uint64_t seed, size_t steps)
 	ck_assert_uint_gt(s.refused, 0);
 	ck_assert_uint_gt(s.idle_moves, 0);
 	ck_assert_uint_gt(s.wraps, 0);
+	ck_assert_uint_gt(s.republished, 0);
 	ledger_free(l);
 }
 
@@ -688,7 +725,98 @@ END_TEST
 
 START_TEST(matches_model_window_200)
 {
-	run_against_model(200, 0x8CB92BA72F3D8DD7ULL, 8000);
+	run_against_model(200, 0x8CB92BA72F3D8DD7ULL, 12000);
+}
+END_TEST
+
+/* ---- publishing again after a lost session ---- */
+
+/* Collects the unacknowledged events as "seq:mid" pairs, in order. */
+static void unacked_text(const struct ledger *l, char *out, size_t size)
+{
+	size_t cursor = 0, used = 0;
+	uint64_t seq;
+	int mid;
+	out[0] = '\0';
+	while (ledger_next_unacked(l, &cursor, &seq, &mid))
+		used += (size_t)snprintf(out + used, size - used, "%s%llu:%d", used ? " " : "",
+		                         (unsigned long long)seq, mid);
+}
+
+START_TEST(events_are_numbered_in_order)
+{
+	struct ledger *l = ledger_new(8, origin);
+	ck_assert_int_eq(ledger_add(l, 7, 0x100, 0), 0);
+	ck_assert_int_eq(ledger_add(l, 9, 0x100, 1), 0);
+	ck_assert_int_eq(ledger_seq_of(l, 7), 0);
+	ck_assert_int_eq(ledger_seq_of(l, 9), 1);
+	ck_assert_int_eq(ledger_seq_of(l, 8), -1);
+	ck_assert_int_eq(ledger_seq_of(l, 0), -1);
+	ck_assert_int_eq(ledger_ack(l, 7), 0);
+	ck_assert_int_eq(ledger_seq_of(l, 7), -1);
+	ck_assert_int_eq(ledger_add(l, 7, 0x200, 0), 0); /* a mid used again: a new number */
+	ck_assert_int_eq(ledger_seq_of(l, 7), 2);
+	ledger_free(l);
+}
+END_TEST
+
+/* A new session: every unacknowledged event is published again, and the new message ids
+ * may be ones the old session used for other events. */
+START_TEST(republish_under_new_mids)
+{
+	char text[128];
+	struct ledger *l = ledger_new(8, origin);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(ledger_add(l, 1 + i, 0x100, i), 0);
+	ledger_txn_end(l, 0x100, 0x180);
+	ck_assert_int_eq(ledger_ack(l, 2), 0);
+	unacked_text(l, text, sizeof text);
+	ck_assert_str_eq(text, "0:1 2:3");
+
+	ck_assert_int_eq(ledger_unbind(l, 0), 0);
+	ck_assert_int_eq(ledger_unbind(l, 2), 0);
+	ck_assert_int_eq(ledger_unbind(l, 1), -1); /* acknowledged already */
+	unacked_text(l, text, sizeof text);
+	ck_assert_str_eq(text, "0:0 2:0");
+	ck_assert_int_eq(ledger_ack(l, 1), -1); /* a late ack for the old session */
+	ck_assert_int_eq(ledger_ack(l, 3), -1);
+	ck_assert_uint_eq(ledger_inflight(l), 2);
+	ck_assert_pos(l, 0, -1, 0);
+
+	ck_assert_int_eq(ledger_bind(l, 0, 3), 0);  /* the old mid of event 2 */
+	ck_assert_int_eq(ledger_bind(l, 2, 3), -1); /* in use now */
+	ck_assert_int_eq(ledger_bind(l, 0, 4), -1); /* bound already */
+	ck_assert_int_eq(ledger_bind(l, 2, 1), 0);
+	ck_assert_int_eq(ledger_bind(l, 1, 5), -1); /* not in flight */
+	ck_assert_int_eq(ledger_seq_of(l, 3), 0);
+	ck_assert_int_eq(ledger_seq_of(l, 1), 2);
+
+	ck_assert_int_eq(ledger_ack(l, 1), 0);
+	ck_assert_pos(l, 0, -1, 0);
+	ck_assert_int_eq(ledger_ack(l, 3), 0);
+	ck_assert_pos(l, 0x100, 2, 0x180);
+	ck_assert_uint_eq(ledger_inflight(l), 0);
+	ledger_free(l);
+}
+END_TEST
+
+/* An event refused while it awaited publishing again is settled by its number. */
+START_TEST(settle_an_unbound_event)
+{
+	struct ledger *l = ledger_new(4, origin);
+	ck_assert_int_eq(ledger_add(l, 10, 0x100, 0), 0);
+	ck_assert_int_eq(ledger_add(l, 11, 0x100, 1), 0);
+	ledger_txn_end(l, 0x100, 0x180);
+	ck_assert_int_eq(ledger_unbind(l, 0), 0);
+	ck_assert_int_eq(ledger_ack_seq(l, 0), 0);
+	ck_assert_int_eq(ledger_ack_seq(l, 0), -1);
+	ck_assert_pos(l, 0x100, 0, 0);
+	ck_assert_int_eq(ledger_ack_seq(l, 1), 0); /* bound: its mid goes too */
+	ck_assert_int_eq(ledger_ack(l, 11), -1);
+	ck_assert_pos(l, 0x100, 1, 0x180);
+	ck_assert_int_eq(ledger_ack_seq(l, 7), -1);
+	ck_assert_int_eq(ledger_unbind(l, 7), -1);
+	ledger_free(l);
 }
 END_TEST
 
@@ -722,6 +850,12 @@ int main(void)
 	tcase_add_test(tc_limits, unknown_and_duplicate_mids);
 	tcase_add_test(tc_limits, ring_wraps_many_times);
 	suite_add_tcase(s, tc_limits);
+
+	TCase *tc_again = tcase_create("republish");
+	tcase_add_test(tc_again, events_are_numbered_in_order);
+	tcase_add_test(tc_again, republish_under_new_mids);
+	tcase_add_test(tc_again, settle_an_unbound_event);
+	suite_add_tcase(s, tc_again);
 
 	TCase *tc_model = tcase_create("model");
 	tcase_set_timeout(tc_model, 120);
