@@ -696,7 +696,9 @@ static const struct key config_keys[] = {
 	PATH_KEY("broker.tls.cert_file", CFG(broker.tls.cert_file)),
 	PATH_KEY("broker.tls.key_file", CFG(broker.tls.key_file)),
 	BOOL_KEY("broker.tls.verify_hostname", CFG(broker.tls.verify_hostname), "true"),
-	INT_KEY("broker.max_inflight", CFG(broker.max_inflight), "1000", 1, 65535),
+	INT_KEY("broker.max_inflight", CFG(broker.max_inflight), NULL, 1, 65535),
+	DURATION_KEY("broker.session_expiry", CFG(broker.session_expiry_ms), "1h", 0,
+	             SECONDS(UINT32_MAX / 1000)),
 	DURATION_KEY("broker.reconnect.min", CFG(broker.reconnect.min_ms), "100ms", 1, MS_MAX),
 	DURATION_KEY("broker.reconnect.max", CFG(broker.reconnect.max_ms), "30s", 1, MS_MAX),
 
@@ -1362,9 +1364,21 @@ static void resolve_hosts(struct loader *ld, const struct keyset *ks, struct con
 			cfg->broker.hosts[i].port = cfg->broker.port;
 }
 
+/* MQTT 3.1.1 has no Receive Maximum: a broker over its in-flight limit acknowledges QoS 2
+ * messages and drops them. Unset, the window is Mosquitto's default limit there; MQTT 5
+ * brokers say their limit, and the client keeps to it. */
+#define MAX_INFLIGHT_MQTTV5 1000
+#define MAX_INFLIGHT_MQTTV311 20
+
 static void check_broker(struct loader *ld, const struct keyset *ks, struct config *cfg, yaml_node_t *root)
 {
 	resolve_hosts(ld, ks, cfg);
+	if (!state_of(ks, "broker.max_inflight")->seen)
+		cfg->broker.max_inflight =
+		        cfg->broker.protocol == BROKER_MQTT_V5 ? MAX_INFLIGHT_MQTTV5 : MAX_INFLIGHT_MQTTV311;
+	const struct key_state *expiry = state_of(ks, "broker.session_expiry");
+	if (cfg->broker.session_expiry_ms % 1000)
+		report(ld, &expiry->mark, "broker.session_expiry", "expected whole seconds");
 	const struct key_state *password = state_of(ks, "broker.password_file");
 	if (password->seen && !state_of(ks, "broker.username")->seen)
 		report(ld, &password->mark, "broker.password_file",

@@ -105,7 +105,8 @@ struct config {
 			char *key_file;
 			bool verify_hostname; /* default true */
 		} tls;
-		int max_inflight;                /* default 1000, 1..65535 */
+		int max_inflight;                /* 1..65535; unset: 1000 (mqttv5), 20 (mqttv311) */
+		uint32_t session_expiry_ms;      /* default 1h; 0: no persistent session */
 		struct backoff_config reconnect; /* default 100ms .. 30s */
 	} broker;
 	struct route_config *routes; /* at least one */
