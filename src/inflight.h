@@ -1,7 +1,11 @@
 /*
- * The content of events published at QoS 1 or 2 and not yet acknowledged, kept so that
- * one the broker refuses (MQTT 5 reason code >= 0x80) can be dead-lettered with its
- * topic, payload and properties (SPEC §7).
+ * The content of events published and not yet acknowledged, kept so that one the broker
+ * refuses (MQTT 5 reason code >= 0x80) can be dead-lettered with its topic, payload and
+ * properties, and so that every one can be published again when the broker did not keep
+ * the MQTT session (doc/design.md §2.4).
+ *
+ * Events are kept under the ledger's sequence number (ledger_seq_of), which, unlike the
+ * MQTT message id, stays the same when an event is published again.
  *
  * Keeping costs no copy: the event's buffers move into a ring slot and the slot's old
  * buffers come back to be filled by the next event. The ring is as large as the in-flight
@@ -12,6 +16,7 @@
 #define OUTBOX_INFLIGHT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "outbox.h"
 
@@ -21,14 +26,14 @@ struct inflight;
 struct inflight *inflight_new(size_t capacity);
 void inflight_free(struct inflight *f);
 
-/* Keeps *ev under MQTT message id mid (1..65535): ev's buffers move to the ring and *ev
- * receives the buffers of the slot it replaces, to be reused. */
-void inflight_keep(struct inflight *f, int mid, struct event *ev);
+/* Keeps *ev as event number seq: ev's buffers move to the ring and *ev receives the
+ * buffers of the slot it replaces, to be reused. */
+void inflight_keep(struct inflight *f, uint64_t seq, struct event *ev);
 
-/* The event kept under mid, or NULL. Valid until mid is forgotten or its slot reused. */
-struct event *inflight_find(struct inflight *f, int mid);
+/* The event kept as seq, or NULL. Valid until seq is forgotten or its slot reused. */
+struct event *inflight_find(struct inflight *f, uint64_t seq);
 
-/* mid is acknowledged: forget it, and free its buffers if one huge event grew them. */
-void inflight_forget(struct inflight *f, int mid);
+/* seq is acknowledged: forget it, and free its buffers if one huge event grew them. */
+void inflight_forget(struct inflight *f, uint64_t seq);
 
 #endif

@@ -11,6 +11,13 @@
 #include "log.h"
 #include "util.h"
 
+/* What the relay knows of the broker's session for its client id. */
+enum broker_session {
+	SESSION_UNKNOWN, /* maybe one left by an earlier client: its state is not ours */
+	SESSION_EMPTY,   /* none, or one of ours that holds no message */
+	SESSION_OURS,    /* made with this client object, whose messages match its state */
+};
+
 struct mqtt {
 	const struct config *cfg;
 	struct mosquitto *mosq;
@@ -20,6 +27,13 @@ struct mqtt {
 	int64_t last_misc_ms;
 	size_t host;     /* index in cfg->broker.hosts of the one tried now */
 	bool reached_up; /* the current attempt got a CONNACK */
+
+	enum broker_session session;
+	bool persistent;           /* broker.session_expiry > 0: sessions outlive a connection */
+	bool purging;              /* this connection only ends a session the client cannot resume */
+	bool reset_client;         /* before the next connection, drop the messages the client holds */
+	bool connect_now;          /* the next connection follows at once, to the same broker */
+	enum mqtt_session started; /* for mqtt_take_session */
 };
 
 /* Where the next attempt goes: the same broker after a connection that worked, the next
@@ -36,24 +50,84 @@ static const struct broker_address *current_host(const struct mqtt *m)
 	return &m->cfg->broker.hosts[m->host];
 }
 
+/* Ends the connection that just got its CONNACK, before the client sends anything else: the
+ * DISCONNECT is queued ahead of whatever the client would resend, and the socket closes once
+ * it is written, so nothing of the old session reaches the broker. */
+static void end_connection(struct mqtt *m, bool reset_client)
+{
+	m->reset_client = reset_client;
+	m->connect_now = true;
+	mosquitto_disconnect(m->mosq);
+}
+
+static void log_connected(const struct mqtt *m, const char *session)
+{
+	char port[8];
+	snprintf(port, sizeof port, "%d", current_host(m)->port);
+	log_info("connected to broker", "host", current_host(m)->host, "port", port, "session", session);
+}
+
+/*
+ * A session the broker kept is resumed: the client sends again what it holds, as the
+ * protocol says (PUBLISH with DUP, or PUBREL for what was PUBREC'd). A session it did not
+ * keep must not see those resends: a PUBREL there is answered with PUBCOMP for a message
+ * the broker never forwarded. The client is then replaced by an empty one and the caller
+ * publishes every unacknowledged event again (mqtt_take_session).
+ */
+static void on_session(struct mqtt *m, bool present)
+{
+	if (m->purging) {
+		m->purging = false;
+		m->session = SESSION_EMPTY;
+		end_connection(m, true);
+		return;
+	}
+	if (m->persistent && present && m->session == SESSION_UNKNOWN) {
+		log_info("the broker holds a session of this client id that the relay cannot resume; ending"
+		         " it before publishing",
+		         "client_id", m->cfg->broker.client_id);
+		m->purging = true;
+		end_connection(m, true);
+		return;
+	}
+	if (!present && m->session == SESSION_OURS) {
+		log_warn("the broker did not keep the session: every message not completely acknowledged is"
+		         " published again",
+		         "client_id", m->cfg->broker.client_id);
+		m->session = SESSION_EMPTY;
+		end_connection(m, true);
+		return;
+	}
+	bool resumed = present && m->session == SESSION_OURS;
+	m->session = m->persistent ? SESSION_OURS : SESSION_EMPTY;
+	m->state = MQTT_UP;
+	m->reached_up = true;
+	m->started = resumed ? MQTT_SESSION_RESUMED : MQTT_SESSION_NEW;
+	log_connected(m, resumed ? "resumed" : "new");
+}
+
 static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, const mosquitto_property *props)
 {
 	struct mqtt *m = obj;
-	(void)flags;
 	(void)props;
 	if (rc != 0) {
 		/* Refused (bad credentials, client id not allowed...): the library would retry
 		 * forever on its own terms; we close and let the caller back off. */
 		log_warn("broker refused the connection", "reason", mosquitto_reason_string(rc));
 		m->state = MQTT_DOWN;
+		m->purging = false;
 		mosquitto_disconnect(mosq);
 		return;
 	}
-	m->state = MQTT_UP;
-	m->reached_up = true;
-	char port[8];
-	snprintf(port, sizeof port, "%d", current_host(m)->port);
-	log_info("connected to broker", "host", current_host(m)->host, "port", port);
+	on_session(m, flags & 1);
+}
+
+/* Without persistent sessions nothing the client holds can be resumed. */
+static void connection_gone(struct mqtt *m)
+{
+	m->state = MQTT_DOWN;
+	if (!m->persistent)
+		m->reset_client = true;
 }
 
 static void on_disconnect(struct mosquitto *mosq, void *obj, int rc, const mosquitto_property *props)
@@ -66,7 +140,16 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc, const mosqu
 	if (m->state != MQTT_DOWN && rc != 0)
 		log_warn("disconnected from broker", "reason",
 		         rc >= 0x80 ? mosquitto_reason_string(rc) : mosquitto_strerror(rc));
-	m->state = MQTT_DOWN;
+	connection_gone(m);
+}
+
+/* Reason codes that say the broker did not take the message this time, not that it never
+ * will: its session state and ours disagree (a packet identifier it does not know, or one it
+ * still holds for another message) or it has no room now. Not a delivery, not a refusal. */
+static bool reason_is_session_trouble(int reason)
+{
+	return reason == MQTT_RC_PACKET_ID_IN_USE || reason == MQTT_RC_PACKET_ID_NOT_FOUND ||
+	       reason == MQTT_RC_QUOTA_EXCEEDED;
 }
 
 static void on_publish(struct mosquitto *mosq, void *obj, int mid, int reason,
@@ -75,7 +158,19 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid, int reason,
 	struct mqtt *m = obj;
 	(void)mosq;
 	(void)props;
-	m->on_ack(m->ctx, mid, reason);
+	if (!reason_is_session_trouble(reason)) {
+		m->on_ack(m->ctx, mid, reason);
+		return;
+	}
+	/* The message stays unacknowledged; a clean session gets it published again. */
+	if (m->state == MQTT_UP) {
+		log_warn("the broker did not take a message; starting a new session to publish again"
+		         " every message not completely acknowledged",
+		         "reason", mosquitto_reason_string(reason));
+		m->state = MQTT_CONNECTING;
+		m->purging = true;
+		end_connection(m, true);
+	}
 }
 
 static void on_log(struct mosquitto *mosq, void *obj, int level, const char *text)
@@ -119,6 +214,31 @@ static int set_credentials(struct mosquitto *mosq, const struct config *cfg)
 	return 0;
 }
 
+/* Sets a new or reinitialised client up from the configuration. */
+static int setup_client(struct mqtt *m)
+{
+	const struct config *cfg = m->cfg;
+	mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION, protocol_version(cfg));
+	/* The client sends at most this many QoS 1/2 messages before acknowledgements (20
+	 * unless told; MQTT 5 brokers may lower it with their Receive Maximum): the window
+	 * is ours to choose, not the library's. */
+	mosquitto_int_option(m->mosq, MOSQ_OPT_SEND_MAXIMUM, cfg->broker.max_inflight);
+	if (set_credentials(m->mosq, cfg) < 0)
+		return -1;
+	mosquitto_connect_v5_callback_set(m->mosq, on_connect);
+	mosquitto_disconnect_v5_callback_set(m->mosq, on_disconnect);
+	mosquitto_publish_v5_callback_set(m->mosq, on_publish);
+	mosquitto_log_callback_set(m->mosq, on_log);
+	return 0;
+}
+
+/* A persistent session needs clean start off; a purge, and every connection without
+ * persistent sessions, starts clean. */
+static bool clean_start(const struct mqtt *m)
+{
+	return !m->persistent || m->purging;
+}
+
 struct mqtt *mqtt_new(const struct config *cfg, mqtt_ack_fn on_ack, void *ctx)
 {
 	struct mqtt *m = xcalloc(1, sizeof *m);
@@ -126,28 +246,21 @@ struct mqtt *mqtt_new(const struct config *cfg, mqtt_ack_fn on_ack, void *ctx)
 	m->on_ack = on_ack;
 	m->ctx = ctx;
 	m->state = MQTT_DOWN;
-	m->mosq = mosquitto_new(cfg->broker.client_id, true, m);
+	m->persistent = cfg->broker.session_expiry_ms > 0;
+	m->session = SESSION_UNKNOWN;
+	m->mosq = mosquitto_new(cfg->broker.client_id, clean_start(m), m);
 	if (!m->mosq) {
 		log_error("cannot create the MQTT client");
 		free(m);
 		return NULL;
 	}
-	mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION, protocol_version(cfg));
-	/* The client sends at most this many QoS 1/2 messages before acknowledgements (20
-	 * unless told; MQTT 5 brokers may lower it with their Receive Maximum): the window
-	 * is ours to choose, not the library's. */
-	mosquitto_int_option(m->mosq, MOSQ_OPT_SEND_MAXIMUM, cfg->broker.max_inflight);
-	if (set_credentials(m->mosq, cfg) < 0) {
+	if (setup_client(m) < 0) {
 		mosquitto_destroy(m->mosq);
 		free(m);
 		return NULL;
 	}
 	/* The first attempt goes to the first broker of the list. */
 	m->host = cfg->broker.nhosts - 1;
-	mosquitto_connect_v5_callback_set(m->mosq, on_connect);
-	mosquitto_disconnect_v5_callback_set(m->mosq, on_disconnect);
-	mosquitto_publish_v5_callback_set(m->mosq, on_publish);
-	mosquitto_log_callback_set(m->mosq, on_log);
 	return m;
 }
 
@@ -159,16 +272,59 @@ void mqtt_free(struct mqtt *m)
 	free(m);
 }
 
+/* A client without the messages the old one holds (outside any callback of the old one). */
+static int replace_client(struct mqtt *m)
+{
+	m->reset_client = false;
+	int rc = mosquitto_reinitialise(m->mosq, m->cfg->broker.client_id, clean_start(m), m);
+	if (rc != MOSQ_ERR_SUCCESS || setup_client(m) < 0) {
+		log_error("cannot set the MQTT client up again", "error", mosquitto_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * MQTT 5 says in CONNECT how long the broker keeps a persistent session after the connection
+ * ends (without it, not at all). libmosquitto 2.0 takes CONNECT properties only in its
+ * blocking connect, which stores them before it checks its arguments and would then block
+ * the loop in connect(): given an invalid port it stores them and returns, and the
+ * non-blocking connect that follows sends them.
+ */
+static int store_connect_properties(struct mqtt *m)
+{
+	if (m->cfg->broker.protocol != BROKER_MQTT_V5)
+		return 0;
+	mosquitto_property *props = NULL;
+	if (!clean_start(m))
+		mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
+		                             m->cfg->broker.session_expiry_ms / 1000);
+	int rc = mosquitto_connect_bind_v5(m->mosq, current_host(m)->host, -1, 0, NULL, props);
+	mosquitto_property_free_all(&props);
+	if (rc != MOSQ_ERR_INVAL) {
+		log_error("cannot set the MQTT session expiry", "error", mosquitto_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
 int mqtt_connect(struct mqtt *m)
 {
 	const struct config *cfg = m->cfg;
 	int keepalive = (int)(cfg->broker.keepalive_ms / 1000);
 	int rc;
 
-	choose_next_host(m);
+	if (m->connect_now)
+		m->connect_now = false; /* the same broker, which holds the session in question */
+	else
+		choose_next_host(m);
+	if ((m->reset_client && replace_client(m) < 0) || store_connect_properties(m) < 0) {
+		m->state = MQTT_DOWN;
+		return -1;
+	}
 	const struct broker_address *to = current_host(m);
-	/* Every attempt, first or not, keeps the messages the client still holds
-	 * unacknowledged and sends them again once connected. */
+	/* A persistent session's client keeps the messages it holds unacknowledged and sends
+	 * them again once connected, if the broker kept the session (on_session). */
 	rc = mosquitto_connect_async(m->mosq, to->host, to->port, keepalive);
 	if (rc != MOSQ_ERR_SUCCESS) {
 		char port[8];
@@ -180,6 +336,13 @@ int mqtt_connect(struct mqtt *m)
 	}
 	m->state = MQTT_CONNECTING;
 	return 0;
+}
+
+enum mqtt_session mqtt_take_session(struct mqtt *m)
+{
+	enum mqtt_session started = m->started;
+	m->started = MQTT_SESSION_NONE;
+	return started;
 }
 
 enum mqtt_state mqtt_state(const struct mqtt *m)
@@ -204,7 +367,7 @@ static void check_io(struct mqtt *m, int rc, const char *what)
 		return;
 	log_warn("broker connection lost", "during", what, "error",
 	         rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
-	m->state = MQTT_DOWN;
+	connection_gone(m);
 }
 
 void mqtt_handle_io(struct mqtt *m, bool readable, bool writable)
@@ -213,6 +376,9 @@ void mqtt_handle_io(struct mqtt *m, bool readable, bool writable)
 		check_io(m, mosquitto_loop_read(m->mosq, 1), "read");
 	if (writable && m->state != MQTT_DOWN)
 		check_io(m, mosquitto_loop_write(m->mosq, 1), "write");
+	/* A connection ended on purpose (on_session) is followed by the next one at once. */
+	if (m->state == MQTT_DOWN && m->connect_now)
+		mqtt_connect(m);
 	mqtt_tick(m);
 }
 
@@ -306,11 +472,17 @@ const char *mqtt_reason_text(int reason)
 	return mosquitto_reason_string(reason);
 }
 
-void mqtt_disconnect(struct mqtt *m, int timeout_ms)
+void mqtt_disconnect(struct mqtt *m, int timeout_ms, bool end_session)
 {
 	if (m->state == MQTT_DOWN)
 		return;
-	mosquitto_disconnect(m->mosq);
+	/* With nothing in flight the session holds nothing worth keeping: MQTT 5 lets us end it,
+	 * so the next start finds none to clear. */
+	mosquitto_property *props = NULL;
+	if (end_session && m->persistent && m->cfg->broker.protocol == BROKER_MQTT_V5)
+		mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, 0);
+	mosquitto_disconnect_v5(m->mosq, MQTT_RC_NORMAL_DISCONNECTION, props);
+	mosquitto_property_free_all(&props);
 	int64_t deadline = monotonic_ms() + timeout_ms;
 	while (mosquitto_want_write(m->mosq) && monotonic_ms() < deadline) {
 		struct pollfd p = { .fd = mosquitto_socket(m->mosq), .events = POLLOUT };

@@ -1,8 +1,15 @@
 /*
  * The MQTT side: one libmosquitto client driven from the relay's poll loop through the
- * external-loop API (no library thread). The module owns connection state and
- * reconnection is the caller's decision; acknowledgements are reported through the
- * callback given at creation.
+ * external-loop API (no library thread). The module owns connection and session state;
+ * reconnecting after a failure is the caller's decision; acknowledgements are reported
+ * through the callback given at creation.
+ *
+ * Sessions (doc/design.md §2.4): with broker.session_expiry above zero the session is
+ * persistent, and a connection that finds it kept resumes it: the client sends again what it
+ * holds, so a QoS 2 message already PUBREC'd is released, not repeated. A connection that
+ * finds it gone starts with an empty client, and the caller publishes every unacknowledged
+ * event again (mqtt_take_session). A session the relay cannot resume (left by an earlier
+ * process) is ended before anything is published into it.
  */
 #ifndef OUTBOX_MQTT_H
 #define OUTBOX_MQTT_H
@@ -14,14 +21,23 @@
 
 /* Called for each acknowledged event: PUBACK (QoS 1), PUBCOMP or a refusing PUBREC
  * (QoS 2), or written to the socket (QoS 0). reason: MQTT 5 reason code, 0 for success;
- * >= 0x80 means the broker refused the message. May be called from inside mqtt_publish
- * (QoS 0) as well as from mqtt_handle_io. */
+ * >= 0x80 means the broker refused the message. Codes that only say the session is out of
+ * step (packet identifier not found or in use, quota exceeded) are not reported: the module
+ * starts a new session instead. May be called from inside mqtt_publish (QoS 0) as well as
+ * from mqtt_handle_io. */
 typedef void (*mqtt_ack_fn)(void *ctx, int mid, int reason);
 
 enum mqtt_state {
 	MQTT_DOWN,       /* no connection: call mqtt_connect (after a backoff) */
 	MQTT_CONNECTING, /* TCP or CONNECT/CONNACK under way */
 	MQTT_UP,         /* CONNACK accepted */
+};
+
+enum mqtt_session {
+	MQTT_SESSION_NONE,    /* no new connection since the last call */
+	MQTT_SESSION_NEW,     /* the client holds nothing: publish every unacknowledged event again */
+	MQTT_SESSION_RESUMED, /* the client sends again what it holds, QoS 1 and 2; QoS 0
+	                       * messages not yet written when the connection broke are lost */
 };
 
 enum mqtt_publish_result {
@@ -41,6 +57,10 @@ int mqtt_connect(struct mqtt *m);
 
 enum mqtt_state mqtt_state(const struct mqtt *m);
 
+/* What the connection that reached MQTT_UP found, once per connection; MQTT_SESSION_NONE
+ * otherwise. Ask after every mqtt_handle_io, before publishing anything new. */
+enum mqtt_session mqtt_take_session(struct mqtt *m);
+
 /* The socket to poll, or -1. It changes on every reconnect: never cache it. */
 int mqtt_socket(const struct mqtt *m);
 bool mqtt_want_write(const struct mqtt *m);
@@ -59,7 +79,8 @@ enum mqtt_publish_result mqtt_publish(struct mqtt *m, const struct event *ev, in
 /* The name of an MQTT 5 reason code ("Not authorized"). */
 const char *mqtt_reason_text(int reason);
 
-/* Sends DISCONNECT and closes, waiting at most timeout_ms for the socket to drain. */
-void mqtt_disconnect(struct mqtt *m, int timeout_ms);
+/* Sends DISCONNECT and closes, waiting at most timeout_ms for the socket to drain.
+ * end_session: nothing is in flight, so an MQTT 5 persistent session may end with it. */
+void mqtt_disconnect(struct mqtt *m, int timeout_ms, bool end_session);
 
 #endif

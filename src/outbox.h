@@ -23,9 +23,11 @@ struct event {
 	int32_t index; /* 0-based position among routed events of its transaction */
 	int qos;
 	bool retain;
-	const char *lsn_text;         /* commit LSN as X/Y; owned by the caller, per transaction */
-	const char *commit_time_text; /* RFC 3339 UTC with microseconds; likewise */
-	pg_time_t commit_time;        /* the same, as PostgreSQL sent it */
+	/* Set by the caller from its transaction. Copies, not pointers: a kept event may be
+	 * published again long after its transaction was read. */
+	char lsn_text[LSN_BUFLEN];                  /* commit LSN as X/Y */
+	char commit_time_text[PG_TIME_TEXT_BUFLEN]; /* RFC 3339 UTC with microseconds */
+	pg_time_t commit_time;                      /* the same, as PostgreSQL sent it */
 	struct buf topic;
 	struct buf payload;
 	struct buf event_id;

@@ -51,6 +51,7 @@ int repl_frame_parse(const uint8_t *buf, size_t len, struct repl_frame *out, cha
 /* Builds a standby status update confirming write/flush/apply = lsn. */
 void repl_status_build(uint8_t out[REPL_STATUS_LEN], lsn_t lsn, pg_time_t now, bool reply_requested);
 
+#define PG_TIME_TEXT_BUFLEN 40 /* room for pg_time_format's text */
 /* Formats t as RFC 3339 UTC with microseconds: "2026-11-25T06:21:52.940434Z". */
 void pg_time_format(pg_time_t t, char *out, size_t outlen);
 

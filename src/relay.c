@@ -75,7 +75,7 @@ struct relay {
 	bool in_txn;
 	lsn_t txn_commit_lsn;
 	char txn_lsn_text[LSN_BUFLEN]; /* formatted once per transaction for its events */
-	char txn_time_text[40];
+	char txn_time_text[PG_TIME_TEXT_BUFLEN];
 	pg_time_t txn_commit_time;
 	int32_t txn_next_index;
 
@@ -85,6 +85,8 @@ struct relay {
 	/* QoS 0 acks arrive inside mqtt_publish, before the ledger knows the mid. */
 	bool publishing;
 	int early_ack_mid;
+	/* Events of a lost session await publishing again, before anything new. */
+	bool republishing;
 	bool ready_sent; /* READY=1 told to the service manager */
 
 	/* --drain */
@@ -101,7 +103,7 @@ struct relay {
 	struct backoff pg_backoff;
 	struct backoff mqtt_backoff;
 
-	struct inflight *inflight; /* QoS 1/2 events the broker may still refuse */
+	struct inflight *inflight; /* events published and not yet acknowledged */
 
 	/* Monitoring (SPEC §8). */
 	uint64_t dead_lettered;
@@ -300,12 +302,11 @@ static int reject(struct relay *r, const struct event *ev, const char *why)
 
 /* A refusal arrives with the acknowledgement (MQTT 5 reason code >= 0x80). Returns false
  * if the event must stay unacknowledged (stopping). */
-static bool handle_refusal(struct relay *r, int mid, int reason)
+static bool handle_refusal(struct relay *r, const struct event *ev, int reason)
 {
 	char why[96];
 	snprintf(why, sizeof why, "the broker refused the message: reason code 0x%02x (%s)", reason,
 	         mqtt_reason_text(reason));
-	struct event *ev = inflight_find(r->inflight, mid);
 	if (!ev) {
 		log_error("the broker refused a message the relay no longer holds; stopping so that it is"
 		          " published again after restart",
@@ -326,26 +327,35 @@ static bool handle_refusal(struct relay *r, int mid, int reason)
 	return false;
 }
 
-static void on_ack(void *ctx, int mid, int reason)
+/* The event numbered seq is done with: acknowledged (or dead-lettered after a refusal). */
+static void settle(struct relay *r, uint64_t seq, bool delivered)
 {
-	struct relay *r = ctx;
-	if (reason >= 0x80 && !handle_refusal(r, mid, reason))
-		return;
-	struct event *ev = inflight_find(r->inflight, mid);
-	if (ledger_ack(r->ledger, mid) < 0) {
-		/* Inside mqtt_publish the client reports every QoS 0 message it managed to
-		 * write, the one being published included, which the ledger gets only after
-		 * the call: keep that one for then. (Others are late repeats: nothing to do.) */
-		if (r->publishing)
-			r->early_ack_mid = mid;
-		return;
-	}
-	if (reason < 0x80) {
+	struct event *ev = inflight_find(r->inflight, seq);
+	if (delivered) {
 		r->acked++;
 		if (ev)
 			r->last_acked_commit_time = ev->commit_time;
 	}
-	inflight_forget(r->inflight, mid);
+	ledger_ack_seq(r->ledger, seq);
+	inflight_forget(r->inflight, seq);
+}
+
+static void on_ack(void *ctx, int mid, int reason)
+{
+	struct relay *r = ctx;
+	int64_t seq = ledger_seq_of(r->ledger, mid);
+	if (seq < 0) {
+		/* Inside mqtt_publish the client reports every QoS 0 message it managed to
+		 * write, the one being published included, which the ledger gets only after
+		 * the call: keep that one for then. (Others are late repeats, or acks for a
+		 * session given up: nothing to do.) */
+		if (r->publishing)
+			r->early_ack_mid = mid;
+		return;
+	}
+	if (reason >= 0x80 && !handle_refusal(r, inflight_find(r->inflight, (uint64_t)seq), reason))
+		return;
+	settle(r, (uint64_t)seq, reason < 0x80);
 }
 
 static void mqtt_maintain(struct relay *r, int64_t now)
@@ -395,15 +405,24 @@ static void set_aside(struct relay *r, const char *why)
 	event_trim(&r->ev);
 }
 
+/* Hands ev to the MQTT client. A QoS 0 message may be acknowledged inside the call, before
+ * its mid is known: that mid is left in r->early_ack_mid. */
+static enum mqtt_publish_result hand_over(struct relay *r, const struct event *ev, int *mid, char *why,
+                                          size_t whylen)
+{
+	r->publishing = true;
+	r->early_ack_mid = 0;
+	enum mqtt_publish_result res = mqtt_publish(r->mqtt, ev, mid, why, whylen);
+	r->publishing = false;
+	return res;
+}
+
 static void try_publish(struct relay *r)
 {
 	char why[256];
 	int mid = 0;
 
-	r->publishing = true;
-	r->early_ack_mid = 0;
-	enum mqtt_publish_result res = mqtt_publish(r->mqtt, &r->ev, &mid, why, sizeof why);
-	r->publishing = false;
+	enum mqtt_publish_result res = hand_over(r, &r->ev, &mid, why, sizeof why);
 	if (res == MQTT_NOT_NOW)
 		return;
 	if (res == MQTT_REFUSED) {
@@ -417,13 +436,69 @@ static void try_publish(struct relay *r)
 	}
 	r->handled = (struct event_pos){ r->ev.commit_lsn, r->ev.index };
 	r->ev_pending = false;
-	if (r->early_ack_mid == mid) {
-		on_ack(r, mid, 0);
-		r->last_acked_commit_time = r->ev.commit_time;
-	} else if (r->ev.qos > 0) {
-		inflight_keep(r->inflight, mid, &r->ev);
-	}
+	/* Kept until acknowledged: for a refusal's dead letter, and to publish again. */
+	inflight_keep(r->inflight, (uint64_t)ledger_seq_of(r->ledger, mid), &r->ev);
 	event_trim(&r->ev);
+	if (r->early_ack_mid == mid)
+		on_ack(r, mid, 0);
+}
+
+/* ---- a new MQTT session ----------------------------------------------------------------- */
+
+/*
+ * What the client no longer holds is published again, in the original order and before
+ * anything new: every unacknowledged event after a session the broker did not keep, and
+ * after a resumed one the QoS 0 messages the broken connection never wrote.
+ */
+static void session_started(struct relay *r, enum mqtt_session session)
+{
+	if (session == MQTT_SESSION_NONE || !r->ledger)
+		return;
+	size_t cursor = 0, unbound = 0;
+	uint64_t seq;
+	int mid;
+	while (ledger_next_unacked(r->ledger, &cursor, &seq, &mid)) {
+		const struct event *ev = inflight_find(r->inflight, seq);
+		if (session == MQTT_SESSION_RESUMED && ev && ev->qos > 0)
+			continue;
+		ledger_unbind(r->ledger, seq);
+		unbound++;
+	}
+	r->republishing = unbound > 0;
+	if (unbound) {
+		char count[24];
+		snprintf(count, sizeof count, "%zu", unbound);
+		log_info("publishing again what the broker may not have", "events", count);
+	}
+}
+
+/* Publishes the events session_started set aside, oldest first, until the client takes no
+ * more (then again on the next pass). */
+static void republish(struct relay *r)
+{
+	size_t cursor = 0;
+	uint64_t seq;
+	int mid;
+	char why[256];
+	while (r->republishing && ledger_next_unacked(r->ledger, &cursor, &seq, &mid)) {
+		if (mid)
+			continue;
+		struct event *ev = inflight_find(r->inflight, seq);
+		enum mqtt_publish_result res = hand_over(r, ev, &mid, why, sizeof why);
+		if (res == MQTT_NOT_NOW)
+			return;
+		if (res == MQTT_REFUSED) {
+			/* Another broker of the list may allow less than the one that took it. */
+			if (reject(r, ev, why) != PG_OK)
+				return;
+			settle(r, seq, false);
+			continue;
+		}
+		ledger_bind(r->ledger, seq, mid);
+		if (r->early_ack_mid == mid)
+			on_ack(r, mid, 0);
+	}
+	r->republishing = false;
 }
 
 /* Numbers the next event of the open transaction; false if it was handled before. */
@@ -434,8 +509,8 @@ static bool next_event(struct relay *r)
 		return false; /* replayed: published before (or before the checkpoint) */
 	r->ev.commit_lsn = pos.commit_lsn;
 	r->ev.index = pos.index;
-	r->ev.lsn_text = r->txn_lsn_text;
-	r->ev.commit_time_text = r->txn_time_text;
+	memcpy(r->ev.lsn_text, r->txn_lsn_text, sizeof r->ev.lsn_text);
+	memcpy(r->ev.commit_time_text, r->txn_time_text, sizeof r->ev.commit_time_text);
 	r->ev.commit_time = r->txn_commit_time;
 	r->ev_pending = true;
 	return true;
@@ -554,7 +629,7 @@ static int handle_copydata(struct relay *r, const uint8_t *data, size_t len)
  * the server keeps the WAL, and status updates keep the connection alive. */
 static bool can_receive(const struct relay *r)
 {
-	return r->repl && r->stop == RUNNING && !r->drain_reached && !r->ev_pending &&
+	return r->repl && r->stop == RUNNING && !r->drain_reached && !r->ev_pending && !r->republishing &&
 	       mqtt_state(r->mqtt) == MQTT_UP && ledger_has_room(r->ledger);
 }
 
@@ -991,6 +1066,7 @@ static void wait_and_dispatch(struct relay *r)
 	mqtt_handle_io(r->mqtt, fds[FD_MQTT].revents & (POLLIN | POLLERR | POLLHUP),
 	               fds[FD_MQTT].revents & POLLOUT);
 	mqtt_check_down(r, before);
+	session_started(r, mqtt_take_session(r->mqtt));
 	notify_when_ready(r);
 	if (r->repl && fds[FD_PG].revents & (POLLIN | POLLERR | POLLHUP) && pgrepl_consume(r->repl) != PG_OK)
 		pg_lost(r);
@@ -1003,7 +1079,9 @@ static void step(struct relay *r)
 	int64_t now = monotonic_ms();
 	pg_maintain(r, now);
 	mqtt_maintain(r, now);
-	if (r->ev_pending && r->stop == RUNNING)
+	if (r->republishing && r->stop != STOP_FATAL)
+		republish(r);
+	if (r->ev_pending && r->stop == RUNNING && !r->republishing)
 		try_publish(r);
 	receive(r);
 	now = monotonic_ms();
@@ -1077,7 +1155,7 @@ int relay_run(struct config *cfg, struct outbox **outbox, const struct relay_opt
 	notify_stopping();
 	if (r.stop != STOP_FATAL)
 		final_bookkeeping(&r);
-	mqtt_disconnect(r.mqtt, 2000);
+	mqtt_disconnect(r.mqtt, 2000, flushed(&r));
 	log_summary(&r);
 	int status = r.stop != STOP_FATAL ? 0 : r.config_mismatch ? 78 : 1;
 	relay_finish(&r);

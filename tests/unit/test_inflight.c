@@ -11,7 +11,7 @@ static void fill(struct event *ev, const char *topic, int32_t index)
 	ev->index = index;
 }
 
-START_TEST(kept_events_are_found_by_mid_until_forgotten)
+START_TEST(kept_events_are_found_by_number_until_forgotten)
 {
 	struct inflight *f = inflight_new(4);
 	struct event ev;
@@ -45,7 +45,7 @@ START_TEST(keeping_swaps_buffers)
 	ck_assert_ptr_null(ev.topic.data); /* an empty slot's buffers */
 	fill(&ev, "second", 1);
 	char *second_data = ev.topic.data;
-	inflight_keep(f, 2, &ev); /* a ring of one: replaces mid 1 */
+	inflight_keep(f, 2, &ev); /* a ring of one: replaces number 1 */
 	ck_assert_ptr_eq(ev.topic.data, first_data);
 	ck_assert_ptr_null(inflight_find(f, 1));
 	ck_assert_ptr_eq(inflight_find(f, 2)->topic.data, second_data);
@@ -54,20 +54,22 @@ START_TEST(keeping_swaps_buffers)
 }
 END_TEST
 
-/* Message ids are reused: a mid kept again points at its newest event only. */
-START_TEST(reused_mid_points_at_the_newest)
+/* A slot is reused by the number capacity later: the older one is gone from then on. */
+START_TEST(a_reused_slot_answers_for_its_newest_number_only)
 {
 	struct inflight *f = inflight_new(3);
 	struct event ev;
 	event_init(&ev);
 	fill(&ev, "old", 0);
 	inflight_keep(f, 5, &ev);
-	inflight_forget(f, 5);
 	fill(&ev, "new", 1);
-	inflight_keep(f, 5, &ev);
-	ck_assert_str_eq(inflight_find(f, 5)->topic.data, "new");
-	ck_assert_ptr_null(inflight_find(f, 0));
-	ck_assert_ptr_null(inflight_find(f, 65536));
+	inflight_keep(f, 8, &ev);
+	ck_assert_str_eq(inflight_find(f, 8)->topic.data, "new");
+	ck_assert_ptr_null(inflight_find(f, 5));
+	ck_assert_ptr_null(inflight_find(f, 2));
+	ck_assert_ptr_null(inflight_find(f, UINT64_MAX));
+	inflight_forget(f, 5); /* not kept any more: leaves 8 alone */
+	ck_assert_ptr_nonnull(inflight_find(f, 8));
 	event_finish(&ev);
 	inflight_free(f);
 }
@@ -99,9 +101,9 @@ int main(void)
 {
 	Suite *s = suite_create("inflight");
 	TCase *tc = tcase_create("ring");
-	tcase_add_test(tc, kept_events_are_found_by_mid_until_forgotten);
+	tcase_add_test(tc, kept_events_are_found_by_number_until_forgotten);
 	tcase_add_test(tc, keeping_swaps_buffers);
-	tcase_add_test(tc, reused_mid_points_at_the_newest);
+	tcase_add_test(tc, a_reused_slot_answers_for_its_newest_number_only);
 	tcase_add_test(tc, forgetting_frees_huge_buffers);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
