@@ -7,7 +7,7 @@
 
 #include "util.h"
 
-static void buf_reserve(struct buf *b, size_t extra)
+void buf_reserve(struct buf *b, size_t extra)
 {
 	size_t need = b->len + extra + 1;
 	if (need <= b->cap)
@@ -40,6 +40,15 @@ void buf_append(struct buf *b, const void *data, size_t len)
 		memcpy(b->data + b->len, data, len);
 	b->len += len;
 	b->data[b->len] = '\0';
+}
+
+char *buf_extend(struct buf *b, size_t n)
+{
+	buf_reserve(b, n);
+	char *start = b->data + b->len;
+	b->len += n;
+	b->data[b->len] = '\0';
+	return start;
 }
 
 void buf_puts(struct buf *b, const char *s)

@@ -179,6 +179,8 @@ static void append_bytea_base64(struct buf *out, const char *text, size_t nbytes
 	char chunk[256];
 	size_t n = 0;
 
+	/* Sized once, quotes included: a huge value is not copied through smaller buffers. */
+	buf_reserve(out, (nbytes + 2) / 3 * 4 + 2);
 	buf_putc(out, '"');
 	for (size_t k = 0; k < nbytes; k += 3) {
 		size_t left = nbytes - k;

@@ -366,8 +366,8 @@ static int decode_bytea(struct buf *out, const char *text, size_t len)
 {
 	if (!bytea_is_hex(text, len))
 		return -1;
-	for (size_t k = 0; k < bytea_length(len); k++)
-		buf_putc(out, (char)bytea_byte(text, k));
+	/* Sized once: a huge value must not be copied through every smaller capacity. */
+	bytea_decode(text, len, (unsigned char *)buf_extend(out, bytea_length(len)));
 	return 0;
 }
 
