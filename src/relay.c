@@ -426,6 +426,16 @@ static void try_publish(struct relay *r)
 	event_trim(&r->ev);
 }
 
+/* The event just built holds all it needs: the message it came from is freed before the
+ * MQTT client copies the payload, so that a huge one is not in memory once more meanwhile.
+ * Nothing may read the message (the decoded change) after this. */
+static void publish_built(struct relay *r)
+{
+	if (r->repl)
+		pgrepl_release(r->repl);
+	try_publish(r);
+}
+
 /* Numbers the next event of the open transaction; false if it was handled before. */
 static bool next_event(struct relay *r)
 {
@@ -451,7 +461,7 @@ static void handle_insert(struct relay *r, const struct pgo_relation *rel, const
 	if (outbox_build(route, rel, row, &r->ev, why, sizeof why) < 0)
 		set_aside(r, why);
 	else
-		try_publish(r);
+		publish_built(r);
 }
 
 static void handle_routed_message(struct relay *r, const struct pgo_msg *msg)
@@ -465,7 +475,7 @@ static void handle_routed_message(struct relay *r, const struct pgo_msg *msg)
 	                         &r->ev, why, sizeof why) < 0)
 		set_aside(r, why);
 	else
-		try_publish(r);
+		publish_built(r);
 }
 
 static void handle_message(struct relay *r, const struct pgo_msg *msg)
