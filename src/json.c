@@ -5,6 +5,7 @@
 
 #include "bytea.h"
 #include "pgoutput.h"
+#include "typemap.h"
 
 /* Built-in type OIDs (pg_type.dat); stable across PostgreSQL versions. */
 enum {
@@ -254,7 +255,8 @@ void json_append_value(struct buf *out, uint32_t type_oid, const struct pgo_valu
 	}
 }
 
-void json_append_row(struct buf *out, const struct pgo_relation *rel, const struct pgo_tuple *row)
+void json_append_row(struct buf *out, const struct typemap *types, const struct pgo_relation *rel,
+                     const struct pgo_tuple *row)
 {
 	buf_putc(out, '{');
 	for (int i = 0; i < rel->ncolumns; i++) {
@@ -267,7 +269,7 @@ void json_append_row(struct buf *out, const struct pgo_relation *rel, const stru
 			buf_putc(out, ',');
 		json_append_string(out, col->name, strlen(col->name));
 		buf_putc(out, ':');
-		json_append_value(out, col->type_oid, v);
+		json_append_value(out, typemap_resolve(types, col->type_oid), v);
 	}
 	buf_putc(out, '}');
 }
