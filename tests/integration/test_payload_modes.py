@@ -131,6 +131,30 @@ class PayloadModesTest(harness.IntegrationCase):
         self.assertEqual(ordered(payload_bytes(messages[3])), [
             ("id", 2), ("d", None), ("nested", None), ("q", None), ("b", None), ("late", [("s", 2)])])
 
+    def test_generated_columns_are_absent_and_huge_numerics_are_literals(self):
+        """What the manual says `payload: row` cannot carry, pinned: PostgreSQL (15 here;
+        18 only with publish_generated_columns, which the relay's publication does not set)
+        does not send generated columns. A numeric of 5,000 digits is written as its exact
+        literal, which Python's json refuses by default (4,300 digits) but parses with
+        parse_int / parse_float given."""
+        db = self.new_database(outbox=False)
+        db.execute("CREATE TABLE public.calc (id bigint PRIMARY KEY, i integer,"
+                   " twice integer GENERATED ALWAYS AS (i * 2) STORED, n numeric)")
+        route = {"table": "public.calc", "topic": "calc/{id}", "payload": "row", "event_id": "id"}
+        rec = self.start_recorder()
+        relay = self.new_relay(db, routes=[route]).start()
+        relay.wait_for_slot(db, self.name)
+        digits = "9" * 5000
+        db.execute(f"INSERT INTO public.calc (id, i, n) VALUES (1, 21, {digits})")
+        rec.wait_for_count(1, check=relay.check_running)
+        self.assertEqual(relay.terminate(), 0)
+        self.assertEqual(db.scalar("SELECT twice FROM public.calc"), 42)
+        body = payload_bytes(rec.sync()[0]).decode()
+        self.assertEqual(body, f'{{"id":1,"i":21,"n":{digits}}}')
+        with self.assertRaisesRegex(ValueError, "4300 digits"):
+            json.loads(body)
+        self.assertEqual(json.loads(body, parse_int=Decimal)["n"], Decimal(digits))
+
 
 if __name__ == "__main__":
     harness.main()
