@@ -12,9 +12,11 @@ void buf_reserve(struct buf *b, size_t extra)
 	size_t need = b->len + extra + 1;
 	if (need <= b->cap)
 		return;
-	size_t cap = b->cap ? b->cap : 64;
-	while (cap < need)
-		cap *= 2;
+	/* Doubling keeps appends cheap; a need beyond that (a huge value reserved at once)
+	 * gets just what it asks for. */
+	size_t cap = b->cap ? b->cap * 2 : 64;
+	if (cap < need)
+		cap = need;
 	b->data = xrealloc(b->data, cap);
 	b->cap = cap;
 }
