@@ -44,10 +44,12 @@ struct fixture {
 static void fixture_init(struct fixture *f, const char *payload, bool types)
 {
 	memset(f, 0, sizeof *f);
+	/* An id column: the default id would need the event's LSN text, which is the caller's. */
 	f->route = (struct route_config){ .schema = "public",
 		                          .table = "events",
 		                          .topic = "t/{id}",
 		                          .payload_column = (char *)payload,
+		                          .event_id_column = "id",
 		                          .qos = 1,
 		                          .line = 1,
 		                          .column = 1 };
@@ -62,8 +64,6 @@ static void fixture_init(struct fixture *f, const char *payload, bool types)
 		outbox_use_types(f->outbox, f->types);
 	}
 	event_init(&f->ev);
-	f->ev.lsn_text = "0/16B3748";
-	f->ev.commit_time_text = "2026-01-02T03:04:05.000006Z";
 }
 
 static void build(struct fixture *f)
@@ -73,6 +73,7 @@ static void build(struct fixture *f)
 	ck_assert_ptr_nonnull(r);
 	ck_assert_msg(outbox_build(r, &relation, &row, &f->ev, why, sizeof why) == 0, "%s", why);
 	ck_assert_str_eq(f->ev.topic.data, "t/7");
+	ck_assert_str_eq(f->ev.event_id.data, "7");
 }
 
 static void fixture_finish(struct fixture *f)
@@ -120,18 +121,13 @@ START_TEST(without_types_domains_are_text)
 }
 END_TEST
 
-START_TEST(row_and_envelope_embed_domains_as_their_base_types)
+START_TEST(row_embeds_domains_as_their_base_types)
 {
 	struct fixture f;
 	fixture_init(&f, "row", true);
 	build(&f);
 	ck_assert_str_eq(f.ev.payload.data, "{\"id\":7,\"doc\":{\"k\": 1},\"blob\":\"AP8Q\"}");
 	ck_assert_str_eq(f.ev.content_type, "application/json");
-	fixture_finish(&f);
-	fixture_init(&f, "envelope", true);
-	build(&f);
-	ck_assert_ptr_nonnull(
-	        strstr(f.ev.payload.data, ",\"row\":{\"id\":7,\"doc\":{\"k\": 1},\"blob\":\"AP8Q\"}}"));
 	fixture_finish(&f);
 }
 END_TEST
@@ -159,7 +155,7 @@ int main(void)
 	tcase_add_test(tc, bytea_domain_column_is_raw_bytes);
 	tcase_add_test(tc, json_domain_column_is_json);
 	tcase_add_test(tc, without_types_domains_are_text);
-	tcase_add_test(tc, row_and_envelope_embed_domains_as_their_base_types);
+	tcase_add_test(tc, row_embeds_domains_as_their_base_types);
 	tcase_add_test(tc, types_given_later_rebind);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
