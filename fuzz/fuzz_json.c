@@ -349,7 +349,7 @@ static void check_row(const struct pgo_relation *rel, const struct pgo_tuple *ro
 	bool verbatim = false;
 	for (int i = 0; i < row->ncolumns; i++)
 		verbatim |= is_json_type(rel->columns[i].type_oid) && row->values[i].kind == PGO_VALUE_TEXT;
-	json_append_row(&out, rel, row);
+	json_append_row(&out, NULL, rel, row);
 	struct reader r = { (const unsigned char *)out.data, out.len, &decoded };
 	require(out.data[out.len] == '\0', "output is NUL-terminated");
 	if (!verbatim)

@@ -7,14 +7,16 @@
 
 #include "util.h"
 
-static void buf_reserve(struct buf *b, size_t extra)
+void buf_reserve(struct buf *b, size_t extra)
 {
 	size_t need = b->len + extra + 1;
 	if (need <= b->cap)
 		return;
-	size_t cap = b->cap ? b->cap : 64;
-	while (cap < need)
-		cap *= 2;
+	/* Doubling keeps appends cheap; a need beyond that (a huge value reserved at once)
+	 * gets just what it asks for. */
+	size_t cap = b->cap ? b->cap * 2 : 64;
+	if (cap < need)
+		cap = need;
 	b->data = xrealloc(b->data, cap);
 	b->cap = cap;
 }
@@ -40,6 +42,15 @@ void buf_append(struct buf *b, const void *data, size_t len)
 		memcpy(b->data + b->len, data, len);
 	b->len += len;
 	b->data[b->len] = '\0';
+}
+
+char *buf_extend(struct buf *b, size_t n)
+{
+	buf_reserve(b, n);
+	char *start = b->data + b->len;
+	b->len += n;
+	b->data[b->len] = '\0';
+	return start;
 }
 
 void buf_puts(struct buf *b, const char *s)

@@ -16,6 +16,11 @@ struct buf {
 	}
 
 void buf_reset(struct buf *b);
+/* Makes room for extra more bytes (and the NUL) at once: one allocation for a value whose
+ * size is known, instead of doubling through every size below it. */
+void buf_reserve(struct buf *b, size_t extra);
+/* Appends n bytes for the caller to write: returns where they start. */
+char *buf_extend(struct buf *b, size_t n);
 void buf_finish(struct buf *b);
 void buf_append(struct buf *b, const void *data, size_t len);
 void buf_puts(struct buf *b, const char *s);

@@ -33,3 +33,10 @@ unsigned char bytea_byte(const char *text, size_t k)
 	         low = (unsigned)hex_value(text[3 + 2 * k]) & 0xf;
 	return (unsigned char)(high << 4 | low);
 }
+
+void bytea_decode(const char *text, size_t len, unsigned char *out)
+{
+	size_t n = bytea_length(len);
+	for (size_t k = 0; k < n; k++)
+		out[k] = bytea_byte(text, k);
+}

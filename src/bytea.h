@@ -15,4 +15,8 @@ size_t bytea_length(size_t text_len);
 /* Byte k of a well-formed hex form. */
 unsigned char bytea_byte(const char *text, size_t k);
 
+/* Writes the bytea_length(len) bytes a well-formed hex form stands for to out. out may be
+ * text itself: byte k is written before digit 2k + 2 is read, so decoding in place works. */
+void bytea_decode(const char *text, size_t len, unsigned char *out);
+
 #endif

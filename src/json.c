@@ -5,6 +5,7 @@
 
 #include "bytea.h"
 #include "pgoutput.h"
+#include "typemap.h"
 
 /* Built-in type OIDs (pg_type.dat); stable across PostgreSQL versions. */
 enum {
@@ -179,6 +180,8 @@ static void append_bytea_base64(struct buf *out, const char *text, size_t nbytes
 	char chunk[256];
 	size_t n = 0;
 
+	/* Sized once, quotes included: a huge value is not copied through smaller buffers. */
+	buf_reserve(out, (nbytes + 2) / 3 * 4 + 2);
 	buf_putc(out, '"');
 	for (size_t k = 0; k < nbytes; k += 3) {
 		size_t left = nbytes - k;
@@ -252,7 +255,8 @@ void json_append_value(struct buf *out, uint32_t type_oid, const struct pgo_valu
 	}
 }
 
-void json_append_row(struct buf *out, const struct pgo_relation *rel, const struct pgo_tuple *row)
+void json_append_row(struct buf *out, const struct typemap *types, const struct pgo_relation *rel,
+                     const struct pgo_tuple *row)
 {
 	buf_putc(out, '{');
 	for (int i = 0; i < rel->ncolumns; i++) {
@@ -265,7 +269,7 @@ void json_append_row(struct buf *out, const struct pgo_relation *rel, const stru
 			buf_putc(out, ',');
 		json_append_string(out, col->name, strlen(col->name));
 		buf_putc(out, ':');
-		json_append_value(out, col->type_oid, v);
+		json_append_value(out, typemap_resolve(types, col->type_oid), v);
 	}
 	buf_putc(out, '}');
 }

@@ -2,7 +2,7 @@
  * JSON output for row payloads (SPEC §5 payload: row).
  *
  * Column values arrive as PostgreSQL text output forms; this maps them to JSON by type
- * OID. Whatever the input bytes, the output is valid JSON in valid UTF-8: values that do
+ * OID, a domain's values by its base type's (typemap.h). Whatever the input bytes, the output is valid JSON in valid UTF-8: values that do
  * not fit their type's JSON form fall back to strings, and invalid UTF-8 becomes U+FFFD.
  * Pure: appends to a caller-owned buffer, no other allocation.
  */
@@ -17,6 +17,7 @@
 struct pgo_value;
 struct pgo_relation;
 struct pgo_tuple;
+struct typemap;
 
 /* Appends s (len bytes) as a JSON string literal with quotes. Invalid UTF-8 bytes are
  * replaced by U+FFFD; control characters and '"' '\\' escaped (\n \t \r \b \f, others \u00XX). */
@@ -34,7 +35,10 @@ void json_append_string(struct buf *out, const char *s, size_t len);
  * Never emits invalid JSON: a number-typed value whose text is not a valid JSON number is written as a string. */
 void json_append_value(struct buf *out, uint32_t type_oid, const struct pgo_value *v);
 
-/* Appends {"col1": value1, ...} for every column of the relation, in column order. */
-void json_append_row(struct buf *out, const struct pgo_relation *rel, const struct pgo_tuple *row);
+/* Appends {"col1": value1, ...} for every column of the relation, in column order, each
+ * value as its column's type resolved by types (a domain as its base type; NULL: the
+ * declared types). */
+void json_append_row(struct buf *out, const struct typemap *types, const struct pgo_relation *rel,
+                     const struct pgo_tuple *row);
 
 #endif

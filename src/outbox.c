@@ -7,6 +7,7 @@
 #include "bytea.h"
 #include "json.h"
 #include "template.h"
+#include "typemap.h"
 #include "util.h"
 
 #define TYPE_BYTEA 17
@@ -35,6 +36,7 @@ enum payload_mode {
 
 struct outbox_route {
 	const struct route_config *cfg;
+	const struct typemap *types; /* resolves domains to their base types; NULL: none known */
 	enum payload_mode payload_mode;
 	char *source; /* "schema.table" */
 	struct template *topic;
@@ -153,6 +155,14 @@ struct outbox *outbox_new(const struct config *cfg, FILE *errs)
 	return o;
 }
 
+void outbox_use_types(struct outbox *o, const struct typemap *types)
+{
+	for (size_t i = 0; i < o->nroutes; i++) {
+		o->routes[i].types = types;
+		o->routes[i].bound = false; /* the content type may depend on them */
+	}
+}
+
 void outbox_free(struct outbox *o)
 {
 	if (!o)
@@ -188,13 +198,19 @@ static int bind_optional(struct outbox_route *r, const struct pgo_relation *rel,
 	return name ? bind_column(r, rel, name, key) : -1;
 }
 
+/* The type a column's values are written as: a domain's base type. */
+static uint32_t column_type(const struct outbox_route *r, const struct pgo_relation *rel, int column)
+{
+	return typemap_resolve(r->types, rel->columns[column].type_oid);
+}
+
 static bool payload_is_json(const struct outbox_route *r, const struct pgo_relation *rel)
 {
 	if (r->payload_mode != PAYLOAD_COLUMN)
 		return true;
 	if (r->payload_column < 0)
 		return false;
-	uint32_t type = rel->columns[r->payload_column].type_oid;
+	uint32_t type = column_type(r, rel, r->payload_column);
 	return type == TYPE_JSON || type == TYPE_JSONB;
 }
 
@@ -366,20 +382,20 @@ static int decode_bytea(struct buf *out, const char *text, size_t len)
 {
 	if (!bytea_is_hex(text, len))
 		return -1;
-	for (size_t k = 0; k < bytea_length(len); k++)
-		buf_putc(out, (char)bytea_byte(text, k));
+	/* Sized once: a huge value must not be copied through every smaller capacity. */
+	bytea_decode(text, len, (unsigned char *)buf_extend(out, bytea_length(len)));
 	return 0;
 }
 
 /* A property column's value as bytes: bytea decoded, other types as their text. */
-static bool column_bytes(const struct pgo_relation *rel, const struct pgo_tuple *row, int column,
-                         struct buf *out)
+static bool column_bytes(const struct outbox_route *r, const struct pgo_relation *rel,
+                         const struct pgo_tuple *row, int column, struct buf *out)
 {
 	buf_reset(out);
 	if (column < 0 || row->values[column].kind != PGO_VALUE_TEXT)
 		return false;
 	const struct pgo_value *cell = &row->values[column];
-	if (rel->columns[column].type_oid != TYPE_BYTEA || decode_bytea(out, cell->data, cell->len) < 0)
+	if (column_type(r, rel, column) != TYPE_BYTEA || decode_bytea(out, cell->data, cell->len) < 0)
 		buf_append(out, cell->data, cell->len);
 	return true;
 }
@@ -404,14 +420,16 @@ static void set_user_properties(const struct outbox_route *r, const struct pgo_t
 static void set_column_properties(const struct outbox_route *r, const struct pgo_relation *rel,
                                   const struct pgo_tuple *row, struct event *ev)
 {
-	ev->has_response_topic = column_bytes(rel, row, r->response_topic_column, &ev->response_topic);
-	ev->has_correlation_data = column_bytes(rel, row, r->correlation_data_column, &ev->correlation_data);
+	ev->has_response_topic = column_bytes(r, rel, row, r->response_topic_column, &ev->response_topic);
+	ev->has_correlation_data =
+	        column_bytes(r, rel, row, r->correlation_data_column, &ev->correlation_data);
 	set_user_properties(r, row, ev);
 }
 
 /* {"event_id", "source", "lsn", "commit_time", "row"}: the metadata MQTT 3.1.1 cannot
  * carry as properties. */
-static void build_envelope(const struct pgo_relation *rel, const struct pgo_tuple *row, struct event *ev)
+static void build_envelope(const struct outbox_route *r, const struct pgo_relation *rel,
+                           const struct pgo_tuple *row, struct event *ev)
 {
 	struct buf *out = &ev->payload;
 	buf_puts(out, "{\"event_id\":");
@@ -423,7 +441,7 @@ static void build_envelope(const struct pgo_relation *rel, const struct pgo_tupl
 	buf_puts(out, ",\"commit_time\":");
 	json_append_string(out, ev->commit_time_text, strlen(ev->commit_time_text));
 	buf_puts(out, ",\"row\":");
-	json_append_row(out, rel, row);
+	json_append_row(out, r->types, rel, row);
 	buf_putc(out, '}');
 }
 
@@ -432,17 +450,17 @@ static int build_payload(struct outbox_route *r, const struct pgo_relation *rel,
 {
 	buf_reset(&ev->payload);
 	if (r->payload_mode == PAYLOAD_ROW) {
-		json_append_row(&ev->payload, rel, row);
+		json_append_row(&ev->payload, r->types, rel, row);
 		return 0;
 	}
 	if (r->payload_mode == PAYLOAD_ENVELOPE) {
-		build_envelope(rel, row, ev);
+		build_envelope(r, rel, row, ev);
 		return 0;
 	}
 	const struct pgo_value *cell = &row->values[r->payload_column];
 	if (cell->kind != PGO_VALUE_TEXT)
 		return 0; /* NULL gives an empty payload */
-	if (rel->columns[r->payload_column].type_oid != TYPE_BYTEA) {
+	if (column_type(r, rel, r->payload_column) != TYPE_BYTEA) {
 		buf_append(&ev->payload, cell->data, cell->len);
 		return 0;
 	}

@@ -62,6 +62,13 @@ struct outbox;
 struct outbox *outbox_new(const struct config *cfg, FILE *errs);
 void outbox_free(struct outbox *o);
 
+struct typemap;
+
+/* The map that resolves column types (a domain's values are written as its base type's:
+ * a domain over jsonb is JSON, over bytea raw bytes). Owned by the caller, who keeps it
+ * filled (typemap.h); NULL, the default, takes declared types as they are. */
+void outbox_use_types(struct outbox *o, const struct typemap *types);
+
 /* A compiled route. Look it up once per change and hand it to the builder. */
 struct outbox_route;
 

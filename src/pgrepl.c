@@ -593,12 +593,17 @@ static int stream_ended(struct pgrepl *r)
 	return status;
 }
 
-int pgrepl_next(struct pgrepl *r, const uint8_t **data)
+void pgrepl_release(struct pgrepl *r)
 {
 	if (r->copybuf) {
 		PQfreemem(r->copybuf);
 		r->copybuf = NULL;
 	}
+}
+
+int pgrepl_next(struct pgrepl *r, const uint8_t **data)
+{
+	pgrepl_release(r);
 	int len = PQgetCopyData(r->conn, &r->copybuf, 1);
 	if (len > 0) {
 		*data = (const uint8_t *)r->copybuf;

@@ -102,6 +102,10 @@ int pgrepl_consume(struct pgrepl *r);
  */
 int pgrepl_next(struct pgrepl *r, const uint8_t **data);
 
+/* Frees the message pgrepl_next returned last, which the next call would otherwise free:
+ * a huge message need not stay in memory while the event built from it is published. */
+void pgrepl_release(struct pgrepl *r);
+
 /* Queues a standby status update confirming lsn and tries to send it. */
 int pgrepl_send_status(struct pgrepl *r, lsn_t lsn, bool reply_requested);
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "backoff.h"
+#include "catalog.h"
 #include "checkpoint.h"
 #include "inflight.h"
 #include "ledger.h"
@@ -104,6 +105,7 @@ struct relay {
 	struct backoff mqtt_backoff;
 
 	struct inflight *inflight; /* events published and not yet acknowledged */
+	struct typemap *types;     /* domains and their base types, for the encoders */
 
 	/* Monitoring (SPEC §8). */
 	uint64_t dead_lettered;
@@ -200,6 +202,8 @@ static int pg_open(struct relay *r)
 	if (!r->sql)
 		return PG_RETRY;
 	int status = pgrepl_check_routes(r->sql, cfg, r->outbox);
+	if (status == PG_OK)
+		status = catalog_load_domains(r->sql, r->types);
 	if (status == PG_OK)
 		status = checkpoint_prepare(r->sql, cfg);
 	if (status == PG_OK && !r->loaded)
@@ -501,6 +505,16 @@ static void republish(struct relay *r)
 	r->republishing = false;
 }
 
+/* The event just built holds all it needs: the message it came from is freed before the
+ * MQTT client copies the payload, so that a huge one is not in memory once more meanwhile.
+ * Nothing may read the message (the decoded change) after this. */
+static void publish_built(struct relay *r)
+{
+	if (r->repl)
+		pgrepl_release(r->repl);
+	try_publish(r);
+}
+
 /* Numbers the next event of the open transaction; false if it was handled before. */
 static bool next_event(struct relay *r)
 {
@@ -526,7 +540,7 @@ static void handle_insert(struct relay *r, const struct pgo_relation *rel, const
 	if (outbox_build(route, rel, row, &r->ev, why, sizeof why) < 0)
 		set_aside(r, why);
 	else
-		try_publish(r);
+		publish_built(r);
 }
 
 static void handle_routed_message(struct relay *r, const struct pgo_msg *msg)
@@ -540,7 +554,7 @@ static void handle_routed_message(struct relay *r, const struct pgo_msg *msg)
 	                         &r->ev, why, sizeof why) < 0)
 		set_aside(r, why);
 	else
-		try_publish(r);
+		publish_built(r);
 }
 
 static void handle_message(struct relay *r, const struct pgo_msg *msg)
@@ -563,6 +577,21 @@ static void handle_message(struct relay *r, const struct pgo_msg *msg)
 	}
 }
 
+/* A relation with a column type never seen may use a domain created since the domains were
+ * read: read them again before its rows are encoded. */
+static void learn_types(struct relay *r, const struct pgo_relation *rel)
+{
+	if (!typemap_needs_lookup(r->types, rel))
+		return;
+	int status = r->sql ? catalog_load_domains(r->sql, r->types) : PG_RETRY;
+	if (status == PG_OK)
+		typemap_learn(r->types, rel);
+	else if (status == PG_FATAL)
+		fail(r);
+	else
+		pg_lost(r); /* the relation is described again after reconnecting */
+}
+
 static void handle_change(struct relay *r, const struct pgo_msg *msg)
 {
 	switch (msg->kind) {
@@ -580,13 +609,14 @@ static void handle_change(struct relay *r, const struct pgo_msg *msg)
 		break;
 	case PGO_INSERT: handle_insert(r, msg->u.insert.rel, &msg->u.insert.tuple); break;
 	case PGO_MESSAGE: handle_message(r, msg); break;
+	case PGO_RELATION: learn_types(r, msg->u.relation); break;
 	case PGO_UPDATE:
 		if (outbox_update_is_new(r->outbox, msg->u.update.rel))
 			log_warn("UPDATE of an outbox table is not published (outbox rows are inserted, not "
 			         "changed)",
 			         "schema", msg->u.update.rel->schema, "table", msg->u.update.rel->name);
 		break;
-	default: break; /* relations are cached by the decoder; the rest is not published */
+	default: break; /* the rest is not published */
 	}
 }
 
@@ -926,6 +956,7 @@ static void apply_reload(struct relay *r, struct config *next, struct outbox *ou
 
 	r->retired = xrealloc(r->retired, (r->nretired + 1) * sizeof *r->retired);
 	r->retired[r->nretired++] = (struct retired){ *next, r->outbox };
+	outbox_use_types(outbox, r->types);
 	r->outbox = outbox;
 	*r->outbox_slot = outbox;
 }
@@ -1114,6 +1145,8 @@ static int relay_init(struct relay *r, struct config *cfg, struct outbox **outbo
 	                                    : (int64_t)SILENT_INTERVALS * cfg->source.status_interval_ms));
 	r->decoder = pgo_decoder_new();
 	r->inflight = inflight_new((size_t)cfg->broker.max_inflight);
+	r->types = typemap_new();
+	outbox_use_types(r->outbox, r->types);
 	r->mqtt = mqtt_new(cfg, on_ack, r);
 	if (r->sigfd < 0 || !r->mqtt) {
 		log_error("cannot initialise", "error", strerror(errno));
@@ -1130,6 +1163,7 @@ static void relay_finish(struct relay *r)
 	pgo_decoder_free(r->decoder);
 	event_finish(&r->ev);
 	inflight_free(r->inflight);
+	typemap_free(r->types);
 	for (size_t i = 0; i < r->nretired; i++) {
 		outbox_free(r->retired[i].outbox);
 		config_finish(&r->retired[i].cfg);

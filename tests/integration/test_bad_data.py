@@ -3,6 +3,7 @@
 a stream, and values that cannot become a message. Each case checks what the relay says
 and that nothing committed is lost: published, or in dead_letter with the reason."""
 
+import hashlib
 import json
 import os
 import sys
@@ -159,6 +160,46 @@ class BadDataTest(harness.IntegrationCase):
             # The message exists a few times over (libpq's buffer, the event, the client's
             # packet); it must not be more than that.
             self.assertLess(peak_kb, 8 * size // 1024)
+
+    def test_a_large_bytea_payload_arrives_exact_with_memory_near_its_floor(self):
+        """payload: COLUMN with a bytea of P bytes. What must exist at the peak: libpq's input
+        buffer with the message (the hex text, 2P, kept by libpq for the connection's life),
+        the event's decoded payload (P, kept until the PUBACK so that a refusal can be
+        dead-lettered with it), and libmosquitto's message (P, kept until the PUBACK) and
+        packet (P, until written). The copy libpq hands out (another 2P) is freed before
+        publishing, and decoding allocates once: 5P in all, where it was 7P."""
+        db = self.new_database(outbox=False)
+        db.execute("CREATE TABLE public.blobs (id bigserial PRIMARY KEY, body bytea)")
+        route = {"table": "public.blobs", "topic": "blobs/{id}", "payload": "body", "event_id": "id",
+                 "qos": 1}
+        rec = self.start_recorder(transform=lambda m: hashlib.sha256(payload_bytes(m)).digest())
+        relay = self.new_relay(db, routes=[route])
+        # meson sets it to catch use of uninitialised memory: glibc then writes every byte
+        # malloc hands out, so RSS would count the capacity libpq reserves, not its use.
+        relay.env.pop("MALLOC_PERTURB_", None)
+        relay.start()
+        relay.wait_for_slot(db, self.name)
+        db.execute("INSERT INTO public.blobs (body) VALUES ('\\x00')")
+        rec.wait_for_count(1)
+        baseline = peak_rss(relay)
+        size = 24 * 1024 * 1024
+        blob = os.urandom(size)
+        db.execute("INSERT INTO public.blobs (body) VALUES (%s)", (blob,))
+        rec.wait_for_count(2, timeout=120)
+        growth = peak_rss(relay) - baseline
+        self.assertEqual(relay.terminate(), 0)
+        self.assertEqual(rec.messages, [hashlib.sha256(b"\x00").digest(),
+                                        hashlib.sha256(blob).digest()])
+        print(f"peak RSS grew by {growth >> 20} MB ({growth / size:.2f} x) for a {size >> 20} MB"
+              " bytea payload")
+        if "ASAN_OPTIONS" not in os.environ:
+            self.assertLessEqual(growth, 5.3 * size)
+
+
+def peak_rss(relay):
+    """The relay's peak resident memory so far, in bytes (VmHWM)."""
+    with open(f"/proc/{relay.proc.pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024
 
 
 if __name__ == "__main__":

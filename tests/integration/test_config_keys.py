@@ -203,6 +203,38 @@ class ConfigKeysTest(harness.IntegrationCase):
         self.assertIsNone(db.scalar("SELECT slot_name FROM pg_replication_slots WHERE slot_name = %s",
                                     (self.name,)))
 
+    def test_environment_values_in_conninfo_are_values_not_settings(self):
+        """${NAME} in source.conninfo is quoted: "NAME port=1" names a database, it does not
+        set the port (key=value form and URI alike)."""
+        db = self.new_database()
+        forms = {
+            "keyword": f"host=127.0.0.1 port={self.pg.port} user=postgres dbname=${{TEST_DBNAME}}",
+            "uri": f"postgresql://postgres@127.0.0.1:{self.pg.port}/${{TEST_DBNAME}}",
+        }
+        for form, conninfo in forms.items():
+            with self.subTest(form=form):
+                config = harness.relay_config(self.pg, self.mqtt, db.name, self.name,
+                                              source={"conninfo": conninfo})
+                hostile = self.relay_with_config(config, f"hostile-{form}",
+                                                 env={"TEST_DBNAME": f"{db.name} port=1"})
+                hostile.start()
+                wait_until(lambda: "does not exist" in hostile.stderr(), 60,
+                           "the relay to report the missing database")
+                # Retried, or exit 78 where a missing database counts as a configuration error.
+                self.assertIn(hostile.terminate(), (0, 78))
+                self.assertIn(f'database \\"{db.name} port=1\\" does not exist', hostile.stderr())
+                self.assertNotIn("port 1 failed", hostile.stderr())
+
+                rec = self.start_recorder()
+                relay = self.relay_with_config(config, f"plain-{form}",
+                                               env={"TEST_DBNAME": db.name}).start()
+                relay.wait_for_slot(db, self.name)
+                events = self.insert(db, 1, aggregate=form)
+                rec.wait_for_count(1)
+                self.assertEqual(relay.terminate(), 0)
+                rec.stop()
+                self.assertEqual(harness.received(rec.messages), harness.expected(events))
+
 
 if __name__ == "__main__":
     harness.main()

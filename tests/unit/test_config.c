@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "config.h"
 
 #ifndef FIXTURES_DIR
@@ -406,7 +408,8 @@ START_TEST(env_variables_expand_in_any_scalar)
 	        "routes:\n"
 	        "  - {table: outbox, topic: \"a/${TEST_CFG_PORT}/{id}\", payload: p}\n",
 	        &cfg);
-	ck_assert_str_eq(cfg.source.conninfo, "host=db.example password=x$ $5 ${} ${1A} ${TEST_CFG_HOST");
+	/* In conninfo, values are quoted (conninfo_references_are_values); other $ stay. */
+	ck_assert_str_eq(cfg.source.conninfo, "host='db.example' password='x$' $5 ${} ${1A} ${TEST_CFG_HOST");
 	ck_assert(!cfg.source.create_slot);
 	ck_assert_int_eq(cfg.broker.port, 8883);
 	ck_assert_str_eq(cfg.broker.host, "$db.example");
@@ -416,6 +419,129 @@ START_TEST(env_variables_expand_in_any_scalar)
 	unsetenv("TEST_CFG_PORT");
 	unsetenv("TEST_CFG_HOST");
 	unsetenv("TEST_CFG_EMPTY");
+}
+END_TEST
+
+/* Loads a file whose conninfo is the YAML scalar conninfo (written as is). */
+static void load_conninfo(const char *conninfo, struct config *cfg)
+{
+	char *yaml;
+	size_t size;
+	FILE *f = open_memstream(&yaml, &size);
+	fprintf(f, "source:\n  conninfo: %s\n" ROUTES, conninfo);
+	fclose(f);
+	load_ok(yaml, cfg);
+	free(yaml);
+}
+
+/* What libpq reads for keyword in conninfo: its value, or NULL when it is not set. */
+static char *libpq_value(const char *conninfo, const char *keyword)
+{
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+	ck_assert_msg(opts != NULL, "libpq refuses %s: %s", conninfo, err ? err : "");
+	char *value = NULL;
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		if (strcmp(o->keyword, keyword) == 0 && o->val)
+			value = strdup(o->val);
+	PQconninfoFree(opts);
+	return value;
+}
+
+static void expect_libpq(const char *conninfo, const char *keyword, const char *expected)
+{
+	char *value = libpq_value(conninfo, keyword);
+	if (!expected)
+		ck_assert_msg(value == NULL, "%s: %s is \"%s\", expected unset", conninfo, keyword, value);
+	else
+		ck_assert_msg(value && strcmp(value, expected) == 0, "%s: %s is \"%s\", expected \"%s\"",
+		              conninfo, keyword, value ? value : "(unset)", expected);
+	free(value);
+}
+
+/* A value from the environment is text in its place, never more settings. */
+START_TEST(conninfo_references_are_values)
+{
+	static const struct {
+		const char *yaml;    /* the conninfo scalar as written in the file */
+		const char *written; /* what the relay hands to libpq */
+		const char *keyword, *value;
+	} cases[] = {
+		/* The adversarial case: a database name that would set the port. */
+		{ "\"host=h dbname=${CI_SHOP_PORT}\"", "host=h dbname='shop port=1'", "dbname",
+		  "shop port=1" },
+		{ "\"host=h dbname=${CI_SHOP_PORT}\"", "host=h dbname='shop port=1'", "port", NULL },
+		/* After '=' with blanks around it, as libpq allows. */
+		{ "\"dbname = ${CI_SHOP_PORT} user=u\"", "dbname = 'shop port=1' user=u", "user", "u" },
+		/* Two references and literal text in one value make one value. */
+		{ "\"dbname=${CI_QUOTE}${CI_BACKSLASH} port=5\"", "dbname='it\\'sa\\\\b' port=5", "dbname",
+		  "it'sa\\b" },
+		{ "\"dbname=pre_${CI_SHOP_PORT}_post\"", "dbname='pre_shop port=1_post'", "dbname",
+		  "pre_shop port=1_post" },
+		/* Literal parts keep libpq's meaning: an escaped blank, a quote inside an
+		 * unquoted value. */
+		{ "\"dbname=a\\\\ b'c${CI_QUOTE}\"", "dbname='a b\\'cit\\'s'", "dbname", "a b'cit's" },
+		{ "\"dbname=${CI_QUOTE}x\\\\ y'z port=1\"", "dbname='it\\'sx\\ y\\'z' port=1", "dbname",
+		  "it'sx y'z" },
+		/* A backslash that ends the value escapes nothing. */
+		{ "\"dbname=${CI_QUOTE}\\\\\"", "dbname='it\\'s'", "dbname", "it's" },
+		/* Inside a value quoted in the file: only escaped. */
+		{ "\"dbname='my ${CI_QUOTE} db' port=5\"", "dbname='my it\\'s db' port=5", "dbname",
+		  "my it's db" },
+		{ "\"dbname='${CI_BACKSLASH}'\"", "dbname='a\\\\b'", "dbname", "a\\b" },
+		/* An empty value is still a value. */
+		{ "\"password=${CI_EMPTY} dbname=d\"", "password='' dbname=d", "dbname", "d" },
+		/* Where a keyword may start, the text is the operator's conninfo, as written... */
+		{ "\"${CI_WHOLE}\"", "host=h port=7 dbname=d", "port", "7" },
+		{ "\"${CI_WHOLE} user=${CI_SHOP_PORT}\"", "host=h port=7 dbname=d user='shop port=1'", "user",
+		  "shop port=1" },
+		/* ... and what it leaves open is a value like any other. */
+		{ "\"${CI_DBNAME_IS}${CI_SHOP_PORT}\"", "dbname='shop port=1'", "port", NULL },
+		{ "\"${CI_URI}\"", "postgresql://u@h:7/d", "port", "7" },
+		/* A URI: percent-encoded, so it stays in its component. */
+		{ "\"postgresql://${CI_USER}:${CI_PASSWORD}@h:5/"
+		  "${CI_SHOP_PORT}?application_name=${CI_QUOTE}\"",
+		  "postgresql://us%40r:%3A%2F%40%3F%26%3D%25x@h:5/shop%20port%3D1?application_name=it%27s",
+		  "password", ":/@?&=%x" },
+		{ "\"postgres://${CI_USER}@h/${CI_SHOP_PORT}\"", "postgres://us%40r@h/shop%20port%3D1",
+		  "dbname", "shop port=1" },
+		{ "\"postgres://${CI_USER}@h/${CI_SHOP_PORT}\"", "postgres://us%40r@h/shop%20port%3D1",
+		  "user", "us@r" },
+		{ "\"postgresql://h/d?port=${CI_PORT}\"", "postgresql://h/d?port=5433", "port", "5433" },
+	};
+	setenv("CI_SHOP_PORT", "shop port=1", 1);
+	setenv("CI_QUOTE", "it's", 1);
+	setenv("CI_BACKSLASH", "a\\b", 1);
+	setenv("CI_EMPTY", "", 1);
+	setenv("CI_WHOLE", "host=h port=7 dbname=d", 1);
+	setenv("CI_DBNAME_IS", "dbname=", 1);
+	setenv("CI_URI", "postgresql://u@h:7/d", 1);
+	setenv("CI_USER", "us@r", 1);
+	setenv("CI_PASSWORD", ":/@?&=%x", 1);
+	setenv("CI_PORT", "5433", 1);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct config cfg;
+		load_conninfo(cases[i].yaml, &cfg);
+		ck_assert_msg(strcmp(cfg.source.conninfo, cases[i].written) == 0, "%s gave %s, expected %s",
+		              cases[i].yaml, cfg.source.conninfo, cases[i].written);
+		expect_libpq(cfg.source.conninfo, cases[i].keyword, cases[i].value);
+		config_finish(&cfg);
+	}
+}
+END_TEST
+
+/* Quoting is for conninfo only: other keys take the value as it is. */
+START_TEST(only_conninfo_references_are_quoted)
+{
+	struct config cfg;
+	setenv("CI_ODD", "a b'c\\d", 1);
+	load_ok("source:\n  conninfo: dbname=x\n"
+	        "broker:\n  client_id: ${CI_ODD}\n"
+	        "routes:\n  - {table: outbox, topic: \"t/${CI_ODD}\", payload: p}\n",
+	        &cfg);
+	ck_assert_str_eq(cfg.broker.client_id, "a b'c\\d");
+	ck_assert_str_eq(cfg.routes[0].topic, "t/a b'c\\d");
+	config_finish(&cfg);
 }
 END_TEST
 
@@ -1209,6 +1335,8 @@ static Suite *config_suite(void)
 	tcase_add_test(values, reconnect_min_above_max);
 	tcase_add_test(values, unset_env_variables);
 	tcase_add_test(values, env_value_is_checked_after_expansion);
+	tcase_add_test(values, conninfo_references_are_values);
+	tcase_add_test(values, only_conninfo_references_are_quoted);
 	tcase_add_test(values, password_files);
 	tcase_add_test(values, password_is_never_echoed);
 	tcase_add_test(values, broker_hosts);

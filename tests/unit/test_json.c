@@ -5,6 +5,7 @@
 #include "buf.h"
 #include "json.h"
 #include "pgoutput.h"
+#include "typemap.h"
 
 /* Type OIDs as the server sends them. */
 #define T_BOOL 16
@@ -281,7 +282,7 @@ START_TEST(row_mixed_columns)
 	struct pgo_tuple row = { 10, vals };
 
 	buf_reset(&out);
-	json_append_row(&out, &rel, &row);
+	json_append_row(&out, NULL, &rel, &row);
 	ck_assert_str_eq(out.data, "{\"id\":7,\"name\":\"Zo\xc3\xab \\\"Q\\\"\",\"price\":19.90,\"ok\":true,"
 	                           "\"meta\":{\"k\": [1]},\"blob\":\"AP8Q\",\"big\":null,\"gone\":null,"
 	                           "\"ratio\":\"NaN\",\"we\\\"ird\":\"a\\nb\"}");
@@ -293,7 +294,7 @@ START_TEST(row_empty_relation)
 	struct pgo_relation rel = { 1, "public", "empty", 'd', 0, NULL, 1 };
 	struct pgo_tuple row = { 0, NULL };
 	buf_reset(&out);
-	json_append_row(&out, &rel, &row);
+	json_append_row(&out, NULL, &rel, &row);
 	ck_assert_str_eq(out.data, "{}");
 }
 END_TEST
@@ -305,8 +306,43 @@ START_TEST(row_short_tuple_pads_null)
 	struct pgo_relation rel = { 1, "public", "t", 'd', 2, cols, 1 };
 	struct pgo_tuple row = { 1, vals };
 	buf_reset(&out);
-	json_append_row(&out, &rel, &row);
+	json_append_row(&out, NULL, &rel, &row);
 	ck_assert_str_eq(out.data, "{\"a\":1,\"b\":null}");
+}
+END_TEST
+
+/* A domain's values are written as its base type's: embedded JSON, numbers, base64. */
+START_TEST(row_domains_as_their_base_types)
+{
+	enum { D_DOC = 16500, D_ORDER_DOC = 16510, D_QTY = 16520, D_BLOB = 16530, E_MOOD = 16600 };
+	static const struct typemap_domain domains[] = {
+		{ D_DOC, T_JSONB }, { D_ORDER_DOC, D_DOC }, { D_QTY, T_INT4 }, { D_BLOB, T_BYTEA }
+	};
+	struct pgo_column cols[] = {
+		{ "doc", D_DOC, -1, false },   { "nested", D_ORDER_DOC, -1, false },
+		{ "qty", D_QTY, -1, false },   { "blob", D_BLOB, -1, false },
+		{ "mood", E_MOOD, -1, false },
+	};
+	struct pgo_value vals[] = {
+		{ PGO_VALUE_TEXT, "{\"a\": 1}", 8 }, { PGO_VALUE_TEXT, "[true]", 6 },
+		{ PGO_VALUE_TEXT, "42", 2 },         { PGO_VALUE_TEXT, "\\x00ff10", 8 },
+		{ PGO_VALUE_TEXT, "happy", 5 },
+	};
+	struct pgo_relation rel = { 20000, "public", "t", 'd', 5, cols, 1 };
+	struct pgo_tuple row = { 5, vals };
+	struct typemap *types = typemap_new();
+	typemap_set_domains(types, domains, sizeof domains / sizeof domains[0]);
+
+	buf_reset(&out);
+	json_append_row(&out, types, &rel, &row);
+	ck_assert_str_eq(out.data, "{\"doc\":{\"a\": 1},\"nested\":[true],\"qty\":42,\"blob\":\"AP8Q\","
+	                           "\"mood\":\"happy\"}");
+	/* Without the map every one of them is a string of its text form. */
+	buf_reset(&out);
+	json_append_row(&out, NULL, &rel, &row);
+	ck_assert_str_eq(out.data, "{\"doc\":\"{\\\"a\\\": 1}\",\"nested\":\"[true]\",\"qty\":\"42\","
+	                           "\"blob\":\"\\\\x00ff10\",\"mood\":\"happy\"}");
+	typemap_free(types);
 }
 END_TEST
 
@@ -319,11 +355,11 @@ START_TEST(buffer_reuse)
 	struct pgo_tuple r1 = { 1, v1 }, r2 = { 1, v2 };
 
 	buf_reset(&out);
-	json_append_row(&out, &rel, &r1);
+	json_append_row(&out, NULL, &rel, &r1);
 	ck_assert_str_eq(out.data, "{\"n\":123456}");
 	char *before = out.data;
 	buf_reset(&out);
-	json_append_row(&out, &rel, &r2);
+	json_append_row(&out, NULL, &rel, &r2);
 	ck_assert_str_eq(out.data, "{\"n\":9}"); /* no stale tail from the longer row */
 	ck_assert_uint_eq(out.len, 7);
 	ck_assert_ptr_eq(out.data, before); /* the allocation was kept */
@@ -358,6 +394,7 @@ int main(void)
 	tcase_add_test(tc, row_mixed_columns);
 	tcase_add_test(tc, row_empty_relation);
 	tcase_add_test(tc, row_short_tuple_pads_null);
+	tcase_add_test(tc, row_domains_as_their_base_types);
 	tcase_add_test(tc, buffer_reuse);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
