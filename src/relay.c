@@ -297,6 +297,11 @@ static int reject(struct relay *r, const struct event *ev, const char *why)
 		return PG_FATAL;
 	}
 	int status = r->sql ? checkpoint_dead_letter(r->sql, r->cfg->source.slot, ev, why) : PG_RETRY;
+	if (status == PG_FATAL) {
+		/* The table refuses the row (privilege, constraint): retrying cannot help. */
+		log_event(LOG_ERROR, "event cannot be dead-lettered; stopping", ev, why);
+		fail(r);
+	}
 	if (status != PG_OK)
 		return status;
 	r->dead_lettered++;

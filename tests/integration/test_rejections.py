@@ -125,6 +125,24 @@ class RejectionsTest(harness.IntegrationCase):
         # Restarted, it stops again at the same event: nothing was skipped.
         self.assertEqual(relay.run(), 1)
 
+    def test_a_dead_letter_the_table_refuses_stops_the_relay(self):
+        """A dead letter that cannot be written for good (a constraint, a privilege) stops the
+        relay with exit 1 instead of trying the same event for ever."""
+        db = self.new_database()
+        rec, relay = self.start(db)
+        db.execute("ALTER TABLE outbox_relay.dead_letter"
+                   " ADD CONSTRAINT refuse_all CHECK (false) NOT VALID")
+        with db.transaction() as cur:
+            first = insert(cur, "shop", "1", "{}")
+            insert(cur, "shop+", "2", "{}")
+            insert(cur, "shop", "3", "{}")
+        self.assertEqual(relay.wait(), 1)
+        self.assertIn("event cannot be dead-lettered; stopping", relay.stderr())
+        self.assertIn("refuse_all", relay.stderr())
+        rec.sync()
+        self.assertEqual([harness.event_id(m) for m in rec.messages], [str(first)])
+        self.assertEqual(self.dead_letters(db), [])
+
 
 if __name__ == "__main__":
     harness.main()
