@@ -197,13 +197,12 @@ static void describe_properties(const struct event *ev, struct buf *out)
 	if (ev->has_correlation_data)
 		append_json_field(out, "correlation_data", ev->correlation_data.data,
 		                  ev->correlation_data.len);
-	const char *p = ev->user_properties.data;
-	for (size_t i = 0; i < ev->nuser_properties; i++) {
-		const char *value = p + strlen(p) + 1;
+	size_t cursor = 0;
+	const char *property, *value;
+	while (event_next_property(ev, &cursor, &property, &value)) {
 		char name[300];
-		snprintf(name, sizeof name, "user:%s", p);
+		snprintf(name, sizeof name, "user:%s", property);
 		append_json_field(out, name, value, strlen(value));
-		p = value + strlen(value) + 1;
 	}
 	buf_putc(out, '}');
 }

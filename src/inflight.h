@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "outbox.h"
+#include "event.h"
 
 struct inflight;
 

@@ -427,16 +427,15 @@ static void add_event_properties(mosquitto_property **props, const struct event 
  * the event unpublishable rather than silently incomplete. */
 static int add_route_properties(mosquitto_property **props, const struct event *ev, char *why, size_t whylen)
 {
-	const char *p = ev->user_properties.data;
-	for (size_t i = 0; i < ev->nuser_properties; i++) {
-		const char *name = p, *value = p + strlen(p) + 1;
+	size_t cursor = 0;
+	const char *name, *value;
+	while (event_next_property(ev, &cursor, &name, &value)) {
 		int rc = mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, name, value);
 		if (rc != MOSQ_ERR_SUCCESS) {
 			snprintf(why, whylen, "user property \"%s\" cannot be sent: %s", name,
 			         mosquitto_strerror(rc));
 			return -1;
 		}
-		p = value + strlen(value) + 1;
 	}
 	return 0;
 }

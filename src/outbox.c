@@ -62,30 +62,6 @@ struct outbox {
 	size_t nroutes;
 };
 
-void event_init(struct event *ev)
-{
-	memset(ev, 0, sizeof *ev);
-}
-
-void event_trim(struct event *ev)
-{
-	struct buf *bufs[] = { &ev->topic, &ev->payload, &ev->event_id, &ev->user_properties };
-	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-		if (bufs[i]->cap > EVENT_BUFFER_KEEP_MAX)
-			buf_finish(bufs[i]);
-}
-
-void event_finish(struct event *ev)
-{
-	buf_finish(&ev->topic);
-	buf_finish(&ev->payload);
-	buf_finish(&ev->event_id);
-	buf_finish(&ev->message_source);
-	buf_finish(&ev->response_topic);
-	buf_finish(&ev->correlation_data);
-	buf_finish(&ev->user_properties);
-}
-
 /* A message has no columns: its topic can only use the prefix. */
 static int check_message_fields(const struct outbox_route *r, const struct config *cfg, size_t i, FILE *errs)
 {
@@ -309,8 +285,7 @@ int outbox_build_message(struct outbox_route *r, const char *prefix, const uint8
 	ev->source = ev->message_source.data;
 	apply_route(r, ev);
 	ev->has_response_topic = ev->has_correlation_data = false;
-	buf_reset(&ev->user_properties);
-	ev->nuser_properties = 0;
+	event_clear_properties(ev);
 	for (size_t i = 0; i < r->nfields; i++)
 		r->values[i] = (struct template_value){ prefix, strlen(prefix), false };
 	if (template_expand(r->topic, r->values, &ev->topic, why, whylen) < 0)
@@ -403,17 +378,11 @@ static bool column_bytes(const struct outbox_route *r, const struct pgo_relation
 /* User properties are UTF-8 strings: every column as its text (bytea in hex form). */
 static void set_user_properties(const struct outbox_route *r, const struct pgo_tuple *row, struct event *ev)
 {
-	buf_reset(&ev->user_properties);
-	ev->nuser_properties = 0;
+	event_clear_properties(ev);
 	for (size_t i = 0; i < r->cfg->nproperties; i++) {
 		const struct pgo_value *cell = &row->values[r->property_columns[i]];
-		if (cell->kind != PGO_VALUE_TEXT)
-			continue; /* NULL: the message simply has no such property */
-		const char *name = r->cfg->properties[i].name;
-		buf_append(&ev->user_properties, name, strlen(name) + 1);
-		buf_append(&ev->user_properties, cell->data, cell->len);
-		buf_putc(&ev->user_properties, '\0');
-		ev->nuser_properties++;
+		if (cell->kind == PGO_VALUE_TEXT) /* NULL: the message simply has no such property */
+			event_add_property(ev, r->cfg->properties[i].name, cell->data, cell->len);
 	}
 }
 

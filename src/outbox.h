@@ -13,45 +13,10 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "buf.h"
 #include "config.h"
+#include "event.h"
 #include "lsn.h"
 #include "pgoutput.h"
-
-struct event {
-	lsn_t commit_lsn;
-	int32_t index; /* 0-based position among routed events of its transaction */
-	int qos;
-	bool retain;
-	/* Set by the caller from its transaction. Copies, not pointers: a kept event may be
-	 * published again long after its transaction was read. */
-	char lsn_text[LSN_BUFLEN];                  /* commit LSN as X/Y */
-	char commit_time_text[PG_TIME_TEXT_BUFLEN]; /* RFC 3339 UTC with microseconds */
-	pg_time_t commit_time;                      /* the same, as PostgreSQL sent it */
-	struct buf topic;
-	struct buf payload;
-	struct buf event_id;
-	const char *source;        /* "schema.table" (owned by the route) or "message:PREFIX" */
-	struct buf message_source; /* backs source for message events */
-	/* MQTT 5 properties from the route (NULL / 0 / not has_*: none). */
-	const char *content_type;
-	uint32_t message_expiry_s;
-	bool has_response_topic;
-	struct buf response_topic;
-	bool has_correlation_data;
-	struct buf correlation_data;
-	/* The route's user properties: "name\0value\0" repeated; NULL columns left out. */
-	struct buf user_properties;
-	size_t nuser_properties;
-};
-
-void event_init(struct event *ev);
-void event_finish(struct event *ev);
-
-/* Buffers are reused from event to event, but one huge payload must not keep its memory
- * for the life of the process: frees those grown past EVENT_BUFFER_KEEP_MAX. */
-#define EVENT_BUFFER_KEEP_MAX ((size_t)1024 * 1024)
-void event_trim(struct event *ev);
 
 struct outbox;
 

@@ -19,11 +19,7 @@
 #include <stdint.h>
 
 #include "lsn.h"
-
-/* Microseconds since 2000-01-01 00:00:00 UTC, as PostgreSQL sends timestamps. */
-typedef int64_t pg_time_t;
-/* Seconds between the Unix epoch and PostgreSQL's. */
-#define PG_EPOCH_OFFSET_S INT64_C(946684800)
+#include "pgtime.h"
 
 /* ---- replication frames ---------------------------------------------------------- */
 
@@ -50,13 +46,6 @@ int repl_frame_parse(const uint8_t *buf, size_t len, struct repl_frame *out, cha
 
 /* Builds a standby status update confirming write/flush/apply = lsn. */
 void repl_status_build(uint8_t out[REPL_STATUS_LEN], lsn_t lsn, pg_time_t now, bool reply_requested);
-
-#define PG_TIME_TEXT_BUFLEN 40 /* room for pg_time_format's text */
-/* Formats t as RFC 3339 UTC with microseconds: "2026-11-25T06:21:52.940434Z". */
-void pg_time_format(pg_time_t t, char *out, size_t outlen);
-
-/* Current time as a PostgreSQL timestamp. (Reads the clock; the only impure helper here.) */
-pg_time_t pg_now(void);
 
 /* ---- pgoutput --------------------------------------------------------------------- */
 
