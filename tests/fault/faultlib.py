@@ -18,6 +18,7 @@ used is printed either way).
 
 import bisect
 import collections
+import json
 import os
 import random
 import re
@@ -77,8 +78,8 @@ SELECT min(id), max(id), count(*) FROM ins
 """
 
 
-def make_plan(rng, committed_events, large_rows, rollback_every=9):
-    """Transactions as (rows, commit): single-row and 2..20-row ones, roughly one in
+def make_plan(rng, committed_events, large_rows, rollback_every=9, max_rows=20):
+    """Transactions as (rows, commit): single-row and 2..max_rows-row ones, roughly one in
     rollback_every rolled back, and one transaction of large_rows rows about 40% in.
     The committed rows add up to committed_events exactly."""
     small = committed_events - large_rows
@@ -91,7 +92,7 @@ def make_plan(rng, committed_events, large_rows, rollback_every=9):
         if rng.randrange(rollback_every) == 0:
             plan.append((rng.randint(1, 5), False))
             continue
-        rows = 1 if rng.random() < 0.5 else rng.randint(2, 20)
+        rows = 1 if rng.random() < 0.5 else rng.randint(2, max_rows)
         rows = min(rows, small - total)
         plan.append((rows, True))
         total += rows
@@ -207,11 +208,17 @@ class StreamWriter(threading.Thread):
 
 # --- what the subscriber got ---------------------------------------------------------
 
-Msg = collections.namedtuple("Msg", "eid topic payload lsn at")
+# envelope: the whole message body when it is an envelope (MQTT 3.1.1 routes), else None.
+Msg = collections.namedtuple("Msg", "eid topic payload lsn at envelope", defaults=(None,))
 
 
 def compact(msg):
-    """The recorder's transform: what the checks need, small enough for a million."""
+    """The recorder's transform: what the checks need, small enough for a million.
+
+    An MQTT 3.1.1 message has no properties: its route must use `payload: envelope`, and
+    the event-id, LSN and outbox payload are read from the envelope (payload is then the
+    outbox column's JSON text, as PostgreSQL prints it, so verify_stream compares it with
+    the table; envelope keeps the whole body, which a repeat must match too)."""
     eid = lsn = None
     for key, value in msg.get("user_properties", []):
         if key == "event-id":
@@ -220,10 +227,35 @@ def compact(msg):
             eid = value
         elif key == "lsn":
             lsn = sys.intern(value)
+    if eid is None and not msg.get("user_properties"):
+        body = msg.get("payload", "")
+        try:
+            env = json.loads(body)
+            eid, lsn, payload = env["event_id"], sys.intern(env["lsn"]), env["row"]["payload"]
+        except (ValueError, KeyError, TypeError):
+            raise AssertionError(f"no event-id property and no envelope in {msg!r}") from None
+        return Msg(eid, sys.intern(msg["topic"]), json.dumps(payload), lsn, time.monotonic(),
+                   body)
     if eid is None:
         raise AssertionError(f"no event-id property in {msg!r}")
     return Msg(eid, sys.intern(msg["topic"]), msg.get("payload", msg.get("payload_b64")), lsn,
                time.monotonic())
+
+
+class DistinctCount:
+    """A recorder transform (compact) that also counts the distinct event-ids received, so
+    that a test can wait on a count without going over every message again."""
+
+    def __init__(self):
+        self.seen = set()
+
+    def __call__(self, msg):
+        m = compact(msg)
+        self.seen.add(m.eid)
+        return m
+
+    def __len__(self):
+        return len(self.seen)
 
 
 class Positions:
@@ -372,6 +404,34 @@ class FaultCase(harness.IntegrationCase):
         marks.append((len(messages), cp_index))
         return overlap
 
+    def published(self, db):
+        """The checkpoint's count of acknowledged events (0 before the first checkpoint)."""
+        cp = self.checkpoint(db)
+        return cp["published"] if cp else 0
+
+    def wait_published(self, db, n, relay, timeout=600):
+        """Waits until the relay has acknowledged n events and checkpointed them. Unlike
+        waiting for the subscriber, this ends when events are lost on the way, too."""
+        wait_until(lambda: self.published(db) >= n, timeout,
+                   f"the relay's checkpoint to count {n} events", check=relay.check_running,
+                   interval=0.1)
+
+    def assert_none_lost(self, messages, writer, context=""):
+        """Every committed event arrived at least once; the failure says how many did not."""
+        pos = Positions(writer)
+        got = {m.eid for m in messages}
+        missing = [i for i in range(pos.total) if pos.eid_at(i) not in got]
+        if missing:
+            blocks, start = [], missing[0]
+            for a, b in zip(missing, missing[1:] + [None]):
+                if b != a + 1:
+                    blocks.append(f"{start}..{a}" if a > start else str(start))
+                    if b is not None:
+                        start = b
+            self.fail(f"{len(missing)} of {pos.total} committed events lost{context}; "
+                      f"commit-order indexes: {', '.join(blocks[:12])}"
+                      f"{' ...' if len(blocks) > 12 else ''} ({len(blocks)} blocks)")
+
     def verify_stream(self, messages, writer, dbname):
         """The checks every fault test makes; returns the duplicates as a list of Msg."""
         self.assertIsNone(writer.error)
@@ -384,7 +444,8 @@ class FaultCase(harness.IntegrationCase):
                 order.append(m.eid)
                 continue
             duplicates.append(m)
-            if (m.topic, m.payload) != (original.topic, original.payload):
+            if (m.topic, m.payload, m.envelope) != (original.topic, original.payload,
+                                                    original.envelope):
                 changed.append((original, m))
         self.assertEqual(changed[:5], [], f"{len(changed)} duplicates differ from the original")
         leaked = [eid for eid in order if eid in pos.rolled_back]
@@ -472,6 +533,6 @@ def log_lines(relay, pattern):
     return [line for line in relay.stderr().splitlines() if re.search(pattern, line)]
 
 
-__all__ = ["FULL", "FaultCase", "Msg", "PeakMemory", "Positions", "StreamWriter", "compact",
+__all__ = ["DistinctCount", "FULL", "FaultCase", "Msg", "PeakMemory", "Positions", "StreamWriter", "compact",
            "expected_rows", "kill_grace", "log_lines", "make_plan", "sanitized", "seeded_random", "size",
            "wait_until", "parse_lsn"]

@@ -68,6 +68,8 @@ class IntegrationCase(unittest.TestCase):
     needs_servers = True
     # Lines added to the broker's configuration for this file; {workdir} is replaced.
     mosquitto_config = ""
+    # The broker's max_inflight_messages: 0 lifts the limit; None keeps Mosquitto's default.
+    mosquitto_max_inflight = 0
     maxDiff = 4000
 
     @classmethod
@@ -83,7 +85,8 @@ class IntegrationCase(unittest.TestCase):
             cls.pg.start()
             cls.prepare_files()
             cls.mqtt = Mosquitto(cls.workdir,
-                                 extra_config=cls.mosquitto_config.format(workdir=cls.workdir))
+                                 extra_config=cls.mosquitto_config.format(workdir=cls.workdir),
+                                 max_inflight_messages=cls.mosquitto_max_inflight)
             cls.mqtt.start()
         except BaseException:
             cls.tearDownClass()

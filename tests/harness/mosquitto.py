@@ -3,9 +3,13 @@
 Started as root, Mosquitto drops to the `mosquitto` user: its log goes to stderr, which
 the harness redirects to a file it opened itself, and persistence is off, so the broker
 writes nothing else.
+
+The harness lifts the broker's in-flight limit (`max_inflight_messages 0`) unless told to
+keep Mosquitto's default (20), which an MQTT 3.1.1 publisher is never told about.
 """
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,8 +22,7 @@ START_TIMEOUT = 30
 CONFIG = """# written by the outbox-relay test harness
 listener {port} 127.0.0.1
 allow_anonymous true
-max_inflight_messages 0
-max_queued_messages 1000000
+{max_inflight}max_queued_messages 1000000
 persistence false
 log_dest stderr
 log_type error
@@ -42,10 +45,13 @@ def find_mosquitto():
 
 
 class Mosquitto:
-    def __init__(self, workdir, extra_config="", name="mosquitto"):
-        """extra_config: lines appended to the harness's configuration (ACLs, limits...)."""
+    def __init__(self, workdir, extra_config="", name="mosquitto", max_inflight_messages=0):
+        """extra_config: lines appended to the harness's configuration (ACLs, limits...).
+        max_inflight_messages: the broker's per-client in-flight limit (0: none); None
+        leaves the line out, so Mosquitto's own default applies."""
         self.binary = find_mosquitto()
         self.extra_config = extra_config
+        self.max_inflight_messages = max_inflight_messages
         self.workdir = workdir
         self.config_path = os.path.join(workdir, f"{name}.conf")
         self.log_path = os.path.join(workdir, f"{name}.log")
@@ -65,7 +71,9 @@ class Mosquitto:
 
     def _start_on(self, port):
         with open(self.config_path, "w") as f:
-            f.write(CONFIG.format(port=port))
+            limit = self.max_inflight_messages
+            f.write(CONFIG.format(port=port, max_inflight="" if limit is None
+                                  else f"max_inflight_messages {limit}\n"))
             f.write(self.extra_config)
         os.chmod(self.config_path, 0o644)
         self._log_offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
@@ -112,3 +120,37 @@ class Mosquitto:
     def restart(self):
         self.stop()
         self.start()
+
+    # --- what the broker logged (connection_messages is on) ---------------------------
+
+    def log_text(self):
+        """The broker's whole log, every run of it."""
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def starts(self, text=None):
+        """How many times the broker came up (its "running" line) in text, by default the
+        whole log."""
+        text = self.log_text() if text is None else text
+        return len(re.findall(r"^\d+: mosquitto version \S+ running$", text, re.M))
+
+    def client_connections(self, client_id, text=None):
+        """(remote port, previous log line) of every connection the broker accepted for
+        client_id, in order. A previous line "Client ID already connected, closing old
+        connection." means the connection took the client id over from a live one. text:
+        the log, or the part of it to look at."""
+        lines = (self.log_text() if text is None else text).splitlines()
+        pattern = re.compile(
+            r"^\d+: New client connected from [0-9.]+:(\d+) as (.*) \(p\d+, c\d+, k\d+")
+        found = []
+        for i, line in enumerate(lines):
+            match = pattern.match(line)
+            if match and match.group(2) == client_id:
+                found.append((int(match.group(1)), lines[i - 1] if i else ""))
+        return found
+
+
+def took_over(previous_line, client_id):
+    """True when previous_line is the broker closing a live connection of client_id."""
+    return previous_line.endswith(
+        f": Client {client_id} already connected, closing old connection.")

@@ -1,13 +1,15 @@
-"""A minimal MQTT 5 publisher over a plain socket (QoS 0 and 1).
+"""A minimal MQTT 5 (or 3.1.1) publisher over a plain socket (QoS 0, 1 and 2).
 
-The harness uses it to fence a subscriber (publish a marker, wait for it) and to check the
-recorder against a client that does not share its library.
+The harness uses it to fence a subscriber (publish a marker, wait for it), to check the
+recorder against a client that does not share its library, and to take a client id over
+from another client (it always connects with a clean start and no session expiry, so the
+broker ends the session it took over, as any simple client with that id would).
 """
 
 import socket
 import struct
 
-CONNECT, CONNACK, PUBLISH, PUBACK, DISCONNECT = 1, 2, 3, 4, 14
+CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, DISCONNECT = 1, 2, 3, 4, 5, 6, 7, 14
 
 PROP_PAYLOAD_FORMAT = 0x01
 PROP_MESSAGE_EXPIRY = 0x02
@@ -57,14 +59,24 @@ def _properties(user_properties=(), content_type=None, message_expiry=None,
 
 
 class Publisher:
-    def __init__(self, port, client_id="harness-publisher", host="127.0.0.1", timeout=30):
+    def __init__(self, port, client_id="harness-publisher", host="127.0.0.1", timeout=30,
+                 protocol=5):
+        """protocol: 5 or 311. local_port is this connection's port, as the broker logs it;
+        session_present the CONNACK flag (always 0 after a clean start)."""
+        if protocol not in (5, 311):
+            raise ValueError(f"protocol must be 5 or 311, not {protocol!r}")
+        self.v5 = protocol == 5
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.local_port = self.sock.getsockname()[1]
         self.next_id = 1
-        body = _string("MQTT") + bytes([5, 0x02]) + struct.pack("!H", 60) + _varint(0)
+        body = _string("MQTT") + bytes([5 if self.v5 else 4, 0x02]) + struct.pack("!H", 60)
+        if self.v5:
+            body += _varint(0)
         self.sock.sendall(_packet(CONNECT, 0, body + _string(client_id)))
         kind, body = self._read_packet()
         if kind != CONNACK or body[1] != 0:
             raise RuntimeError(f"MQTT connection refused: packet {kind}, {body[:2].hex()}")
+        self.session_present = bool(body[0] & 1)
 
     def _read_exact(self, n):
         data = b""
@@ -87,7 +99,8 @@ class Publisher:
         return kind, self._read_exact(length)
 
     def publish(self, topic, payload=b"", qos=1, retain=False, **props):
-        """Publishes and, for QoS 1, waits for the PUBACK (raises on a failure reason)."""
+        """Publishes and waits for the PUBACK (QoS 1) or for PUBREC, then PUBCOMP after our
+        PUBREL (QoS 2); raises on a failure reason."""
         if isinstance(payload, str):
             payload = payload.encode("utf-8")
         body = _string(topic)
@@ -96,15 +109,23 @@ class Publisher:
             packet_id = self.next_id
             self.next_id = self.next_id % 65535 + 1
             body += struct.pack("!H", packet_id)
-        body += _properties(**props) + payload
+        if self.v5:
+            body += _properties(**props)
+        elif props:
+            raise ValueError("MQTT 3.1.1 has no properties")
+        body += payload
         self.sock.sendall(_packet(PUBLISH, qos << 1 | int(retain), body))
-        if qos:
-            self._wait_puback(packet_id)
+        if qos == 1:
+            self._wait_ack(PUBACK, packet_id)
+        elif qos == 2:
+            self._wait_ack(PUBREC, packet_id)
+            self.sock.sendall(_packet(PUBREL, 0x02, struct.pack("!H", packet_id)))
+            self._wait_ack(PUBCOMP, packet_id)
 
-    def _wait_puback(self, packet_id):
+    def _wait_ack(self, want, packet_id):
         kind, body = self._read_packet()
-        if kind != PUBACK or struct.unpack("!H", body[:2])[0] != packet_id:
-            raise RuntimeError(f"expected PUBACK for {packet_id}, got packet {kind}")
+        if kind != want or struct.unpack("!H", body[:2])[0] != packet_id:
+            raise RuntimeError(f"expected packet {want} for {packet_id}, got packet {kind}")
         if len(body) > 2 and body[2] >= 0x80:
             raise RuntimeError(f"publish refused, reason {body[2]:#x}")
 

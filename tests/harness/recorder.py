@@ -30,9 +30,10 @@ class Recorder:
     """
 
     def __init__(self, mqtt, workdir, filters=("#",), qos=1, protocol=5, client_id=None,
-                 persistent=False, name="recorder", transform=None):
+                 persistent=False, name="recorder", transform=None, receive_maximum=None):
         """transform: when given, each message (not fence markers) is kept as transform(msg)
-        instead of the whole dict, for streams too large to keep every parsed object."""
+        instead of the whole dict, for streams too large to keep every parsed object.
+        receive_maximum: the MQTT 5 Receive Maximum to announce (see mqtt_recorder.c)."""
         self.mqtt = mqtt
         self._transform = transform
         self._fences = set()
@@ -44,6 +45,8 @@ class Recorder:
             self.argv += ["-i", client_id]
         if persistent:
             self.argv.append("-c")
+        if receive_maximum:
+            self.argv += ["-r", str(receive_maximum)]
         self.log_path = os.path.join(workdir, f"{name}.log")
         self._cond = threading.Condition()
         self._all = []
@@ -110,11 +113,15 @@ class Recorder:
                    check=check, interval=0.1)
         return self.messages
 
-    def sync(self, timeout=60):
-        """Publishes a marker and waits for it: everything the broker accepted before is here."""
+    def sync(self, timeout=60, qos=1):
+        """Publishes a marker and waits for it: everything the broker accepted before is here.
+
+        With qos=2 (and a QoS 2 subscription) the marker reaches the recorder only once
+        every earlier message's hand-shake with it is complete: a QoS 1 marker can overtake
+        the last QoS 2 messages, which are handed over at PUBREL."""
         topic = FENCE_PREFIX + uuid.uuid4().hex
         with Publisher(self.mqtt.port, client_id="fence-" + uuid.uuid4().hex[:8]) as pub:
-            pub.publish(topic, b"fence", qos=1)
+            pub.publish(topic, b"fence", qos=qos)
         with self._cond:
             seen = self._cond.wait_for(lambda: self._seen_fence(topic), timeout)
         if not seen:

@@ -1,5 +1,6 @@
 """Writes a relay configuration and runs the outbox-relay binary under test."""
 
+import contextlib
 import copy
 import json
 import os
@@ -197,6 +198,17 @@ class Relay:
     def kill(self):
         unregister_cleanup(self.kill)
         stop_process(self.proc, signal.SIGKILL)
+
+    @contextlib.contextmanager
+    def frozen(self):
+        """Holds the relay still (SIGSTOP) inside the block and lets it go on (SIGCONT)
+        after, e.g. to break something while its in-flight window is full."""
+        self.proc.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGCONT)
 
     def stderr(self):
         with open(self.log_path, encoding="utf-8", errors="replace") as f:

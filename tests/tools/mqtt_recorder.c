@@ -3,7 +3,7 @@
  * object per line on stdout, for the integration tests and the demo.
  *
  *   mqtt_recorder -h HOST -p PORT -t FILTER [-t FILTER...] [-q QOS] [-V 5|311]
- *                 [-i CLIENT_ID] [-c]
+ *                 [-i CLIENT_ID] [-c] [-r RECEIVE_MAXIMUM]
  *
  * After the broker has granted every subscription it prints {"ready":true}. Each message
  * then gives topic, payload_b64, payload (only when the payload is valid UTF-8), qos,
@@ -12,6 +12,11 @@
  * (base64), payload_format_indicator, subscription_identifiers, topic_alias.
  * Every line is flushed. SIGTERM or SIGINT disconnects cleanly and exits 0. A lost
  * connection is retried every 200 ms until then.
+ *
+ * -r sets the MQTT 5 Receive Maximum the recorder announces (libmosquitto's default is 20).
+ * Mosquitto 2.0.11 can put more QoS 2 messages in flight to a subscriber than it announced
+ * when a backlog is queued for it (its in-flight accounting, fixed in 2.0.13), and
+ * libmosquitto then drops the connection as a protocol error; a large value avoids that.
  */
 #include <errno.h>
 #include <mosquitto.h>
@@ -37,6 +42,7 @@ struct options {
 	int protocol; /* MQTT_PROTOCOL_V5 or MQTT_PROTOCOL_V311 */
 	const char *client_id;
 	bool persistent;
+	int receive_maximum; /* 0: the library's default */
 };
 
 struct recorder {
@@ -437,7 +443,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, con
 static void usage(FILE *f)
 {
 	fputs("usage: mqtt_recorder -h HOST -p PORT -t FILTER [-t FILTER...] [-q QOS]\n"
-	      "                     [-V 5|311] [-i CLIENT_ID] [-c]\n",
+	      "                     [-V 5|311] [-i CLIENT_ID] [-c] [-r RECEIVE_MAXIMUM]\n",
 	      f);
 }
 
@@ -481,6 +487,7 @@ static int parse_option(struct options *o, int c, const char *arg)
 	case 'V': return parse_protocol(arg, &o->protocol);
 	case 'i': o->client_id = arg; return 0;
 	case 'c': o->persistent = true; return 0;
+	case 'r': return parse_int(arg, 1, 65535, &o->receive_maximum);
 	default: return -1;
 	}
 }
@@ -493,7 +500,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	o->port = 1883;
 	o->qos = 1;
 	o->protocol = MQTT_PROTOCOL_V5;
-	while ((c = getopt(argc, argv, "h:p:t:q:V:i:c")) != -1) {
+	while ((c = getopt(argc, argv, "h:p:t:q:V:i:cr:")) != -1) {
 		if (parse_option(o, c, optarg) < 0)
 			return -1;
 	}
@@ -532,6 +539,8 @@ static struct mosquitto *recorder_client(struct recorder *r)
 	if (!mosq)
 		return NULL;
 	mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, r->opt.protocol);
+	if (r->opt.receive_maximum)
+		mosquitto_int_option(mosq, MOSQ_OPT_RECEIVE_MAXIMUM, r->opt.receive_maximum);
 	mosquitto_connect_v5_callback_set(mosq, on_connect);
 	mosquitto_subscribe_v5_callback_set(mosq, on_subscribe);
 	mosquitto_message_v5_callback_set(mosq, on_message);
