@@ -149,6 +149,29 @@ class Mosquitto:
                 found.append((int(match.group(1)), lines[i - 1] if i else ""))
         return found
 
+    def live_connection(self, client_id, text=None):
+        """The remote port of client_id's connection if the broker holds one now (its last
+        connect is not followed by a disconnect), else None."""
+        text = self.log_text() if text is None else text
+        connected = re.compile(r"^\d+: New client connected from [0-9.]+:(\d+) as (.*) \(p\d")
+        gone = re.compile(r"^\d+: (?:Client (.*) (?:disconnected|closed its connection"
+                          r"|has exceeded timeout, disconnecting|already connected, closing old"
+                          r" connection)|Socket error on client (.*), disconnecting)\.?$")
+        restarted = re.compile(r"^\d+: mosquitto version \S+ (?:starting|terminating)$")
+        port = None
+        for line in text.splitlines():
+            if restarted.match(line):
+                port = None
+                continue
+            match = connected.match(line)
+            if match and match.group(2) == client_id:
+                port = int(match.group(1))
+                continue
+            match = gone.match(line)
+            if match and client_id in (match.group(1), match.group(2)):
+                port = None
+        return port
+
 
 def took_over(previous_line, client_id):
     """True when previous_line is the broker closing a live connection of client_id."""
