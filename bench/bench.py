@@ -75,6 +75,7 @@ LIVES = {
     "live1k": ((1000, 10), (1000, 2), "live: 1,000 inserts/s for 10 s"),
     "live5k": ((5000, 10), (5000, 2), "live: 5,000 inserts/s for 10 s"),
 }
+PUBLISHER_PROTOCOL = {"mqttv5": "5", "mqttv311": "311"}   # bench_publisher's PROTOCOL argument
 SCENARIOS = list(BACKLOGS) + list(LIVES)
 
 SQL_FUNCTIONS = f"""
@@ -325,12 +326,12 @@ class Bench:
         return {"count": res["count"], "rate": res["count"] / span if span > 0 else float("inf"),
                 "first_us": res["first_us"], "last_us": res["last_us"], "latency": res.get("latency_us")}
 
-    def relay_file(self, db, slot, qos):
+    def relay_file(self, db, slot, qos, protocol="mqttv5", window=WINDOW):
         route = {"table": "public.outbox", "topic": TOPIC_TEMPLATE, "payload": "payload",
                  "event_id": "id", "qos": qos}
         config = relay_config(self.pg, self.mqtt, db.name, slot, [route])
         config["source"].update(publication=PUBLICATION, create_slot=False, create_publication=False)
-        config["broker"]["max_inflight"] = WINDOW
+        config["broker"].update(protocol=protocol, max_inflight=window)
         config["log"] = {"level": "info", "stats_interval": "0s"}
         path = os.path.join(self.workdir, f"{db.name}.{slot}.yaml")
         with open(path, "w") as f:
@@ -378,19 +379,24 @@ class Bench:
 
     # --- backlog ---------------------------------------------------------------------
 
-    def backlog(self, name):
+    def backlog_shape(self, name):
+        """(transactions, rows per transaction, events, title) of a backlog at this run's size."""
         full, quick, title = BACKLOGS[name]
         n_tx, rows = quick if self.quick else full
-        count = n_tx * rows
-        title = f"Backlog: {title}" + (f" (quick: {n_tx:,} x {rows:,})" if self.quick else "")
+        return n_tx, rows, n_tx * rows, title + (f" (quick: {n_tx:,} x {rows:,})" if self.quick else "")
+
+    def backlog(self, name):
+        n_tx, rows, count, title = self.backlog_shape(name)
+        title = f"Backlog: {title}"
         print(f"\n== {title}", flush=True)
         db = self.new_database(f"bench_{name}")
         self._backlog(db, name, title, n_tx, rows, count)
         self.drop_database(db)   # not after a failure: the servers are stopped anyway
 
-    def _backlog(self, db, name, title, n_tx, rows, count):
-        slots = {"decode": "decode", 0: "relay_q0", 1: "relay_q1", 2: "relay_q2"}
-        for slot in slots.values():   # every slot first, then one backlog they all see
+    def write_backlog(self, db, slots, n_tx, rows, count):
+        """Creates the slots, then writes the backlog once, so that each of them drains the same
+        WAL. Returns (end of the backlog, seconds it took to write, payload bytes, MB of WAL)."""
+        for slot in slots:   # every slot first, then one backlog they all see
             db.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
         t0 = time.monotonic()
         endpos = self.fill(db, n_tx, rows)
@@ -399,9 +405,14 @@ class Bench:
         payload = int(db.scalar("SELECT avg(octet_length(payload::text)) FROM "
                                 "(SELECT payload FROM public.outbox LIMIT 1000) s"))
         wal_mb = db.scalar("SELECT pg_wal_lsn_diff(%s, confirmed_flush_lsn) / 1e6 FROM pg_replication_slots "
-                           "WHERE slot_name = 'decode'", (endpos,))
+                           "WHERE slot_name = %s", (endpos, slots[0]))
         print(f"   {count:,} rows written in {gen_s:.1f} s, {wal_mb:.0f} MB of WAL, payload {payload} B",
               flush=True)
+        return endpos, gen_s, payload, wal_mb
+
+    def _backlog(self, db, name, title, n_tx, rows, count):
+        slots = {"decode": "decode", 0: "relay_q0", 1: "relay_q1", 2: "relay_q2"}
+        endpos, gen_s, payload, wal_mb = self.write_backlog(db, list(slots.values()), n_tx, rows, count)
         decode = self.decode_limit(db, slots["decode"], endpos, count)
         print(f"   decode limit (pg_recvlogical): {decode['rate']:,.0f} ev/s", flush=True)
         results = []
@@ -431,11 +442,12 @@ class Bench:
         wall = ru["wall_us"] / 1e6
         return {"wall_s": wall, "rate": count / wall, "cpu_us": ru["cpu_us"] / count}
 
-    def broker_limit(self, count, qos, payload, rate=0, latency=False):
+    def broker_limit(self, count, qos, payload, rate=0, latency=False, protocol="mqttv5", window=WINDOW):
         sub = self.subscriber(count, qos, latency)
         cpu0 = self.broker_cpu()
         pub = Child([tool("bench_publisher"), "127.0.0.1", str(self.mqtt.port), str(count), str(qos),
-                     str(WINDOW), TOPIC_PATTERN, str(payload), "5", str(rate), str(TOPICS)],
+                     str(window), TOPIC_PATTERN, str(payload), PUBLISHER_PROTOCOL[protocol], str(rate),
+                     str(TOPICS)],
                     f"pub{self.runs}", self.workdir)
         out, _ = pub.proc.communicate(timeout=3600)
         rc = pub.wait()
@@ -447,8 +459,8 @@ class Bench:
                    broker_us=(self.broker_cpu() - cpu0) * 1e6 / count)
         return res
 
-    def relay_drain(self, db, slot, qos, count):
-        cfg = self.relay_file(db, slot, qos)
+    def relay_drain(self, db, slot, qos, count, protocol="mqttv5", window=WINDOW):
+        cfg = self.relay_file(db, slot, qos, protocol, window)
         sub = self.subscriber(count, qos)
         cpu0 = self.broker_cpu()
         start_us = time.time() * 1e6
