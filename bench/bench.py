@@ -11,9 +11,11 @@ removed, also on Ctrl-C. bench/README.md says what is measured and how to read i
 
 Scenarios: single (200,000 one-row transactions), batch (2,000 x 100-row transactions),
 big (one 1,000,000-row transaction), each drained at QoS 0, 1 and 2; live1k and live5k
-(a fixed insert rate for 10 s, commit-to-subscriber latency at QoS 1). --quick runs 1/20
-of the sizes (2 s for the live ones). --profile instead runs `perf record -g` on the relay
-draining the single-row backlog at QoS 1 and writes bench/PROFILE.md.
+(a fixed insert rate for 10 s, commit-to-subscriber latency at QoS 1); mqtt311 (the single
+backlog at QoS 1 and 2 over MQTT 3.1.1 with in-flight windows of 20 and 1,000, and MQTT 5 with
+1,000). --quick runs 1/20 of the sizes (2 s for the live ones). --profile instead runs
+`perf record -g` on the relay draining the single-row backlog at QoS 1 and writes
+bench/PROFILE.md.
 """
 
 import argparse
@@ -75,7 +77,16 @@ LIVES = {
     "live1k": ((1000, 10), (1000, 2), "live: 1,000 inserts/s for 10 s"),
     "live5k": ((5000, 10), (5000, 2), "live: 5,000 inserts/s for 10 s"),
 }
-SCENARIOS = list(BACKLOGS) + list(LIVES)
+# name -> (backlog, title): that backlog drained at QoS 1 and 2 with each (protocol, window) of
+# PROTOCOL_WINDOWS, by the relay and by the broker limit. MQTT 3.1.1 has no Receive Maximum, so
+# the relay's window there defaults to Mosquitto's default max_inflight_messages (20); 1,000
+# needs a broker whose limit was raised (the bench broker has none); MQTT 5 for reference.
+WINDOWS = {
+    "mqtt311": ("single", "MQTT 3.1.1: in-flight window 20 versus 1,000"),
+}
+PROTOCOL_WINDOWS = (("mqttv311", 20), ("mqttv311", 1000), ("mqttv5", 1000))
+PUBLISHER_PROTOCOL = {"mqttv5": "5", "mqttv311": "311"}   # bench_publisher's PROTOCOL argument
+SCENARIOS = list(BACKLOGS) + list(LIVES) + list(WINDOWS)
 
 SQL_FUNCTIONS = f"""
 -- About 200 bytes of JSON; "t" (the shortest key, so jsonb prints it first) is the insert
@@ -325,12 +336,12 @@ class Bench:
         return {"count": res["count"], "rate": res["count"] / span if span > 0 else float("inf"),
                 "first_us": res["first_us"], "last_us": res["last_us"], "latency": res.get("latency_us")}
 
-    def relay_file(self, db, slot, qos):
+    def relay_file(self, db, slot, qos, protocol="mqttv5", window=WINDOW):
         route = {"table": "public.outbox", "topic": TOPIC_TEMPLATE, "payload": "payload",
                  "event_id": "id", "qos": qos}
         config = relay_config(self.pg, self.mqtt, db.name, slot, [route])
         config["source"].update(publication=PUBLICATION, create_slot=False, create_publication=False)
-        config["broker"]["max_inflight"] = WINDOW
+        config["broker"].update(protocol=protocol, max_inflight=window)
         config["log"] = {"level": "info", "stats_interval": "0s"}
         path = os.path.join(self.workdir, f"{db.name}.{slot}.yaml")
         with open(path, "w") as f:
@@ -378,19 +389,24 @@ class Bench:
 
     # --- backlog ---------------------------------------------------------------------
 
-    def backlog(self, name):
+    def backlog_shape(self, name):
+        """(transactions, rows per transaction, events, title) of a backlog at this run's size."""
         full, quick, title = BACKLOGS[name]
         n_tx, rows = quick if self.quick else full
-        count = n_tx * rows
-        title = f"Backlog: {title}" + (f" (quick: {n_tx:,} x {rows:,})" if self.quick else "")
+        return n_tx, rows, n_tx * rows, title + (f" (quick: {n_tx:,} x {rows:,})" if self.quick else "")
+
+    def backlog(self, name):
+        n_tx, rows, count, title = self.backlog_shape(name)
+        title = f"Backlog: {title}"
         print(f"\n== {title}", flush=True)
         db = self.new_database(f"bench_{name}")
         self._backlog(db, name, title, n_tx, rows, count)
         self.drop_database(db)   # not after a failure: the servers are stopped anyway
 
-    def _backlog(self, db, name, title, n_tx, rows, count):
-        slots = {"decode": "decode", 0: "relay_q0", 1: "relay_q1", 2: "relay_q2"}
-        for slot in slots.values():   # every slot first, then one backlog they all see
+    def write_backlog(self, db, slots, n_tx, rows, count):
+        """Creates the slots, then writes the backlog once, so that each of them drains the same
+        WAL. Returns (end of the backlog, seconds it took to write, payload bytes, MB of WAL)."""
+        for slot in slots:   # every slot first, then one backlog they all see
             db.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
         t0 = time.monotonic()
         endpos = self.fill(db, n_tx, rows)
@@ -399,9 +415,14 @@ class Bench:
         payload = int(db.scalar("SELECT avg(octet_length(payload::text)) FROM "
                                 "(SELECT payload FROM public.outbox LIMIT 1000) s"))
         wal_mb = db.scalar("SELECT pg_wal_lsn_diff(%s, confirmed_flush_lsn) / 1e6 FROM pg_replication_slots "
-                           "WHERE slot_name = 'decode'", (endpos,))
+                           "WHERE slot_name = %s", (endpos, slots[0]))
         print(f"   {count:,} rows written in {gen_s:.1f} s, {wal_mb:.0f} MB of WAL, payload {payload} B",
               flush=True)
+        return endpos, gen_s, payload, wal_mb
+
+    def _backlog(self, db, name, title, n_tx, rows, count):
+        slots = {"decode": "decode", 0: "relay_q0", 1: "relay_q1", 2: "relay_q2"}
+        endpos, gen_s, payload, wal_mb = self.write_backlog(db, list(slots.values()), n_tx, rows, count)
         decode = self.decode_limit(db, slots["decode"], endpos, count)
         print(f"   decode limit (pg_recvlogical): {decode['rate']:,.0f} ev/s", flush=True)
         results = []
@@ -431,11 +452,12 @@ class Bench:
         wall = ru["wall_us"] / 1e6
         return {"wall_s": wall, "rate": count / wall, "cpu_us": ru["cpu_us"] / count}
 
-    def broker_limit(self, count, qos, payload, rate=0, latency=False):
+    def broker_limit(self, count, qos, payload, rate=0, latency=False, protocol="mqttv5", window=WINDOW):
         sub = self.subscriber(count, qos, latency)
         cpu0 = self.broker_cpu()
         pub = Child([tool("bench_publisher"), "127.0.0.1", str(self.mqtt.port), str(count), str(qos),
-                     str(WINDOW), TOPIC_PATTERN, str(payload), "5", str(rate), str(TOPICS)],
+                     str(window), TOPIC_PATTERN, str(payload), PUBLISHER_PROTOCOL[protocol], str(rate),
+                     str(TOPICS)],
                     f"pub{self.runs}", self.workdir)
         out, _ = pub.proc.communicate(timeout=3600)
         rc = pub.wait()
@@ -447,8 +469,8 @@ class Bench:
                    broker_us=(self.broker_cpu() - cpu0) * 1e6 / count)
         return res
 
-    def relay_drain(self, db, slot, qos, count):
-        cfg = self.relay_file(db, slot, qos)
+    def relay_drain(self, db, slot, qos, count, protocol="mqttv5", window=WINDOW):
+        cfg = self.relay_file(db, slot, qos, protocol, window)
         sub = self.subscriber(count, qos)
         cpu0 = self.broker_cpu()
         start_us = time.time() * 1e6
@@ -492,6 +514,71 @@ class Bench:
             lines.append(
                 f"| {qos} | {rel['rate']:,.0f} | {rel['wall_rate']:,.0f} | {dec['rate']:,.0f} "
                 f"| {bro['rate']:,.0f} | {rel['wall_rate'] / dec['rate']:.2f} | {rel['rate'] / bro['rate']:.2f} "
+                f"| {rel['cpu_us']:.1f} | {rel['rss_mb']:.1f} | {rel['broker_us']:.1f} / {bro['broker_us']:.1f} |")
+        return lines
+
+    # --- windows ---------------------------------------------------------------------
+
+    def windows(self, name):
+        backlog, title = WINDOWS[name]
+        n_tx, rows, count, shape = self.backlog_shape(backlog)
+        title = f"{title}: {shape}"
+        print(f"\n== {title}", flush=True)
+        db = self.new_database(f"bench_{name}")
+        self._windows(db, name, title, n_tx, rows, count)
+        self.drop_database(db)   # not after a failure: the servers are stopped anyway
+
+    def _windows(self, db, name, title, n_tx, rows, count):
+        runs = [(qos, protocol, window) for qos in (1, 2) for protocol, window in PROTOCOL_WINDOWS]
+        slots = {run: "relay_q{}_{}_w{}".format(*run) for run in runs}
+        _, gen_s, payload, wal_mb = self.write_backlog(db, list(slots.values()), n_tx, rows, count)
+        results = []
+        for qos, protocol, window in runs:
+            broker = self.broker_limit(count, qos, payload, protocol=protocol, window=window)
+            relay = self.relay_drain(db, slots[qos, protocol, window], qos, count, protocol, window)
+            results.append({"qos": qos, "protocol": protocol, "window": window, "relay": relay, "broker": broker})
+            print(f"   QoS {qos}, {protocol}, window {window:,}: relay {relay['rate']:,.0f} ev/s (end to end "
+                  f"{relay['wall_rate']:,.0f}), broker limit {broker['rate']:,.0f} ev/s, relay CPU "
+                  f"{relay['cpu_us']:.1f} µs/ev", flush=True)
+        self.facts[name] = results
+        table = self.windows_table(results)
+        ratios = "; ".join(
+            f"QoS {r['qos']}, window {r['window']:,} ÷ {WINDOW:,}: relay "
+            f"{r['relay']['rate'] / base['relay']['rate']:.2f}, broker limit "
+            f"{r['broker']['rate'] / base['broker']['rate']:.2f}"
+            for r, base in self.window_bases(results) if r["protocol"] == "mqttv311" and r is not base)
+        self.sections.append((title, table, [
+            f"mqttv311, events/s with the smaller window ÷ with {WINDOW:,} (below 1.00: what the smaller "
+            f"window costs) — {ratios}.",
+            f"{count:,} events; payload {payload} B; backlog written in {gen_s:.1f} s ({wal_mb:.0f} MB of WAL), "
+            "drained by each relay run from its own slot. The broker limit is bench_publisher at the same "
+            "protocol, QoS and window (no properties with mqttv311, like the relay); it used "
+            + ", ".join(f"{r['broker']['cpu_us']:.1f}" for r in results) + " µs/event, in the table's order. "
+            "The bench broker has no in-flight limit (max_inflight_messages 0): a window of 1,000 over "
+            "MQTT 3.1.1 needs that, since with Mosquitto's default (20) it acknowledges the QoS 2 messages "
+            "beyond 20 and drops them."]))
+        print("\n".join(table), flush=True)
+
+    @staticmethod
+    def window_bases(results):
+        """(run, the run it is compared with: same QoS, mqttv311, window WINDOW) for each run."""
+        bases = {r["qos"]: r for r in results if r["protocol"] == "mqttv311" and r["window"] == WINDOW}
+        return [(r, bases[r["qos"]]) for r in results]
+
+    @classmethod
+    def windows_table(cls, results):
+        lines = ["| QoS | broker.protocol | broker.max_inflight | relay ev/s | relay ev/s (end to end) "
+                 f"| broker limit ev/s | relay ÷ broker | relay ÷ mqttv311 at {WINDOW:,} "
+                 f"| broker limit ÷ mqttv311 at {WINDOW:,} | relay CPU µs/ev | relay peak RSS MB "
+                 "| broker CPU µs/ev: relay run / limit run |",
+                 "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r, base in cls.window_bases(results):
+            rel, bro = r["relay"], r["broker"]
+            qos = f"{r['qos']} ⚠ stalled, {rel['count']:,} received" if rel["stalled"] else r["qos"]
+            lines.append(
+                f"| {qos} | {r['protocol']} | {r['window']:,} | {rel['rate']:,.0f} | {rel['wall_rate']:,.0f} "
+                f"| {bro['rate']:,.0f} | {rel['rate'] / bro['rate']:.2f} "
+                f"| {rel['rate'] / base['relay']['rate']:.2f} | {bro['rate'] / base['broker']['rate']:.2f} "
                 f"| {rel['cpu_us']:.1f} | {rel['rss_mb']:.1f} | {rel['broker_us']:.1f} / {bro['broker_us']:.1f} |")
         return lines
 
@@ -697,6 +784,8 @@ class Bench:
                 try:
                     if name in BACKLOGS:
                         self.backlog(name)
+                    elif name in WINDOWS:
+                        self.windows(name)
                     else:
                         self.live(name)
                 except (RuntimeError, TimeoutError, subprocess.TimeoutExpired) as e:
