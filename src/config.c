@@ -56,6 +56,10 @@ struct key_type {
 	             const char *shown);
 	/* Frees what convert or load allocated; NULL when the field holds no pointer. */
 	void (*release)(const struct key *k, void *base);
+	/* Whether the key holds the same value in two loaded configurations: what a reload
+	 * compares to tell which settings take a restart. NULL for routes and the types of
+	 * route keys, which a reload replaces as a whole without comparing. */
+	bool (*equal)(const struct key *k, const void *a, const void *b);
 	const char *doc_name; /* the type as the man page names it */
 };
 
@@ -262,6 +266,16 @@ static void *field(const struct key *k, void *base)
 	return (char *)base + k->offset;
 }
 
+static const void *field_const(const struct key *k, const void *base)
+{
+	return (const char *)base + k->offset;
+}
+
+static bool strings_equal(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
 static const char *scalar_text(const yaml_node_t *node)
 {
 	return (const char *)node->data.scalar.value;
@@ -331,6 +345,11 @@ static void release_string(const struct key *k, void *base)
 	*s = NULL;
 }
 
+static bool equal_string(const struct key *k, const void *a, const void *b)
+{
+	return strings_equal(*(char *const *)field_const(k, a), *(char *const *)field_const(k, b));
+}
+
 static bool is_identifier(const char *s)
 {
 	size_t len = strlen(s);
@@ -367,6 +386,11 @@ static bool convert_bool(const struct key *k, const char *text, void *base, char
 	return false;
 }
 
+static bool equal_bool(const struct key *k, const void *a, const void *b)
+{
+	return *(const bool *)field_const(k, a) == *(const bool *)field_const(k, b);
+}
+
 /* Decimal only, optional minus sign; false for anything else and for absurd lengths. */
 static bool parse_int(const char *text, int64_t *out)
 {
@@ -390,6 +414,12 @@ static bool convert_int(const struct key *k, const char *text, void *base, char 
 	}
 	snprintf(why, n, "expected an integer from %lld to %lld", (long long)k->min, (long long)k->max);
 	return false;
+}
+
+/* Integer and enum fields alike: enums are written through an int. */
+static bool equal_int(const struct key *k, const void *a, const void *b)
+{
+	return *(const int *)field_const(k, a) == *(const int *)field_const(k, b);
 }
 
 enum duration_parse {
@@ -457,6 +487,11 @@ static bool convert_duration(const struct key *k, const char *text, void *base, 
 	}
 	*(uint32_t *)field(k, base) = (uint32_t)ms;
 	return true;
+}
+
+static bool equal_duration(const struct key *k, const void *a, const void *b)
+{
+	return *(const uint32_t *)field_const(k, a) == *(const uint32_t *)field_const(k, b);
 }
 
 static bool convert_enum(const struct key *k, const char *text, void *base, char *why, size_t n)
@@ -587,28 +622,89 @@ static void release_secret_file(const struct key *k, void *base)
 	secret->value = secret->path = NULL;
 }
 
+/* The content counts: the same file may hold a new password. */
+static bool equal_secret_file(const struct key *k, const void *a, const void *b)
+{
+	const struct secret_file *x = field_const(k, a), *y = field_const(k, b);
+	return strings_equal(x->path, y->path) && strings_equal(x->value, y->value);
+}
+
 static void load_routes(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
                         const char *shown);
 static void release_routes(const struct key *k, void *base);
 static void load_hosts(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
                        const char *shown);
 static void release_hosts(const struct key *k, void *base);
+static bool equal_hosts(const struct key *k, const void *a, const void *b);
 static void load_properties(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
                             const char *shown);
 static void release_properties(const struct key *k, void *base);
 
-static const struct key_type string_type = { convert_string, NULL, release_string, "string" };
-static const struct key_type identifier_type = { convert_identifier, NULL, release_string, "name" };
-static const struct key_type path_type = { convert_readable_path, NULL, release_string, "path" };
-static const struct key_type secret_file_type = { convert_secret_file, NULL, release_secret_file, "path" };
-static const struct key_type bool_type = { convert_bool, NULL, NULL, "boolean" };
-static const struct key_type int_type = { convert_int, NULL, NULL, "integer" };
-static const struct key_type duration_type = { convert_duration, NULL, NULL, "duration" };
-static const struct key_type enum_type = { convert_enum, NULL, NULL, "keyword" };
-static const struct key_type table_name_type = { convert_table_name, NULL, release_table_name, "string" };
-static const struct key_type routes_type = { NULL, load_routes, release_routes, "list" };
-static const struct key_type hosts_type = { NULL, load_hosts, release_hosts, "list" };
-static const struct key_type properties_type = { NULL, load_properties, release_properties, "map" };
+static const struct key_type string_type = {
+	.convert = convert_string,
+	.release = release_string,
+	.equal = equal_string,
+	.doc_name = "string",
+};
+static const struct key_type identifier_type = {
+	.convert = convert_identifier,
+	.release = release_string,
+	.equal = equal_string,
+	.doc_name = "name",
+};
+static const struct key_type path_type = {
+	.convert = convert_readable_path,
+	.release = release_string,
+	.equal = equal_string,
+	.doc_name = "path",
+};
+static const struct key_type secret_file_type = {
+	.convert = convert_secret_file,
+	.release = release_secret_file,
+	.equal = equal_secret_file,
+	.doc_name = "path",
+};
+static const struct key_type bool_type = {
+	.convert = convert_bool,
+	.equal = equal_bool,
+	.doc_name = "boolean",
+};
+static const struct key_type int_type = {
+	.convert = convert_int,
+	.equal = equal_int,
+	.doc_name = "integer",
+};
+static const struct key_type duration_type = {
+	.convert = convert_duration,
+	.equal = equal_duration,
+	.doc_name = "duration",
+};
+static const struct key_type enum_type = {
+	.convert = convert_enum,
+	.equal = equal_int,
+	.doc_name = "keyword",
+};
+static const struct key_type table_name_type = {
+	.convert = convert_table_name,
+	.release = release_table_name,
+	.doc_name = "string",
+};
+static const struct key_type routes_type = {
+	.load = load_routes,
+	.release = release_routes,
+	.doc_name = "list",
+};
+static const struct key_type hosts_type = {
+	.load = load_hosts,
+	.release = release_hosts,
+	.equal = equal_hosts,
+	.doc_name = "list",
+};
+static const struct key_type properties_type = {
+	.load = load_properties,
+	.release = release_properties,
+	.doc_name = "map",
+};
 
 /* ---- The tables ---- */
 
@@ -1434,6 +1530,19 @@ static void release_hosts(const struct key *k, void *base)
 	cfg->broker.nhosts = 0;
 }
 
+static bool equal_hosts(const struct key *k, const void *a, const void *b)
+{
+	const struct config *x = a, *y = b;
+	(void)k;
+	if (x->broker.nhosts != y->broker.nhosts)
+		return false;
+	for (size_t i = 0; i < x->broker.nhosts; i++)
+		if (!strings_equal(x->broker.hosts[i].host, y->broker.hosts[i].host) ||
+		    x->broker.hosts[i].port != y->broker.hosts[i].port)
+			return false;
+	return true;
+}
+
 /* ---- Route properties ---- */
 
 /* Set by the relay on every message: a route cannot take them over. */
@@ -1759,50 +1868,15 @@ bool config_key_doc(size_t i, struct config_key_doc *out)
 
 /* ---- Reloading ---- */
 
-static bool strings_equal(const char *a, const char *b)
-{
-	return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
-static bool hosts_equal(const struct config *a, const struct config *b)
-{
-	if (a->broker.nhosts != b->broker.nhosts)
-		return false;
-	for (size_t i = 0; i < a->broker.nhosts; i++)
-		if (!strings_equal(a->broker.hosts[i].host, b->broker.hosts[i].host) ||
-		    a->broker.hosts[i].port != b->broker.hosts[i].port)
-			return false;
-	return true;
-}
-
-/* Whether key k holds the same value in two loaded configurations. */
-static bool key_equal(const struct key *k, const struct config *a, const struct config *b)
-{
-	const void *fa = (const char *)a + k->offset, *fb = (const char *)b + k->offset;
-	if (k->type == &bool_type)
-		return *(const bool *)fa == *(const bool *)fb;
-	if (k->type == &int_type || k->type == &enum_type)
-		return *(const int *)fa == *(const int *)fb;
-	if (k->type == &duration_type)
-		return *(const uint32_t *)fa == *(const uint32_t *)fb;
-	if (k->type == &secret_file_type)
-		return strings_equal(((const struct secret_file *)fa)->path,
-		                     ((const struct secret_file *)fb)->path) &&
-		       strings_equal(((const struct secret_file *)fa)->value,
-		                     ((const struct secret_file *)fb)->value);
-	if (k->type == &hosts_type)
-		return hosts_equal(a, b);
-	return strings_equal(*(char *const *)fa, *(char *const *)fb);
-}
-
 void config_restart_changes(const struct config *running, const struct config *next,
                             void (*fn)(void *ctx, const char *path), void *ctx)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(config_keys); i++) {
 		const struct key *k = &config_keys[i];
-		if (!(k->flags & KEY_RELOADABLE) && !key_equal(k, running, next))
+		if (!(k->flags & KEY_RELOADABLE) && !k->type->equal(k, running, next))
 			fn(ctx, k->path);
 	}
+	/* Not a key of the table: the mapping's presence alone turns TLS on. */
 	if (running->broker.tls.enabled != next->broker.tls.enabled)
 		fn(ctx, "broker.tls");
 }
