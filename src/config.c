@@ -2143,6 +2143,7 @@ bool config_key_doc(size_t i, struct config_key_doc *out)
 	out->type = k->type->doc_name;
 	out->fallback = k->fallback;
 	out->required = k->required;
+	out->help = k->help;
 	/* Routes are reloaded as a whole, every key of them with it. */
 	out->reloadable = route || k->reloadable;
 	return true;

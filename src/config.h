@@ -151,7 +151,8 @@ struct config_key_doc {
 	const char *type;     /* string, name, path, boolean, integer, duration, keyword, list, map */
 	const char *fallback; /* default as written in the file; NULL: none */
 	bool required;
-	bool reloadable; /* applied by SIGHUP without a restart */
+	bool reloadable;  /* applied by SIGHUP without a restart */
+	const char *help; /* one line: what the key is for */
 };
 
 /* The i-th key, in table order. Returns false past the last. */

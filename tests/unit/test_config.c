@@ -1369,6 +1369,24 @@ START_TEST(man_page_documents_every_key)
 }
 END_TEST
 
+#define HELP_MAX 80
+
+/* Every key, route keys included, says in one short line what it is for. */
+START_TEST(every_key_has_one_line_of_help)
+{
+	struct config_key_doc doc;
+	size_t n = 0;
+	for (size_t i = 0; config_key_doc(i, &doc); i++, n++) {
+		ck_assert_msg(doc.path != NULL, "key %zu has no path", i);
+		ck_assert_msg(doc.help != NULL && *doc.help, "%s has no help", doc.path);
+		ck_assert_msg(strchr(doc.help, '\n') == NULL, "%s: help is more than one line", doc.path);
+		ck_assert_msg(strlen(doc.help) <= HELP_MAX, "%s: help is longer than %d bytes", doc.path,
+		              HELP_MAX);
+	}
+	ck_assert_uint_gt(n, 0);
+}
+END_TEST
+
 START_TEST(finish_twice_is_harmless)
 {
 	struct config cfg;
@@ -1458,6 +1476,7 @@ static Suite *config_suite(void)
 
 	TCase *docs = tcase_create("docs");
 	tcase_add_test(docs, man_page_documents_every_key);
+	tcase_add_test(docs, every_key_has_one_line_of_help);
 	suite_add_tcase(s, docs);
 	return s;
 }
