@@ -1016,103 +1016,124 @@ static const struct key config_keys[] = {
 	},
 };
 
-/* Column names: PostgreSQL keeps at most 63 bytes, so a longer one can never match. */
+/* The keys of a route, by name: code about one of them (check_route_kind) says which. */
+enum route_key {
+	ROUTE_KEY_TABLE,
+	ROUTE_KEY_MESSAGE_PREFIX,
+	ROUTE_KEY_TOPIC,
+	ROUTE_KEY_PAYLOAD,
+	ROUTE_KEY_EVENT_ID,
+	ROUTE_KEY_QOS,
+	ROUTE_KEY_RETAIN,
+	ROUTE_KEY_CONTENT_TYPE,
+	ROUTE_KEY_MESSAGE_EXPIRY,
+	ROUTE_KEY_PROPERTIES,
+	ROUTE_KEY_RESPONSE_TOPIC,
+	ROUTE_KEY_CORRELATION_DATA,
+	ROUTE_KEY_COUNT
+};
+
+/* Each row at its enum's index, so that neither can drift from the other; a row left out
+ * is a hole with no path, which the unit tests find through config_key_doc.
+ * Column names: PostgreSQL keeps at most 63 bytes, so a longer one can never match. */
 static const struct key route_keys[] = {
-	{
-	        .path = "table",
-	        .type = &table_name_type,
-	        .offset = ROUTE(table),
-	        .help = "Routed table, as schema.table, or table in the schema public",
+	[ROUTE_KEY_TABLE] = {
+		.path = "table",
+		.type = &table_name_type,
+		.offset = ROUTE(table),
+		.help = "Routed table, as schema.table, or table in the schema public",
 	},
-	{
-	        .path = "message_prefix",
-	        .type = &string_type,
-	        .offset = ROUTE(message_prefix),
-	        .min = 1,
-	        .max = NO_LIMIT,
-	        .help = "Pattern (fnmatch) on the prefix of transactional logical messages",
+	[ROUTE_KEY_MESSAGE_PREFIX] = {
+		.path = "message_prefix",
+		.type = &string_type,
+		.offset = ROUTE(message_prefix),
+		.min = 1,
+		.max = NO_LIMIT,
+		.help = "Pattern (fnmatch) on the prefix of transactional logical messages",
 	},
-	{
-	        .path = "topic",
-	        .type = &string_type,
-	        .offset = ROUTE(topic),
-	        .min = 1,
-	        .max = NO_LIMIT,
-	        .required = true,
-	        .help = "Topic template: {column}, {schema}, {table}, {prefix}",
+	[ROUTE_KEY_TOPIC] = {
+		.path = "topic",
+		.type = &string_type,
+		.offset = ROUTE(topic),
+		.min = 1,
+		.max = NO_LIMIT,
+		.required = true,
+		.help = "Topic template: {column}, {schema}, {table}, {prefix}",
 	},
-	{
-	        .path = "payload",
-	        .type = &string_type,
-	        .offset = ROUTE(payload_column),
-	        .min = 1,
-	        .max = PG_NAME_MAX,
-	        .help = "Message body: a column, row or envelope",
+	[ROUTE_KEY_PAYLOAD] = {
+		.path = "payload",
+		.type = &string_type,
+		.offset = ROUTE(payload_column),
+		.min = 1,
+		.max = PG_NAME_MAX,
+		.help = "Message body: a column, row or envelope",
 	},
-	{
-	        .path = "event_id",
-	        .type = &string_type,
-	        .offset = ROUTE(event_id_column),
-	        .min = 1,
-	        .max = PG_NAME_MAX,
-	        .help = "Column holding the event id; unset: <commit-lsn>:<index>",
+	[ROUTE_KEY_EVENT_ID] = {
+		.path = "event_id",
+		.type = &string_type,
+		.offset = ROUTE(event_id_column),
+		.min = 1,
+		.max = PG_NAME_MAX,
+		.help = "Column holding the event id; unset: <commit-lsn>:<index>",
 	},
-	{
-	        .path = "qos",
-	        .type = &int_type,
-	        .offset = ROUTE(qos),
-	        .fallback = "1",
-	        .min = 0,
-	        .max = 2,
-	        .help = "MQTT QoS: 0, 1 or 2",
+	[ROUTE_KEY_QOS] = {
+		.path = "qos",
+		.type = &int_type,
+		.offset = ROUTE(qos),
+		.fallback = "1",
+		.min = 0,
+		.max = 2,
+		.help = "MQTT QoS: 0, 1 or 2",
 	},
-	{
-	        .path = "retain",
-	        .type = &bool_type,
-	        .offset = ROUTE(retain),
-	        .fallback = "false",
-	        .help = "Publish with the retain flag",
+	[ROUTE_KEY_RETAIN] = {
+		.path = "retain",
+		.type = &bool_type,
+		.offset = ROUTE(retain),
+		.fallback = "false",
+		.help = "Publish with the retain flag",
 	},
-	{
-	        .path = "content_type",
-	        .type = &string_type,
-	        .offset = ROUTE(content_type),
-	        .min = 1,
-	        .max = NO_LIMIT,
-	        .help = "MQTT 5 Content Type property",
+	[ROUTE_KEY_CONTENT_TYPE] = {
+		.path = "content_type",
+		.type = &string_type,
+		.offset = ROUTE(content_type),
+		.min = 1,
+		.max = NO_LIMIT,
+		.help = "MQTT 5 Content Type property",
 	},
-	{
-	        .path = "message_expiry",
-	        .type = &duration_type,
-	        .offset = ROUTE(message_expiry_ms),
-	        .fallback = "0s",
-	        .min = 0,
-	        .max = MS_MAX,
-	        .help = "MQTT 5 Message Expiry Interval; 0s: none",
+	[ROUTE_KEY_MESSAGE_EXPIRY] = {
+		.path = "message_expiry",
+		.type = &duration_type,
+		.offset = ROUTE(message_expiry_ms),
+		.fallback = "0s",
+		.min = 0,
+		.max = MS_MAX,
+		.help = "MQTT 5 Message Expiry Interval; 0s: none",
 	},
-	{
-	        .path = "properties",
-	        .type = &properties_type,
-	        .offset = ROUTE(properties),
-	        .help = "MQTT 5 user properties taken from columns, as name: column",
+	[ROUTE_KEY_PROPERTIES] = {
+		.path = "properties",
+		.type = &properties_type,
+		.offset = ROUTE(properties),
+		.help = "MQTT 5 user properties taken from columns, as name: column",
 	},
-	{
-	        .path = "response_topic",
-	        .type = &string_type,
-	        .offset = ROUTE(response_topic_column),
-	        .min = 1,
-	        .max = PG_NAME_MAX,
-	        .help = "MQTT 5: column holding the Response Topic",
+	[ROUTE_KEY_RESPONSE_TOPIC] = {
+		.path = "response_topic",
+		.type = &string_type,
+		.offset = ROUTE(response_topic_column),
+		.min = 1,
+		.max = PG_NAME_MAX,
+		.help = "MQTT 5: column holding the Response Topic",
 	},
-	{
-	        .path = "correlation_data",
-	        .type = &string_type,
-	        .offset = ROUTE(correlation_data_column),
-	        .min = 1,
-	        .max = PG_NAME_MAX,
-	        .help = "MQTT 5: column holding the Correlation Data",
+	[ROUTE_KEY_CORRELATION_DATA] = {
+		.path = "correlation_data",
+		.type = &string_type,
+		.offset = ROUTE(correlation_data_column),
+		.min = 1,
+		.max = PG_NAME_MAX,
+		.help = "MQTT 5: column holding the Correlation Data",
 	},
 };
+
+_Static_assert(ARRAY_SIZE(route_keys) == ROUTE_KEY_COUNT, "route_keys[] needs one row per enum route_key");
 
 static const struct ordered_keys ordered_config_keys[] = {
 	{ "source.reconnect.min", "source.reconnect.max" },
@@ -1637,41 +1658,24 @@ static void release_keys(const struct key *keys, size_t nkeys, void *base)
 
 /* ---- Routes ---- */
 
+/* The route keys that name columns, which a message does not have. */
+static const enum route_key route_column_keys[] = { ROUTE_KEY_PAYLOAD, ROUTE_KEY_EVENT_ID,
+	                                            ROUTE_KEY_PROPERTIES, ROUTE_KEY_RESPONSE_TOPIC,
+	                                            ROUTE_KEY_CORRELATION_DATA };
+
 /* Which keys a route needs depends on its kind, which the key table cannot say. A key
  * written with a bad value counts as present: its own error says what is wrong. */
-enum route_key_index {
-	RK_TABLE,
-	RK_PREFIX,
-	RK_TOPIC,
-	RK_PAYLOAD,
-	RK_EVENT_ID,
-	RK_QOS,
-	RK_RETAIN,
-	RK_CONTENT_TYPE,
-	RK_EXPIRY,
-	RK_PROPERTIES,
-	RK_RESPONSE_TOPIC,
-	RK_CORRELATION_DATA,
-};
-
-_Static_assert(ARRAY_SIZE(route_keys) == RK_CORRELATION_DATA + 1,
-               "route_key_index out of step with route_keys");
-
-/* The route keys that name columns, which a message does not have. */
-static const int route_column_keys[] = { RK_PAYLOAD, RK_EVENT_ID, RK_PROPERTIES, RK_RESPONSE_TOPIC,
-	                                 RK_CORRELATION_DATA };
-
 static void check_route_kind(struct loader *ld, const struct key_state *seen, yaml_node_t *node,
                              const char *shown)
 {
 	char path[64];
-	bool table = seen[RK_TABLE].seen, prefix = seen[RK_PREFIX].seen;
+	bool table = seen[ROUTE_KEY_TABLE].seen, prefix = seen[ROUTE_KEY_MESSAGE_PREFIX].seen;
 	if (table && prefix) {
 		report(ld, &node->start_mark, shown, "expected either table or message_prefix, not both");
 	} else if (!table && !prefix) {
 		snprintf(path, sizeof path, "%s.table", shown);
 		report(ld, &node->start_mark, path, "required key is missing");
-	} else if (table && !seen[RK_PAYLOAD].seen) {
+	} else if (table && !seen[ROUTE_KEY_PAYLOAD].seen) {
 		snprintf(path, sizeof path, "%s.payload", shown);
 		report(ld, &node->start_mark, path, "required key is missing");
 	} else if (prefix) {
