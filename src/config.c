@@ -1367,7 +1367,7 @@ static char *expand_env(struct loader *ld, const char *value, bool conninfo, con
                         const char *shown)
 {
 	struct text out = { NULL, 0, 0 };
-	struct conninfo_state st = { CONNINFO_KEYWORD, false, 0 };
+	struct conninfo_state st = { .place = CONNINFO_KEYWORD };
 	enum expand_mode mode = !conninfo                ? EXPAND_PLAIN
 	                        : conninfo_is_uri(value) ? EXPAND_CONNINFO_URI
 	                                                 : EXPAND_CONNINFO;
@@ -1532,13 +1532,20 @@ static char *scalar_value(struct loader *ld, yaml_node_t *node, const char *show
 	return scalar_value_as(ld, node, shown, false);
 }
 
+/* Records that the file writes key k at node, rightly or not; returns the key's state. */
+static struct key_state *note_seen(struct keyset *ks, const struct key *k, const yaml_node_t *node)
+{
+	struct key_state *state = &ks->state[k - ks->keys];
+	state->seen = true;
+	state->mark = node->start_mark;
+	return state;
+}
+
 static void load_scalar(struct loader *ld, struct keyset *ks, const struct key *k, yaml_node_t *node,
                         const char *shown)
 {
-	struct key_state *state = &ks->state[k - ks->keys];
+	struct key_state *state = note_seen(ks, k, node);
 	char why[WHY_MAX];
-	state->seen = true;
-	state->mark = node->start_mark;
 	char *text = scalar_value_as(ld, node, shown, k->conninfo);
 	if (!text)
 		return;
@@ -1570,8 +1577,7 @@ static void walk_value(struct loader *ld, struct keyset *ks, const char *rel, ya
 	bool dotted = strchr(scalar_text(key), '.') != NULL;
 	const struct key *k = dotted ? NULL : find_key(ks, child);
 	if (k && k->type->load) {
-		ks->state[k - ks->keys].seen = true;
-		ks->state[k - ks->keys].mark = value->start_mark;
+		note_seen(ks, k, value);
 		k->type->load(ld, k, value, ks->base, shown);
 	} else if (k) {
 		load_scalar(ld, ks, k, value, shown);
@@ -2113,7 +2119,7 @@ static void parse_text(struct loader *ld, struct config *cfg, const char *text, 
 
 int config_load(const char *path, struct config *out, FILE *errs)
 {
-	struct loader ld = { path, errs, NULL, 0, 0, NULL };
+	struct loader ld = { .file = path, .errs = errs };
 	char *text;
 	size_t len;
 	memset(out, 0, sizeof *out);
