@@ -51,8 +51,8 @@ struct key_type {
 	/* Frees what convert or load allocated; NULL when the field holds no pointer. */
 	void (*release)(const struct key *k, void *base);
 	/* Whether the key holds the same value in two loaded configurations: what a reload
-	 * compares to tell which settings take a restart. NULL for routes and the types of
-	 * route keys, which a reload replaces as a whole without comparing. */
+	 * compares to tell which settings take a restart. NULL for the types only routes use
+	 * (the list, a table name, properties): a reload replaces routes whole, uncompared. */
 	bool (*equal)(const struct key *k, const void *a, const void *b);
 	const char *doc_name; /* the type as the man page names it */
 };
@@ -815,6 +815,7 @@ static const struct key config_keys[] = {
 	        .max = MS_MAX,
 	        .help = "Longest delay between two attempts to connect to PostgreSQL",
 	},
+
 	{
 	        .path = "broker.host",
 	        .type = &string_type,
@@ -939,6 +940,7 @@ static const struct key config_keys[] = {
 	        .max = MS_MAX,
 	        .help = "Longest delay between two attempts to connect to the broker",
 	},
+
 	{
 	        .path = "routes",
 	        .type = &routes_type,
@@ -947,6 +949,7 @@ static const struct key config_keys[] = {
 	        .reloadable = true,
 	        .help = "Which changes are published, and how: at least one route",
 	},
+
 	{
 	        .path = "delivery.bookkeeping_schema",
 	        .type = &identifier_type,
@@ -987,6 +990,7 @@ static const struct key config_keys[] = {
 	        .names = reject_names,
 	        .help = "What to do with an event that can never be published",
 	},
+
 	{
 	        .path = "log.level",
 	        .type = &enum_type,
