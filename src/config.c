@@ -2,10 +2,11 @@
  * Configuration: libyaml's document tree walked against a table of keys.
  *
  * Every key is one row of config_keys[]: its dotted path, its type (how text becomes the
- * field, and how the field is freed), where the field lives, its default written as it
- * would be in the file, and its bounds. Sections and nested mappings ("source.reconnect")
- * exist only as prefixes of those paths, so adding a key is adding a row. The routes
- * sequence is a row too; each of its items is walked against route_keys[].
+ * field, how two values compare, how the field is freed), where the field lives, its
+ * default written as it would be in the file, its bounds, and one line of help. Sections
+ * and nested mappings ("source.reconnect") exist only as prefixes of those paths, so
+ * adding a key is adding a row. The routes sequence is a row too; each of its items is
+ * walked against route_keys[].
  *
  * Errors are collected during the walk and written at the end in file order.
  */
@@ -38,13 +39,6 @@
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum log_level is not int-sized");
 _Static_assert(sizeof(enum mqtt_protocol) == sizeof(int), "enum mqtt_protocol is not int-sized");
 
-enum {
-	KEY_REQUIRED = 1 << 0,
-	KEY_SECRET = 1 << 1,     /* never echo the value: conninfo may hold a password */
-	KEY_RELOADABLE = 1 << 2, /* SIGHUP applies a new value without a restart */
-	KEY_CONNINFO = 1 << 3,   /* ${NAME} values are quoted as libpq conninfo values */
-};
-
 struct loader;
 struct key;
 
@@ -56,6 +50,10 @@ struct key_type {
 	             const char *shown);
 	/* Frees what convert or load allocated; NULL when the field holds no pointer. */
 	void (*release)(const struct key *k, void *base);
+	/* Whether the key holds the same value in two loaded configurations: what a reload
+	 * compares to tell which settings take a restart. NULL for the types only routes use
+	 * (the list, a table name, properties): a reload replaces routes whole, uncompared. */
+	bool (*equal)(const struct key *k, const void *a, const void *b);
 	const char *doc_name; /* the type as the man page names it */
 };
 
@@ -71,7 +69,11 @@ struct key {
 	const char *fallback;          /* default as written in the file; NULL: none */
 	int64_t min, max;              /* int: value; duration: milliseconds; string: bytes */
 	const struct enum_name *names; /* enum keys: accepted names, NULL-terminated */
-	unsigned flags;
+	bool required;
+	bool reloadable;  /* SIGHUP applies a new value without a restart */
+	bool secret;      /* never echo the value: conninfo may hold a password */
+	bool conninfo;    /* ${NAME} values are quoted as libpq conninfo values */
+	const char *help; /* one line: what the key is for; the man page says the rest */
 };
 
 struct key_state {
@@ -262,6 +264,16 @@ static void *field(const struct key *k, void *base)
 	return (char *)base + k->offset;
 }
 
+static const void *field_const(const struct key *k, const void *base)
+{
+	return (const char *)base + k->offset;
+}
+
+static bool strings_equal(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
 static const char *scalar_text(const yaml_node_t *node)
 {
 	return (const char *)node->data.scalar.value;
@@ -331,6 +343,11 @@ static void release_string(const struct key *k, void *base)
 	*s = NULL;
 }
 
+static bool equal_string(const struct key *k, const void *a, const void *b)
+{
+	return strings_equal(*(char *const *)field_const(k, a), *(char *const *)field_const(k, b));
+}
+
 static bool is_identifier(const char *s)
 {
 	size_t len = strlen(s);
@@ -367,6 +384,11 @@ static bool convert_bool(const struct key *k, const char *text, void *base, char
 	return false;
 }
 
+static bool equal_bool(const struct key *k, const void *a, const void *b)
+{
+	return *(const bool *)field_const(k, a) == *(const bool *)field_const(k, b);
+}
+
 /* Decimal only, optional minus sign; false for anything else and for absurd lengths. */
 static bool parse_int(const char *text, int64_t *out)
 {
@@ -390,6 +412,12 @@ static bool convert_int(const struct key *k, const char *text, void *base, char 
 	}
 	snprintf(why, n, "expected an integer from %lld to %lld", (long long)k->min, (long long)k->max);
 	return false;
+}
+
+/* Integer and enum fields alike: enums are written through an int. */
+static bool equal_int(const struct key *k, const void *a, const void *b)
+{
+	return *(const int *)field_const(k, a) == *(const int *)field_const(k, b);
 }
 
 enum duration_parse {
@@ -457,6 +485,11 @@ static bool convert_duration(const struct key *k, const char *text, void *base, 
 	}
 	*(uint32_t *)field(k, base) = (uint32_t)ms;
 	return true;
+}
+
+static bool equal_duration(const struct key *k, const void *a, const void *b)
+{
+	return *(const uint32_t *)field_const(k, a) == *(const uint32_t *)field_const(k, b);
 }
 
 static bool convert_enum(const struct key *k, const char *text, void *base, char *why, size_t n)
@@ -587,28 +620,89 @@ static void release_secret_file(const struct key *k, void *base)
 	secret->value = secret->path = NULL;
 }
 
+/* The content counts: the same file may hold a new password. */
+static bool equal_secret_file(const struct key *k, const void *a, const void *b)
+{
+	const struct secret_file *x = field_const(k, a), *y = field_const(k, b);
+	return strings_equal(x->path, y->path) && strings_equal(x->value, y->value);
+}
+
 static void load_routes(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
                         const char *shown);
 static void release_routes(const struct key *k, void *base);
 static void load_hosts(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
                        const char *shown);
 static void release_hosts(const struct key *k, void *base);
+static bool equal_hosts(const struct key *k, const void *a, const void *b);
 static void load_properties(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
                             const char *shown);
 static void release_properties(const struct key *k, void *base);
 
-static const struct key_type string_type = { convert_string, NULL, release_string, "string" };
-static const struct key_type identifier_type = { convert_identifier, NULL, release_string, "name" };
-static const struct key_type path_type = { convert_readable_path, NULL, release_string, "path" };
-static const struct key_type secret_file_type = { convert_secret_file, NULL, release_secret_file, "path" };
-static const struct key_type bool_type = { convert_bool, NULL, NULL, "boolean" };
-static const struct key_type int_type = { convert_int, NULL, NULL, "integer" };
-static const struct key_type duration_type = { convert_duration, NULL, NULL, "duration" };
-static const struct key_type enum_type = { convert_enum, NULL, NULL, "keyword" };
-static const struct key_type table_name_type = { convert_table_name, NULL, release_table_name, "string" };
-static const struct key_type routes_type = { NULL, load_routes, release_routes, "list" };
-static const struct key_type hosts_type = { NULL, load_hosts, release_hosts, "list" };
-static const struct key_type properties_type = { NULL, load_properties, release_properties, "map" };
+static const struct key_type string_type = {
+	.convert = convert_string,
+	.release = release_string,
+	.equal = equal_string,
+	.doc_name = "string",
+};
+static const struct key_type identifier_type = {
+	.convert = convert_identifier,
+	.release = release_string,
+	.equal = equal_string,
+	.doc_name = "name",
+};
+static const struct key_type path_type = {
+	.convert = convert_readable_path,
+	.release = release_string,
+	.equal = equal_string,
+	.doc_name = "path",
+};
+static const struct key_type secret_file_type = {
+	.convert = convert_secret_file,
+	.release = release_secret_file,
+	.equal = equal_secret_file,
+	.doc_name = "path",
+};
+static const struct key_type bool_type = {
+	.convert = convert_bool,
+	.equal = equal_bool,
+	.doc_name = "boolean",
+};
+static const struct key_type int_type = {
+	.convert = convert_int,
+	.equal = equal_int,
+	.doc_name = "integer",
+};
+static const struct key_type duration_type = {
+	.convert = convert_duration,
+	.equal = equal_duration,
+	.doc_name = "duration",
+};
+static const struct key_type enum_type = {
+	.convert = convert_enum,
+	.equal = equal_int,
+	.doc_name = "keyword",
+};
+static const struct key_type table_name_type = {
+	.convert = convert_table_name,
+	.release = release_table_name,
+	.doc_name = "string",
+};
+static const struct key_type routes_type = {
+	.load = load_routes,
+	.release = release_routes,
+	.doc_name = "list",
+};
+static const struct key_type hosts_type = {
+	.load = load_hosts,
+	.release = release_hosts,
+	.equal = equal_hosts,
+	.doc_name = "list",
+};
+static const struct key_type properties_type = {
+	.load = load_properties,
+	.release = release_properties,
+	.doc_name = "map",
+};
 
 /* ---- The tables ---- */
 
@@ -638,102 +732,412 @@ static const struct enum_name log_level_names[] = {
 #define CFG(member) offsetof(struct config, member)
 #define ROUTE(member) offsetof(struct route_config, member)
 
-/* One row per key; a row is one line. Bounds: value for ints, milliseconds for durations,
- * bytes for strings. */
-#define STRING_KEY(path, field, def, lo, hi, flags)                 \
-	{                                                           \
-		path, &string_type, field, def, lo, hi, NULL, flags \
-	}
-#define NAME_KEY(path, field, def)                                \
-	{                                                         \
-		path, &identifier_type, field, def, 0, 0, NULL, 0 \
-	}
-#define BOOL_KEY(path, field, def)                          \
-	{                                                   \
-		path, &bool_type, field, def, 0, 0, NULL, 0 \
-	}
-#define INT_KEY(path, field, def, lo, hi)                    \
-	{                                                    \
-		path, &int_type, field, def, lo, hi, NULL, 0 \
-	}
-#define DURATION_KEY(path, field, def, lo, hi)                    \
-	{                                                         \
-		path, &duration_type, field, def, lo, hi, NULL, 0 \
-	}
-#define ENUM_KEY(path, field, def, names)                    \
-	{                                                    \
-		path, &enum_type, field, def, 0, 0, names, 0 \
-	}
-#define PATH_KEY(path, field)                                \
-	{                                                    \
-		path, &path_type, field, NULL, 0, 0, NULL, 0 \
-	}
-#define SECRET_FILE_KEY(path, field)                                \
-	{                                                           \
-		path, &secret_file_type, field, NULL, 0, 0, NULL, 0 \
-	}
-
+/* One row per key. Bounds: value for ints, milliseconds for durations, bytes for strings. */
 static const struct key config_keys[] = {
-	STRING_KEY("source.conninfo", CFG(source.conninfo), NULL, 0, NO_LIMIT,
-	           KEY_REQUIRED | KEY_SECRET | KEY_CONNINFO),
-	SECRET_FILE_KEY("source.password_file", CFG(source.password)),
-	NAME_KEY("source.slot", CFG(source.slot), "outbox_relay"),
-	NAME_KEY("source.publication", CFG(source.publication), "outbox_relay"),
-	BOOL_KEY("source.create_slot", CFG(source.create_slot), "true"),
-	BOOL_KEY("source.create_publication", CFG(source.create_publication), "true"),
-	DURATION_KEY("source.status_interval", CFG(source.status_interval_ms), "10s", 100, MS_MAX),
-	DURATION_KEY("source.heartbeat_interval", CFG(source.heartbeat_interval_ms), "0s", 0, MS_MAX),
-	DURATION_KEY("source.reconnect.min", CFG(source.reconnect.min_ms), "100ms", 1, MS_MAX),
-	DURATION_KEY("source.reconnect.max", CFG(source.reconnect.max_ms), "30s", 1, MS_MAX),
+	{
+	        .path = "source.conninfo",
+	        .type = &string_type,
+	        .offset = CFG(source.conninfo),
+	        .min = 0,
+	        .max = NO_LIMIT,
+	        .required = true,
+	        .secret = true,
+	        .conninfo = true,
+	        .help = "libpq connection string or URI of the database",
+	},
+	{
+	        .path = "source.password_file",
+	        .type = &secret_file_type,
+	        .offset = CFG(source.password),
+	        .help = "File holding the PostgreSQL password",
+	},
+	{
+	        .path = "source.slot",
+	        .type = &identifier_type,
+	        .offset = CFG(source.slot),
+	        .fallback = "outbox_relay",
+	        .help = "Logical replication slot the relay streams from",
+	},
+	{
+	        .path = "source.publication",
+	        .type = &identifier_type,
+	        .offset = CFG(source.publication),
+	        .fallback = "outbox_relay",
+	        .help = "Publication that names the routed tables",
+	},
+	{
+	        .path = "source.create_slot",
+	        .type = &bool_type,
+	        .offset = CFG(source.create_slot),
+	        .fallback = "true",
+	        .help = "Create the slot when it does not exist",
+	},
+	{
+	        .path = "source.create_publication",
+	        .type = &bool_type,
+	        .offset = CFG(source.create_publication),
+	        .fallback = "true",
+	        .help = "Create the publication, and add the routed tables it lacks",
+	},
+	{
+	        .path = "source.status_interval",
+	        .type = &duration_type,
+	        .offset = CFG(source.status_interval_ms),
+	        .fallback = "10s",
+	        .min = 100,
+	        .max = MS_MAX,
+	        .help = "Longest time between two standby status updates to the server",
+	},
+	{
+	        .path = "source.heartbeat_interval",
+	        .type = &duration_type,
+	        .offset = CFG(source.heartbeat_interval_ms),
+	        .fallback = "0s",
+	        .min = 0,
+	        .max = MS_MAX,
+	        .help = "How often a logical message keeps an idle slot moving; 0s: never",
+	},
+	{
+	        .path = "source.reconnect.min",
+	        .type = &duration_type,
+	        .offset = CFG(source.reconnect.min_ms),
+	        .fallback = "100ms",
+	        .min = 1,
+	        .max = MS_MAX,
+	        .help = "First delay before connecting to PostgreSQL again",
+	},
+	{
+	        .path = "source.reconnect.max",
+	        .type = &duration_type,
+	        .offset = CFG(source.reconnect.max_ms),
+	        .fallback = "30s",
+	        .min = 1,
+	        .max = MS_MAX,
+	        .help = "Longest delay between two attempts to connect to PostgreSQL",
+	},
 
-	STRING_KEY("broker.host", CFG(broker.host), "127.0.0.1", 1, NO_LIMIT, 0),
-	{ "broker.hosts", &hosts_type, CFG(broker.hosts), NULL, 0, 0, NULL, 0 },
-	INT_KEY("broker.port", CFG(broker.port), "1883", 1, 65535),
-	ENUM_KEY("broker.protocol", CFG(broker.protocol), "mqttv5", protocol_names),
-	STRING_KEY("broker.client_id", CFG(broker.client_id), "outbox-relay", 1, NO_LIMIT, 0),
-	DURATION_KEY("broker.keepalive", CFG(broker.keepalive_ms), "30s", SECONDS(5), SECONDS(65535)),
-	STRING_KEY("broker.username", CFG(broker.username), NULL, 1, NO_LIMIT, 0),
-	SECRET_FILE_KEY("broker.password_file", CFG(broker.password)),
-	PATH_KEY("broker.tls.ca_file", CFG(broker.tls.ca_file)),
-	PATH_KEY("broker.tls.cert_file", CFG(broker.tls.cert_file)),
-	PATH_KEY("broker.tls.key_file", CFG(broker.tls.key_file)),
-	BOOL_KEY("broker.tls.verify_hostname", CFG(broker.tls.verify_hostname), "true"),
-	INT_KEY("broker.max_inflight", CFG(broker.max_inflight), NULL, 1, 65535),
-	DURATION_KEY("broker.session_expiry", CFG(broker.session_expiry_ms), "1h", 0,
-	             SECONDS(UINT32_MAX / 1000)),
-	DURATION_KEY("broker.reconnect.min", CFG(broker.reconnect.min_ms), "100ms", 1, MS_MAX),
-	DURATION_KEY("broker.reconnect.max", CFG(broker.reconnect.max_ms), "30s", 1, MS_MAX),
+	{
+	        .path = "broker.host",
+	        .type = &string_type,
+	        .offset = CFG(broker.host),
+	        .fallback = "127.0.0.1",
+	        .min = 1,
+	        .max = NO_LIMIT,
+	        .help = "Host name or IP address of the broker",
+	},
+	{
+	        .path = "broker.hosts",
+	        .type = &hosts_type,
+	        .offset = CFG(broker.hosts),
+	        .help = "Brokers tried in turn, each host, host:port or [address]:port",
+	},
+	{
+	        .path = "broker.port",
+	        .type = &int_type,
+	        .offset = CFG(broker.port),
+	        .fallback = "1883",
+	        .min = 1,
+	        .max = 65535,
+	        .help = "TCP port of the broker",
+	},
+	{
+	        .path = "broker.protocol",
+	        .type = &enum_type,
+	        .offset = CFG(broker.protocol),
+	        .fallback = "mqttv5",
+	        .names = protocol_names,
+	        .help = "MQTT version: mqttv5 or mqttv311",
+	},
+	{
+	        .path = "broker.client_id",
+	        .type = &string_type,
+	        .offset = CFG(broker.client_id),
+	        .fallback = "outbox-relay",
+	        .min = 1,
+	        .max = NO_LIMIT,
+	        .help = "MQTT client identifier, unique on the broker",
+	},
+	{
+	        .path = "broker.keepalive",
+	        .type = &duration_type,
+	        .offset = CFG(broker.keepalive_ms),
+	        .fallback = "30s",
+	        .min = SECONDS(5),
+	        .max = SECONDS(65535),
+	        .help = "MQTT keepalive interval",
+	},
+	{
+	        .path = "broker.username",
+	        .type = &string_type,
+	        .offset = CFG(broker.username),
+	        .min = 1,
+	        .max = NO_LIMIT,
+	        .help = "User name given to the broker",
+	},
+	{
+	        .path = "broker.password_file",
+	        .type = &secret_file_type,
+	        .offset = CFG(broker.password),
+	        .help = "File holding the broker password",
+	},
+	{
+	        .path = "broker.tls.ca_file",
+	        .type = &path_type,
+	        .offset = CFG(broker.tls.ca_file),
+	        .help = "Certificate authorities (PEM) that may sign the broker's certificate",
+	},
+	{
+	        .path = "broker.tls.cert_file",
+	        .type = &path_type,
+	        .offset = CFG(broker.tls.cert_file),
+	        .help = "Client certificate (PEM) for brokers that ask for one",
+	},
+	{
+	        .path = "broker.tls.key_file",
+	        .type = &path_type,
+	        .offset = CFG(broker.tls.key_file),
+	        .help = "Private key (PEM, not encrypted) of the client certificate",
+	},
+	{
+	        .path = "broker.tls.verify_hostname",
+	        .type = &bool_type,
+	        .offset = CFG(broker.tls.verify_hostname),
+	        .fallback = "true",
+	        .help = "Check that the broker's certificate names the host connected to",
+	},
+	{
+	        .path = "broker.max_inflight",
+	        .type = &int_type,
+	        .offset = CFG(broker.max_inflight),
+	        .min = 1,
+	        .max = 65535,
+	        .help = "Most messages published and not yet acknowledged at once",
+	},
+	{
+	        .path = "broker.session_expiry",
+	        .type = &duration_type,
+	        .offset = CFG(broker.session_expiry_ms),
+	        .fallback = "1h",
+	        .min = 0,
+	        .max = SECONDS(UINT32_MAX / 1000),
+	        .help = "How long the broker keeps the session after a disconnection; 0s: none",
+	},
+	{
+	        .path = "broker.reconnect.min",
+	        .type = &duration_type,
+	        .offset = CFG(broker.reconnect.min_ms),
+	        .fallback = "100ms",
+	        .min = 1,
+	        .max = MS_MAX,
+	        .help = "First delay before connecting to the broker again",
+	},
+	{
+	        .path = "broker.reconnect.max",
+	        .type = &duration_type,
+	        .offset = CFG(broker.reconnect.max_ms),
+	        .fallback = "30s",
+	        .min = 1,
+	        .max = MS_MAX,
+	        .help = "Longest delay between two attempts to connect to the broker",
+	},
 
-	{ "routes", &routes_type, CFG(routes), NULL, 1, NO_LIMIT, NULL, KEY_REQUIRED | KEY_RELOADABLE },
+	{
+	        .path = "routes",
+	        .type = &routes_type,
+	        .offset = CFG(routes),
+	        .required = true,
+	        .reloadable = true,
+	        .help = "Which changes are published, and how: at least one route",
+	},
 
-	NAME_KEY("delivery.bookkeeping_schema", CFG(delivery.bookkeeping_schema), "outbox_relay"),
-	BOOL_KEY("delivery.create_bookkeeping", CFG(delivery.create_bookkeeping), "true"),
-	DURATION_KEY("delivery.checkpoint_interval", CFG(delivery.checkpoint_interval_ms), "200ms", 10,
-	             SECONDS(3600)),
-	DURATION_KEY("delivery.drain_timeout", CFG(delivery.drain_timeout_ms), "10s", 0, MS_MAX),
-	ENUM_KEY("delivery.on_reject", CFG(delivery.on_reject), "dead_letter", reject_names),
+	{
+	        .path = "delivery.bookkeeping_schema",
+	        .type = &identifier_type,
+	        .offset = CFG(delivery.bookkeeping_schema),
+	        .fallback = "outbox_relay",
+	        .help = "Schema of the relay's checkpoint and dead_letter tables",
+	},
+	{
+	        .path = "delivery.create_bookkeeping",
+	        .type = &bool_type,
+	        .offset = CFG(delivery.create_bookkeeping),
+	        .fallback = "true",
+	        .help = "Create the bookkeeping schema and tables when missing",
+	},
+	{
+	        .path = "delivery.checkpoint_interval",
+	        .type = &duration_type,
+	        .offset = CFG(delivery.checkpoint_interval_ms),
+	        .fallback = "200ms",
+	        .min = 10,
+	        .max = SECONDS(3600),
+	        .help = "How often acknowledged progress is checkpointed",
+	},
+	{
+	        .path = "delivery.drain_timeout",
+	        .type = &duration_type,
+	        .offset = CFG(delivery.drain_timeout_ms),
+	        .fallback = "10s",
+	        .min = 0,
+	        .max = MS_MAX,
+	        .help = "How long a stop waits for messages in flight to be acknowledged",
+	},
+	{
+	        .path = "delivery.on_reject",
+	        .type = &enum_type,
+	        .offset = CFG(delivery.on_reject),
+	        .fallback = "dead_letter",
+	        .names = reject_names,
+	        .help = "What to do with an event that can never be published",
+	},
 
-	{ "log.level", &enum_type, CFG(log.level), "info", 0, 0, log_level_names, KEY_RELOADABLE },
-	ENUM_KEY("log.format", CFG(log.format), "logfmt", log_format_names),
-	{ "log.stats_interval", &duration_type, CFG(log.stats_interval_ms), "60s", 0, MS_MAX, NULL,
-	  KEY_RELOADABLE },
+	{
+	        .path = "log.level",
+	        .type = &enum_type,
+	        .offset = CFG(log.level),
+	        .fallback = "info",
+	        .names = log_level_names,
+	        .reloadable = true,
+	        .help = "Least severe records logged: error, warn, info or debug",
+	},
+	{
+	        .path = "log.format",
+	        .type = &enum_type,
+	        .offset = CFG(log.format),
+	        .fallback = "logfmt",
+	        .names = log_format_names,
+	        .help = "Log line format: logfmt or json",
+	},
+	{
+	        .path = "log.stats_interval",
+	        .type = &duration_type,
+	        .offset = CFG(log.stats_interval_ms),
+	        .fallback = "60s",
+	        .min = 0,
+	        .max = MS_MAX,
+	        .reloadable = true,
+	        .help = "How often a stats line is logged; 0s: never",
+	},
 };
 
-/* Column names: PostgreSQL keeps at most 63 bytes, so a longer one can never match. */
+/* The keys of a route, by name: code about one of them (check_route_kind) says which. */
+enum route_key {
+	ROUTE_KEY_TABLE,
+	ROUTE_KEY_MESSAGE_PREFIX,
+	ROUTE_KEY_TOPIC,
+	ROUTE_KEY_PAYLOAD,
+	ROUTE_KEY_EVENT_ID,
+	ROUTE_KEY_QOS,
+	ROUTE_KEY_RETAIN,
+	ROUTE_KEY_CONTENT_TYPE,
+	ROUTE_KEY_MESSAGE_EXPIRY,
+	ROUTE_KEY_PROPERTIES,
+	ROUTE_KEY_RESPONSE_TOPIC,
+	ROUTE_KEY_CORRELATION_DATA,
+	ROUTE_KEY_COUNT
+};
+
+/* Each row at its enum's index, so that neither can drift from the other; a row left out
+ * is a hole with no path, which the unit tests find through config_key_doc.
+ * Column names: PostgreSQL keeps at most 63 bytes, so a longer one can never match. */
 static const struct key route_keys[] = {
-	{ "table", &table_name_type, ROUTE(table), NULL, 0, 0, NULL, 0 },
-	STRING_KEY("message_prefix", ROUTE(message_prefix), NULL, 1, NO_LIMIT, 0),
-	STRING_KEY("topic", ROUTE(topic), NULL, 1, NO_LIMIT, KEY_REQUIRED),
-	STRING_KEY("payload", ROUTE(payload_column), NULL, 1, PG_NAME_MAX, 0),
-	STRING_KEY("event_id", ROUTE(event_id_column), NULL, 1, PG_NAME_MAX, 0),
-	INT_KEY("qos", ROUTE(qos), "1", 0, 2),
-	BOOL_KEY("retain", ROUTE(retain), "false"),
-	STRING_KEY("content_type", ROUTE(content_type), NULL, 1, NO_LIMIT, 0),
-	DURATION_KEY("message_expiry", ROUTE(message_expiry_ms), "0s", 0, MS_MAX),
-	{ "properties", &properties_type, ROUTE(properties), NULL, 0, 0, NULL, 0 },
-	STRING_KEY("response_topic", ROUTE(response_topic_column), NULL, 1, PG_NAME_MAX, 0),
-	STRING_KEY("correlation_data", ROUTE(correlation_data_column), NULL, 1, PG_NAME_MAX, 0),
+	[ROUTE_KEY_TABLE] = {
+		.path = "table",
+		.type = &table_name_type,
+		.offset = ROUTE(table),
+		.help = "Routed table, as schema.table, or table in the schema public",
+	},
+	[ROUTE_KEY_MESSAGE_PREFIX] = {
+		.path = "message_prefix",
+		.type = &string_type,
+		.offset = ROUTE(message_prefix),
+		.min = 1,
+		.max = NO_LIMIT,
+		.help = "Pattern (fnmatch) on the prefix of transactional logical messages",
+	},
+	[ROUTE_KEY_TOPIC] = {
+		.path = "topic",
+		.type = &string_type,
+		.offset = ROUTE(topic),
+		.min = 1,
+		.max = NO_LIMIT,
+		.required = true,
+		.help = "Topic template: {column}, {schema}, {table}, {prefix}",
+	},
+	[ROUTE_KEY_PAYLOAD] = {
+		.path = "payload",
+		.type = &string_type,
+		.offset = ROUTE(payload_column),
+		.min = 1,
+		.max = PG_NAME_MAX,
+		.help = "Message body: a column, row or envelope",
+	},
+	[ROUTE_KEY_EVENT_ID] = {
+		.path = "event_id",
+		.type = &string_type,
+		.offset = ROUTE(event_id_column),
+		.min = 1,
+		.max = PG_NAME_MAX,
+		.help = "Column holding the event id; unset: <commit-lsn>:<index>",
+	},
+	[ROUTE_KEY_QOS] = {
+		.path = "qos",
+		.type = &int_type,
+		.offset = ROUTE(qos),
+		.fallback = "1",
+		.min = 0,
+		.max = 2,
+		.help = "MQTT QoS: 0, 1 or 2",
+	},
+	[ROUTE_KEY_RETAIN] = {
+		.path = "retain",
+		.type = &bool_type,
+		.offset = ROUTE(retain),
+		.fallback = "false",
+		.help = "Publish with the retain flag",
+	},
+	[ROUTE_KEY_CONTENT_TYPE] = {
+		.path = "content_type",
+		.type = &string_type,
+		.offset = ROUTE(content_type),
+		.min = 1,
+		.max = NO_LIMIT,
+		.help = "MQTT 5 Content Type property",
+	},
+	[ROUTE_KEY_MESSAGE_EXPIRY] = {
+		.path = "message_expiry",
+		.type = &duration_type,
+		.offset = ROUTE(message_expiry_ms),
+		.fallback = "0s",
+		.min = 0,
+		.max = MS_MAX,
+		.help = "MQTT 5 Message Expiry Interval; 0s: none",
+	},
+	[ROUTE_KEY_PROPERTIES] = {
+		.path = "properties",
+		.type = &properties_type,
+		.offset = ROUTE(properties),
+		.help = "MQTT 5 user properties taken from columns, as name: column",
+	},
+	[ROUTE_KEY_RESPONSE_TOPIC] = {
+		.path = "response_topic",
+		.type = &string_type,
+		.offset = ROUTE(response_topic_column),
+		.min = 1,
+		.max = PG_NAME_MAX,
+		.help = "MQTT 5: column holding the Response Topic",
+	},
+	[ROUTE_KEY_CORRELATION_DATA] = {
+		.path = "correlation_data",
+		.type = &string_type,
+		.offset = ROUTE(correlation_data_column),
+		.min = 1,
+		.max = PG_NAME_MAX,
+		.help = "MQTT 5: column holding the Correlation Data",
+	},
 };
+
+_Static_assert(ARRAY_SIZE(route_keys) == ROUTE_KEY_COUNT, "route_keys[] needs one row per enum route_key");
 
 static const struct ordered_keys ordered_config_keys[] = {
 	{ "source.reconnect.min", "source.reconnect.max" },
@@ -967,7 +1371,7 @@ static char *expand_env(struct loader *ld, const char *value, bool conninfo, con
                         const char *shown)
 {
 	struct text out = { NULL, 0, 0 };
-	struct conninfo_state st = { CONNINFO_KEYWORD, false, 0 };
+	struct conninfo_state st = { .place = CONNINFO_KEYWORD };
 	enum expand_mode mode = !conninfo                ? EXPAND_PLAIN
 	                        : conninfo_is_uri(value) ? EXPAND_CONNINFO_URI
 	                                                 : EXPAND_CONNINFO;
@@ -1132,20 +1536,27 @@ static char *scalar_value(struct loader *ld, yaml_node_t *node, const char *show
 	return scalar_value_as(ld, node, shown, false);
 }
 
+/* Records that the file writes key k at node, rightly or not; returns the key's state. */
+static struct key_state *note_seen(struct keyset *ks, const struct key *k, const yaml_node_t *node)
+{
+	struct key_state *state = &ks->state[k - ks->keys];
+	state->seen = true;
+	state->mark = node->start_mark;
+	return state;
+}
+
 static void load_scalar(struct loader *ld, struct keyset *ks, const struct key *k, yaml_node_t *node,
                         const char *shown)
 {
-	struct key_state *state = &ks->state[k - ks->keys];
+	struct key_state *state = note_seen(ks, k, node);
 	char why[WHY_MAX];
-	state->seen = true;
-	state->mark = node->start_mark;
-	char *text = scalar_value_as(ld, node, shown, (k->flags & KEY_CONNINFO) != 0);
+	char *text = scalar_value_as(ld, node, shown, k->conninfo);
 	if (!text)
 		return;
 	if (k->type->convert(k, text, ks->base, why, sizeof why))
 		state->valid = true;
 	else
-		report_got(ld, &node->start_mark, shown, why, text, k->flags & KEY_SECRET);
+		report_got(ld, &node->start_mark, shown, why, text, k->secret);
 	free(text);
 }
 
@@ -1170,8 +1581,7 @@ static void walk_value(struct loader *ld, struct keyset *ks, const char *rel, ya
 	bool dotted = strchr(scalar_text(key), '.') != NULL;
 	const struct key *k = dotted ? NULL : find_key(ks, child);
 	if (k && k->type->load) {
-		ks->state[k - ks->keys].seen = true;
-		ks->state[k - ks->keys].mark = value->start_mark;
+		note_seen(ks, k, value);
 		k->type->load(ld, k, value, ks->base, shown);
 	} else if (k) {
 		load_scalar(ld, ks, k, value, shown);
@@ -1216,8 +1626,7 @@ static void report_missing(struct loader *ld, const struct keyset *ks, yaml_node
 {
 	for (size_t i = 0; i < ks->nkeys; i++) {
 		const char *rest = path_below(ks->keys[i].path, rel);
-		if (!(ks->keys[i].flags & KEY_REQUIRED) || !rest ||
-		    mapping_has_key(ld, map, rest, strcspn(rest, ".")))
+		if (!ks->keys[i].required || !rest || mapping_has_key(ld, map, rest, strcspn(rest, ".")))
 			continue;
 		char *shown = join_path(ks->prefix, ks->keys[i].path);
 		report(ld, &map->start_mark, shown, "required key is missing");
@@ -1259,41 +1668,24 @@ static void release_keys(const struct key *keys, size_t nkeys, void *base)
 
 /* ---- Routes ---- */
 
+/* The route keys that name columns, which a message does not have. */
+static const enum route_key route_column_keys[] = { ROUTE_KEY_PAYLOAD, ROUTE_KEY_EVENT_ID,
+	                                            ROUTE_KEY_PROPERTIES, ROUTE_KEY_RESPONSE_TOPIC,
+	                                            ROUTE_KEY_CORRELATION_DATA };
+
 /* Which keys a route needs depends on its kind, which the key table cannot say. A key
  * written with a bad value counts as present: its own error says what is wrong. */
-enum route_key_index {
-	RK_TABLE,
-	RK_PREFIX,
-	RK_TOPIC,
-	RK_PAYLOAD,
-	RK_EVENT_ID,
-	RK_QOS,
-	RK_RETAIN,
-	RK_CONTENT_TYPE,
-	RK_EXPIRY,
-	RK_PROPERTIES,
-	RK_RESPONSE_TOPIC,
-	RK_CORRELATION_DATA,
-};
-
-_Static_assert(ARRAY_SIZE(route_keys) == RK_CORRELATION_DATA + 1,
-               "route_key_index out of step with route_keys");
-
-/* The route keys that name columns, which a message does not have. */
-static const int route_column_keys[] = { RK_PAYLOAD, RK_EVENT_ID, RK_PROPERTIES, RK_RESPONSE_TOPIC,
-	                                 RK_CORRELATION_DATA };
-
 static void check_route_kind(struct loader *ld, const struct key_state *seen, yaml_node_t *node,
                              const char *shown)
 {
 	char path[64];
-	bool table = seen[RK_TABLE].seen, prefix = seen[RK_PREFIX].seen;
+	bool table = seen[ROUTE_KEY_TABLE].seen, prefix = seen[ROUTE_KEY_MESSAGE_PREFIX].seen;
 	if (table && prefix) {
 		report(ld, &node->start_mark, shown, "expected either table or message_prefix, not both");
 	} else if (!table && !prefix) {
 		snprintf(path, sizeof path, "%s.table", shown);
 		report(ld, &node->start_mark, path, "required key is missing");
-	} else if (table && !seen[RK_PAYLOAD].seen) {
+	} else if (table && !seen[ROUTE_KEY_PAYLOAD].seen) {
 		snprintf(path, sizeof path, "%s.payload", shown);
 		report(ld, &node->start_mark, path, "required key is missing");
 	} else if (prefix) {
@@ -1432,6 +1824,19 @@ static void release_hosts(const struct key *k, void *base)
 	free(cfg->broker.hosts);
 	cfg->broker.hosts = NULL;
 	cfg->broker.nhosts = 0;
+}
+
+static bool equal_hosts(const struct key *k, const void *a, const void *b)
+{
+	const struct config *x = a, *y = b;
+	(void)k;
+	if (x->broker.nhosts != y->broker.nhosts)
+		return false;
+	for (size_t i = 0; i < x->broker.nhosts; i++)
+		if (!strings_equal(x->broker.hosts[i].host, y->broker.hosts[i].host) ||
+		    x->broker.hosts[i].port != y->broker.hosts[i].port)
+			return false;
+	return true;
 }
 
 /* ---- Route properties ---- */
@@ -1718,7 +2123,7 @@ static void parse_text(struct loader *ld, struct config *cfg, const char *text, 
 
 int config_load(const char *path, struct config *out, FILE *errs)
 {
-	struct loader ld = { path, errs, NULL, 0, 0, NULL };
+	struct loader ld = { .file = path, .errs = errs };
 	char *text;
 	size_t len;
 	memset(out, 0, sizeof *out);
@@ -1751,58 +2156,24 @@ bool config_key_doc(size_t i, struct config_key_doc *out)
 	out->path = k->path;
 	out->type = k->type->doc_name;
 	out->fallback = k->fallback;
-	out->required = k->flags & KEY_REQUIRED;
+	out->required = k->required;
+	out->help = k->help;
 	/* Routes are reloaded as a whole, every key of them with it. */
-	out->reloadable = route || (k->flags & KEY_RELOADABLE);
+	out->reloadable = route || k->reloadable;
 	return true;
 }
 
 /* ---- Reloading ---- */
-
-static bool strings_equal(const char *a, const char *b)
-{
-	return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
-static bool hosts_equal(const struct config *a, const struct config *b)
-{
-	if (a->broker.nhosts != b->broker.nhosts)
-		return false;
-	for (size_t i = 0; i < a->broker.nhosts; i++)
-		if (!strings_equal(a->broker.hosts[i].host, b->broker.hosts[i].host) ||
-		    a->broker.hosts[i].port != b->broker.hosts[i].port)
-			return false;
-	return true;
-}
-
-/* Whether key k holds the same value in two loaded configurations. */
-static bool key_equal(const struct key *k, const struct config *a, const struct config *b)
-{
-	const void *fa = (const char *)a + k->offset, *fb = (const char *)b + k->offset;
-	if (k->type == &bool_type)
-		return *(const bool *)fa == *(const bool *)fb;
-	if (k->type == &int_type || k->type == &enum_type)
-		return *(const int *)fa == *(const int *)fb;
-	if (k->type == &duration_type)
-		return *(const uint32_t *)fa == *(const uint32_t *)fb;
-	if (k->type == &secret_file_type)
-		return strings_equal(((const struct secret_file *)fa)->path,
-		                     ((const struct secret_file *)fb)->path) &&
-		       strings_equal(((const struct secret_file *)fa)->value,
-		                     ((const struct secret_file *)fb)->value);
-	if (k->type == &hosts_type)
-		return hosts_equal(a, b);
-	return strings_equal(*(char *const *)fa, *(char *const *)fb);
-}
 
 void config_restart_changes(const struct config *running, const struct config *next,
                             void (*fn)(void *ctx, const char *path), void *ctx)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(config_keys); i++) {
 		const struct key *k = &config_keys[i];
-		if (!(k->flags & KEY_RELOADABLE) && !key_equal(k, running, next))
+		if (!k->reloadable && !k->type->equal(k, running, next))
 			fn(ctx, k->path);
 	}
+	/* Not a key of the table: the mapping's presence alone turns TLS on. */
 	if (running->broker.tls.enabled != next->broker.tls.enabled)
 		fn(ctx, "broker.tls");
 }

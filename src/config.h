@@ -1,8 +1,8 @@
 /*
  * Configuration: the YAML file of SPEC §4 read into a struct config.
  *
- * Keys are described by a typed table (type, default, bounds), not by a chain of string
- * compares. Loading collects every error before failing; each is one line
+ * Keys are described by a typed table (type, default, bounds, help), not by a chain of
+ * string compares. Loading collects every error before failing; each is one line
  * "FILE:LINE:COLUMN: key.path: message" (LINE and COLUMN 1-based, from the YAML node the
  * problem is about). Pure apart from reading the file.
  */
@@ -151,7 +151,8 @@ struct config_key_doc {
 	const char *type;     /* string, name, path, boolean, integer, duration, keyword, list, map */
 	const char *fallback; /* default as written in the file; NULL: none */
 	bool required;
-	bool reloadable; /* applied by SIGHUP without a restart */
+	bool reloadable;  /* applied by SIGHUP without a restart */
+	const char *help; /* one line: what the key is for */
 };
 
 /* The i-th key, in table order. Returns false past the last. */

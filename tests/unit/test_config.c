@@ -1180,6 +1180,102 @@ START_TEST(new_enums)
 }
 END_TEST
 
+/* ---- Reloading ---- */
+
+#define RESTART_PATHS_MAX 512
+
+/* Appends each key config_restart_changes names to a string, each followed by a space. */
+static void note_restart(void *ctx, const char *path)
+{
+	char *paths = ctx;
+	size_t len = strlen(paths);
+	snprintf(paths + len, RESTART_PATHS_MAX - len, "%s ", path);
+}
+
+/* The keys that take a restart from running to next, two valid files. */
+static void expect_restart(const char *running_yaml, const char *next_yaml, const char *expected)
+{
+	struct config running, next;
+	char paths[RESTART_PATHS_MAX] = "";
+	load_ok(running_yaml, &running);
+	load_ok(next_yaml, &next);
+	config_restart_changes(&running, &next, note_restart, paths);
+	ck_assert_str_eq(paths, expected);
+	config_finish(&running);
+	config_finish(&next);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(same_file_needs_no_restart)
+{
+	struct config a, b;
+	char paths[RESTART_PATHS_MAX] = "";
+	load_fixture(FIXTURE("full.yaml"), &a);
+	load_fixture(FIXTURE("full.yaml"), &b);
+	config_restart_changes(&a, &b, note_restart, paths);
+	ck_assert_str_eq(paths, "");
+	config_finish(&a);
+	config_finish(&b);
+}
+END_TEST
+
+/* Routes, log.level and log.stats_interval apply on SIGHUP. */
+START_TEST(reloadable_keys_need_no_restart)
+{
+	expect_restart(SOURCE ROUTES,
+	               SOURCE "routes:\n  - {table: s.other, topic: u, payload: q, qos: 2}\n"
+	                      "  - {message_prefix: m, topic: v}\n"
+	                      "log:\n  level: debug\n  stats_interval: 0s\n",
+	               "");
+}
+END_TEST
+
+/* One key of each type changed; keys derived from others are named too. */
+START_TEST(changed_keys_need_a_restart)
+{
+	expect_restart(SOURCE ROUTES,
+	               "source:\n  conninfo: dbname=other\n  slot: other\n  create_slot: false\n"
+	               "  status_interval: 5s\n" ROUTES,
+	               "source.conninfo source.slot source.create_slot source.status_interval ");
+	expect_restart(SOURCE ROUTES, SOURCE ROUTES "broker:\n  port: 1884\n  client_id: other\n",
+	               "broker.hosts broker.port broker.client_id ");
+	expect_restart(SOURCE ROUTES, SOURCE ROUTES "broker:\n  host: other\n", "broker.host broker.hosts ");
+	expect_restart(SOURCE ROUTES "broker:\n  hosts: [a, b]\n",
+	               SOURCE ROUTES "broker:\n  hosts: [a, \"b:1884\"]\n", "broker.hosts ");
+	expect_restart(SOURCE ROUTES, SOURCE ROUTES "broker:\n  protocol: mqttv311\n",
+	               "broker.protocol broker.max_inflight ");
+	expect_restart(SOURCE ROUTES, SOURCE ROUTES "broker:\n  tls: {}\n", "broker.tls ");
+	expect_restart(SOURCE ROUTES "broker:\n  tls: {}\n",
+	               SOURCE ROUTES "broker:\n  tls:\n    ca_file: " FILES "ca.pem\n",
+	               "broker.tls.ca_file ");
+	expect_restart(SOURCE ROUTES, SOURCE ROUTES "delivery:\n  on_reject: stop\n", "delivery.on_reject ");
+}
+END_TEST
+
+/* A password file is compared by what it holds, not only by its name. */
+START_TEST(changed_password_needs_a_restart)
+{
+	struct config running, next;
+	char paths[RESTART_PATHS_MAX] = "";
+	write_file("pw", "one\n");
+	load_ok(SOURCE "  password_file: pw\n" ROUTES, &running);
+	write_file("pw", "two\n");
+	load_ok(SOURCE "  password_file: pw\n" ROUTES, &next);
+	config_restart_changes(&running, &next, note_restart, paths);
+	ck_assert_str_eq(paths, "source.password_file ");
+	config_finish(&running);
+	config_finish(&next);
+	unlink("pw");
+}
+END_TEST
+
 /* ---- The man page against the key table ---- */
 
 #define MAN_PAGE FIXTURES_DIR "/../../man/outbox-relay.yaml.5"
@@ -1273,6 +1369,24 @@ START_TEST(man_page_documents_every_key)
 }
 END_TEST
 
+#define HELP_MAX 80
+
+/* Every key, route keys included, says in one short line what it is for. */
+START_TEST(every_key_has_one_line_of_help)
+{
+	struct config_key_doc doc;
+	size_t n = 0;
+	for (size_t i = 0; config_key_doc(i, &doc); i++, n++) {
+		ck_assert_msg(doc.path != NULL, "key %zu has no path", i);
+		ck_assert_msg(doc.help != NULL && *doc.help, "%s has no help", doc.path);
+		ck_assert_msg(strchr(doc.help, '\n') == NULL, "%s: help is more than one line", doc.path);
+		ck_assert_msg(strlen(doc.help) <= HELP_MAX, "%s: help is longer than %d bytes", doc.path,
+		              HELP_MAX);
+	}
+	ck_assert_uint_gt(n, 0);
+}
+END_TEST
+
 START_TEST(finish_twice_is_harmless)
 {
 	struct config cfg;
@@ -1353,8 +1467,16 @@ static Suite *config_suite(void)
 	tcase_add_test(output, several_errors_reported_in_file_order);
 	suite_add_tcase(s, output);
 
+	TCase *reload = tcase_create("reload");
+	tcase_add_test(reload, same_file_needs_no_restart);
+	tcase_add_test(reload, reloadable_keys_need_no_restart);
+	tcase_add_test(reload, changed_keys_need_a_restart);
+	tcase_add_test(reload, changed_password_needs_a_restart);
+	suite_add_tcase(s, reload);
+
 	TCase *docs = tcase_create("docs");
 	tcase_add_test(docs, man_page_documents_every_key);
+	tcase_add_test(docs, every_key_has_one_line_of_help);
 	suite_add_tcase(s, docs);
 	return s;
 }
