@@ -131,12 +131,12 @@ int checkpoint_prepare(PGconn *sql, const struct config *cfg)
 
 static int parse_row(const PGresult *res, struct checkpoint_row *row)
 {
-	if (lsn_parse(PQgetvalue(res, 0, 0), &row->pos.commit_lsn) < 0 ||
+	if (lsn_parse(PQgetvalue(res, 0, 0), &row->pos.acked.commit_lsn) < 0 ||
 	    lsn_parse(PQgetvalue(res, 0, 2), &row->pos.confirmed_lsn) < 0) {
 		log_error("the checkpoint row holds an invalid LSN");
 		return PG_FATAL;
 	}
-	row->pos.event_index = (int32_t)strtol(PQgetvalue(res, 0, 1), NULL, 10);
+	row->pos.acked.index = (int32_t)strtol(PQgetvalue(res, 0, 1), NULL, 10);
 	row->published = strtoull(PQgetvalue(res, 0, 3), NULL, 10);
 	return PG_OK;
 }
@@ -144,7 +144,7 @@ static int parse_row(const PGresult *res, struct checkpoint_row *row)
 int checkpoint_load(PGconn *sql, const char *slot, struct checkpoint_row *row, bool *found)
 {
 	memset(row, 0, sizeof *row);
-	row->pos.event_index = -1;
+	row->pos.acked.index = -1;
 	*found = false;
 
 	const char *params[] = { slot };
@@ -164,9 +164,9 @@ int checkpoint_load(PGconn *sql, const char *slot, struct checkpoint_row *row, b
 int checkpoint_save(PGconn *sql, const char *slot, const struct checkpoint_row *row)
 {
 	char commit[LSN_BUFLEN], confirmed[LSN_BUFLEN], index[16], published[24];
-	snprintf(index, sizeof index, "%" PRId32, row->pos.event_index);
+	snprintf(index, sizeof index, "%" PRId32, row->pos.acked.index);
 	snprintf(published, sizeof published, "%" PRIu64, row->published);
-	const char *params[] = { slot, lsn_format(row->pos.commit_lsn, commit), index,
+	const char *params[] = { slot, lsn_format(row->pos.acked.commit_lsn, commit), index,
 		                 lsn_format(row->pos.confirmed_lsn, confirmed), published };
 	return pg_result(sql, PQsendQueryPrepared(sql, SAVE_STATEMENT, 5, params, NULL, NULL, 0),
 	                 PGRES_COMMAND_OK, "cannot write the checkpoint", NULL);

@@ -107,11 +107,9 @@ static void confirm(struct ledger *l, lsn_t end_lsn)
 		l->pos.confirmed_lsn = end_lsn;
 }
 
-static bool event_is_newer(const struct ledger_pos *pos, const struct entry *e)
+bool event_pos_after(struct event_pos a, struct event_pos b)
 {
-	if (e->lsn != pos->commit_lsn)
-		return e->lsn > pos->commit_lsn;
-	return e->event_index > pos->event_index;
+	return a.commit_lsn > b.commit_lsn || (a.commit_lsn == b.commit_lsn && a.index > b.index);
 }
 
 void ledger_txn_end(struct ledger *l, lsn_t commit_lsn, lsn_t end_lsn)
@@ -141,10 +139,9 @@ static void pop_acknowledged(struct ledger *l)
 		if (e->is_txn_end) {
 			confirm(l, e->lsn);
 		} else if (e->acked) {
-			if (event_is_newer(&l->pos, e)) {
-				l->pos.commit_lsn = e->lsn;
-				l->pos.event_index = e->event_index;
-			}
+			struct event_pos pos = { e->lsn, e->event_index };
+			if (event_pos_after(pos, l->pos.acked))
+				l->pos.acked = pos;
 			l->events--;
 		} else {
 			return;

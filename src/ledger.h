@@ -19,9 +19,18 @@
 
 #include "lsn.h"
 
+/* Where an event stands in the stream: its transaction's commit LSN and its 0-based index
+ * there (-1: before the transaction's first event). */
+struct event_pos {
+	lsn_t commit_lsn;
+	int32_t index;
+};
+
+/* True if a comes after b: a later commit, or the same one and a later index. */
+bool event_pos_after(struct event_pos a, struct event_pos b);
+
 struct ledger_pos {
-	lsn_t commit_lsn;    /* last acknowledged event: its transaction's commit LSN ... */
-	int32_t event_index; /* ... and its 0-based index there; -1 if no event yet */
+	struct event_pos acked; /* the last acknowledged event; index -1 if none yet */
 	/* End LSN of the last transaction fully acknowledged and ended, or a later
 	 * idle-advance position: what the slot may be confirmed at. */
 	lsn_t confirmed_lsn;

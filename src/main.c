@@ -12,14 +12,6 @@
 #include "outbox.h"
 #include "relay.h"
 
-/* Exit statuses (sysexits.h values where one fits). */
-enum {
-	EXIT_CLEAN = 0,
-	EXIT_FATAL = 1,
-	EXIT_USAGE = 64,
-	EXIT_CONFIG = 78,
-};
-
 struct options {
 	const char *config_path;
 	bool check;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "log.h"
 #include "util.h"
 
@@ -18,12 +19,23 @@ enum broker_session {
 	SESSION_OURS,    /* made with this client object, whose messages match its state */
 };
 
+/* Acknowledgements as the client reported them, for the loop to take in order. Callbacks
+ * only record: a refusal needs SQL (a dead letter), which has no place inside the client's
+ * read. QoS 0 messages are acknowledged inside mqtt_publish, before the caller knows their
+ * mid: queued, they reach it after the call, like any other. */
+struct ack_queue {
+	struct mqtt_ack *items;
+	size_t cap, head, count;
+};
+
 struct mqtt {
 	const struct config *cfg;
 	struct mosquitto *mosq;
 	enum mqtt_state state;
-	mqtt_ack_fn on_ack;
-	void *ctx;
+	struct ack_queue acks;
+	struct backoff backoff;
+	int64_t retry_at;    /* when MQTT_DOWN: the next attempt */
+	uint64_t reconnects; /* connections lost */
 	int64_t last_misc_ms;
 	size_t host;     /* index in cfg->broker.hosts of the one tried now */
 	bool reached_up; /* the current attempt got a CONNACK */
@@ -35,6 +47,33 @@ struct mqtt {
 	bool connect_now;          /* the next connection follows at once, to the same broker */
 	enum mqtt_session started; /* for mqtt_take_session */
 };
+
+static void ack_push(struct ack_queue *q, int mid, int reason)
+{
+	if (q->count == q->cap) {
+		/* Grow, unrolling the ring at its start. */
+		size_t cap = q->cap ? 2 * q->cap : 64;
+		struct mqtt_ack *items = xmalloc(cap * sizeof *items);
+		for (size_t i = 0; i < q->count; i++)
+			items[i] = q->items[(q->head + i) % q->cap];
+		free(q->items);
+		q->items = items;
+		q->cap = cap;
+		q->head = 0;
+	}
+	q->items[(q->head + q->count++) % q->cap] = (struct mqtt_ack){ mid, reason };
+}
+
+bool mqtt_next_ack(struct mqtt *m, struct mqtt_ack *ack)
+{
+	struct ack_queue *q = &m->acks;
+	if (q->count == 0)
+		return false;
+	*ack = q->items[q->head];
+	q->head = (q->head + 1) % q->cap;
+	q->count--;
+	return true;
+}
 
 /* Where the next attempt goes: the same broker after a connection that worked, the next
  * one in the list after one that did not. */
@@ -122,12 +161,24 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, con
 	on_session(m, flags & 1);
 }
 
-/* Without persistent sessions nothing the client holds can be resumed. */
+static uint32_t jitter(void)
+{
+	return (uint32_t)random();
+}
+
+/* A connection ended. Without persistent sessions nothing the client holds can be resumed.
+ * The next attempt waits out the backoff, unless the module ended the connection itself to
+ * open a better one at once (on_session). */
 static void connection_gone(struct mqtt *m)
 {
+	bool was_up = m->state != MQTT_DOWN;
 	m->state = MQTT_DOWN;
 	if (!m->persistent)
 		m->reset_client = true;
+	if (was_up && !m->connect_now) {
+		m->reconnects++;
+		m->retry_at = monotonic_ms() + backoff_next(&m->backoff, jitter());
+	}
 }
 
 static void on_disconnect(struct mosquitto *mosq, void *obj, int rc, const mosquitto_property *props)
@@ -159,7 +210,9 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid, int reason,
 	(void)mosq;
 	(void)props;
 	if (!reason_is_session_trouble(reason)) {
-		m->on_ack(m->ctx, mid, reason);
+		/* The connection carries data: a later failure starts the backoff afresh. */
+		backoff_reset(&m->backoff);
+		ack_push(&m->acks, mid, reason);
 		return;
 	}
 	/* The message stays unacknowledged; a clean session gets it published again. */
@@ -239,13 +292,12 @@ static bool clean_start(const struct mqtt *m)
 	return !m->persistent || m->purging;
 }
 
-struct mqtt *mqtt_new(const struct config *cfg, mqtt_ack_fn on_ack, void *ctx)
+struct mqtt *mqtt_new(const struct config *cfg)
 {
 	struct mqtt *m = xcalloc(1, sizeof *m);
 	m->cfg = cfg;
-	m->on_ack = on_ack;
-	m->ctx = ctx;
 	m->state = MQTT_DOWN;
+	backoff_init(&m->backoff, cfg->broker.reconnect.min_ms, cfg->broker.reconnect.max_ms);
 	m->persistent = cfg->broker.session_expiry_ms > 0;
 	m->session = SESSION_UNKNOWN;
 	m->mosq = mosquitto_new(cfg->broker.client_id, clean_start(m), m);
@@ -269,6 +321,7 @@ void mqtt_free(struct mqtt *m)
 	if (!m)
 		return;
 	mosquitto_destroy(m->mosq);
+	free(m->acks.items);
 	free(m);
 }
 
@@ -308,7 +361,7 @@ static int store_connect_properties(struct mqtt *m)
 	return 0;
 }
 
-int mqtt_connect(struct mqtt *m)
+static int start_connection(struct mqtt *m)
 {
 	const struct config *cfg = m->cfg;
 	int keepalive = (int)(cfg->broker.keepalive_ms / 1000);
@@ -336,6 +389,24 @@ int mqtt_connect(struct mqtt *m)
 	}
 	m->state = MQTT_CONNECTING;
 	return 0;
+}
+
+void mqtt_maintain(struct mqtt *m, int64_t now, bool wanted)
+{
+	if (!wanted || m->state != MQTT_DOWN || now < m->retry_at)
+		return;
+	if (start_connection(m) < 0)
+		m->retry_at = now + backoff_next(&m->backoff, jitter());
+}
+
+int64_t mqtt_deadline(const struct mqtt *m)
+{
+	return m->state == MQTT_DOWN ? m->retry_at : m->last_misc_ms + 1000;
+}
+
+uint64_t mqtt_reconnects(const struct mqtt *m)
+{
+	return m->reconnects;
 }
 
 enum mqtt_session mqtt_take_session(struct mqtt *m)
@@ -378,7 +449,7 @@ void mqtt_handle_io(struct mqtt *m, bool readable, bool writable)
 		check_io(m, mosquitto_loop_write(m->mosq, 1), "write");
 	/* A connection ended on purpose (on_session) is followed by the next one at once. */
 	if (m->state == MQTT_DOWN && m->connect_now)
-		mqtt_connect(m);
+		start_connection(m);
 	mqtt_tick(m);
 }
 

@@ -1,8 +1,8 @@
 /*
  * The MQTT side: one libmosquitto client driven from the relay's poll loop through the
- * external-loop API (no library thread). The module owns connection and session state;
- * reconnecting after a failure is the caller's decision; acknowledgements are reported
- * through the callback given at creation.
+ * external-loop API (no library thread). The module owns connection and session state and
+ * reconnects with backoff when the caller wants it connected (mqtt_maintain);
+ * acknowledgements are queued as they arrive and taken by the loop (mqtt_next_ack).
  *
  * Sessions (doc/design.md §2.4): with broker.session_expiry above zero the session is
  * persistent, and a connection that finds it kept resumes it: the client sends again what it
@@ -15,17 +15,20 @@
 #define OUTBOX_MQTT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "outbox.h"
 
-/* Called for each acknowledged event: PUBACK (QoS 1), PUBCOMP or a refusing PUBREC
- * (QoS 2), or written to the socket (QoS 0). reason: MQTT 5 reason code, 0 for success;
- * >= 0x80 means the broker refused the message. Codes that only say the session is out of
- * step (packet identifier not found or in use, quota exceeded) are not reported: the module
- * starts a new session instead. May be called from inside mqtt_publish (QoS 0) as well as
- * from mqtt_handle_io. */
-typedef void (*mqtt_ack_fn)(void *ctx, int mid, int reason);
+/* One acknowledged message: PUBACK (QoS 1), PUBCOMP or a refusing PUBREC (QoS 2), or
+ * written to the socket (QoS 0). reason: the MQTT 5 reason code, 0 for success; >= 0x80
+ * means the broker refused the message. Codes that only say the session is out of step
+ * (packet identifier not found or in use, quota exceeded) are not acknowledgements: the
+ * module starts a new session instead. */
+struct mqtt_ack {
+	int mid;
+	int reason;
+};
 
 enum mqtt_state {
 	MQTT_DOWN,       /* no connection: call mqtt_connect (after a backoff) */
@@ -48,17 +51,27 @@ enum mqtt_publish_result {
 
 struct mqtt;
 
-struct mqtt *mqtt_new(const struct config *cfg, mqtt_ack_fn on_ack, void *ctx);
+struct mqtt *mqtt_new(const struct config *cfg);
 void mqtt_free(struct mqtt *m);
 
-/* Starts connecting (first time or again). Returns 0, or -1 (logged) if the attempt
- * failed at once; the state is then MQTT_DOWN. */
-int mqtt_connect(struct mqtt *m);
+/* Connects when down, wanted, and the backoff since the last failure has passed. */
+void mqtt_maintain(struct mqtt *m, int64_t now, bool wanted);
+
+/* When mqtt_maintain or mqtt_tick next has work (monotonic ms). */
+int64_t mqtt_deadline(const struct mqtt *m);
+
+/* Connections lost so far. */
+uint64_t mqtt_reconnects(const struct mqtt *m);
+
+/* The oldest acknowledgement not yet taken; false when there is none. Take them all after
+ * every mqtt_handle_io and mqtt_publish, before mqtt_take_session. */
+bool mqtt_next_ack(struct mqtt *m, struct mqtt_ack *ack);
 
 enum mqtt_state mqtt_state(const struct mqtt *m);
 
 /* What the connection that reached MQTT_UP found, once per connection; MQTT_SESSION_NONE
- * otherwise. Ask after every mqtt_handle_io, before publishing anything new. */
+ * otherwise. Ask after every mqtt_handle_io (after taking its acknowledgements), before
+ * publishing anything new. */
 enum mqtt_session mqtt_take_session(struct mqtt *m);
 
 /* The socket to poll, or -1. It changes on every reconnect: never cache it. */

@@ -10,268 +10,184 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "backoff.h"
 #include "catalog.h"
 #include "checkpoint.h"
-#include "inflight.h"
-#include "ledger.h"
+#include "delivery.h"
 #include "log.h"
 #include "mqtt.h"
 #include "notify.h"
 #include "pgoutput.h"
 #include "pgrepl.h"
+#include "reload.h"
+#include "source.h"
+#include "stats.h"
+#include "typemap.h"
 #include "util.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 enum stop_reason {
 	RUNNING,
 	STOP_SIGNAL,  /* SIGTERM/SIGINT: wait for acks up to drain_timeout */
 	STOP_DRAINED, /* --drain reached the marker and everything is acknowledged */
-	STOP_FATAL,   /* exit 1 (or 78 when config_mismatch) */
+	STOP_FATAL,   /* exit 1 (or 78 when the routes do not match the database) */
 };
 
-#define STANDBY_RETRY_MS 1000 /* how often a standby asks for the slot */
-/* Periodic status updates ask the server to answer; a server silent this many intervals
- * while the relay reads is taken for a frozen peer or a dead path, and dropped. */
-#define SILENT_INTERVALS 3
-
-/* The position of one event: its transaction's commit LSN and its index there. */
-struct event_pos {
+/* The transaction being received: its events are numbered from 0 in row order. */
+struct receiving {
+	bool open;
 	lsn_t commit_lsn;
-	int32_t index;
+	char lsn_text[LSN_BUFLEN]; /* formatted once per transaction for its events */
+	char time_text[PG_TIME_TEXT_BUFLEN];
+	pg_time_t commit_time;
+	int32_t next_index;
 };
 
-/* A configuration and its compiled routes replaced by a reload: events in flight may
- * still point into them, so they are freed when the run ends. */
-struct retired {
-	struct config cfg;
-	struct outbox *outbox;
+struct relay;
+
+/* Periodic work: each job runs every interval (0: off); the step and the poll timeout walk
+ * this table, so a new periodic task is one row and one function. */
+struct job {
+	void (*run)(struct relay *r, int64_t now);
+	uint32_t (*interval_ms)(const struct relay *r);
+};
+
+static void check_publication(struct relay *r, int64_t now);
+static void heartbeat(struct relay *r, int64_t now);
+static void periodic_stats(struct relay *r, int64_t now);
+static void watchdog(struct relay *r, int64_t now);
+static uint32_t status_interval(const struct relay *r);
+static uint32_t heartbeat_interval(const struct relay *r);
+static uint32_t stats_interval(const struct relay *r);
+static uint32_t watchdog_interval(const struct relay *r);
+
+enum { JOB_PUBLICATION, JOB_HEARTBEAT, JOB_STATS, JOB_WATCHDOG, JOB_COUNT };
+
+static const struct job jobs[JOB_COUNT] = {
+	[JOB_PUBLICATION] = { check_publication, status_interval },
+	[JOB_HEARTBEAT] = { heartbeat, heartbeat_interval },
+	[JOB_STATS] = { periodic_stats, stats_interval },
+	[JOB_WATCHDOG] = { watchdog, watchdog_interval },
 };
 
 struct relay {
-	const struct config *cfg;    /* the running configuration (reloads change it in place) */
-	struct config *live_cfg;     /* the same, writable, for reloads */
-	struct outbox **outbox_slot; /* the caller's, updated by reloads */
-	struct outbox *outbox;
-	struct retired *retired;
-	size_t nretired;
-	bool drain_mode;
-	bool log_level_fixed;
-
-	struct pgo_decoder *decoder;
-	struct ledger *ledger;
+	const struct config *cfg; /* reloads change it in place */
+	struct outbox **outbox;   /* the caller's; reloads replace it */
+	const struct relay_options *opts;
+	struct reload *reload;
+	struct source *pg;
 	struct mqtt *mqtt;
-	PGconn *sql;
-	struct pgrepl *repl;
-	int sigfd;
+	struct pgo_decoder *decoder;
+	struct typemap *types;
+	struct delivery *delivery; /* NULL until the checkpoint is read */
 
-	/* Bookkeeping. */
-	bool loaded;                 /* checkpoint read (once per process) */
-	struct checkpoint_row saved; /* what the checkpoint table holds */
-	lsn_t confirmed_sent;        /* what the slot was last told */
+	struct receiving txn;
+	struct event ev; /* decoded, not yet taken by the MQTT client */
+	bool ev_pending;
 	/* Newest event published or set aside: a replay skips everything up to here. */
 	struct event_pos handled;
-	uint64_t acked; /* acknowledged events over the slot's life */
+	struct checkpoint_row saved; /* what the checkpoint table holds */
+	int64_t checkpoint_at;       /* the earliest next write */
 
-	/* The transaction being received. */
-	bool in_txn;
-	lsn_t txn_commit_lsn;
-	char txn_lsn_text[LSN_BUFLEN]; /* formatted once per transaction for its events */
-	char txn_time_text[PG_TIME_TEXT_BUFLEN];
-	pg_time_t txn_commit_time;
-	int32_t txn_next_index;
-
-	/* An event decoded but not yet taken by the MQTT client. */
-	struct event ev;
-	bool ev_pending;
-	/* QoS 0 acks arrive inside mqtt_publish, before the ledger knows the mid. */
-	bool publishing;
-	int early_ack_mid;
-	/* Events of a lost session await publishing again, before anything new. */
-	bool republishing;
+	lsn_t drain_target; /* --drain: the marker emitted at start */
+	bool drain_reached;
+	enum stop_reason stop;
+	bool config_mismatch; /* stopping because routes name what the database lacks */
+	int64_t stop_deadline;
 	bool ready_sent; /* READY=1 told to the service manager */
 
-	/* --drain */
-	lsn_t drain_target;
-	bool drain_reached;
-
-	/* Timers, on the monotonic clock (ms); 0 = not armed. */
-	int64_t pg_retry_at;
-	int64_t mqtt_retry_at;
-	int64_t next_status_at;
-	int64_t pg_heard_at; /* last time the replication stream gave data */
-	int64_t next_checkpoint_at;
-	int64_t stop_deadline;
-	struct backoff pg_backoff;
-	struct backoff mqtt_backoff;
-
-	struct inflight *inflight; /* events published and not yet acknowledged */
-	struct typemap *types;     /* domains and their base types, for the encoders */
-
-	/* Monitoring (SPEC §8). */
-	uint64_t dead_lettered;
-	uint64_t reconnects;
-	lsn_t server_wal_end; /* newest WAL end the server reported */
-	pg_time_t last_acked_commit_time;
-	uint64_t stats_acked; /* acked at the last stats line, for the rate */
-	int64_t stats_at;
-	int64_t next_stats_at;
-	int64_t next_heartbeat_at;
-	int64_t next_publication_check_at;
-	uint32_t watchdog_interval_ms; /* 0: no systemd watchdog */
-	int64_t next_watchdog_at;
-
-	enum stop_reason stop;
-	bool config_mismatch;          /* routes name what the database lacks: exit 78 */
-	bool standby;                  /* waiting for another process to free the slot */
-	bool pg_backoff_pending_reset; /* reset the backoff once the stream delivers */
+	struct stats stats;
+	int64_t job_at[JOB_COUNT]; /* 0: not armed */
+	int sigfd;
 };
-
-/* ---- helpers ------------------------------------------------------------------------ */
-
-static bool pos_after(struct event_pos a, struct event_pos b)
-{
-	return a.commit_lsn > b.commit_lsn || (a.commit_lsn == b.commit_lsn && a.index > b.index);
-}
-
-static struct event_pos ledger_event_pos(struct ledger_pos p)
-{
-	return (struct event_pos){ p.commit_lsn, p.event_index };
-}
-
-static uint32_t jitter(void)
-{
-	return (uint32_t)random();
-}
 
 static void fail(struct relay *r)
 {
 	r->stop = STOP_FATAL;
 }
 
-/* ---- PostgreSQL session ------------------------------------------------------------- */
-
-static void pg_close(struct relay *r)
+static bool streaming(const struct relay *r)
 {
-	pgrepl_free(r->repl);
-	r->repl = NULL;
-	PQfinish(r->sql);
-	r->sql = NULL;
-	/* What was received but not published is received again after reconnecting. */
-	r->in_txn = false;
-	r->ev_pending = false;
+	return source_state(r->pg) == SOURCE_STREAMING;
 }
 
-static void pg_schedule_retry(struct relay *r)
+/* ---- the PostgreSQL session --------------------------------------------------------- */
+
+/* The session failed: what was received but not published is received again. */
+static void pg_lost(struct relay *r, int status)
 {
-	r->reconnects++;
-	uint32_t delay = backoff_next(&r->pg_backoff, jitter());
-	char text[16];
-	if (r->standby && delay > STANDBY_RETRY_MS)
-		delay = STANDBY_RETRY_MS; /* take over soon after the slot is freed */
-	snprintf(text, sizeof text, "%" PRIu32 "ms", delay);
-	log_write(r->standby ? LOG_DEBUG : LOG_INFO, "PostgreSQL unavailable, retrying", "in", text,
-	          (const char *)NULL);
-	r->pg_retry_at = monotonic_ms() + delay;
+	source_close(r->pg, status, monotonic_ms());
+	r->txn.open = false;
+	r->ev_pending = false;
 }
 
 static int load_checkpoint(struct relay *r)
 {
 	bool found;
-	int status = checkpoint_load(r->sql, r->cfg->source.slot, &r->saved, &found);
+	int status = checkpoint_load(source_sql(r->pg), r->cfg->source.slot, &r->saved, &found);
 	if (status != PG_OK)
 		return status;
-	r->handled = ledger_event_pos(r->saved.pos);
-	r->acked = r->saved.published;
-	r->loaded = true;
+	r->handled = r->saved.pos.acked;
+	r->stats.published = r->stats.line_published = r->saved.published;
+	r->delivery = delivery_new((size_t)r->cfg->broker.max_inflight, r->saved.pos);
 	if (found) {
 		char commit[LSN_BUFLEN], confirmed[LSN_BUFLEN], index[16];
-		snprintf(index, sizeof index, "%" PRId32, r->saved.pos.event_index);
-		log_info("checkpoint loaded", "commit_lsn", lsn_format(r->saved.pos.commit_lsn, commit),
+		snprintf(index, sizeof index, "%" PRId32, r->saved.pos.acked.index);
+		log_info("checkpoint loaded", "commit_lsn", lsn_format(r->saved.pos.acked.commit_lsn, commit),
 		         "event_index", index, "confirmed_lsn",
 		         lsn_format(r->saved.pos.confirmed_lsn, confirmed));
 	}
 	return PG_OK;
 }
 
-/* Connects both PostgreSQL connections, prepares bookkeeping, publication and slot, and
- * starts streaming from the newest confirmed position. */
-static int pg_open(struct relay *r)
+/* Routes, domains, bookkeeping, checkpoint, publication and slot, in that order, then the
+ * stream from the newest confirmed position. */
+static int open_session(struct relay *r, int64_t now)
 {
 	const struct config *cfg = r->cfg;
-	r->sql = pg_connect(cfg, false, "bookkeeping");
-	if (!r->sql)
-		return PG_RETRY;
-	int status = pgrepl_check_routes(r->sql, cfg, r->outbox);
+	int status = source_connect(r->pg);
+	PGconn *sql = source_sql(r->pg);
 	if (status == PG_OK)
-		status = catalog_load_domains(r->sql, r->types);
+		status = pgrepl_check_routes(sql, cfg, *r->outbox);
 	if (status == PG_OK)
-		status = checkpoint_prepare(r->sql, cfg);
-	if (status == PG_OK && !r->loaded)
+		status = catalog_load_domains(sql, r->types);
+	if (status == PG_OK)
+		status = checkpoint_prepare(sql, cfg);
+	if (status == PG_OK && !r->delivery)
 		status = load_checkpoint(r);
-	lsn_t checkpoint_lsn = r->saved.pos.confirmed_lsn; /* LSN_INVALID: no checkpoint */
 	lsn_t slot_confirmed = LSN_INVALID;
 	if (status == PG_OK)
-		status = pgrepl_prepare(r->sql, cfg, checkpoint_lsn, &slot_confirmed);
-	if (status == PG_OK && r->drain_mode && r->drain_target == LSN_INVALID)
-		status = pg_emit_marker(r->sql, DRAIN_MARKER_PREFIX, cfg->source.slot, &r->drain_target);
+		status = pgrepl_prepare(sql, cfg, r->saved.pos.confirmed_lsn, &slot_confirmed);
+	if (status == PG_OK && r->opts->drain && r->drain_target == LSN_INVALID)
+		status = pg_emit_marker(sql, DRAIN_MARKER_PREFIX, cfg->source.slot, &r->drain_target);
 	if (status != PG_OK)
 		return status;
-	if (!r->ledger)
-		r->ledger = ledger_new((size_t)cfg->broker.max_inflight, r->saved.pos);
-	/* The slot may be ahead of the table (idle advance is confirmed without a
-	 * checkpoint write): nothing routed lies in between. */
-	ledger_idle_advance(r->ledger, slot_confirmed);
-	lsn_t start = ledger_safe(r->ledger).confirmed_lsn;
-	r->repl = pgrepl_start(cfg, start, &status);
-	if (status == PG_OK && r->confirmed_sent < start)
-		r->confirmed_sent = start;
-	return status;
+	/* The slot may be ahead of the table (idle advance is confirmed without a checkpoint
+	 * write): nothing routed lies in between. */
+	delivery_idle_advance(r->delivery, slot_confirmed);
+	return source_start(r->pg, delivery_safe(r->delivery).confirmed_lsn, now);
 }
 
-static void pg_maintain(struct relay *r, int64_t now)
+static void maintain_source(struct relay *r, int64_t now)
 {
-	if (r->repl || r->stop != RUNNING || now < r->pg_retry_at)
+	if (r->stop != RUNNING || !source_due(r->pg, now))
 		return;
-	int status = pg_open(r);
-	if (status == PG_OK) {
-		if (r->standby)
-			log_info("the slot is free: taking over", "slot", r->cfg->source.slot);
-		r->standby = false;
-		/* Not yet: a stream that fails at once (say, on its first change) must not be
-		 * retried at the shortest delay for ever. */
-		r->pg_backoff_pending_reset = true;
-		r->pg_heard_at = now;
-		r->next_status_at = now + r->cfg->source.status_interval_ms;
+	int status = open_session(r, now);
+	if (status == PG_OK)
 		return;
-	}
-	pg_close(r);
-	r->config_mismatch = status == PG_CONFIG;
-	if (status == PG_STANDBY && !r->standby)
-		log_info("the slot is in use by another process: waiting as a standby until it is free",
-		         "slot", r->cfg->source.slot);
-	r->standby = status == PG_STANDBY;
-	if (r->standby && !r->ready_sent) {
+	pg_lost(r, status);
+	if (status == PG_STANDBY && !r->ready_sent) {
 		/* The active relay moves the checkpoint on: read it again when taking over. */
-		r->loaded = false;
-		ledger_free(r->ledger);
-		r->ledger = NULL;
+		delivery_free(r->delivery);
+		r->delivery = NULL;
 	}
-	if (status == PG_FATAL || status == PG_CONFIG)
+	if (status == PG_FATAL || status == PG_CONFIG) {
+		r->config_mismatch = status == PG_CONFIG;
 		fail(r);
-	else
-		pg_schedule_retry(r);
+	}
 }
 
-static void pg_lost(struct relay *r)
-{
-	pg_close(r);
-	if (r->stop == RUNNING)
-		pg_schedule_retry(r);
-}
-
-/* ---- MQTT session ------------------------------------------------------------------- */
-
-/* ---- events that can never be published (SPEC §7) ------------------------------------ */
+/* ---- events that can never be published (doc/design.md §7) -------------------------- */
 
 static void log_event(enum log_level level, const char *msg, const struct event *ev, const char *why)
 {
@@ -283,10 +199,10 @@ static void log_event(enum log_level level, const char *msg, const struct event 
 }
 
 /*
- * Dead-letters ev, or stops the relay (on_reject: stop, or the dead-letter table cannot be
- * written). Returns 0 when the stream may go past the event; PG_RETRY when PostgreSQL was
- * lost and the event will come again; PG_FATAL when stopping. Either way, nothing
- * checkpoints past an event that is neither published nor dead-lettered.
+ * Dead-letters ev, or stops the relay (on_reject: stop, or the dead-letter table refuses
+ * the row). Returns PG_OK when the stream may go past the event; PG_RETRY when PostgreSQL
+ * was lost; PG_FATAL when stopping. Either way, nothing checkpoints past an event that is
+ * neither published nor dead-lettered.
  */
 static int reject(struct relay *r, const struct event *ev, const char *why)
 {
@@ -296,7 +212,8 @@ static int reject(struct relay *r, const struct event *ev, const char *why)
 		fail(r);
 		return PG_FATAL;
 	}
-	int status = r->sql ? checkpoint_dead_letter(r->sql, r->cfg->source.slot, ev, why) : PG_RETRY;
+	PGconn *sql = source_sql(r->pg);
+	int status = sql ? checkpoint_dead_letter(sql, r->cfg->source.slot, ev, why) : PG_RETRY;
 	if (status == PG_FATAL) {
 		/* The table refuses the row (privilege, constraint): retrying cannot help. */
 		log_event(LOG_ERROR, "event cannot be dead-lettered; stopping", ev, why);
@@ -304,210 +221,111 @@ static int reject(struct relay *r, const struct event *ev, const char *why)
 	}
 	if (status != PG_OK)
 		return status;
-	r->dead_lettered++;
+	r->stats.dead_lettered++;
 	log_event(LOG_WARN, "event dead-lettered", ev, why);
 	return PG_OK;
 }
 
-/* A refusal arrives with the acknowledgement (MQTT 5 reason code >= 0x80). Returns false
- * if the event must stay unacknowledged (stopping). */
-static bool handle_refusal(struct relay *r, const struct event *ev, int reason)
+/* An event already handed to the broker cannot be published: dead-letter it, or stop
+ * (a reconnect would skip it, published as it was, so stopping publishes it again after
+ * restart). Returns true when it is done with. */
+static bool reject_published(struct relay *r, const struct event *ev, const char *why)
 {
-	char why[96];
-	snprintf(why, sizeof why, "the broker refused the message: reason code 0x%02x (%s)", reason,
-	         mqtt_reason_text(reason));
-	if (!ev) {
-		log_error("the broker refused a message the relay no longer holds; stopping so that it is"
-		          " published again after restart",
-		          "reason", why);
-		fail(r);
-		return false;
-	}
 	int status = reject(r, ev, why);
-	if (status == PG_OK)
-		return true;
 	if (status == PG_RETRY) {
-		/* It was published already, so a reconnect would skip it: start over instead. */
 		log_error("cannot dead-letter a refused event; stopping so that it is published again after"
 		          " restart",
 		          "reason", why);
 		fail(r);
 	}
-	return false;
+	return status == PG_OK;
 }
 
-/* The event numbered seq is done with: acknowledged (or dead-lettered after a refusal). */
-static void settle(struct relay *r, uint64_t seq, bool delivered)
+/* ---- the broker's side -------------------------------------------------------------- */
+
+/* Acknowledgements, in the order they came; a refusal (MQTT 5 reason code >= 0x80) is
+ * dead-lettered before the event counts as done. */
+static void take_acks(struct relay *r)
 {
-	struct event *ev = inflight_find(r->inflight, seq);
-	if (delivered) {
-		r->acked++;
-		if (ev)
-			r->last_acked_commit_time = ev->commit_time;
+	struct mqtt_ack ack;
+	while (mqtt_next_ack(r->mqtt, &ack)) {
+		uint64_t seq;
+		struct event *ev = r->delivery ? delivery_find(r->delivery, ack.mid, &seq) : NULL;
+		if (!ev)
+			continue; /* a late repeat, or for a session given up */
+		if (ack.reason >= 0x80) {
+			char why[96];
+			snprintf(why, sizeof why, "the broker refused the message: reason code 0x%02x (%s)",
+			         ack.reason, mqtt_reason_text(ack.reason));
+			if (!reject_published(r, ev, why))
+				continue;
+		} else {
+			stats_acked(&r->stats, ev->commit_time);
+		}
+		delivery_settle(r->delivery, seq);
 	}
-	ledger_ack_seq(r->ledger, seq);
-	inflight_forget(r->inflight, seq);
 }
 
-static void on_ack(void *ctx, int mid, int reason)
+/* A new session: what the client no longer holds goes out again before anything new. */
+static void session_started(struct relay *r, enum mqtt_session session)
 {
-	struct relay *r = ctx;
-	int64_t seq = ledger_seq_of(r->ledger, mid);
-	if (seq < 0) {
-		/* Inside mqtt_publish the client reports every QoS 0 message it managed to
-		 * write, the one being published included, which the ledger gets only after
-		 * the call: keep that one for then. (Others are late repeats, or acks for a
-		 * session given up: nothing to do.) */
-		if (r->publishing)
-			r->early_ack_mid = mid;
-		return;
+	size_t again = r->delivery ? delivery_session_started(r->delivery, session) : 0;
+	if (again) {
+		char count[24];
+		snprintf(count, sizeof count, "%zu", again);
+		log_info("publishing again what the broker may not have", "events", count);
 	}
-	if (reason >= 0x80 && !handle_refusal(r, inflight_find(r->inflight, (uint64_t)seq), reason))
-		return;
-	settle(r, (uint64_t)seq, reason < 0x80);
 }
 
-static void mqtt_maintain(struct relay *r, int64_t now)
+static void republish(struct relay *r)
 {
-	/* A standby that does not hold the slot stays off the broker: the active relay may
-	 * use the same client id. */
-	if (!r->repl || mqtt_state(r->mqtt) != MQTT_DOWN || now < r->mqtt_retry_at || r->stop != RUNNING)
-		return;
-	if (mqtt_connect(r->mqtt) == 0) {
-		backoff_reset(&r->mqtt_backoff);
-		return;
+	struct event *refused;
+	uint64_t seq;
+	char why[256];
+	while (delivery_republish(r->delivery, r->mqtt, &refused, &seq, why, sizeof why) ==
+	       DELIVERY_REFUSED) {
+		if (!reject_published(r, refused, why))
+			return;
+		delivery_settle(r->delivery, seq);
 	}
-	r->mqtt_retry_at = now + backoff_next(&r->mqtt_backoff, jitter());
 }
 
 static void notify_when_ready(struct relay *r)
 {
-	if (r->ready_sent || !r->repl || mqtt_state(r->mqtt) != MQTT_UP)
+	if (r->ready_sent || !streaming(r) || mqtt_state(r->mqtt) != MQTT_UP)
 		return;
 	r->ready_sent = true;
 	notify_ready("streaming");
 	log_info("ready: replication and broker connected, checkpoint loaded");
 }
 
-static void mqtt_check_down(struct relay *r, enum mqtt_state before)
-{
-	if (before != MQTT_DOWN && mqtt_state(r->mqtt) == MQTT_DOWN && r->stop == RUNNING) {
-		r->mqtt_retry_at = monotonic_ms() + backoff_next(&r->mqtt_backoff, jitter());
-		r->reconnects++;
-	}
-}
-
 /* ---- events ------------------------------------------------------------------------- */
+
+static void event_handled(struct relay *r)
+{
+	r->handled = (struct event_pos){ r->ev.commit_lsn, r->ev.index };
+	r->ev_pending = false;
+	event_trim(&r->ev);
+}
 
 /* The pending event cannot be published: past it once it is dead-lettered. */
 static void set_aside(struct relay *r, const char *why)
 {
 	int status = reject(r, &r->ev, why);
-	if (status == PG_RETRY) {
-		pg_lost(r); /* the event comes again after reconnecting */
-		return;
-	}
-	if (status != PG_OK)
-		return;
-	r->handled = (struct event_pos){ r->ev.commit_lsn, r->ev.index };
-	r->ev_pending = false;
-	event_trim(&r->ev);
-}
-
-/* Hands ev to the MQTT client. A QoS 0 message may be acknowledged inside the call, before
- * its mid is known: that mid is left in r->early_ack_mid. */
-static enum mqtt_publish_result hand_over(struct relay *r, const struct event *ev, int *mid, char *why,
-                                          size_t whylen)
-{
-	r->publishing = true;
-	r->early_ack_mid = 0;
-	enum mqtt_publish_result res = mqtt_publish(r->mqtt, ev, mid, why, whylen);
-	r->publishing = false;
-	return res;
+	if (status == PG_RETRY)
+		pg_lost(r, status); /* the event comes again after reconnecting */
+	else if (status == PG_OK)
+		event_handled(r);
 }
 
 static void try_publish(struct relay *r)
 {
 	char why[256];
-	int mid = 0;
-
-	enum mqtt_publish_result res = hand_over(r, &r->ev, &mid, why, sizeof why);
-	if (res == MQTT_NOT_NOW)
-		return;
-	if (res == MQTT_REFUSED) {
+	enum delivery_result res = delivery_publish(r->delivery, r->mqtt, &r->ev, why, sizeof why);
+	if (res == DELIVERY_REFUSED)
 		set_aside(r, why);
-		return;
-	}
-	if (ledger_add(r->ledger, mid, r->ev.commit_lsn, r->ev.index) < 0) {
-		log_error("in-flight ledger refused an event (mid reused while in flight)");
-		fail(r);
-		return;
-	}
-	r->handled = (struct event_pos){ r->ev.commit_lsn, r->ev.index };
-	r->ev_pending = false;
-	/* Kept until acknowledged: for a refusal's dead letter, and to publish again. */
-	inflight_keep(r->inflight, (uint64_t)ledger_seq_of(r->ledger, mid), &r->ev);
-	event_trim(&r->ev);
-	if (r->early_ack_mid == mid)
-		on_ack(r, mid, 0);
-}
-
-/* ---- a new MQTT session ----------------------------------------------------------------- */
-
-/*
- * What the client no longer holds is published again, in the original order and before
- * anything new: every unacknowledged event after a session the broker did not keep, and
- * after a resumed one the QoS 0 messages the broken connection never wrote.
- */
-static void session_started(struct relay *r, enum mqtt_session session)
-{
-	if (session == MQTT_SESSION_NONE || !r->ledger)
-		return;
-	size_t cursor = 0, unbound = 0;
-	uint64_t seq;
-	int mid;
-	while (ledger_next_unacked(r->ledger, &cursor, &seq, &mid)) {
-		const struct event *ev = inflight_find(r->inflight, seq);
-		if (session == MQTT_SESSION_RESUMED && ev && ev->qos > 0)
-			continue;
-		ledger_unbind(r->ledger, seq);
-		unbound++;
-	}
-	r->republishing = unbound > 0;
-	if (unbound) {
-		char count[24];
-		snprintf(count, sizeof count, "%zu", unbound);
-		log_info("publishing again what the broker may not have", "events", count);
-	}
-}
-
-/* Publishes the events session_started set aside, oldest first, until the client takes no
- * more (then again on the next pass). */
-static void republish(struct relay *r)
-{
-	size_t cursor = 0;
-	uint64_t seq;
-	int mid;
-	char why[256];
-	while (r->republishing && ledger_next_unacked(r->ledger, &cursor, &seq, &mid)) {
-		if (mid)
-			continue;
-		struct event *ev = inflight_find(r->inflight, seq);
-		enum mqtt_publish_result res = hand_over(r, ev, &mid, why, sizeof why);
-		if (res == MQTT_NOT_NOW)
-			return;
-		if (res == MQTT_REFUSED) {
-			/* Another broker of the list may allow less than the one that took it. */
-			if (reject(r, ev, why) != PG_OK)
-				return;
-			settle(r, seq, false);
-			continue;
-		}
-		ledger_bind(r->ledger, seq, mid);
-		if (r->early_ack_mid == mid)
-			on_ack(r, mid, 0);
-	}
-	r->republishing = false;
+	else if (res == DELIVERY_SENT)
+		event_handled(r);
 }
 
 /* The event just built holds all it needs: the message it came from is freed before the
@@ -515,32 +333,31 @@ static void republish(struct relay *r)
  * Nothing may read the message (the decoded change) after this. */
 static void publish_built(struct relay *r)
 {
-	if (r->repl)
-		pgrepl_release(r->repl);
+	if (source_stream(r->pg))
+		pgrepl_release(source_stream(r->pg));
 	try_publish(r);
 }
 
 /* Numbers the next event of the open transaction; false if it was handled before. */
 static bool next_event(struct relay *r)
 {
-	struct event_pos pos = { r->txn_commit_lsn, r->txn_next_index++ };
-	if (!pos_after(pos, r->handled))
+	struct event_pos pos = { r->txn.commit_lsn, r->txn.next_index++ };
+	if (!event_pos_after(pos, r->handled))
 		return false; /* replayed: published before (or before the checkpoint) */
 	r->ev.commit_lsn = pos.commit_lsn;
 	r->ev.index = pos.index;
-	memcpy(r->ev.lsn_text, r->txn_lsn_text, sizeof r->ev.lsn_text);
-	memcpy(r->ev.commit_time_text, r->txn_time_text, sizeof r->ev.commit_time_text);
-	r->ev.commit_time = r->txn_commit_time;
+	memcpy(r->ev.lsn_text, r->txn.lsn_text, sizeof r->ev.lsn_text);
+	memcpy(r->ev.commit_time_text, r->txn.time_text, sizeof r->ev.commit_time_text);
+	r->ev.commit_time = r->txn.commit_time;
 	r->ev_pending = true;
 	return true;
 }
 
 static void handle_insert(struct relay *r, const struct pgo_relation *rel, const struct pgo_tuple *row)
 {
-	struct outbox_route *route = r->in_txn ? outbox_route_table(r->outbox, rel) : NULL;
+	struct outbox_route *route = r->txn.open ? outbox_route_table(*r->outbox, rel) : NULL;
 	if (!route || !next_event(r))
 		return;
-
 	char why[256];
 	if (outbox_build(route, rel, row, &r->ev, why, sizeof why) < 0)
 		set_aside(r, why);
@@ -552,7 +369,7 @@ static void handle_routed_message(struct relay *r, const struct pgo_msg *msg)
 {
 	char why[256];
 	struct outbox_route *route =
-	        r->in_txn ? outbox_route_message(r->outbox, msg->u.message.prefix) : NULL;
+	        r->txn.open ? outbox_route_message(*r->outbox, msg->u.message.prefix) : NULL;
 	if (!route || !next_event(r))
 		return;
 	if (outbox_build_message(route, msg->u.message.prefix, msg->u.message.content, msg->u.message.len,
@@ -574,8 +391,8 @@ static void handle_message(struct relay *r, const struct pgo_msg *msg)
 		return;
 	/* Outside any transaction, with every earlier commit already received: a safe
 	 * position to confirm once nothing is in flight. */
-	ledger_idle_advance(r->ledger, msg->u.message.lsn);
-	if (drain && r->drain_mode && r->drain_target != LSN_INVALID &&
+	delivery_idle_advance(r->delivery, msg->u.message.lsn);
+	if (drain && r->opts->drain && r->drain_target != LSN_INVALID &&
 	    msg->u.message.lsn >= r->drain_target) {
 		r->drain_reached = true;
 		log_info("drain: everything committed before start has been received");
@@ -588,35 +405,37 @@ static void learn_types(struct relay *r, const struct pgo_relation *rel)
 {
 	if (!typemap_needs_lookup(r->types, rel))
 		return;
-	int status = r->sql ? catalog_load_domains(r->sql, r->types) : PG_RETRY;
+	int status = catalog_load_domains(source_sql(r->pg), r->types);
 	if (status == PG_OK)
 		typemap_learn(r->types, rel);
 	else if (status == PG_FATAL)
 		fail(r);
 	else
-		pg_lost(r); /* the relation is described again after reconnecting */
+		pg_lost(r, status); /* the relation is described again after reconnecting */
+}
+
+static void begin_transaction(struct relay *r, const struct pgo_msg *msg)
+{
+	r->txn = (struct receiving){ .open = true,
+		                     .commit_lsn = msg->u.begin.final_lsn,
+		                     .commit_time = msg->u.begin.commit_time };
+	lsn_format(r->txn.commit_lsn, r->txn.lsn_text);
+	pg_time_format(r->txn.commit_time, r->txn.time_text, sizeof r->txn.time_text);
 }
 
 static void handle_change(struct relay *r, const struct pgo_msg *msg)
 {
 	switch (msg->kind) {
-	case PGO_BEGIN:
-		r->in_txn = true;
-		r->txn_commit_lsn = msg->u.begin.final_lsn;
-		r->txn_next_index = 0;
-		lsn_format(r->txn_commit_lsn, r->txn_lsn_text);
-		pg_time_format(msg->u.begin.commit_time, r->txn_time_text, sizeof r->txn_time_text);
-		r->txn_commit_time = msg->u.begin.commit_time;
-		break;
+	case PGO_BEGIN: begin_transaction(r, msg); break;
 	case PGO_COMMIT:
-		ledger_txn_end(r->ledger, msg->u.commit.commit_lsn, msg->u.commit.end_lsn);
-		r->in_txn = false;
+		delivery_txn_end(r->delivery, msg->u.commit.commit_lsn, msg->u.commit.end_lsn);
+		r->txn.open = false;
 		break;
 	case PGO_INSERT: handle_insert(r, msg->u.insert.rel, &msg->u.insert.tuple); break;
 	case PGO_MESSAGE: handle_message(r, msg); break;
 	case PGO_RELATION: learn_types(r, msg->u.relation); break;
 	case PGO_UPDATE:
-		if (outbox_update_is_new(r->outbox, msg->u.update.rel))
+		if (outbox_update_is_new(*r->outbox, msg->u.update.rel))
 			log_warn("UPDATE of an outbox table is not published (outbox rows are inserted, not "
 			         "changed)",
 			         "schema", msg->u.update.rel->schema, "table", msg->u.update.rel->name);
@@ -629,10 +448,10 @@ static void handle_keepalive(struct relay *r, const struct repl_frame *f)
 {
 	/* The keepalive's position is what the server has sent so far: with no transaction
 	 * open and nothing in flight, everything before it is done. */
-	if (!r->in_txn && !r->ev_pending)
-		ledger_idle_advance(r->ledger, f->wal_end);
-	if (f->reply_requested && pgrepl_send_status(r->repl, r->confirmed_sent, false) != PG_OK)
-		pg_lost(r);
+	if (!r->txn.open && !r->ev_pending)
+		delivery_idle_advance(r->delivery, f->wal_end);
+	if (f->reply_requested && source_answer(r->pg) != PG_OK)
+		pg_lost(r, PG_RETRY);
 }
 
 /* Returns 0, or -1 when the stream is unusable (logged). */
@@ -646,8 +465,7 @@ static int handle_copydata(struct relay *r, const uint8_t *data, size_t len)
 		log_error("malformed replication message", "error", err);
 		return -1;
 	}
-	if (frame.wal_end > r->server_wal_end)
-		r->server_wal_end = frame.wal_end;
+	stats_wal_end(&r->stats, frame.wal_end);
 	if (frame.kind == REPL_KEEPALIVE) {
 		handle_keepalive(r, &frame);
 		return 0;
@@ -664,8 +482,9 @@ static int handle_copydata(struct relay *r, const uint8_t *data, size_t len)
  * the server keeps the WAL, and status updates keep the connection alive. */
 static bool can_receive(const struct relay *r)
 {
-	return r->repl && r->stop == RUNNING && !r->drain_reached && !r->ev_pending && !r->republishing &&
-	       mqtt_state(r->mqtt) == MQTT_UP && ledger_has_room(r->ledger);
+	return streaming(r) && r->stop == RUNNING && !r->drain_reached && !r->ev_pending &&
+	       !delivery_republishing(r->delivery) && mqtt_state(r->mqtt) == MQTT_UP &&
+	       delivery_has_room(r->delivery);
 }
 
 /* Handles what the stream has buffered; returns how many messages. */
@@ -674,16 +493,16 @@ static size_t receive_buffered(struct relay *r)
 	size_t handled = 0;
 	while (can_receive(r)) {
 		const uint8_t *data;
-		int len = pgrepl_next(r->repl, &data);
+		int len = pgrepl_next(source_stream(r->pg), &data);
 		if (len == 0)
 			break;
 		if (len == PG_FATAL) {
-			pg_close(r);
+			pg_lost(r, PG_FATAL);
 			fail(r);
 			break;
 		}
 		if (len < 0 || handle_copydata(r, data, (size_t)len) < 0) {
-			pg_lost(r);
+			pg_lost(r, PG_RETRY);
 			break;
 		}
 		handled++;
@@ -693,154 +512,139 @@ static size_t receive_buffered(struct relay *r)
 
 static void receive(struct relay *r)
 {
-	/* Silence only counts while the relay listens: back-pressure is not the server's fault. */
-	bool listening = r->repl && can_receive(r);
+	bool listening = can_receive(r);
 	size_t handled = receive_buffered(r);
-	if (!r->repl || (listening && !handled))
-		return;
 	/* Once a batch, not once a message: the clock is read off the hot path. */
-	r->pg_heard_at = monotonic_ms();
-	/* The stream works: a failure from now on starts the backoff afresh. */
-	if (handled && r->pg_backoff_pending_reset) {
-		backoff_reset(&r->pg_backoff);
-		r->pg_backoff_pending_reset = false;
-	}
+	if (streaming(r) && (!listening || handled))
+		source_heard(r->pg, monotonic_ms(), handled > 0);
 }
 
 /* ---- bookkeeping -------------------------------------------------------------------- */
 
 static int save_checkpoint(struct relay *r, struct ledger_pos pos)
 {
-	struct checkpoint_row row = { pos, r->acked };
-	int status = checkpoint_save(r->sql, r->cfg->source.slot, &row);
+	struct checkpoint_row row = { pos, r->stats.published };
+	int status = checkpoint_save(source_sql(r->pg), r->cfg->source.slot, &row);
 	if (status == PG_OK)
 		r->saved = row;
 	return status;
+}
+
+static bool checkpoint_behind(const struct relay *r)
+{
+	return r->delivery && event_pos_after(delivery_safe(r->delivery).acked, r->saved.pos.acked);
 }
 
 /* Checkpoint first, then confirm the same position: the slot never moves past an event
  * that is not both acknowledged and recorded in the table. */
 static void bookkeeping(struct relay *r, int64_t now)
 {
-	if (!r->repl)
+	if (!streaming(r))
 		return;
-	struct ledger_pos pos = ledger_safe(r->ledger);
-	struct event_pos acked = ledger_event_pos(pos);
-	bool events_moved = pos_after(acked, ledger_event_pos(r->saved.pos));
-
-	if (events_moved && now >= r->next_checkpoint_at) {
+	struct ledger_pos pos = delivery_safe(r->delivery);
+	if (checkpoint_behind(r)) {
+		if (now < r->checkpoint_at)
+			return;
 		int status = save_checkpoint(r, pos);
 		if (status != PG_OK) {
-			status == PG_FATAL ? fail(r) : pg_lost(r);
+			status == PG_FATAL ? fail(r) : pg_lost(r, status);
 			return;
 		}
-		r->next_checkpoint_at = now + r->cfg->delivery.checkpoint_interval_ms;
-		events_moved = false;
+		r->checkpoint_at = now + r->cfg->delivery.checkpoint_interval_ms;
 	}
-	bool confirm = !events_moved && pos.confirmed_lsn > r->confirmed_sent;
-	bool due = now >= r->next_status_at;
-	if (!confirm && !due)
-		return;
-	if (confirm)
-		r->confirmed_sent = pos.confirmed_lsn;
-	/* The periodic one asks for an answer, which proves the server is still there. */
-	if (pgrepl_send_status(r->repl, r->confirmed_sent, due) != PG_OK) {
-		pg_lost(r);
-		return;
-	}
-	r->next_status_at = now + r->cfg->source.status_interval_ms;
+	if (source_confirm(r->pg, pos.confirmed_lsn) != PG_OK)
+		pg_lost(r, PG_RETRY);
 }
 
-static void check_silence(struct relay *r, int64_t now)
+/* ---- periodic jobs ------------------------------------------------------------------ */
+
+static uint32_t status_interval(const struct relay *r)
 {
-	int64_t limit = (int64_t)SILENT_INTERVALS * r->cfg->source.status_interval_ms;
-	if (!r->repl || !can_receive(r) || now - r->pg_heard_at <= limit)
-		return;
-	char silent[24];
-	snprintf(silent, sizeof silent, "%" PRId64 "ms", now - r->pg_heard_at);
-	log_warn("PostgreSQL stopped answering on the replication connection; reconnecting", "silent_for",
-	         silent);
-	pg_lost(r);
+	return r->cfg->source.status_interval_ms;
 }
 
-/* SPEC §2.6: a message of our own gives the slot a position to advance to when routed
- * tables are idle. It goes through the bookkeeping connection; the stream never publishes it. */
-/* A dropped table leaves the publication without a word in the stream: look for it once
- * a status interval, alongside the status update. */
+static uint32_t heartbeat_interval(const struct relay *r)
+{
+	return r->cfg->source.heartbeat_interval_ms;
+}
+
+static uint32_t stats_interval(const struct relay *r)
+{
+	return r->cfg->log.stats_interval_ms;
+}
+
+static uint32_t watchdog_interval(const struct relay *r)
+{
+	(void)r;
+	return notify_watchdog_interval_ms();
+}
+
+/* A dropped table leaves the publication without a word in the stream: look for it once a
+ * status interval. */
 static void check_publication(struct relay *r, int64_t now)
 {
-	if (!r->repl || r->stop != RUNNING || now < r->next_publication_check_at)
+	(void)now;
+	if (!streaming(r) || r->stop != RUNNING)
 		return;
-	r->next_publication_check_at = now + r->cfg->source.status_interval_ms;
-	int status = pgrepl_check_publication(r->sql, r->cfg);
+	int status = pgrepl_check_publication(source_sql(r->pg), r->cfg);
 	if (status == PG_FATAL)
 		fail(r);
 	else if (status != PG_OK)
-		pg_lost(r);
+		pg_lost(r, status);
 }
 
+/* doc/design.md §2.6: a message of our own gives the slot a position to advance to when
+ * routed tables are idle; the stream never publishes it. */
 static void heartbeat(struct relay *r, int64_t now)
 {
-	uint32_t interval = r->cfg->source.heartbeat_interval_ms;
-	if (!interval || !r->repl || r->stop != RUNNING || now < r->next_heartbeat_at)
+	(void)now;
+	if (!streaming(r) || r->stop != RUNNING)
 		return;
 	lsn_t lsn;
-	int status = pg_emit_marker(r->sql, HEARTBEAT_PREFIX, r->cfg->source.slot, &lsn);
-	r->next_heartbeat_at = now + interval;
-	if (status == PG_RETRY)
-		pg_lost(r);
-	else if (status == PG_FATAL)
+	int status = pg_emit_marker(source_sql(r->pg), HEARTBEAT_PREFIX, r->cfg->source.slot, &lsn);
+	if (status == PG_FATAL)
 		fail(r);
+	else if (status != PG_OK)
+		pg_lost(r, status);
 }
 
 static void log_stats(struct relay *r, int64_t now)
 {
-	char published[24], rate[24], dead[24], inflight[24], lag_bytes[24], lag_ms[24], lsn[LSN_BUFLEN],
-	        reconnects[24];
-	double seconds = r->stats_at ? (double)(now - r->stats_at) / 1000.0 : 0.0;
-	lsn_t confirmed = r->confirmed_sent;
-	int64_t lag = r->last_acked_commit_time ? (pg_now() - r->last_acked_commit_time) / 1000 : 0;
-	snprintf(published, sizeof published, "%" PRIu64, r->acked);
-	snprintf(rate, sizeof rate, "%.1f",
-	         seconds > 0 ? (double)(r->acked - r->stats_acked) / seconds : 0.0);
-	snprintf(dead, sizeof dead, "%" PRIu64, r->dead_lettered);
-	snprintf(inflight, sizeof inflight, "%zu", r->ledger ? ledger_inflight(r->ledger) : (size_t)0);
-	snprintf(lag_bytes, sizeof lag_bytes, "%" PRIu64,
-	         r->server_wal_end > confirmed ? (uint64_t)(r->server_wal_end - confirmed) : (uint64_t)0);
-	snprintf(lag_ms, sizeof lag_ms, "%" PRId64, lag > 0 ? lag : 0);
-	snprintf(reconnects, sizeof reconnects, "%" PRIu64, r->reconnects);
-	char status[256];
-	snprintf(status, sizeof status, "published %s, %s/s, dead-lettered %s, in flight %s, lag %s ms",
-	         published, rate, dead, inflight, lag_ms);
-	notify_status(status);
-	log_info("stats", "published", published, "rate", rate, "dead_lettered", dead, "inflight", inflight,
-	         "lag_bytes", lag_bytes, "lag_ms", lag_ms, "checkpoint_lsn",
-	         lsn_format(r->saved.pos.commit_lsn, lsn), "reconnects", reconnects);
-	r->stats_acked = r->acked;
-	r->stats_at = now;
+	struct stats_view v =
+	        stats_compute(&r->stats, now, pg_now(), r->delivery ? delivery_inflight(r->delivery) : 0,
+	                      source_confirmed(r->pg), r->saved.pos.acked.commit_lsn,
+	                      source_reconnects(r->pg) + mqtt_reconnects(r->mqtt));
+	stats_report(&r->stats, &v, now);
+}
+
+static void periodic_stats(struct relay *r, int64_t now)
+{
+	log_stats(r, now);
 }
 
 /* The watchdog proves the loop turns, not that both sides are up: a relay waiting out an
  * outage is healthy. */
 static void watchdog(struct relay *r, int64_t now)
 {
-	if (!r->watchdog_interval_ms || now < r->next_watchdog_at)
-		return;
+	(void)r;
+	(void)now;
 	notify_watchdog();
-	r->next_watchdog_at = now + r->watchdog_interval_ms;
 }
 
-static void periodic_stats(struct relay *r, int64_t now)
+/* Runs the jobs that are due. A job is armed (not run) the first time it is seen, and again
+ * when its interval was off. */
+static void run_jobs(struct relay *r, int64_t now)
 {
-	uint32_t interval = r->cfg->log.stats_interval_ms;
-	if (!interval)
-		return;
-	if (!r->next_stats_at) {
-		r->next_stats_at = now + interval;
-		r->stats_at = now;
-	} else if (now >= r->next_stats_at) {
-		log_stats(r, now);
-		r->next_stats_at = now + interval;
+	for (size_t i = 0; i < ARRAY_SIZE(jobs); i++) {
+		uint32_t interval = jobs[i].interval_ms(r);
+		if (!interval) {
+			r->job_at[i] = 0;
+		} else if (!r->job_at[i]) {
+			r->job_at[i] = now + interval;
+		} else if (now >= r->job_at[i]) {
+			jobs[i].run(r, now);
+			r->job_at[i] = now + interval;
+		}
 	}
 }
 
@@ -862,7 +666,7 @@ static void request_stop(struct relay *r, const char *why)
 
 static bool flushed(const struct relay *r)
 {
-	return !r->ledger || ledger_inflight(r->ledger) == 0;
+	return !r->delivery || delivery_inflight(r->delivery) == 0;
 }
 
 static bool finished(struct relay *r, int64_t now)
@@ -874,7 +678,7 @@ static bool finished(struct relay *r, int64_t now)
 		return true;
 	}
 	if (r->stop == STOP_SIGNAL) {
-		if (!r->repl)
+		if (!streaming(r))
 			return true; /* nothing to checkpoint into until PostgreSQL is back */
 		return flushed(r) || now >= r->stop_deadline;
 	}
@@ -884,122 +688,29 @@ static bool finished(struct relay *r, int64_t now)
 /* Writes the final checkpoint and confirms it, so that a restart publishes nothing twice. */
 static void final_bookkeeping(struct relay *r)
 {
-	if (!r->repl || !r->ledger)
+	if (!streaming(r) || !r->delivery)
 		return;
-	struct ledger_pos pos = ledger_safe(r->ledger);
-	bool changed = pos.commit_lsn != r->saved.pos.commit_lsn ||
-	               pos.event_index != r->saved.pos.event_index ||
+	struct ledger_pos pos = delivery_safe(r->delivery);
+	bool changed = event_pos_after(pos.acked, r->saved.pos.acked) ||
 	               pos.confirmed_lsn != r->saved.pos.confirmed_lsn;
 	if (changed && save_checkpoint(r, pos) != PG_OK) {
 		log_warn("final checkpoint not written; acknowledged events may be published again");
-		pgrepl_stop(r->repl, r->confirmed_sent);
-		r->repl = NULL;
+		source_stop(r->pg, source_confirmed(r->pg));
 		return;
 	}
-	pgrepl_stop(r->repl, pos.confirmed_lsn);
-	r->repl = NULL;
-	r->confirmed_sent = pos.confirmed_lsn;
+	source_stop(r->pg, pos.confirmed_lsn);
 }
 
 static void log_summary(const struct relay *r)
 {
 	char acked[24], inflight[24], confirmed[LSN_BUFLEN];
-	snprintf(acked, sizeof acked, "%" PRIu64, r->acked);
-	snprintf(inflight, sizeof inflight, "%zu", r->ledger ? ledger_inflight(r->ledger) : (size_t)0);
+	snprintf(acked, sizeof acked, "%" PRIu64, r->stats.published);
+	snprintf(inflight, sizeof inflight, "%zu", r->delivery ? delivery_inflight(r->delivery) : (size_t)0);
 	log_info("stopped", "published_total", acked, "unacknowledged", inflight, "confirmed_lsn",
-	         lsn_format(r->confirmed_sent, confirmed));
+	         lsn_format(source_confirmed(r->pg), confirmed));
 }
 
-/* ---- reloading (SIGHUP) ------------------------------------------------------------- */
-
-static void note_restart_key(void *ctx, const char *path)
-{
-	(void)ctx;
-	log_warn("changed setting not applied: it takes a restart", "key", path);
-}
-
-/* Logs each line of the loader's error text as one record. */
-static void log_config_errors(char *text)
-{
-	char *save = NULL;
-	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-		log_error("configuration error", "error", line);
-}
-
-/* New routes must name what the database has, and be in the publication, before they are
- * used. PG_OK also when PostgreSQL is away: connecting again checks the same. */
-static int prepare_routes(struct relay *r, const struct config *next, const struct outbox *outbox)
-{
-	if (!r->sql)
-		return PG_OK;
-	int status = pgrepl_check_routes(r->sql, next, outbox);
-	if (status == PG_OK)
-		status = pgrepl_ensure_publication(r->sql, next);
-	if (status == PG_RETRY) {
-		pg_lost(r);
-		return PG_OK;
-	}
-	return status;
-}
-
-/* Takes next's routes, log level and stats interval; next keeps the old routes and is
- * retired with the old outbox. */
-static void apply_reload(struct relay *r, struct config *next, struct outbox *outbox)
-{
-	struct config *live = r->live_cfg;
-	struct route_config *routes = live->routes;
-	size_t nroutes = live->nroutes;
-	live->routes = next->routes;
-	live->nroutes = next->nroutes;
-	next->routes = routes;
-	next->nroutes = nroutes;
-	live->log.level = next->log.level;
-	if (!r->log_level_fixed)
-		log_set_level(live->log.level);
-	live->log.stats_interval_ms = next->log.stats_interval_ms;
-	r->next_stats_at = 0; /* re-armed with the new interval */
-
-	r->retired = xrealloc(r->retired, (r->nretired + 1) * sizeof *r->retired);
-	r->retired[r->nretired++] = (struct retired){ *next, r->outbox };
-	outbox_use_types(outbox, r->types);
-	r->outbox = outbox;
-	*r->outbox_slot = outbox;
-}
-
-static void reload(struct relay *r)
-{
-	struct config next;
-	struct outbox *outbox = NULL;
-	char *errors = NULL;
-	size_t size = 0;
-	FILE *errs = open_memstream(&errors, &size);
-	if (!errs)
-		abort(); /* only for want of memory */
-	notify_reloading();
-	log_info("reloading the configuration", "config", r->cfg->path);
-	bool loaded = config_load(r->cfg->path, &next, errs) == 0;
-	if (loaded)
-		outbox = outbox_new(&next, errs);
-	fclose(errs);
-	int status = outbox ? prepare_routes(r, &next, outbox) : PG_CONFIG;
-	if (status != PG_OK) {
-		log_config_errors(errors);
-		log_error("configuration not reloaded: the running one stays", "config", r->cfg->path);
-		outbox_free(outbox);
-		if (loaded)
-			config_finish(&next);
-	} else {
-		config_restart_changes(r->cfg, &next, note_restart_key, NULL);
-		apply_reload(r, &next, outbox);
-		char routes[24];
-		snprintf(routes, sizeof routes, "%zu", r->cfg->nroutes);
-		log_info("configuration reloaded", "routes", routes);
-	}
-	free(errors);
-	notify_reloaded();
-}
-
-/* ---- the loop ----------------------------------------------------------------------- */
+/* ---- signals ------------------------------------------------------------------------ */
 
 static void handled_signals(sigset_t *mask)
 {
@@ -1027,6 +738,15 @@ static int open_signalfd(void)
 	return signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
+static void reload(struct relay *r)
+{
+	bool sql_lost;
+	if (reload_run(r->reload, source_sql(r->pg), &sql_lost))
+		r->job_at[JOB_STATS] = 0; /* re-armed with the new interval */
+	if (sql_lost)
+		pg_lost(r, PG_RETRY);
+}
+
 static void handle_signals(struct relay *r)
 {
 	struct signalfd_siginfo si;
@@ -1042,6 +762,8 @@ static void handle_signals(struct relay *r)
 	}
 }
 
+/* ---- the loop ----------------------------------------------------------------------- */
+
 static int64_t earliest(int64_t a, int64_t b)
 {
 	if (a <= 0)
@@ -1053,25 +775,38 @@ static int64_t earliest(int64_t a, int64_t b)
 
 static int poll_timeout(const struct relay *r, int64_t now)
 {
-	int64_t at = now + 1000; /* MQTT keepalive housekeeping */
-	if (!r->repl)
-		at = earliest(at, r->pg_retry_at);
-	else
-		at = earliest(at, r->next_status_at);
-	if (mqtt_state(r->mqtt) == MQTT_DOWN)
-		at = earliest(at, r->mqtt_retry_at);
-	if (r->ledger && pos_after(ledger_event_pos(ledger_safe(r->ledger)), ledger_event_pos(r->saved.pos)))
-		at = earliest(at, r->next_checkpoint_at);
+	int64_t at = earliest(source_deadline(r->pg), mqtt_deadline(r->mqtt));
+	for (size_t i = 0; i < ARRAY_SIZE(jobs); i++)
+		at = earliest(at, r->job_at[i]);
+	if (checkpoint_behind(r))
+		at = earliest(at, r->checkpoint_at);
 	if (r->stop == STOP_SIGNAL)
 		at = earliest(at, r->stop_deadline);
-	if (r->repl && r->cfg->source.heartbeat_interval_ms)
-		at = earliest(at, r->next_heartbeat_at);
-	at = earliest(at, r->next_stats_at);
-	at = earliest(at, r->next_watchdog_at);
+	at = earliest(at, now + 1000);
 	return at <= now ? 0 : (int)(at - now);
 }
 
 enum { FD_SIGNAL, FD_PG, FD_MQTT, NFDS };
+
+/* What the MQTT client read or wrote: acknowledgements first, then a new session (which
+ * may set events aside for publishing again). */
+static void mqtt_io(struct relay *r, short revents)
+{
+	mqtt_handle_io(r->mqtt, revents & (POLLIN | POLLERR | POLLHUP), revents & POLLOUT);
+	take_acks(r);
+	session_started(r, mqtt_take_session(r->mqtt));
+	notify_when_ready(r);
+}
+
+static void pg_io(struct relay *r, short revents)
+{
+	struct pgrepl *stream = source_stream(r->pg);
+	if (stream && revents & (POLLIN | POLLERR | POLLHUP) && pgrepl_consume(stream) != PG_OK)
+		pg_lost(r, PG_RETRY);
+	stream = source_stream(r->pg);
+	if (stream && revents & POLLOUT && pgrepl_flush(stream) < 0)
+		pg_lost(r, PG_RETRY);
+}
 
 static void wait_and_dispatch(struct relay *r)
 {
@@ -1080,11 +815,11 @@ static void wait_and_dispatch(struct relay *r)
 		[FD_PG] = { .fd = -1 },
 		[FD_MQTT] = { .fd = mqtt_socket(r->mqtt), .events = POLLIN },
 	};
-	int pending_output = r->repl ? pgrepl_flush(r->repl) : PG_OK;
+	int pending_output = source_stream(r->pg) ? pgrepl_flush(source_stream(r->pg)) : PG_OK;
 	if (pending_output < 0)
-		pg_lost(r);
-	if (r->repl) {
-		fds[FD_PG].fd = pgrepl_socket(r->repl);
+		pg_lost(r, PG_RETRY);
+	if (source_stream(r->pg)) {
+		fds[FD_PG].fd = pgrepl_socket(source_stream(r->pg));
 		fds[FD_PG].events =
 		        (short)((can_receive(r) ? POLLIN : 0) | (pending_output == 1 ? POLLOUT : 0));
 	}
@@ -1098,61 +833,53 @@ static void wait_and_dispatch(struct relay *r)
 	}
 	if (fds[FD_SIGNAL].revents)
 		handle_signals(r);
-	enum mqtt_state before = mqtt_state(r->mqtt);
-	mqtt_handle_io(r->mqtt, fds[FD_MQTT].revents & (POLLIN | POLLERR | POLLHUP),
-	               fds[FD_MQTT].revents & POLLOUT);
-	mqtt_check_down(r, before);
-	session_started(r, mqtt_take_session(r->mqtt));
-	notify_when_ready(r);
-	if (r->repl && fds[FD_PG].revents & (POLLIN | POLLERR | POLLHUP) && pgrepl_consume(r->repl) != PG_OK)
-		pg_lost(r);
-	if (r->repl && fds[FD_PG].revents & POLLOUT && pgrepl_flush(r->repl) < 0)
-		pg_lost(r);
+	mqtt_io(r, fds[FD_MQTT].revents);
+	pg_io(r, fds[FD_PG].revents);
+}
+
+/* Publishing: what a lost session set aside first, then the decoded event. */
+static void publish_pending(struct relay *r)
+{
+	if (!r->delivery || r->stop == STOP_FATAL)
+		return;
+	if (delivery_republishing(r->delivery))
+		republish(r);
+	if (r->ev_pending && r->stop == RUNNING && !delivery_republishing(r->delivery))
+		try_publish(r);
 }
 
 static void step(struct relay *r)
 {
 	int64_t now = monotonic_ms();
-	pg_maintain(r, now);
-	mqtt_maintain(r, now);
-	if (r->republishing && r->stop != STOP_FATAL)
-		republish(r);
-	if (r->ev_pending && r->stop == RUNNING && !r->republishing)
-		try_publish(r);
+	maintain_source(r, now);
+	mqtt_maintain(r->mqtt, now, streaming(r) && r->stop == RUNNING);
+	publish_pending(r);
 	receive(r);
+	take_acks(r); /* QoS 0 messages are acknowledged as they are written */
 	now = monotonic_ms();
 	bookkeeping(r, now);
-	check_silence(r, now);
-	check_publication(r, now);
-	heartbeat(r, now);
-	periodic_stats(r, now);
-	watchdog(r, now);
+	if (source_tick(r->pg, now, can_receive(r)) != PG_OK)
+		pg_lost(r, PG_RETRY);
+	run_jobs(r, now);
 }
 
 static int relay_init(struct relay *r, struct config *cfg, struct outbox **outbox,
                       const struct relay_options *opts)
 {
 	memset(r, 0, sizeof *r);
-	r->cfg = r->live_cfg = cfg;
-	r->outbox_slot = outbox;
-	r->outbox = *outbox;
-	r->log_level_fixed = opts->log_level_fixed;
-	r->drain_mode = opts->drain;
+	r->cfg = cfg;
+	r->outbox = outbox;
+	r->opts = opts;
 	r->handled.index = -1;
 	event_init(&r->ev);
-	backoff_init(&r->pg_backoff, cfg->source.reconnect.min_ms, cfg->source.reconnect.max_ms);
-	backoff_init(&r->mqtt_backoff, cfg->broker.reconnect.min_ms, cfg->broker.reconnect.max_ms);
 	srandom((unsigned)(getpid() ^ monotonic_ms()));
 	r->sigfd = open_signalfd();
-	r->watchdog_interval_ms = notify_watchdog_interval_ms();
-	pg_set_answer_timeout((int)((int64_t)SILENT_INTERVALS * cfg->source.status_interval_ms > INT32_MAX
-	                                    ? INT32_MAX
-	                                    : (int64_t)SILENT_INTERVALS * cfg->source.status_interval_ms));
 	r->decoder = pgo_decoder_new();
-	r->inflight = inflight_new((size_t)cfg->broker.max_inflight);
 	r->types = typemap_new();
-	outbox_use_types(r->outbox, r->types);
-	r->mqtt = mqtt_new(cfg, on_ack, r);
+	outbox_use_types(*outbox, r->types);
+	r->reload = reload_new(cfg, outbox, r->types, opts->log_level_fixed);
+	r->pg = source_new(cfg);
+	r->mqtt = mqtt_new(cfg);
 	if (r->sigfd < 0 || !r->mqtt) {
 		log_error("cannot initialise", "error", strerror(errno));
 		return -1;
@@ -1162,18 +889,13 @@ static int relay_init(struct relay *r, struct config *cfg, struct outbox **outbo
 
 static void relay_finish(struct relay *r)
 {
-	pg_close(r);
+	source_free(r->pg);
 	mqtt_free(r->mqtt);
-	ledger_free(r->ledger);
+	delivery_free(r->delivery);
 	pgo_decoder_free(r->decoder);
 	event_finish(&r->ev);
-	inflight_free(r->inflight);
+	reload_free(r->reload);
 	typemap_free(r->types);
-	for (size_t i = 0; i < r->nretired; i++) {
-		outbox_free(r->retired[i].outbox);
-		config_finish(&r->retired[i].cfg);
-	}
-	free(r->retired);
 	if (r->sigfd >= 0)
 		close(r->sigfd);
 }
@@ -1183,7 +905,7 @@ int relay_run(struct config *cfg, struct outbox **outbox, const struct relay_opt
 	struct relay r;
 	if (relay_init(&r, cfg, outbox, opts) < 0) {
 		relay_finish(&r);
-		return 1;
+		return EXIT_FATAL;
 	}
 	for (;;) {
 		step(&r);
@@ -1196,7 +918,7 @@ int relay_run(struct config *cfg, struct outbox **outbox, const struct relay_opt
 		final_bookkeeping(&r);
 	mqtt_disconnect(r.mqtt, 2000, flushed(&r));
 	log_summary(&r);
-	int status = r.stop != STOP_FATAL ? 0 : r.config_mismatch ? 78 : 1;
+	int status = r.stop != STOP_FATAL ? EXIT_CLEAN : r.config_mismatch ? EXIT_CONFIG : EXIT_FATAL;
 	relay_finish(&r);
 	return status;
 }

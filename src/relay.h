@@ -10,6 +10,14 @@
 #include "config.h"
 #include "outbox.h"
 
+/* The process's exit status (doc/design.md §3): sysexits.h values where one fits. */
+enum exit_status {
+	EXIT_CLEAN = 0,
+	EXIT_FATAL = 1,   /* a runtime error retrying cannot fix */
+	EXIT_USAGE = 64,  /* a bad command line */
+	EXIT_CONFIG = 78, /* a configuration error, or routes the database does not match */
+};
+
 struct relay_options {
 	bool drain;           /* publish what was committed before start, then stop */
 	bool log_level_fixed; /* -l given: a reload keeps it */
@@ -22,8 +30,8 @@ int relay_block_signals(void);
 /* Runs until stopped by a signal, by --drain completing, or by a fatal error. SIGHUP
  * reloads cfg's file and applies its reloadable keys to *cfg and *outbox (both stay
  * owned by the caller; what they held before is kept until the run ends, for the events
- * still in flight). Returns 0 for a clean stop, 1 for a fatal runtime error, 78 when the
- * routes do not match the database. */
+ * still in flight). Returns EXIT_CLEAN, EXIT_FATAL, or EXIT_CONFIG when the routes do not
+ * match the database. */
 int relay_run(struct config *cfg, struct outbox **outbox, const struct relay_options *opts);
 
 #endif

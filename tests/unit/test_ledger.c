@@ -5,23 +5,23 @@
 
 #include "ledger.h"
 
-static const struct ledger_pos origin = { 0, -1, 0 };
+static const struct ledger_pos origin = { { 0, -1 }, 0 };
 
 /* Checks the whole safe position at once, naming the caller's line on failure. */
-#define ck_assert_pos(l, commit, index, confirmed)                                                \
+#define ck_assert_pos(l, commit, idx, confirmed)                                                  \
 	do {                                                                                      \
 		struct ledger_pos p_ = ledger_safe(l);                                            \
-		ck_assert_msg(p_.commit_lsn == (commit) && p_.event_index == (index) &&           \
+		ck_assert_msg(p_.acked.commit_lsn == (commit) && p_.acked.index == (idx) &&       \
 		                      p_.confirmed_lsn == (confirmed),                            \
 		              "position (%llX, %d, %llX), expected (%llX, %d, %llX)",             \
-		              (unsigned long long)p_.commit_lsn, (int)p_.event_index,             \
+		              (unsigned long long)p_.acked.commit_lsn, (int)p_.acked.index,       \
 		              (unsigned long long)p_.confirmed_lsn, (unsigned long long)(commit), \
-		              (int)(index), (unsigned long long)(confirmed));                     \
+		              (int)(idx), (unsigned long long)(confirmed));                       \
 	} while (0)
 
 START_TEST(start_position_is_kept)
 {
-	struct ledger_pos start = { 0x1000, 3, 0x1200 };
+	struct ledger_pos start = { { 0x1000, 3 }, 0x1200 };
 	struct ledger *l = ledger_new(8, start);
 	ck_assert_pos(l, 0x1000, 3, 0x1200);
 	ck_assert_uint_eq(ledger_inflight(l), 0);
@@ -98,7 +98,7 @@ END_TEST
 
 START_TEST(interleaved_transactions)
 {
-	struct ledger_pos start = { 0x50, 1, 0x60 };
+	struct ledger_pos start = { { 0x50, 1 }, 0x60 };
 	struct ledger *l = ledger_new(16, start);
 	/* T1 at 0x100: mids 1,2; T2 at 0x200: mid 3; T3 at 0x300: mids 4,5,6. */
 	ck_assert_int_eq(ledger_add(l, 1, 0x100, 0), 0);
@@ -155,7 +155,7 @@ END_TEST
 
 START_TEST(empty_transaction_with_nothing_in_flight)
 {
-	struct ledger *l = ledger_new(4, (struct ledger_pos){ 0x10, 0, 0x20 });
+	struct ledger *l = ledger_new(4, (struct ledger_pos){ { 0x10, 0 }, 0x20 });
 	ledger_txn_end(l, 0x100, 0x140);
 	ck_assert_pos(l, 0x10, 0, 0x140);
 	ledger_txn_end(l, 0x200, 0x240);
@@ -350,7 +350,7 @@ END_TEST
 
 START_TEST(idle_advance)
 {
-	struct ledger *l = ledger_new(4, (struct ledger_pos){ 0x100, 2, 0x180 });
+	struct ledger *l = ledger_new(4, (struct ledger_pos){ { 0x100, 2 }, 0x180 });
 	ck_assert(ledger_idle_advance(l, 0x200));
 	ck_assert_pos(l, 0x100, 2, 0x200);
 	ck_assert(!ledger_idle_advance(l, 0x200)); /* not a move */
@@ -390,7 +390,7 @@ START_TEST(never_moves_backwards)
 {
 	/* Events at or before the start position (a replay the caller did not skip) must
 	 * not pull the position back. */
-	struct ledger *l = ledger_new(4, (struct ledger_pos){ 0x500, 3, 0x580 });
+	struct ledger *l = ledger_new(4, (struct ledger_pos){ { 0x500, 3 }, 0x580 });
 	ck_assert_int_eq(ledger_add(l, 1, 0x500, 1), 0);
 	ck_assert_int_eq(ledger_add(l, 2, 0x400, 7), 0);
 	ledger_txn_end(l, 0x400, 0x480);
@@ -474,10 +474,10 @@ static struct ledger_pos model_safe(const struct model *m)
 		if (e->is_txn_end) {
 			if (e->lsn > pos.confirmed_lsn)
 				pos.confirmed_lsn = e->lsn;
-		} else if (e->lsn > pos.commit_lsn ||
-		           (e->lsn == pos.commit_lsn && e->event_index > pos.event_index)) {
-			pos.commit_lsn = e->lsn;
-			pos.event_index = e->event_index;
+		} else if (e->lsn > pos.acked.commit_lsn ||
+		           (e->lsn == pos.acked.commit_lsn && e->event_index > pos.acked.index)) {
+			pos.acked.commit_lsn = e->lsn;
+			pos.acked.index = e->event_index;
 		}
 	}
 	if (m->idle_floor > pos.confirmed_lsn)
@@ -555,12 +555,12 @@ struct stream {
 static void compare(const struct ledger *l, const struct model *m, const struct stream *s)
 {
 	struct ledger_pos want = model_safe(m), got = ledger_safe(l);
-	ck_assert_msg(got.commit_lsn == want.commit_lsn && got.event_index == want.event_index &&
+	ck_assert_msg(got.acked.commit_lsn == want.acked.commit_lsn && got.acked.index == want.acked.index &&
 	                      got.confirmed_lsn == want.confirmed_lsn,
 	              "step %zu: (%llX, %d, %llX), model (%llX, %d, %llX)", s->steps,
-	              (unsigned long long)got.commit_lsn, (int)got.event_index,
-	              (unsigned long long)got.confirmed_lsn, (unsigned long long)want.commit_lsn,
-	              (int)want.event_index, (unsigned long long)want.confirmed_lsn);
+	              (unsigned long long)got.acked.commit_lsn, (int)got.acked.index,
+	              (unsigned long long)got.confirmed_lsn, (unsigned long long)want.acked.commit_lsn,
+	              (int)want.acked.index, (unsigned long long)want.confirmed_lsn);
 	ck_assert_uint_eq(ledger_inflight(l), model_unacked(m));
 	ck_assert_int_eq(ledger_has_room(l), model_has_room(m));
 }
@@ -667,7 +667,7 @@ static void run_against_model(size_t max_events, uint64_t seed, size_t steps)
 	static struct model m;
 	memset(&m, 0, sizeof m);
 	m.max_events = max_events;
-	m.start = (struct ledger_pos){ 0x5000, 2, 0x5080 };
+	m.start = (struct ledger_pos){ { 0x5000, 2 }, 0x5080 };
 	struct ledger *l = ledger_new(max_events, m.start);
 	struct stream s = { 0x6000, 0, 65000, 0, 0, 0, 0, 0, 0 };
 	rng_state = seed;
