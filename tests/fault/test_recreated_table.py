@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Fault: a routed table dropped and created again loses no row (SPEC §2.8).
+"""Fault: a routed table dropped and created again loses no row.
 
 The publication names its tables (FOR TABLE), and dropping a table takes it out. pgoutput
 decides with the catalog as it was at each change whether a row belongs to the
