@@ -197,9 +197,10 @@ class RecreatedTableTest(harness.IntegrationCase):
         self.stop_relay()
 
     def test_drop_create_and_insert_in_one_transaction(self):
-        """(c) DROP, CREATE and INSERT in one transaction, and a rename swapping a new table
-        in: the rows written after the command that gives the table its routed name are
-        decoded, even in the same transaction."""
+        """(c) DROP, CREATE and INSERT in one transaction, a rename swapping a new table in,
+        and a transaction older than the new table writing to it: the rows written after the
+        command that gives the table its routed name are decoded, even in the same
+        transaction."""
         db = self.new_db()
         self.start_relay(db, source={"status_interval": "200ms"})
         events = self.write(db, "before")
@@ -212,6 +213,19 @@ class RecreatedTableTest(harness.IntegrationCase):
             cur.execute("ALTER TABLE public.outbox RENAME TO outbox_old")
             cur.execute("ALTER TABLE public.outbox_next RENAME TO outbox")
             events += self.insert(cur, "renamed", 2)
+        # A transaction that began (and wrote) before the table was created again, and
+        # writes to the new table after: decoded with the catalog of the commit between.
+        db.execute("CREATE TABLE public.elsewhere (n int)")
+        other = self.pg.connect(db.name)
+        self.addCleanup(other.close)
+        with other.cursor() as early:
+            early.execute("BEGIN")
+            early.execute("INSERT INTO public.elsewhere VALUES (1)")
+            with db.transaction() as cur:
+                cur.execute("DROP TABLE public.outbox")
+                cur.execute(OUTBOX_DDL)
+            events += self.insert(early, "began-before", 2)
+            early.execute("COMMIT")
         events += self.write(db, "after")
         self.wait_for_event(events[-1])
         self.check_delivery(events)
