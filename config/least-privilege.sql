@@ -9,6 +9,12 @@
 --        -v table_schemas=public -v tables=public.outbox -f least-privilege.sql
 -- tables: comma-separated schema-qualified tables; table_schemas: their schemas.
 -- Then give the role a password (ALTER ROLE ... PASSWORD) or another pg_hba.conf method.
+--
+-- It also installs, from routed-tables.sql next to this file, the event trigger that puts a
+-- routed table dropped and created again back in the publication in the transaction that
+-- creates it (creating an event trigger takes a superuser; the relay cannot do it as this
+-- role). The role maintains the list of routed tables the trigger reads. A table created
+-- again does not have the old one's grants; the relay's decoding does not need them.
 
 \set ON_ERROR_STOP on
 
@@ -18,3 +24,6 @@ GRANT USAGE ON SCHEMA :table_schemas TO :"role";
 GRANT SELECT ON :tables TO :"role";
 CREATE SCHEMA :"schema" AUTHORIZATION :"role";
 CREATE PUBLICATION :"publication" FOR TABLE :tables WITH (publish = 'insert');
+
+SET outbox_relay.bookkeeping_schema = :'schema';
+\ir routed-tables.sql

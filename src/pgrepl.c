@@ -9,6 +9,7 @@
 #include "buf.h"
 #include "log.h"
 #include "pgoutput.h"
+#include "routed.h"
 #include "util.h"
 
 /* SQLSTATEs worth waiting out rather than dying on. */
@@ -227,55 +228,70 @@ static int create_publication(PGconn *sql, const struct config *cfg)
 	append_identifier(&q, sql, cfg->source.publication);
 	/* With message routes only, the publication stays empty: messages need none. */
 	bool first = true;
-	for (size_t i = 0; i < cfg->nroutes; i++) {
-		if (!cfg->routes[i].table)
+	int status = PG_OK;
+	for (size_t i = 0; i < cfg->nroutes && status == PG_OK; i++) {
+		const struct route_config *rc = &cfg->routes[i];
+		struct routed_state st;
+		if (!rc->table)
 			continue;
+		/* A table the event trigger adds when it is created cannot be named yet. */
+		status = routed_state(sql, cfg, rc, &st);
+		if (status == PG_OK && !st.exists && routed_covered(&st)) {
+			routed_note_missing(cfg, rc);
+			continue;
+		}
 		buf_puts(&q, first ? " FOR TABLE " : ", ");
-		append_table(&q, sql, &cfg->routes[i]);
+		append_table(&q, sql, rc);
 		first = false;
 	}
 	buf_puts(&q, " WITH (publish = 'insert')");
-	int status = pg_exec(sql, q.data, "cannot create the publication");
+	if (status == PG_OK)
+		status = pg_exec(sql, q.data, "cannot create the publication");
 	buf_finish(&q);
 	if (status == PG_OK)
 		log_info("publication created", "publication", cfg->source.publication);
 	return status;
 }
 
-static int publication_has_table(PGconn *sql, const char *pub, const struct route_config *rc, bool *has)
+/* A routed table is not in the publication and nothing puts it back: its rows are lost. */
+static void report_left_publication(const struct config *cfg, const struct route_config *rc, bool exists)
 {
-	PGresult *res;
-	const char *params[] = { pub, rc->schema, rc->table };
-	int status = exec_query(sql,
-	                        "SELECT 1 FROM pg_publication_tables"
-	                        " WHERE pubname = $1 AND schemaname = $2 AND tablename = $3",
-	                        3, params, &res, "cannot look up the publication's tables");
-	if (status == PG_OK) {
-		*has = PQntuples(res) > 0;
-		PQclear(res);
-	}
-	return status;
+	const char *created_again =
+	        "a routed table is not in the publication: created again while no event trigger kept it"
+	        " there (or taken out of the publication), its rows are not decoded and cannot be"
+	        " published; the relay stops so that this is seen. Starting it again adds the table"
+	        " back when create_publication is true; the rows written to it before then are lost";
+	const char *dropped =
+	        "a routed table left the publication (dropped) and no event trigger puts it back when"
+	        " it is created again: the rows written to it before the relay's next start would not"
+	        " be decoded; the relay stops so that this is seen. A superuser installs the event"
+	        " trigger with the SQL file (see outbox-relay(8), ROUTED TABLES)";
+	log_error(exists ? created_again : dropped, "publication", cfg->source.publication, "schema",
+	          rc->schema, "table", rc->table, "sql_file", ROUTED_TABLES_SQL_FILE);
 }
 
 int pgrepl_check_publication(PGconn *sql, const struct config *cfg)
 {
 	for (size_t i = 0; i < cfg->nroutes; i++) {
 		const struct route_config *rc = &cfg->routes[i];
-		bool has = true;
-		int status =
-		        rc->table ? publication_has_table(sql, cfg->source.publication, rc, &has) : PG_OK;
+		struct routed_state st;
+		if (!rc->table)
+			continue;
+		int status = routed_state(sql, cfg, rc, &st);
 		if (status != PG_OK)
 			return status;
-		if (!has) {
-			log_error(
-			        "a routed table left the publication (dropped, or dropped and created again):"
-			        " rows written to it since are not decoded and cannot be published; the relay"
-			        " stops so that this is seen. Starting it again adds the table back when"
-			        " create_publication is true",
-			        "publication", cfg->source.publication, "schema", rc->schema, "table",
-			        rc->table);
-			return PG_FATAL;
+		if (st.published) {
+			routed_note_present(cfg, rc);
+			continue;
 		}
+		/* Dropped, and the event trigger puts it back in the publication in the transaction
+		 * that creates it again: no row written to it can be missed. */
+		if (!st.exists && routed_covered(&st)) {
+			routed_note_missing(cfg, rc);
+			continue;
+		}
+		report_left_publication(cfg, rc, st.exists);
+		return PG_FATAL;
 	}
 	return PG_OK;
 }
@@ -292,12 +308,39 @@ static int extend_publication(PGconn *sql, const struct config *cfg, const struc
 	append_identifier(&q, sql, cfg->source.publication);
 	buf_puts(&q, " ADD TABLE ");
 	append_table(&q, sql, rc);
-	int status = pg_exec(sql, q.data, "cannot add a table to the publication");
+	const char *what = "cannot add a table to the publication";
+	PGresult *res = pg_await(sql, PQsendQuery(sql, q.data), what);
 	buf_finish(&q);
-	if (status == PG_OK)
+	if (!res)
+		return PG_RETRY;
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	int status = PG_OK;
+	if (PQresultStatus(res) == PGRES_COMMAND_OK)
 		log_info("table added to publication", "publication", cfg->source.publication, "schema",
 		         rc->schema, "table", rc->table);
+	else if (!state || strcmp(state, "42710") != 0) /* 42710: the event trigger was quicker */
+		status = pg_failure(sql, res, what);
+	PQclear(res);
 	return status;
+}
+
+/* A routed table that is not in the publication, before the relay adds it. */
+static int add_missing_table(PGconn *sql, const struct config *cfg, const struct route_config *rc,
+                             const struct routed_state *st)
+{
+	if (!st->exists && routed_covered(st)) {
+		routed_note_missing(cfg, rc);
+		return PG_OK; /* the event trigger adds it when it is created */
+	}
+	/* Listed: the relay published it before. It was dropped and created again while nothing
+	 * kept it in the publication, and what was written to it since was not decoded. */
+	if (st->exists && st->listed)
+		log_warn("a routed table was created again while no event trigger kept it in the"
+		         " publication: the rows written to it before it is added back are not decoded"
+		         " and are not published",
+		         "publication", cfg->source.publication, "schema", rc->schema, "table", rc->table,
+		         "sql_file", ROUTED_TABLES_SQL_FILE);
+	return extend_publication(sql, cfg, rc);
 }
 
 int pgrepl_ensure_publication(PGconn *sql, const struct config *cfg)
@@ -306,20 +349,30 @@ int pgrepl_ensure_publication(PGconn *sql, const struct config *cfg)
 	int status = publication_exists(sql, cfg->source.publication, &exists);
 	if (status != PG_OK)
 		return status;
-	if (!exists) {
-		if (cfg->source.create_publication)
-			return create_publication(sql, cfg);
+	if (exists) {
+		/* The states as the list was (whether the relay routed a table before), then the
+		 * list: from the moment it names a table, the event trigger puts the table in the
+		 * publication whenever it is created. Then what is still missing. */
+		struct routed_state *st = xcalloc(cfg->nroutes ? cfg->nroutes : 1, sizeof *st);
+		for (size_t i = 0; i < cfg->nroutes && status == PG_OK; i++)
+			if (cfg->routes[i].table)
+				status = routed_state(sql, cfg, &cfg->routes[i], &st[i]);
+		if (status == PG_OK)
+			status = routed_list_update(sql, cfg);
+		for (size_t i = 0; i < cfg->nroutes && status == PG_OK; i++)
+			if (cfg->routes[i].table && !st[i].published)
+				status = add_missing_table(sql, cfg, &cfg->routes[i], &st[i]);
+		free(st);
+	} else if (cfg->source.create_publication) {
+		/* The list after the publication: a row written before the publication exists
+		 * breaks decoding for every slot created before it. */
+		status = create_publication(sql, cfg);
+		if (status == PG_OK)
+			status = routed_list_update(sql, cfg);
+	} else {
 		log_error("the publication does not exist and create_publication is false", "publication",
 		          cfg->source.publication);
 		return PG_FATAL;
-	}
-	for (size_t i = 0; i < cfg->nroutes && status == PG_OK; i++) {
-		bool has;
-		if (!cfg->routes[i].table)
-			continue;
-		status = publication_has_table(sql, cfg->source.publication, &cfg->routes[i], &has);
-		if (status == PG_OK && !has)
-			status = extend_publication(sql, cfg, &cfg->routes[i]);
 	}
 	return status;
 }
@@ -410,7 +463,9 @@ int pgrepl_prepare(PGconn *sql, const struct config *cfg, lsn_t checkpoint_lsn, 
 {
 	/* The publication first: pgoutput reads it through the snapshot of the WAL being
 	 * decoded, so a slot older than its publication cannot decode. */
-	int status = pgrepl_ensure_publication(sql, cfg);
+	int status = routed_prepare(sql, cfg);
+	if (status == PG_OK)
+		status = pgrepl_ensure_publication(sql, cfg);
 	if (status != PG_OK)
 		return status;
 	*slot_confirmed = LSN_INVALID;
@@ -464,7 +519,18 @@ static int check_route(PGconn *sql, const struct config *cfg, const struct outbo
 	                        2, params, &c.columns, "cannot read the routed table's columns");
 	if (status != PG_OK)
 		return status;
-	if (PQntuples(c.columns) == 0) {
+	struct routed_state st = { 0 };
+	if (PQntuples(c.columns) == 0)
+		status = routed_state(sql, cfg, rc, &st);
+	if (status != PG_OK) {
+		PQclear(c.columns);
+		return status;
+	}
+	if (PQntuples(c.columns) == 0 && !st.exists && routed_covered(&st)) {
+		/* Dropped, perhaps for a moment: the event trigger puts it back in the publication
+		 * when it is created again. */
+		routed_note_missing(cfg, rc);
+	} else if (PQntuples(c.columns) == 0) {
 		char problem[256];
 		snprintf(problem, sizeof problem, "table %s does not exist (or is not a table)", table);
 		report_route_problem(&c, "table", problem);

@@ -52,23 +52,30 @@ int pg_result(PGconn *conn, int sent, ExecStatusType want, const char *what, PGr
  * after logging what with the server's detail. */
 int pg_exec(PGconn *conn, const char *sql, const char *what);
 
-/* Makes sure the publication covers every routed table (creating or extending it when
- * allowed), then that the slot exists (creating it when allowed, always after the
- * publication). checkpoint_lsn: the confirmed position of the slot's checkpoint row, or
+/* Installs or checks the event trigger that keeps re-created routed tables in the
+ * publication (routed.h), makes sure the publication covers every routed table (creating or
+ * extending it when allowed), then that the slot exists (creating it when allowed, always
+ * after the publication). checkpoint_lsn: the confirmed position of the slot's checkpoint row, or
  * LSN_INVALID if it has none; with a row, a missing slot means lost events and is fatal. *slot_confirmed: the slot's confirmed
  * position (everything committed before it was handled in an earlier run). */
 int pgrepl_prepare(PGconn *sql, const struct config *cfg, lsn_t checkpoint_lsn, lsn_t *slot_confirmed);
 
-/* The publication part of pgrepl_prepare: also run when a reload adds routed tables. */
+/* The publication part of pgrepl_prepare: also run when a reload adds routed tables. Updates
+ * the list of routed tables the event trigger reads; a routed table that does not exist is
+ * left out when the trigger adds it on creation. */
 int pgrepl_ensure_publication(PGconn *sql, const struct config *cfg);
 
 /* Checks, while streaming, that every routed table is still in the publication: a table
- * dropped (and perhaps created again) leaves it silently. PG_FATAL, logged, if one left. */
+ * dropped (and perhaps created again) leaves it silently. A dropped table that the event
+ * trigger puts back when it is created again is a warning (once); otherwise PG_FATAL,
+ * logged, if one left: its rows would not be decoded. */
 int pgrepl_check_publication(PGconn *sql, const struct config *cfg);
 
 /* Checks that every routed table exists and has every column its route reads. PG_OK,
  * PG_RETRY, or PG_CONFIG after logging each missing table or column with its place in the
- * file. */
+ * file. A table that the relay routed before and that the event trigger puts back in the
+ * publication when it is created again may be missing (a warning): dropped for a moment, it
+ * costs no row. */
 int pgrepl_check_routes(PGconn *sql, const struct config *cfg, const struct outbox *o);
 
 /* Emits a non-transactional logical message with prefix (one of the relay's own, below);
