@@ -1,4 +1,4 @@
--- A role for outbox-relay with only what it needs (SPEC §6): REPLICATION to stream from
+-- A role for outbox-relay with only what it needs (doc/design.md §6): REPLICATION to stream from
 -- its slot and emit its own logical messages, SELECT on the routed tables, and a
 -- bookkeeping schema of its own. The publication is created here by an owner of the
 -- tables, so the relay runs with create_publication: false (it may not alter a

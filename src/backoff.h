@@ -1,4 +1,4 @@
-/* Exponential backoff with jitter for reconnecting (SPEC §4 reconnect: {min, max}). Pure. */
+/* Exponential backoff with jitter for reconnecting (doc/design.md §4 reconnect: {min, max}). Pure. */
 #ifndef OUTBOX_BACKOFF_H
 #define OUTBOX_BACKOFF_H
 

@@ -2,20 +2,445 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "buf.h"
 #include "log.h"
-#include "pgrepl.h"
+#include "routed.h"
 #include "util.h"
+
+/* ---- the bookkeeping schema ---- */
+
+static char *quoted_schema(PGconn *sql, const struct config *cfg)
+{
+	const char *s = cfg->delivery.bookkeeping_schema;
+	return PQescapeIdentifier(sql, s, strlen(s));
+}
+
+/* CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists:
+ * a least-privileged role with a schema made for it must not be asked for that. */
+static int schema_exists(PGconn *sql, const struct config *cfg, bool *exists)
+{
+	const char *params[] = { cfg->delivery.bookkeeping_schema };
+	PGresult *res;
+	int status = pg_query(sql, "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", 1, params,
+	                      &res, "cannot look up the bookkeeping schema");
+	if (status == PG_OK) {
+		*exists = PQntuples(res) > 0;
+		PQclear(res);
+	}
+	return status;
+}
+
+static int create_tables(PGconn *sql, const struct config *cfg, const char *schema)
+{
+	bool exists = false;
+	int status = schema_exists(sql, cfg, &exists);
+	if (status != PG_OK)
+		return status;
+	struct buf q = BUF_INIT;
+	if (!exists)
+		buf_printf(&q, "CREATE SCHEMA %s;", schema);
+	buf_printf(
+	        &q,
+	        "CREATE TABLE IF NOT EXISTS %s.checkpoint ("
+	        " slot_name text PRIMARY KEY, commit_lsn pg_lsn NOT NULL, event_index int NOT NULL,"
+	        " confirmed_lsn pg_lsn NOT NULL, published bigint NOT NULL, updated_at timestamptz NOT NULL);"
+	        "CREATE TABLE IF NOT EXISTS %s.dead_letter ("
+	        " id bigserial PRIMARY KEY, slot_name text, event_id text, source text, topic text,"
+	        " commit_lsn pg_lsn, reason text, payload bytea, properties jsonb,"
+	        " created_at timestamptz NOT NULL DEFAULT now())",
+	        schema, schema);
+	status = pg_exec(sql, q.data, "cannot create the bookkeeping tables");
+	buf_finish(&q);
+	return status;
+}
+
+static int check_tables(PGconn *sql, const char *schema)
+{
+	struct buf q = BUF_INIT;
+	buf_printf(&q, "SELECT 1 FROM %s.checkpoint LIMIT 0", schema);
+	int status = pg_exec(
+	        sql, q.data,
+	        "the bookkeeping table is missing or unreadable (create_bookkeeping is false; create it"
+	        " with the SQL in config/ or set create_bookkeeping: true)");
+	buf_finish(&q);
+	return status;
+}
+
+int catalog_ensure_bookkeeping(PGconn *sql, const struct config *cfg)
+{
+	char *schema = quoted_schema(sql, cfg);
+	int status = cfg->delivery.create_bookkeeping ? create_tables(sql, cfg, schema)
+	                                              : check_tables(sql, schema);
+	PQfreemem(schema);
+	return status;
+}
+
+/* ---- publication and slot ---- */
+
+static void append_table(struct buf *b, PGconn *conn, const struct route_config *rc)
+{
+	pg_append_identifier(b, conn, rc->schema);
+	buf_putc(b, '.');
+	pg_append_identifier(b, conn, rc->table);
+}
+
+static int publication_exists(PGconn *sql, const char *name, bool *exists)
+{
+	PGresult *res;
+	const char *params[] = { name };
+	int status = pg_query(sql, "SELECT 1 FROM pg_publication WHERE pubname = $1", 1, params, &res,
+	                      "cannot look up the publication");
+	if (status == PG_OK) {
+		*exists = PQntuples(res) > 0;
+		PQclear(res);
+	}
+	return status;
+}
+
+static int create_publication(PGconn *sql, const struct config *cfg)
+{
+	struct buf q = BUF_INIT;
+	buf_puts(&q, "CREATE PUBLICATION ");
+	pg_append_identifier(&q, sql, cfg->source.publication);
+	/* With message routes only, the publication stays empty: messages need none. */
+	bool first = true;
+	int status = PG_OK;
+	for (size_t i = 0; i < cfg->nroutes && status == PG_OK; i++) {
+		const struct route_config *rc = &cfg->routes[i];
+		struct routed_state st;
+		if (!rc->table)
+			continue;
+		/* A table the event trigger adds when it is created cannot be named yet. */
+		status = routed_state(sql, cfg, rc, &st);
+		if (status == PG_OK && !st.exists && routed_covered(&st)) {
+			routed_note_missing(cfg, rc);
+			continue;
+		}
+		buf_puts(&q, first ? " FOR TABLE " : ", ");
+		append_table(&q, sql, rc);
+		first = false;
+	}
+	buf_puts(&q, " WITH (publish = 'insert')");
+	if (status == PG_OK)
+		status = pg_exec(sql, q.data, "cannot create the publication");
+	buf_finish(&q);
+	if (status == PG_OK)
+		log_info("publication created", "publication", cfg->source.publication);
+	return status;
+}
+
+/* A routed table is not in the publication and nothing puts it back: its rows are lost. */
+static void report_left_publication(const struct config *cfg, const struct route_config *rc, bool exists)
+{
+	const char *created_again =
+	        "a routed table is not in the publication: created again while no event trigger kept it"
+	        " there (or taken out of the publication), its rows are not decoded and cannot be"
+	        " published; the relay stops so that this is seen. Starting it again adds the table"
+	        " back when create_publication is true; the rows written to it before then are lost";
+	const char *dropped =
+	        "a routed table left the publication (dropped) and no event trigger puts it back when"
+	        " it is created again: the rows written to it before the relay's next start would not"
+	        " be decoded; the relay stops so that this is seen. A superuser installs the event"
+	        " trigger with the SQL file (see outbox-relay(8), ROUTED TABLES)";
+	log_error(exists ? created_again : dropped, "publication", cfg->source.publication, "schema",
+	          rc->schema, "table", rc->table, "sql_file", ROUTED_TABLES_SQL_FILE);
+}
+
+int catalog_check_publication(PGconn *sql, const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		const struct route_config *rc = &cfg->routes[i];
+		struct routed_state st;
+		if (!rc->table)
+			continue;
+		int status = routed_state(sql, cfg, rc, &st);
+		if (status != PG_OK)
+			return status;
+		if (st.published) {
+			routed_note_present(cfg, rc);
+			continue;
+		}
+		/* Dropped, and the event trigger puts it back in the publication in the transaction
+		 * that creates it again: no row written to it can be missed. */
+		if (!st.exists && routed_covered(&st)) {
+			routed_note_missing(cfg, rc);
+			continue;
+		}
+		report_left_publication(cfg, rc, st.exists);
+		return PG_FATAL;
+	}
+	return PG_OK;
+}
+
+static int extend_publication(PGconn *sql, const struct config *cfg, const struct route_config *rc)
+{
+	if (!cfg->source.create_publication) {
+		log_error("the publication does not cover a routed table and create_publication is false",
+		          "publication", cfg->source.publication, "schema", rc->schema, "table", rc->table);
+		return PG_FATAL;
+	}
+	struct buf q = BUF_INIT;
+	buf_puts(&q, "ALTER PUBLICATION ");
+	pg_append_identifier(&q, sql, cfg->source.publication);
+	buf_puts(&q, " ADD TABLE ");
+	append_table(&q, sql, rc);
+	const char *what = "cannot add a table to the publication";
+	PGresult *res = pg_await(sql, PQsendQuery(sql, q.data), what);
+	buf_finish(&q);
+	if (!res)
+		return PG_RETRY;
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	int status = PG_OK;
+	if (PQresultStatus(res) == PGRES_COMMAND_OK)
+		log_info("table added to publication", "publication", cfg->source.publication, "schema",
+		         rc->schema, "table", rc->table);
+	else if (!state || strcmp(state, "42710") != 0) /* 42710: the event trigger was quicker */
+		status = pg_failure(sql, res, what);
+	PQclear(res);
+	return status;
+}
+
+/* A routed table that is not in the publication, before the relay adds it. */
+static int add_missing_table(PGconn *sql, const struct config *cfg, const struct route_config *rc,
+                             const struct routed_state *st)
+{
+	if (!st->exists && routed_covered(st)) {
+		routed_note_missing(cfg, rc);
+		return PG_OK; /* the event trigger adds it when it is created */
+	}
+	/* Listed: the relay published it before. It was dropped and created again while nothing
+	 * kept it in the publication, and what was written to it since was not decoded. */
+	if (st->exists && st->listed)
+		log_warn("a routed table was created again while no event trigger kept it in the"
+		         " publication: the rows written to it before it is added back are not decoded"
+		         " and are not published",
+		         "publication", cfg->source.publication, "schema", rc->schema, "table", rc->table,
+		         "sql_file", ROUTED_TABLES_SQL_FILE);
+	return extend_publication(sql, cfg, rc);
+}
+
+int catalog_ensure_publication(PGconn *sql, const struct config *cfg)
+{
+	bool exists;
+	int status = publication_exists(sql, cfg->source.publication, &exists);
+	if (status != PG_OK)
+		return status;
+	if (exists) {
+		/* The states as the list was (whether the relay routed a table before), then the
+		 * list: from the moment it names a table, the event trigger puts the table in the
+		 * publication whenever it is created. Then what is still missing. */
+		struct routed_state *st = xcalloc(cfg->nroutes ? cfg->nroutes : 1, sizeof *st);
+		for (size_t i = 0; i < cfg->nroutes && status == PG_OK; i++)
+			if (cfg->routes[i].table)
+				status = routed_state(sql, cfg, &cfg->routes[i], &st[i]);
+		if (status == PG_OK)
+			status = routed_list_update(sql, cfg);
+		for (size_t i = 0; i < cfg->nroutes && status == PG_OK; i++)
+			if (cfg->routes[i].table && !st[i].published)
+				status = add_missing_table(sql, cfg, &cfg->routes[i], &st[i]);
+		free(st);
+	} else if (cfg->source.create_publication) {
+		/* The list after the publication: a row written before the publication exists
+		 * breaks decoding for every slot created before it. */
+		status = create_publication(sql, cfg);
+		if (status == PG_OK)
+			status = routed_list_update(sql, cfg);
+	} else {
+		log_error("the publication does not exist and create_publication is false", "publication",
+		          cfg->source.publication);
+		return PG_FATAL;
+	}
+	return status;
+}
+
+static int create_slot(PGconn *sql, const char *slot, lsn_t *confirmed)
+{
+	PGresult *res;
+	const char *params[] = { slot };
+	int status = pg_query(sql, "SELECT lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')", 1,
+	                      params, &res, "cannot create the replication slot");
+	if (status == PG_OK) {
+		log_info("replication slot created", "slot", slot, "lsn", PQgetvalue(res, 0, 0));
+		if (lsn_parse(PQgetvalue(res, 0, 0), confirmed) < 0)
+			*confirmed = LSN_INVALID;
+		PQclear(res);
+	}
+	return status;
+}
+
+static int check_slot_row(const PGresult *res, const char *slot, lsn_t *confirmed)
+{
+	const char *plugin = PQgetvalue(res, 0, 0);
+	const char *wal_status = PQgetvalue(res, 0, 1);
+	if (strcmp(plugin, "pgoutput") != 0) {
+		log_error("the replication slot does not use pgoutput", "slot", slot, "plugin", plugin);
+		return PG_FATAL;
+	}
+	if (strcmp(wal_status, "lost") == 0) {
+		log_error("the replication slot is invalidated: the WAL it needed was removed and events are "
+		          "lost;"
+		          " drop the slot (SELECT pg_drop_replication_slot(...)) and the checkpoint row to "
+		          "start afresh",
+		          "slot", slot, "wal_status", wal_status);
+		return PG_FATAL;
+	}
+	if (lsn_parse(PQgetvalue(res, 0, 2), confirmed) < 0)
+		*confirmed = LSN_INVALID;
+	return PG_OK;
+}
+
+/* The slot is gone but the checkpoint says it was used: whatever was committed after the
+ * checkpoint and before a new slot would be created is lost. Say so with the way out. */
+static void report_lost_slot(const struct config *cfg, lsn_t checkpoint_lsn)
+{
+	/* Both names are plain identifiers (the configuration accepts nothing else), so the SQL
+	 * needs no quoting and can be pasted as it is. */
+	char lsn[LSN_BUFLEN], accept[256];
+	snprintf(accept, sizeof accept, "DELETE FROM %s.checkpoint WHERE slot_name = '%s'",
+	         cfg->delivery.bookkeeping_schema, cfg->source.slot);
+	log_error("the replication slot is missing but the checkpoint shows it was in use: events committed"
+	          " after the checkpoint may be lost, so the relay does not create a new slot; to accept the "
+	          "gap,"
+	          " run the SQL given and start again",
+	          "slot", cfg->source.slot, "checkpoint_lsn", lsn_format(checkpoint_lsn, lsn), "sql", accept);
+}
+
+static int ensure_slot(PGconn *sql, const struct config *cfg, lsn_t checkpoint_lsn, lsn_t *confirmed)
+{
+	PGresult *res;
+	const char *slot = cfg->source.slot;
+	const char *params[] = { slot };
+	int status =
+	        pg_query(sql,
+	                 "SELECT plugin, coalesce(wal_status, ''), coalesce(confirmed_flush_lsn, '0/0')::text"
+	                 " FROM pg_replication_slots"
+	                 " WHERE slot_name = $1 AND slot_type = 'logical' AND database = current_database()",
+	                 1, params, &res, "cannot look up the replication slot");
+	if (status != PG_OK)
+		return status;
+	bool exists = PQntuples(res) > 0;
+	if (exists)
+		status = check_slot_row(res, slot, confirmed);
+	PQclear(res);
+	if (exists)
+		return status;
+	if (checkpoint_lsn != LSN_INVALID) {
+		report_lost_slot(cfg, checkpoint_lsn);
+		return PG_FATAL;
+	}
+	if (!cfg->source.create_slot) {
+		log_error("the replication slot does not exist and create_slot is false", "slot", slot);
+		return PG_FATAL;
+	}
+	return create_slot(sql, slot, confirmed);
+}
+
+int catalog_prepare(PGconn *sql, const struct config *cfg, lsn_t checkpoint_lsn, lsn_t *slot_confirmed)
+{
+	/* The publication first: pgoutput reads it through the snapshot of the WAL being
+	 * decoded, so a slot older than its publication cannot decode. */
+	int status = routed_prepare(sql, cfg);
+	if (status == PG_OK)
+		status = catalog_ensure_publication(sql, cfg);
+	if (status != PG_OK)
+		return status;
+	*slot_confirmed = LSN_INVALID;
+	return ensure_slot(sql, cfg, checkpoint_lsn, slot_confirmed);
+}
+
+/* ---- routed tables against the catalog ---- */
+
+struct route_check {
+	const struct config *cfg;
+	size_t route;
+	const char *table; /* "schema.table" as written in errors */
+	PGresult *columns; /* attname of every live column */
+	int missing;
+};
+
+static void report_route_problem(const struct route_check *c, const char *key, const char *problem)
+{
+	const struct route_config *rc = &c->cfg->routes[c->route];
+	char where[512];
+	snprintf(where, sizeof where, "%s:%d:%d: routes[%zu].%s: %s", c->cfg->path, rc->line, rc->column,
+	         c->route, key, problem);
+	log_error("the configuration does not match the database", "error", where);
+}
+
+static void check_column(void *ctx, const char *key, const char *column)
+{
+	struct route_check *c = ctx;
+	for (int i = 0; i < PQntuples(c->columns); i++)
+		if (strcmp(PQgetvalue(c->columns, i, 0), column) == 0)
+			return;
+	char problem[256];
+	snprintf(problem, sizeof problem, "column \"%s\" does not exist in %s", column, c->table);
+	report_route_problem(c, key, problem);
+	c->missing++;
+}
+
+static int check_route(PGconn *sql, const struct config *cfg, const struct outbox *o, size_t i, int *missing)
+{
+	const struct route_config *rc = &cfg->routes[i];
+	const char *params[] = { rc->schema, rc->table };
+	char table[2 * 64 + 2];
+	struct route_check c = { cfg, i, table, NULL, 0 };
+	snprintf(table, sizeof table, "%s.%s", rc->schema, rc->table);
+	int status = pg_query(sql,
+	                      "SELECT a.attname FROM pg_catalog.pg_attribute a"
+	                      " JOIN pg_catalog.pg_class t ON t.oid = a.attrelid"
+	                      " JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace"
+	                      " WHERE n.nspname = $1 AND t.relname = $2 AND t.relkind IN ('r', 'p')"
+	                      " AND a.attnum > 0 AND NOT a.attisdropped",
+	                      2, params, &c.columns, "cannot read the routed table's columns");
+	if (status != PG_OK)
+		return status;
+	struct routed_state st = { 0 };
+	if (PQntuples(c.columns) == 0)
+		status = routed_state(sql, cfg, rc, &st);
+	if (status != PG_OK) {
+		PQclear(c.columns);
+		return status;
+	}
+	if (PQntuples(c.columns) == 0 && !st.exists && routed_covered(&st)) {
+		/* Dropped, perhaps for a moment: the event trigger puts it back in the publication
+		 * when it is created again. */
+		routed_note_missing(cfg, rc);
+	} else if (PQntuples(c.columns) == 0) {
+		char problem[256];
+		snprintf(problem, sizeof problem, "table %s does not exist (or is not a table)", table);
+		report_route_problem(&c, "table", problem);
+		c.missing++;
+	} else {
+		outbox_route_columns(o, i, check_column, &c);
+	}
+	PQclear(c.columns);
+	*missing += c.missing;
+	return PG_OK;
+}
+
+int catalog_check_routes(PGconn *sql, const struct config *cfg, const struct outbox *o)
+{
+	int missing = 0;
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		if (!cfg->routes[i].table)
+			continue;
+		int status = check_route(sql, cfg, o, i, &missing);
+		if (status != PG_OK)
+			return status;
+	}
+	return missing ? PG_CONFIG : PG_OK;
+}
+
+/* ---- domains ---- */
 
 int catalog_load_domains(PGconn *sql, struct typemap *t)
 {
 	PGresult *res;
-	int status = pg_result(sql,
-	                       PQsendQueryParams(sql,
-	                                         "SELECT oid, typbasetype FROM pg_catalog.pg_type"
-	                                         " WHERE typtype = 'd'",
-	                                         0, NULL, NULL, NULL, NULL, 0),
-	                       PGRES_TUPLES_OK, "cannot read the domain types", &res);
+	int status = pg_query(sql, "SELECT oid, typbasetype FROM pg_catalog.pg_type WHERE typtype = 'd'", 0,
+	                      NULL, &res, "cannot read the domain types");
 	if (status != PG_OK)
 		return status;
 	size_t n = (size_t)PQntuples(res);

@@ -1,5 +1,5 @@
 /*
- * JSON output for row payloads (SPEC §5 payload: row).
+ * JSON output for row payloads (doc/design.md §5 payload: row).
  *
  * Column values arrive as PostgreSQL text output forms; this maps them to JSON by type
  * OID, a domain's values by its base type's (typemap.h). Whatever the input bytes, the output is valid JSON in valid UTF-8: values that do
@@ -23,7 +23,7 @@ struct typemap;
  * replaced by U+FFFD; control characters and '"' '\\' escaped (\n \t \r \b \f, others \u00XX). */
 void json_append_string(struct buf *out, const char *s, size_t len);
 
-/* Appends one column value as JSON according to its type OID (SPEC §5 payload: row):
+/* Appends one column value as JSON according to its type OID (doc/design.md §5 payload: row):
  * NULL -> null; unchanged TOAST -> null;
  * int2(21)/int4(23)/int8(20)/oid(26) -> number as is;
  * float4(700)/float8(701): "NaN","Infinity","-Infinity" -> JSON strings, else number as is;

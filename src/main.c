@@ -11,6 +11,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "relay.h"
+#include "signals.h"
 
 struct options {
 	const char *config_path;
@@ -110,7 +111,7 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &opts, &status) < 0)
 		return status;
-	if (!opts.check && relay_block_signals() < 0)
+	if (!opts.check && signals_block() < 0)
 		perror("outbox-relay: blocking signals");
 	log_detect_journal();
 	if (config_load(opts.config_path, &cfg, stderr) > 0)

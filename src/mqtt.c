@@ -475,7 +475,7 @@ static enum mqtt_publish_result classify_error(int rc, char *why, size_t whylen)
 	}
 }
 
-/* SPEC §5: every message says which event it is and where it came from. */
+/* doc/design.md §5: every message says which event it is and where it came from. */
 static void add_event_properties(mosquitto_property **props, const struct event *ev)
 {
 	mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, "event-id", ev->event_id.data);

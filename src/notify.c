@@ -3,6 +3,7 @@
 #include "build_config.h"
 
 #if HAVE_LIBSYSTEMD
+#include <stdbool.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
@@ -16,7 +17,7 @@ void notify_status(const char *status)
 	sd_notifyf(0, "STATUS=%s", status);
 }
 
-uint32_t notify_watchdog_interval_ms(void)
+static uint32_t read_watchdog_interval(void)
 {
 	uint64_t usec = 0;
 	if (sd_watchdog_enabled(0, &usec) <= 0)
@@ -24,6 +25,18 @@ uint32_t notify_watchdog_interval_ms(void)
 	/* Half the timeout, as sd_watchdog_enabled(3) advises; at least 1 ms. */
 	uint64_t ms = usec / 2000;
 	return ms ? (uint32_t)(ms > UINT32_MAX ? UINT32_MAX : ms) : 1;
+}
+
+/* Read once: the environment does not change, and the loop asks on every pass. */
+uint32_t notify_watchdog_interval_ms(void)
+{
+	static bool known;
+	static uint32_t interval;
+	if (!known) {
+		interval = read_watchdog_interval();
+		known = true;
+	}
+	return interval;
 }
 
 void notify_watchdog(void)

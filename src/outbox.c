@@ -27,7 +27,7 @@ struct field_binding {
 	int column; /* FIELD_COLUMN: position in the relation */
 };
 
-/* SPEC §5 payload: a column's value, the whole row as JSON, or the row with metadata. */
+/* doc/design.md §5 payload: a column's value, the whole row as JSON, or the row with metadata. */
 enum payload_mode {
 	PAYLOAD_COLUMN,
 	PAYLOAD_ROW,

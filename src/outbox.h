@@ -1,6 +1,6 @@
 /*
  * The mapping from decoded changes to MQTT messages: which relations are routed, and for
- * a routed INSERT, the topic, payload, event id and QoS of its event (SPEC §5).
+ * a routed INSERT, the topic, payload, event id and QoS of its event (doc/design.md §5).
  *
  * Routes are compiled once from the configuration. Column names are bound to column
  * positions per relation and re-bound when the relation is redefined (schema change).
@@ -64,7 +64,7 @@ typedef void (*outbox_column_fn)(void *ctx, const char *key, const char *column)
 void outbox_route_columns(const struct outbox *o, size_t i, outbox_column_fn fn, void *ctx);
 
 /* True the first time an UPDATE of rel is seen (outbox rows are not meant to change:
- * SPEC §5 warns once per table and publishes nothing). */
+ * doc/design.md §5 warns once per table and publishes nothing). */
 bool outbox_update_is_new(struct outbox *o, const struct pgo_relation *rel);
 
 #endif

@@ -7,9 +7,8 @@
 #include <time.h>
 
 #include "util.h"
+#include "wire.h"
 
-#define XLOGDATA_HEADER_LEN 25 /* 'w', walStart, walEnd, sendTime */
-#define KEEPALIVE_LEN 18       /* 'k', walEnd, sendTime, replyRequested */
 #define INITIAL_SLOTS 16
 #define INITIAL_VALUES 32
 /* Smallest Relation column on the wire: flags, an empty name's NUL, type OID, typmod. */
@@ -46,99 +45,6 @@ struct reader {
 	const struct pgo_relation *rel; /* names columns in errors, when known */
 	int column;                     /* 0-based, -1 outside a column */
 };
-
-/* ---- big-endian helpers ------------------------------------------------------------ */
-
-static uint16_t get_be16(const uint8_t *p)
-{
-	return (uint16_t)((unsigned)p[0] << 8 | p[1]);
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (uint8_t)v;
-		v >>= 8;
-	}
-}
-
-/* Shows a kind or marker byte readably in error messages: 'N' or 0x00. */
-static const char *byte_text(uint8_t b, char out[8])
-{
-	if (b > ' ' && b < 0x7f)
-		snprintf(out, 8, "'%c'", b);
-	else
-		snprintf(out, 8, "0x%02x", b);
-	return out;
-}
-
-/* ---- replication frames ------------------------------------------------------------ */
-
-static int parse_xlogdata(const uint8_t *buf, size_t len, struct repl_frame *out, char *err, size_t errlen)
-{
-	if (len < XLOGDATA_HEADER_LEN)
-		return error_printf(err, errlen, "XLogData: truncated header (needs %d bytes, %zu given)",
-		                    XLOGDATA_HEADER_LEN, len);
-	*out = (struct repl_frame){
-		.kind = REPL_XLOGDATA,
-		.wal_start = get_be64(buf + 1),
-		.wal_end = get_be64(buf + 9),
-		.send_time = (pg_time_t)get_be64(buf + 17),
-		.data = buf + XLOGDATA_HEADER_LEN,
-		.len = len - XLOGDATA_HEADER_LEN,
-	};
-	return 0;
-}
-
-/* A keepalive has a fixed size; anything else means the framing is off. */
-static int parse_keepalive(const uint8_t *buf, size_t len, struct repl_frame *out, char *err, size_t errlen)
-{
-	if (len < KEEPALIVE_LEN)
-		return error_printf(err, errlen, "keepalive: truncated (needs %d bytes, %zu given)",
-		                    KEEPALIVE_LEN, len);
-	if (len > KEEPALIVE_LEN)
-		return error_printf(err, errlen, "keepalive: trailing garbage (%zu bytes, expected %d)", len,
-		                    KEEPALIVE_LEN);
-	*out = (struct repl_frame){
-		.kind = REPL_KEEPALIVE,
-		.wal_end = get_be64(buf + 1),
-		.send_time = (pg_time_t)get_be64(buf + 9),
-		.reply_requested = buf[17] != 0,
-	};
-	return 0;
-}
-
-int repl_frame_parse(const uint8_t *buf, size_t len, struct repl_frame *out, char *err, size_t errlen)
-{
-	char b[8];
-	if (len == 0)
-		return error_printf(err, errlen, "empty replication message");
-	if (buf[0] == REPL_XLOGDATA)
-		return parse_xlogdata(buf, len, out, err, errlen);
-	if (buf[0] == REPL_KEEPALIVE)
-		return parse_keepalive(buf, len, out, err, errlen);
-	return error_printf(err, errlen, "unknown replication message kind %s", byte_text(buf[0], b));
-}
-
-void repl_status_build(uint8_t out[REPL_STATUS_LEN], lsn_t lsn, pg_time_t now, bool reply_requested)
-{
-	out[0] = 'r';
-	put_be64(out + 1, lsn);  /* written */
-	put_be64(out + 9, lsn);  /* flushed */
-	put_be64(out + 17, lsn); /* applied */
-	put_be64(out + 25, (uint64_t)now);
-	out[33] = reply_requested ? 1 : 0;
-}
 
 /* ---- decoder lifecycle and relation cache ------------------------------------------ */
 

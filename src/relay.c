@@ -7,24 +7,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "catalog.h"
-#include "checkpoint.h"
+#include "bookkeeping.h"
 #include "delivery.h"
 #include "log.h"
 #include "mqtt.h"
 #include "notify.h"
 #include "pgoutput.h"
-#include "pgrepl.h"
+#include "pgstream.h"
 #include "reload.h"
+#include "signals.h"
 #include "source.h"
 #include "stats.h"
+#include "txn.h"
 #include "typemap.h"
 #include "util.h"
-
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 enum stop_reason {
 	RUNNING,
@@ -33,42 +32,9 @@ enum stop_reason {
 	STOP_FATAL,   /* exit 1 (or 78 when the routes do not match the database) */
 };
 
-/* The transaction being received: its events are numbered from 0 in row order. */
-struct receiving {
-	bool open;
-	lsn_t commit_lsn;
-	char lsn_text[LSN_BUFLEN]; /* formatted once per transaction for its events */
-	char time_text[PG_TIME_TEXT_BUFLEN];
-	pg_time_t commit_time;
-	int32_t next_index;
-};
-
-struct relay;
-
-/* Periodic work: each job runs every interval (0: off); the step and the poll timeout walk
- * this table, so a new periodic task is one row and one function. */
-struct job {
-	void (*run)(struct relay *r, int64_t now);
-	uint32_t (*interval_ms)(const struct relay *r);
-};
-
-static void check_publication(struct relay *r, int64_t now);
-static void heartbeat(struct relay *r, int64_t now);
-static void periodic_stats(struct relay *r, int64_t now);
-static void watchdog(struct relay *r, int64_t now);
-static uint32_t status_interval(const struct relay *r);
-static uint32_t heartbeat_interval(const struct relay *r);
-static uint32_t stats_interval(const struct relay *r);
-static uint32_t watchdog_interval(const struct relay *r);
-
+/* Periodic work, walked by the step and the poll timeout (the table is further down):
+ * a new periodic task is one row and one function. */
 enum { JOB_PUBLICATION, JOB_HEARTBEAT, JOB_STATS, JOB_WATCHDOG, JOB_COUNT };
-
-static const struct job jobs[JOB_COUNT] = {
-	[JOB_PUBLICATION] = { check_publication, status_interval },
-	[JOB_HEARTBEAT] = { heartbeat, heartbeat_interval },
-	[JOB_STATS] = { periodic_stats, stats_interval },
-	[JOB_WATCHDOG] = { watchdog, watchdog_interval },
-};
 
 struct relay {
 	const struct config *cfg; /* reloads change it in place */
@@ -81,7 +47,7 @@ struct relay {
 	struct typemap *types;
 	struct delivery *delivery; /* NULL until the checkpoint is read */
 
-	struct receiving txn;
+	struct txn txn;  /* the transaction being received */
 	struct event ev; /* decoded, not yet taken by the MQTT client */
 	bool ev_pending;
 	/* Newest event published or set aside: a replay skips everything up to here. */
@@ -117,26 +83,29 @@ static bool streaming(const struct relay *r)
 static void pg_lost(struct relay *r, int status)
 {
 	source_close(r->pg, status, monotonic_ms());
-	r->txn.open = false;
+	txn_end(&r->txn);
 	r->ev_pending = false;
+}
+
+/* What a query's status means for the session: go on, stop for good, or reconnect. Returns
+ * true on PG_OK. */
+static bool query_done(struct relay *r, int status)
+{
+	if (status == PG_FATAL)
+		fail(r);
+	else if (status != PG_OK)
+		pg_lost(r, status);
+	return status == PG_OK;
 }
 
 static int load_checkpoint(struct relay *r)
 {
-	bool found;
-	int status = checkpoint_load(source_sql(r->pg), r->cfg->source.slot, &r->saved, &found);
+	int status = bookkeeping_load_checkpoint(source_sql(r->pg), r->cfg->source.slot, &r->saved);
 	if (status != PG_OK)
 		return status;
 	r->handled = r->saved.pos.acked;
 	r->stats.published = r->stats.line_published = r->saved.published;
 	r->delivery = delivery_new((size_t)r->cfg->broker.max_inflight, r->saved.pos);
-	if (found) {
-		char commit[LSN_BUFLEN], confirmed[LSN_BUFLEN], index[16];
-		snprintf(index, sizeof index, "%" PRId32, r->saved.pos.acked.index);
-		log_info("checkpoint loaded", "commit_lsn", lsn_format(r->saved.pos.acked.commit_lsn, commit),
-		         "event_index", index, "confirmed_lsn",
-		         lsn_format(r->saved.pos.confirmed_lsn, confirmed));
-	}
 	return PG_OK;
 }
 
@@ -148,16 +117,18 @@ static int open_session(struct relay *r, int64_t now)
 	int status = source_connect(r->pg);
 	PGconn *sql = source_sql(r->pg);
 	if (status == PG_OK)
-		status = pgrepl_check_routes(sql, cfg, *r->outbox);
+		status = catalog_check_routes(sql, cfg, *r->outbox);
 	if (status == PG_OK)
 		status = catalog_load_domains(sql, r->types);
 	if (status == PG_OK)
-		status = checkpoint_prepare(sql, cfg);
+		status = catalog_ensure_bookkeeping(sql, cfg);
+	if (status == PG_OK)
+		status = bookkeeping_prepare(sql, cfg);
 	if (status == PG_OK && !r->delivery)
 		status = load_checkpoint(r);
 	lsn_t slot_confirmed = LSN_INVALID;
 	if (status == PG_OK)
-		status = pgrepl_prepare(sql, cfg, r->saved.pos.confirmed_lsn, &slot_confirmed);
+		status = catalog_prepare(sql, cfg, r->saved.pos.confirmed_lsn, &slot_confirmed);
 	if (status == PG_OK && r->opts->drain && r->drain_target == LSN_INVALID)
 		status = pg_emit_marker(sql, DRAIN_MARKER_PREFIX, cfg->source.slot, &r->drain_target);
 	if (status != PG_OK)
@@ -189,41 +160,15 @@ static void maintain_source(struct relay *r, int64_t now)
 
 /* ---- events that can never be published (doc/design.md §7) -------------------------- */
 
-static void log_event(enum log_level level, const char *msg, const struct event *ev, const char *why)
-{
-	char lsn[LSN_BUFLEN], index[16];
-	snprintf(index, sizeof index, "%" PRId32, ev->index);
-	log_write(level, msg, "reason", why, "event_id", ev->event_id.len ? ev->event_id.data : "", "source",
-	          ev->source ? ev->source : "", "commit_lsn", lsn_format(ev->commit_lsn, lsn), "event_index",
-	          index, (const char *)NULL);
-}
-
-/*
- * Dead-letters ev, or stops the relay (on_reject: stop, or the dead-letter table refuses
- * the row). Returns PG_OK when the stream may go past the event; PG_RETRY when PostgreSQL
- * was lost; PG_FATAL when stopping. Either way, nothing checkpoints past an event that is
- * neither published nor dead-lettered.
- */
+/* Dead-letters ev, or stops the relay (bookkeeping_reject). Returns its pg_status. */
 static int reject(struct relay *r, const struct event *ev, const char *why)
 {
-	if (r->cfg->delivery.on_reject == REJECT_STOP) {
-		log_event(LOG_ERROR, "event cannot be published; stopping (delivery.on_reject: stop)", ev,
-		          why);
+	int status = bookkeeping_reject(source_sql(r->pg), r->cfg, ev, why);
+	if (status == PG_OK)
+		r->stats.dead_lettered++;
+	else if (status == PG_FATAL)
 		fail(r);
-		return PG_FATAL;
-	}
-	PGconn *sql = source_sql(r->pg);
-	int status = sql ? checkpoint_dead_letter(sql, r->cfg->source.slot, ev, why) : PG_RETRY;
-	if (status == PG_FATAL) {
-		/* The table refuses the row (privilege, constraint): retrying cannot help. */
-		log_event(LOG_ERROR, "event cannot be dead-lettered; stopping", ev, why);
-		fail(r);
-	}
-	if (status != PG_OK)
-		return status;
-	r->stats.dead_lettered++;
-	log_event(LOG_WARN, "event dead-lettered", ev, why);
-	return PG_OK;
+	return status;
 }
 
 /* An event already handed to the broker cannot be published: dead-letter it, or stop
@@ -334,23 +279,14 @@ static void try_publish(struct relay *r)
 static void publish_built(struct relay *r)
 {
 	if (source_stream(r->pg))
-		pgrepl_release(source_stream(r->pg));
+		pgstream_release(source_stream(r->pg));
 	try_publish(r);
 }
 
-/* Numbers the next event of the open transaction; false if it was handled before. */
 static bool next_event(struct relay *r)
 {
-	struct event_pos pos = { r->txn.commit_lsn, r->txn.next_index++ };
-	if (!event_pos_after(pos, r->handled))
-		return false; /* replayed: published before (or before the checkpoint) */
-	r->ev.commit_lsn = pos.commit_lsn;
-	r->ev.index = pos.index;
-	memcpy(r->ev.lsn_text, r->txn.lsn_text, sizeof r->ev.lsn_text);
-	memcpy(r->ev.commit_time_text, r->txn.time_text, sizeof r->ev.commit_time_text);
-	r->ev.commit_time = r->txn.commit_time;
-	r->ev_pending = true;
-	return true;
+	r->ev_pending = txn_next_event(&r->txn, r->handled, &r->ev);
+	return r->ev_pending;
 }
 
 static void handle_insert(struct relay *r, const struct pgo_relation *rel, const struct pgo_tuple *row)
@@ -405,31 +341,18 @@ static void learn_types(struct relay *r, const struct pgo_relation *rel)
 {
 	if (!typemap_needs_lookup(r->types, rel))
 		return;
-	int status = catalog_load_domains(source_sql(r->pg), r->types);
-	if (status == PG_OK)
+	/* After a reconnect the relation is described again. */
+	if (query_done(r, catalog_load_domains(source_sql(r->pg), r->types)))
 		typemap_learn(r->types, rel);
-	else if (status == PG_FATAL)
-		fail(r);
-	else
-		pg_lost(r, status); /* the relation is described again after reconnecting */
-}
-
-static void begin_transaction(struct relay *r, const struct pgo_msg *msg)
-{
-	r->txn = (struct receiving){ .open = true,
-		                     .commit_lsn = msg->u.begin.final_lsn,
-		                     .commit_time = msg->u.begin.commit_time };
-	lsn_format(r->txn.commit_lsn, r->txn.lsn_text);
-	pg_time_format(r->txn.commit_time, r->txn.time_text, sizeof r->txn.time_text);
 }
 
 static void handle_change(struct relay *r, const struct pgo_msg *msg)
 {
 	switch (msg->kind) {
-	case PGO_BEGIN: begin_transaction(r, msg); break;
+	case PGO_BEGIN: txn_begin(&r->txn, msg->u.begin.final_lsn, msg->u.begin.commit_time); break;
 	case PGO_COMMIT:
 		delivery_txn_end(r->delivery, msg->u.commit.commit_lsn, msg->u.commit.end_lsn);
-		r->txn.open = false;
+		txn_end(&r->txn);
 		break;
 	case PGO_INSERT: handle_insert(r, msg->u.insert.rel, &msg->u.insert.tuple); break;
 	case PGO_MESSAGE: handle_message(r, msg); break;
@@ -455,22 +378,15 @@ static void handle_keepalive(struct relay *r, const struct repl_frame *f)
 }
 
 /* Returns 0, or -1 when the stream is unusable (logged). */
-static int handle_copydata(struct relay *r, const uint8_t *data, size_t len)
+static int handle_frame(struct relay *r, const struct repl_frame *frame)
 {
-	struct repl_frame frame;
 	struct pgo_msg msg;
-	char err[200];
-
-	if (repl_frame_parse(data, len, &frame, err, sizeof err) < 0) {
-		log_error("malformed replication message", "error", err);
-		return -1;
-	}
-	stats_wal_end(&r->stats, frame.wal_end);
-	if (frame.kind == REPL_KEEPALIVE) {
-		handle_keepalive(r, &frame);
+	stats_wal_end(&r->stats, frame->wal_end);
+	if (frame->kind == REPL_KEEPALIVE) {
+		handle_keepalive(r, frame);
 		return 0;
 	}
-	if (pgo_decode(r->decoder, frame.data, frame.len, &msg) < 0) {
+	if (pgo_decode(r->decoder, frame->data, frame->len, &msg) < 0) {
 		log_error("malformed pgoutput message", "error", pgo_error(r->decoder));
 		return -1;
 	}
@@ -492,16 +408,17 @@ static size_t receive_buffered(struct relay *r)
 {
 	size_t handled = 0;
 	while (can_receive(r)) {
-		const uint8_t *data;
-		int len = pgrepl_next(source_stream(r->pg), &data);
-		if (len == 0)
+		struct repl_frame frame;
+		bool got;
+		int status = pgstream_next(source_stream(r->pg), &frame, &got);
+		if (status == PG_OK && !got)
 			break;
-		if (len == PG_FATAL) {
+		if (status == PG_FATAL) {
 			pg_lost(r, PG_FATAL);
 			fail(r);
 			break;
 		}
-		if (len < 0 || handle_copydata(r, data, (size_t)len) < 0) {
+		if (status != PG_OK || handle_frame(r, &frame) < 0) {
 			pg_lost(r, PG_RETRY);
 			break;
 		}
@@ -524,7 +441,7 @@ static void receive(struct relay *r)
 static int save_checkpoint(struct relay *r, struct ledger_pos pos)
 {
 	struct checkpoint_row row = { pos, r->stats.published };
-	int status = checkpoint_save(source_sql(r->pg), r->cfg->source.slot, &row);
+	int status = bookkeeping_save_checkpoint(source_sql(r->pg), r->cfg->source.slot, &row);
 	if (status == PG_OK)
 		r->saved = row;
 	return status;
@@ -545,11 +462,8 @@ static void bookkeeping(struct relay *r, int64_t now)
 	if (checkpoint_behind(r)) {
 		if (now < r->checkpoint_at)
 			return;
-		int status = save_checkpoint(r, pos);
-		if (status != PG_OK) {
-			status == PG_FATAL ? fail(r) : pg_lost(r, status);
+		if (!query_done(r, save_checkpoint(r, pos)))
 			return;
-		}
 		r->checkpoint_at = now + r->cfg->delivery.checkpoint_interval_ms;
 	}
 	if (source_confirm(r->pg, pos.confirmed_lsn) != PG_OK)
@@ -586,11 +500,7 @@ static void check_publication(struct relay *r, int64_t now)
 	(void)now;
 	if (!streaming(r) || r->stop != RUNNING)
 		return;
-	int status = pgrepl_check_publication(source_sql(r->pg), r->cfg);
-	if (status == PG_FATAL)
-		fail(r);
-	else if (status != PG_OK)
-		pg_lost(r, status);
+	query_done(r, catalog_check_publication(source_sql(r->pg), r->cfg));
 }
 
 /* doc/design.md §2.6: a message of our own gives the slot a position to advance to when
@@ -601,11 +511,7 @@ static void heartbeat(struct relay *r, int64_t now)
 	if (!streaming(r) || r->stop != RUNNING)
 		return;
 	lsn_t lsn;
-	int status = pg_emit_marker(source_sql(r->pg), HEARTBEAT_PREFIX, r->cfg->source.slot, &lsn);
-	if (status == PG_FATAL)
-		fail(r);
-	else if (status != PG_OK)
-		pg_lost(r, status);
+	query_done(r, pg_emit_marker(source_sql(r->pg), HEARTBEAT_PREFIX, r->cfg->source.slot, &lsn));
 }
 
 static void log_stats(struct relay *r, int64_t now)
@@ -617,11 +523,6 @@ static void log_stats(struct relay *r, int64_t now)
 	stats_report(&r->stats, &v, now);
 }
 
-static void periodic_stats(struct relay *r, int64_t now)
-{
-	log_stats(r, now);
-}
-
 /* The watchdog proves the loop turns, not that both sides are up: a relay waiting out an
  * outage is healthy. */
 static void watchdog(struct relay *r, int64_t now)
@@ -631,11 +532,23 @@ static void watchdog(struct relay *r, int64_t now)
 	notify_watchdog();
 }
 
+struct job {
+	void (*run)(struct relay *r, int64_t now);
+	uint32_t (*interval_ms)(const struct relay *r); /* 0: off */
+};
+
+static const struct job jobs[JOB_COUNT] = {
+	[JOB_PUBLICATION] = { check_publication, status_interval },
+	[JOB_HEARTBEAT] = { heartbeat, heartbeat_interval },
+	[JOB_STATS] = { log_stats, stats_interval },
+	[JOB_WATCHDOG] = { watchdog, watchdog_interval },
+};
+
 /* Runs the jobs that are due. A job is armed (not run) the first time it is seen, and again
  * when its interval was off. */
 static void run_jobs(struct relay *r, int64_t now)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(jobs); i++) {
+	for (size_t i = 0; i < JOB_COUNT; i++) {
 		uint32_t interval = jobs[i].interval_ms(r);
 		if (!interval) {
 			r->job_at[i] = 0;
@@ -701,42 +614,7 @@ static void final_bookkeeping(struct relay *r)
 	source_stop(r->pg, pos.confirmed_lsn);
 }
 
-static void log_summary(const struct relay *r)
-{
-	char acked[24], inflight[24], confirmed[LSN_BUFLEN];
-	snprintf(acked, sizeof acked, "%" PRIu64, r->stats.published);
-	snprintf(inflight, sizeof inflight, "%zu", r->delivery ? delivery_inflight(r->delivery) : (size_t)0);
-	log_info("stopped", "published_total", acked, "unacknowledged", inflight, "confirmed_lsn",
-	         lsn_format(source_confirmed(r->pg), confirmed));
-}
-
 /* ---- signals ------------------------------------------------------------------------ */
-
-static void handled_signals(sigset_t *mask)
-{
-	sigemptyset(mask);
-	sigaddset(mask, SIGTERM);
-	sigaddset(mask, SIGINT);
-	sigaddset(mask, SIGHUP);
-	sigaddset(mask, SIGUSR1);
-}
-
-int relay_block_signals(void)
-{
-	sigset_t mask;
-	handled_signals(&mask);
-	signal(SIGPIPE, SIG_IGN);
-	return sigprocmask(SIG_BLOCK, &mask, NULL);
-}
-
-static int open_signalfd(void)
-{
-	sigset_t mask;
-	handled_signals(&mask);
-	if (relay_block_signals() < 0)
-		return -1;
-	return signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-}
 
 static void reload(struct relay *r)
 {
@@ -749,16 +627,14 @@ static void reload(struct relay *r)
 
 static void handle_signals(struct relay *r)
 {
-	struct signalfd_siginfo si;
-	while (read(r->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
-		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
-			request_stop(r, si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
-		else if (si.ssi_signo == SIGUSR1)
+	int signo;
+	while ((signo = signals_next(r->sigfd)) != 0) {
+		if (signo == SIGTERM || signo == SIGINT)
+			request_stop(r, signo == SIGTERM ? "SIGTERM" : "SIGINT");
+		else if (signo == SIGUSR1)
 			log_stats(r, monotonic_ms());
-		else if (si.ssi_signo == SIGHUP)
+		else if (signo == SIGHUP)
 			reload(r);
-		else
-			log_info("signal ignored by this version", "signal", strsignal((int)si.ssi_signo));
 	}
 }
 
@@ -776,7 +652,7 @@ static int64_t earliest(int64_t a, int64_t b)
 static int poll_timeout(const struct relay *r, int64_t now)
 {
 	int64_t at = earliest(source_deadline(r->pg), mqtt_deadline(r->mqtt));
-	for (size_t i = 0; i < ARRAY_SIZE(jobs); i++)
+	for (size_t i = 0; i < JOB_COUNT; i++)
 		at = earliest(at, r->job_at[i]);
 	if (checkpoint_behind(r))
 		at = earliest(at, r->checkpoint_at);
@@ -800,11 +676,12 @@ static void mqtt_io(struct relay *r, short revents)
 
 static void pg_io(struct relay *r, short revents)
 {
-	struct pgrepl *stream = source_stream(r->pg);
-	if (stream && revents & (POLLIN | POLLERR | POLLHUP) && pgrepl_consume(stream) != PG_OK)
+	struct pgstream *stream = source_stream(r->pg);
+	if (stream && revents & (POLLIN | POLLERR | POLLHUP) && pgstream_consume(stream) != PG_OK)
 		pg_lost(r, PG_RETRY);
 	stream = source_stream(r->pg);
-	if (stream && revents & POLLOUT && pgrepl_flush(stream) < 0)
+	bool pending;
+	if (stream && revents & POLLOUT && pgstream_flush(stream, &pending) != PG_OK)
 		pg_lost(r, PG_RETRY);
 }
 
@@ -815,13 +692,12 @@ static void wait_and_dispatch(struct relay *r)
 		[FD_PG] = { .fd = -1 },
 		[FD_MQTT] = { .fd = mqtt_socket(r->mqtt), .events = POLLIN },
 	};
-	int pending_output = source_stream(r->pg) ? pgrepl_flush(source_stream(r->pg)) : PG_OK;
-	if (pending_output < 0)
+	bool pending = false;
+	if (source_stream(r->pg) && pgstream_flush(source_stream(r->pg), &pending) != PG_OK)
 		pg_lost(r, PG_RETRY);
 	if (source_stream(r->pg)) {
-		fds[FD_PG].fd = pgrepl_socket(source_stream(r->pg));
-		fds[FD_PG].events =
-		        (short)((can_receive(r) ? POLLIN : 0) | (pending_output == 1 ? POLLOUT : 0));
+		fds[FD_PG].fd = pgstream_socket(source_stream(r->pg));
+		fds[FD_PG].events = (short)((can_receive(r) ? POLLIN : 0) | (pending ? POLLOUT : 0));
 	}
 	if (mqtt_want_write(r->mqtt))
 		fds[FD_MQTT].events |= POLLOUT;
@@ -873,7 +749,7 @@ static int relay_init(struct relay *r, struct config *cfg, struct outbox **outbo
 	r->handled.index = -1;
 	event_init(&r->ev);
 	srandom((unsigned)(getpid() ^ monotonic_ms()));
-	r->sigfd = open_signalfd();
+	r->sigfd = signals_open();
 	r->decoder = pgo_decoder_new();
 	r->types = typemap_new();
 	outbox_use_types(*outbox, r->types);
@@ -917,7 +793,7 @@ int relay_run(struct config *cfg, struct outbox **outbox, const struct relay_opt
 	if (r.stop != STOP_FATAL)
 		final_bookkeeping(&r);
 	mqtt_disconnect(r.mqtt, 2000, flushed(&r));
-	log_summary(&r);
+	stats_summary(&r.stats, r.delivery ? delivery_inflight(r.delivery) : 0, source_confirmed(r.pg));
 	int status = r.stop != STOP_FATAL ? EXIT_CLEAN : r.config_mismatch ? EXIT_CONFIG : EXIT_FATAL;
 	relay_finish(&r);
 	return status;

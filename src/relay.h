@@ -23,10 +23,6 @@ struct relay_options {
 	bool log_level_fixed; /* -l given: a reload keeps it */
 };
 
-/* Blocks the signals the loop reads from a signalfd: called first thing in main, so that
- * a SIGTERM during start-up is a graceful stop rather than a kill. Returns 0 or -1. */
-int relay_block_signals(void);
-
 /* Runs until stopped by a signal, by --drain completing, or by a fatal error. SIGHUP
  * reloads cfg's file and applies its reloadable keys to *cfg and *outbox (both stay
  * owned by the caller; what they held before is kept until the run ends, for the events

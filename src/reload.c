@@ -6,7 +6,7 @@
 
 #include "log.h"
 #include "notify.h"
-#include "pgrepl.h"
+#include "catalog.h"
 #include "util.h"
 
 /* A configuration and its compiled routes replaced by a reload. */
@@ -66,9 +66,9 @@ static int prepare_routes(PGconn *sql, const struct config *next, const struct o
 {
 	if (!sql)
 		return PG_OK;
-	int status = pgrepl_check_routes(sql, next, outbox);
+	int status = catalog_check_routes(sql, next, outbox);
 	if (status == PG_OK)
-		status = pgrepl_ensure_publication(sql, next);
+		status = catalog_ensure_publication(sql, next);
 	*sql_lost = status == PG_RETRY;
 	return *sql_lost ? PG_OK : status;
 }

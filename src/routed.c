@@ -5,7 +5,7 @@
 
 #include "buf.h"
 #include "log.h"
-#include "pgrepl.h"
+#include "pgconn.h"
 #include "routed_tables_sql.h"
 #include "util.h"
 
@@ -26,19 +26,12 @@
 	" WHERE c.oid = pg_catalog.to_regclass(pg_catalog.quote_ident($1) || '." LIST_TABLE "')"             \
 	" AND c.relkind = 'r' AND o.rolsuper))"
 
-static int query(PGconn *sql, const char *text, int n, const char *const *params, PGresult **res,
-                 const char *what)
-{
-	return pg_result(sql, PQsendQueryParams(sql, text, n, NULL, params, NULL, NULL, 0), PGRES_TUPLES_OK,
-	                 what, res);
-}
-
 /* One boolean: the first column of the only row. */
 static int query_bool(PGconn *sql, const char *text, int n, const char *const *params, bool *value,
                       const char *what)
 {
 	PGresult *res;
-	int status = query(sql, text, n, params, &res, what);
+	int status = pg_query(sql, text, n, params, &res, what);
 	if (status == PG_OK) {
 		*value = PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 		PQclear(res);
@@ -180,7 +173,7 @@ int routed_state(PGconn *sql, const struct config *cfg, const struct route_confi
 	const char *params[] = { cfg->delivery.bookkeeping_schema, cfg->source.publication, rc->schema,
 		                 rc->table };
 	PGresult *res;
-	int status = query(
+	int status = pg_query(
 	        sql,
 	        "WITH t AS (SELECT c.oid FROM pg_catalog.pg_class c"
 	        " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"

@@ -17,7 +17,7 @@ struct source {
 	const struct config *cfg;
 	enum source_state state;
 	PGconn *sql;
-	struct pgrepl *stream;
+	struct pgstream *stream;
 	struct backoff backoff;
 	bool backoff_pending_reset; /* reset it once the stream carries changes */
 	int64_t retry_at;           /* not streaming: the next attempt */
@@ -41,7 +41,7 @@ struct source *source_new(const struct config *cfg)
 
 static void close_connections(struct source *s)
 {
-	pgrepl_free(s->stream);
+	pgstream_free(s->stream);
 	s->stream = NULL;
 	PQfinish(s->sql);
 	s->sql = NULL;
@@ -80,7 +80,7 @@ PGconn *source_sql(const struct source *s)
 int source_start(struct source *s, lsn_t start, int64_t now)
 {
 	int status;
-	s->stream = pgrepl_start(s->cfg, start, &status);
+	s->stream = pgstream_start(s->cfg, start, &status);
 	if (status != PG_OK)
 		return status;
 	if (s->state == SOURCE_STANDBY)
@@ -96,7 +96,7 @@ int source_start(struct source *s, lsn_t start, int64_t now)
 	return PG_OK;
 }
 
-struct pgrepl *source_stream(const struct source *s)
+struct pgstream *source_stream(const struct source *s)
 {
 	return s->state == SOURCE_STREAMING ? s->stream : NULL;
 }
@@ -135,7 +135,7 @@ void source_heard(struct source *s, int64_t now, bool carried_changes)
 
 static int send_status(struct source *s, bool reply_requested)
 {
-	if (pgrepl_send_status(s->stream, s->confirmed, reply_requested) == PG_OK)
+	if (pgstream_send_status(s->stream, s->confirmed, reply_requested) == PG_OK)
 		return PG_OK;
 	return PG_RETRY;
 }
@@ -201,7 +201,7 @@ void source_stop(struct source *s, lsn_t lsn)
 	if (s->state == SOURCE_STREAMING && lsn > s->confirmed)
 		s->confirmed = lsn;
 	if (s->stream)
-		pgrepl_stop(s->stream, s->confirmed);
+		pgstream_stop(s->stream, s->confirmed);
 	s->stream = NULL;
 	close_connections(s);
 	s->state = SOURCE_DOWN;

@@ -20,7 +20,7 @@
 
 #include "config.h"
 #include "lsn.h"
-#include "pgrepl.h"
+#include "pgstream.h"
 
 enum source_state {
 	SOURCE_DOWN,
@@ -49,7 +49,7 @@ PGconn *source_sql(const struct source *s);
 int source_start(struct source *s, lsn_t start, int64_t now);
 
 /* The replication stream, or NULL unless streaming. */
-struct pgrepl *source_stream(const struct source *s);
+struct pgstream *source_stream(const struct source *s);
 
 /* Ends the session (or the attempt) after a failure with status (a pg_status): closes both
  * connections, then waits as a standby (PG_STANDBY) or out a backoff (any other status). */

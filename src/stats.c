@@ -55,3 +55,12 @@ void stats_report(struct stats *s, const struct stats_view *v, int64_t now)
 	s->line_published = s->published;
 	s->line_at = now;
 }
+
+void stats_summary(const struct stats *s, size_t inflight, lsn_t confirmed)
+{
+	char published[24], unacknowledged[24], lsn[LSN_BUFLEN];
+	snprintf(published, sizeof published, "%" PRIu64, s->published);
+	snprintf(unacknowledged, sizeof unacknowledged, "%zu", inflight);
+	log_info("stopped", "published_total", published, "unacknowledged", unacknowledged, "confirmed_lsn",
+	         lsn_format(confirmed, lsn));
+}

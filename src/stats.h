@@ -49,4 +49,7 @@ struct stats_view stats_compute(const struct stats *s, int64_t now, pg_time_t pg
 /* Logs the line, tells STATUS= to the service manager, and starts the next rate interval. */
 void stats_report(struct stats *s, const struct stats_view *v, int64_t now);
 
+/* The shutdown summary: published in all, still unacknowledged, what the slot was told. */
+void stats_summary(const struct stats *s, size_t inflight, lsn_t confirmed);
+
 #endif

@@ -1,18 +1,18 @@
 """Shared parts of the fault suite: sizes, the event stream, and the delivery checks.
 
 Every fault test streams a known set of events through the relay while something breaks,
-and checks what a subscriber recorded against SPEC §2:
+and checks what a subscriber recorded against doc/design.md §2:
 
 - every committed event is there (first occurrences equal the committed rows, exactly);
 - nothing from a rolled-back transaction;
 - first occurrences in commit order (the writer is the only session writing the outbox,
   so commit order is the order of the bigserial ids);
 - every duplicate has the same event-id, topic and payload as the original;
-- duplicates only where SPEC §2.4 allows them, counted exactly or bounded per fault.
+- duplicates only where doc/design.md §2.4 allows them, counted exactly or bounded per fault.
 
 Sizes: the default is reduced so that one plain run of the whole suite stays under about
 four minutes on two cores (CI runs it twice, once under ASan+UBSan). OUTBOX_FAULT_FULL=1
-selects the issue's full sizes. OUTBOX_FAULT_SEED fixes the random fault moments (the seed
+selects the full sizes. OUTBOX_FAULT_SEED fixes the random fault moments (the seed
 used is printed either way).
 """
 
@@ -40,7 +40,7 @@ FULL = os.environ.get("OUTBOX_FAULT_FULL", "") not in ("", "0")
 
 
 def size(default, full):
-    """The reduced default, or the issue's number with OUTBOX_FAULT_FULL=1."""
+    """The reduced default, or the full-size number with OUTBOX_FAULT_FULL=1."""
     return full if FULL else default
 
 
@@ -366,7 +366,7 @@ class FaultCase(harness.IntegrationCase):
         that), so the events past the checkpoint received so far are exactly the ones it
         publishes a second time ("overlap", returned).
 
-        The bound (SPEC §2.4 (a) and (b)): a kill repeats only the events acknowledged
+        The bound (doc/design.md §2.4 (a) and (b)): a kill repeats only the events acknowledged
         since the last checkpoint write, plus those in flight (published, not yet
         acknowledged: at most broker.max_inflight). The relay writes a checkpoint at most
         delivery.checkpoint_interval after an acknowledgement, so an event acknowledged

@@ -3,7 +3,7 @@
 The slot must not hold that WAL: its retained WAL (current LSN - restart_lsn) falls below
 the bound within 60 s, without a single event published.
 
-Size: 64 MB of WAL with a 16 MB bound; OUTBOX_FAULT_FULL=1 gives the issue's 200 MB and
+Size: 64 MB of WAL with a 16 MB bound; OUTBOX_FAULT_FULL=1 gives 200 MB and
 32 MB.
 """
 

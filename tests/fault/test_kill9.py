@@ -1,13 +1,13 @@
 #!/usr/bin/python3
 """kill -9 of the relay at random moments during a stream, restarting it each time.
 
-SPEC §2.2/§2.4/§6: nothing lost; every restart resumes right after the checkpoint (the
+doc/design.md §2.2/§2.4/§6: nothing lost; every restart resumes right after the checkpoint (the
 first events of a partly published transaction included); duplicates only for events
 acknowledged since the last checkpoint write or in flight at the kill, each with the same
 event-id and payload; the checkpoint's published count matches its position.
 
 Sizes: default 5,000 events and 6 kills; OUTBOX_FAULT_FULL=1: 50,000 events and 20
-kills (the issue's numbers). The stream mixes single-row and 2..20-row transactions,
+kills (the full-size numbers). The stream mixes single-row and 2..20-row transactions,
 rolled-back ones, and one larger transaction (1,000 rows; 5,000 at full size), and is
 paced so that each run lives a few seconds before its kill.
 """

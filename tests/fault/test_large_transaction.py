@@ -3,7 +3,7 @@
 memory (VmHWM) does not grow with the transaction (it holds only the in-flight window);
 killed in the middle, it resumes in the middle, not at the start.
 
-Size: 200,000 rows; OUTBOX_FAULT_FULL=1 gives the issue's 1,000,000.
+Size: 200,000 rows; OUTBOX_FAULT_FULL=1 gives 1,000,000.
 """
 
 import os

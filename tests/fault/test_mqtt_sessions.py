@@ -37,7 +37,7 @@ connected anew after every break, and every break came before the whole backlog 
 delivered.
 
 Sizes: a backlog of 30,000 events and a window of 200; OUTBOX_FAULT_FULL=1 gives the
-issue's 300,000 events and the relay's default window of 1,000.
+300,000 events and the relay's default window of 1,000.
 """
 
 import contextlib

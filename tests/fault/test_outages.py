@@ -5,7 +5,7 @@ test_postgres_restart.py).
 Mosquitto keeps its state on disk (persistence) and the subscriber has a persistent
 session, so the only repeats are messages in flight when the broker went away (QoS 1
 redelivery, same event-id and payload). Size: 3,000 events and an 8 s outage;
-OUTBOX_FAULT_FULL=1 gives 20,000 events and the issue's 30 s.
+OUTBOX_FAULT_FULL=1 gives 20,000 events and 30 s.
 """
 
 import os

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PostgreSQL restarted mid-stream, `-m fast` and `-m immediate`: nothing lost, nothing twice.
 
-SPEC §2.2/§2.4: the relay waits out the outage, reconnects with backoff, and resumes. After
+doc/design.md §2.2/§2.4: the relay waits out the outage, reconnects with backoff, and resumes. After
 an immediate stop the server recovers the slot from its last checkpoint and may send older
 transactions again: the relay skips them by its own bookkeeping, so the subscriber sees
 every committed event exactly once, in commit order.

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """SIGTERM and restart, ten times during a stream: nothing lost, nothing published twice.
 
-SPEC §2.4: a clean stop waits for the in-flight acknowledgements, writes the checkpoint and
+doc/design.md §2.4: a clean stop waits for the in-flight acknowledgements, writes the checkpoint and
 confirms the same position to the slot, so the next run starts exactly after the last
 event published. Checked after every stop (exit 0, checkpoint = slot, published = events
 received) and over the whole stream (every run continues exactly where the last ended).

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Fault 8 (SPEC §2.8): a slot that vanished while the checkpoint shows it was in use is
+"""Fault 8 (doc/design.md §2.8): a slot that vanished while the checkpoint shows it was in use is
 never recreated silently; a dropped publication is a clear stop, not a retry loop. (The
 standby takeover is test_standby_takeover.py.)"""
 

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """A second relay started with the same configuration file (same slot, same client id)
-while the first streams: SPEC §2.8.
+while the first streams: doc/design.md §2.8.
 
 The second one waits as a standby, says so once (not once per retry), stays off the broker
 (it would take the first one's session over: same client id), and takes over when the

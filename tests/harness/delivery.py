@@ -1,4 +1,4 @@
-"""What the fault suite asserts about a recorded stream (SPEC §2, §10): every committed
+"""What the fault suite asserts about a recorded stream (doc/design.md §2, §10): every committed
 event present, none of a rolled-back transaction, first occurrences in commit order, every
 repeat identical to the original, and no more repeats than allowed."""
 
@@ -9,7 +9,7 @@ from .util import wait_until
 
 
 def full_size():
-    """The issue's full-size runs (OUTBOX_FAULT_FULL=1); CI runs smaller ones."""
+    """The full-size runs (OUTBOX_FAULT_FULL=1); CI runs smaller ones."""
     return os.environ.get("OUTBOX_FAULT_FULL") == "1"
 
 

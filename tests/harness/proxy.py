@@ -1,5 +1,5 @@
 """A TCP proxy on a free loopback port between the relay and a server, that can cut or
-freeze every connection through it (fault tests: SPEC §2 under network trouble)."""
+freeze every connection through it (fault tests: doc/design.md §2 under network trouble)."""
 
 import selectors
 import socket

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""SPEC §4 broker.username, broker.password_file and broker.tls.*, against a real Mosquitto.
+"""doc/design.md §4 broker.username, broker.password_file and broker.tls.*, against a real Mosquitto.
 
 The broker keeps the harness's plain anonymous listener (for the recorder) and gets a
 second, TLS-only listener that requires a client certificate signed by a test CA. Its

@@ -96,7 +96,7 @@ class CliConfigTest(harness.IntegrationCase):
 
     def test_bad_qos_in_route(self):
         text = GOOD.replace("    qos: 1", "    qos: 3")
-        # routes[0].qos or routes.0.qos: the SPEC does not fix how a list index is written
+        # routes[0].qos or routes.0.qos: doc/design.md does not fix how a list index is written
         self.assert_config_error(text, 13, [5, 10], re.compile(r"routes(?:\[0\]|\.0)\.qos"))
 
     def test_message_route_topic_uses_a_column(self):

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""SPEC §4: the keys whose effect is not a message's shape — each one observed working.
+"""doc/design.md §4: the keys whose effect is not a message's shape — each one observed working.
 
 source.password_file, source.heartbeat_interval, broker.hosts, routes[].properties,
 log.format, log.stats_interval, and the start-up check of routed tables and columns.

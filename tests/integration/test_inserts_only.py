@@ -56,7 +56,7 @@ class InsertsOnlyTest(harness.IntegrationCase):
         self.run_with_publication_of_all_operations(db)
 
     def test_update_of_outbox_row_is_warned_once(self):
-        # SPEC 5: an UPDATE of an outbox row is logged as a warning once per table.
+        # doc/design.md §5: an UPDATE of an outbox row is logged as a warning once per table.
         db = self.new_database()
         relay = self.run_with_publication_of_all_operations(db)
         warnings = [line for line in relay.stderr().splitlines()

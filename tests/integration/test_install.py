@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""SPEC §9: what `meson install` puts where, man pages that lint clean, and systemd units
+"""doc/design.md §9: what `meson install` puts where, man pages that lint clean, and systemd units
 hardened to an exposure of 2.0 or below by `systemd-analyze security --offline=yes`."""
 
 import os

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""SPEC §6: the relay works as the least-privileged role config/least-privilege.sql makes,
+"""doc/design.md §6: the relay works as the least-privileged role config/least-privilege.sql makes,
 every path included: slot creation, catalog check, bookkeeping, heartbeat, --drain."""
 
 import json

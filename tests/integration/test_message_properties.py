@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""SPEC §5: the MQTT 5 user properties on every message, and per-route retain."""
+"""doc/design.md §5: the MQTT 5 user properties on every message, and per-route retain."""
 
 import datetime
 import json

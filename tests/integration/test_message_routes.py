@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""SPEC §5: transactional logical messages with a routed prefix are events of their
+"""doc/design.md §5: transactional logical messages with a routed prefix are events of their
 transaction; non-transactional, unrouted and rolled-back ones are never published."""
 
 import json

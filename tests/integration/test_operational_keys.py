@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""SPEC §4: the keys that shape the relay's sessions and bookkeeping, each observed where
+"""doc/design.md §4: the keys that shape the relay's sessions and bookkeeping, each observed where
 it shows — in the broker's log, the server's views, the bookkeeping tables, the stats.
 
 source.create_slot, source.status_interval, broker.client_id, broker.keepalive,

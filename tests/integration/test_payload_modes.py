@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""SPEC §5 payloads: `row` (a typed JSON object of all columns) and `envelope`
+"""doc/design.md §5 payloads: `row` (a typed JSON object of all columns) and `envelope`
 (event_id, source, lsn, commit_time and the row), against a real decoding stream."""
 
 import json

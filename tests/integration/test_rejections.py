@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""SPEC §7: events that can never be published are dead-lettered (or stop the relay), and
+"""doc/design.md §7: events that can never be published are dead-lettered (or stop the relay), and
 the stream goes on; nothing is checkpointed past an event that is neither.
 
 Three ways to be unpublishable, each real: a topic value with '+' (the relay refuses to
@@ -110,7 +110,7 @@ class RejectionsTest(harness.IntegrationCase):
         ids = [harness.event_id(m) for m in rec.messages]
         if aggregate_type == "forbidden":
             # The broker refuses in its acknowledgement, by which time the next event may be
-            # on the wire already: it will be published again after the restart (SPEC §2.4).
+            # on the wire already: it will be published again after the restart (doc/design.md §2.4).
             self.assertIn(ids, ([str(first)], [str(first), str(last)]))
         else:
             self.assertEqual(ids, [str(first)])

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""SPEC §3 SIGHUP: a valid file's routes, log level and stats interval apply at once (a
+"""doc/design.md §3 SIGHUP: a valid file's routes, log level and stats interval apply at once (a
 newly routed table joins the publication); other changes are named as needing a restart;
 an invalid file is reported line by line and the running configuration stays."""
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""SPEC §2.8: a second relay for a slot in use waits as a standby, says so once, and takes
+"""doc/design.md §2.8: a second relay for a slot in use waits as a standby, says so once, and takes
 over from the checkpoint the first one left when the slot is freed — nothing published
 twice, nothing lost."""
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""SPEC §8 under systemd: READY=1 once both sides are up, STATUS= lines, WATCHDOG=1 while
+"""doc/design.md §8 under systemd: READY=1 once both sides are up, STATUS= lines, WATCHDOG=1 while
 WatchdogSec is set, STOPPING=1 on the way out.
 
 The test plays the service manager: it binds the datagram socket named by NOTIFY_SOCKET

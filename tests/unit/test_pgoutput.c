@@ -2,71 +2,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "pgoutput.h"
 #include "util.h"
 
-/* ---- building messages byte by byte ------------------------------------------------ */
-
-/* Always exactly as large as its contents, so reading one byte past the end is caught
- * by valgrind and AddressSanitizer. */
-struct msg {
-	uint8_t *data;
-	size_t len;
-};
-
-static void put_bytes(struct msg *m, const void *p, size_t n)
-{
-	if (n == 0)
-		return;
-	m->data = xrealloc(m->data, m->len + n);
-	memcpy(m->data + m->len, p, n);
-	m->len += n;
-}
-
-static void put_u8(struct msg *m, uint8_t v)
-{
-	put_bytes(m, &v, 1);
-}
-
-static void put_u16(struct msg *m, uint16_t v)
-{
-	put_u8(m, (uint8_t)(v >> 8));
-	put_u8(m, (uint8_t)v);
-}
-
-static void put_u32(struct msg *m, uint32_t v)
-{
-	put_u16(m, (uint16_t)(v >> 16));
-	put_u16(m, (uint16_t)v);
-}
-
-static void put_u64(struct msg *m, uint64_t v)
-{
-	put_u32(m, (uint32_t)(v >> 32));
-	put_u32(m, (uint32_t)v);
-}
-
-/* With its terminating NUL, as pgoutput sends strings. */
-static void put_str(struct msg *m, const char *s)
-{
-	put_bytes(m, s, strlen(s) + 1);
-}
-
-static void put_text(struct msg *m, const char *s, size_t len)
-{
-	put_u8(m, 't');
-	put_u32(m, (uint32_t)len);
-	put_bytes(m, s, len);
-}
-
-static void msg_free(struct msg *m)
-{
-	free(m->data);
-	m->data = NULL;
-	m->len = 0;
-}
+#include "wire_builder.h"
 
 struct col_def {
 	const char *name;
@@ -215,171 +155,6 @@ static void assert_every_prefix_fails(struct pgo_decoder *d, const struct msg *m
 	}
 	decode_ok(d, m, &out);
 }
-
-/* ---- replication frames ------------------------------------------------------------ */
-
-static void build_xlogdata(struct msg *m)
-{
-	put_u8(m, 'w');
-	put_u64(m, UINT64_C(0x16B374D848));
-	put_u64(m, UINT64_C(0x16B374D900));
-	put_u64(m, UINT64_C(0x0002A5F1C2D3E4F5));
-	put_bytes(m, "B\x01\x02", 3);
-}
-
-static void build_keepalive(struct msg *m, uint8_t reply)
-{
-	put_u8(m, 'k');
-	put_u64(m, UINT64_C(0xFEDCBA9876543210));
-	put_u64(m, UINT64_C(0x0002A5F1C2D3E4F5));
-	put_u8(m, reply);
-}
-
-START_TEST(frame_xlogdata)
-{
-	struct msg m = { 0 };
-	struct repl_frame f;
-	char err[128] = "";
-	build_xlogdata(&m);
-	ck_assert_int_eq(repl_frame_parse(m.data, m.len, &f, err, sizeof err), 0);
-	ck_assert_int_eq(f.kind, REPL_XLOGDATA);
-	ck_assert_uint_eq(f.wal_start, UINT64_C(0x16B374D848));
-	ck_assert_uint_eq(f.wal_end, UINT64_C(0x16B374D900));
-	ck_assert_int_eq(f.send_time, INT64_C(0x0002A5F1C2D3E4F5));
-	ck_assert_ptr_eq(f.data, m.data + 25);
-	ck_assert_uint_eq(f.len, 3);
-	ck_assert_int_eq(f.data[0], 'B');
-
-	/* A header with no payload is a valid frame; the decoder rejects the empty message. */
-	ck_assert_int_eq(repl_frame_parse(m.data, 25, &f, err, sizeof err), 0);
-	ck_assert_uint_eq(f.len, 0);
-	msg_free(&m);
-}
-END_TEST
-
-START_TEST(frame_keepalive)
-{
-	static const uint8_t replies[] = { 0, 1, 2 };
-	for (size_t i = 0; i < sizeof replies; i++) {
-		struct msg m = { 0 };
-		struct repl_frame f;
-		char err[128] = "";
-		build_keepalive(&m, replies[i]);
-		ck_assert_int_eq(repl_frame_parse(m.data, m.len, &f, err, sizeof err), 0);
-		ck_assert_int_eq(f.kind, REPL_KEEPALIVE);
-		ck_assert_uint_eq(f.wal_end, UINT64_C(0xFEDCBA9876543210));
-		ck_assert_int_eq(f.send_time, INT64_C(0x0002A5F1C2D3E4F5));
-		ck_assert(f.reply_requested == (replies[i] != 0));
-		msg_free(&m);
-	}
-}
-END_TEST
-
-static void assert_frame_prefixes_fail(const struct msg *m, size_t first_valid, const char *expect)
-{
-	for (size_t n = 0; n < first_valid; n++) {
-		uint8_t *copy = xmalloc(n);
-		struct repl_frame f;
-		char err[128] = "";
-		if (n)
-			memcpy(copy, m->data, n);
-		ck_assert_msg(repl_frame_parse(copy, n, &f, err, sizeof err) == -1, "%zu bytes parsed", n);
-		if (n == 0)
-			ck_assert_str_eq(err, "empty replication message");
-		else
-			ck_assert_msg(strstr(err, expect) != NULL, "\"%s\" lacks \"%s\"", err, expect);
-		free(copy);
-	}
-}
-
-START_TEST(frame_truncations)
-{
-	struct msg w = { 0 }, k = { 0 };
-	build_xlogdata(&w);
-	build_keepalive(&k, 1);
-	assert_frame_prefixes_fail(&w, 25, "XLogData: truncated header (needs 25 bytes");
-	assert_frame_prefixes_fail(&k, 18, "keepalive: truncated (needs 18 bytes");
-
-	struct repl_frame f;
-	char err[128];
-	ck_assert_int_eq(repl_frame_parse(w.data, 24, &f, err, sizeof err), -1);
-	ck_assert_str_eq(err, "XLogData: truncated header (needs 25 bytes, 24 given)");
-	put_u8(&k, 0);
-	ck_assert_int_eq(repl_frame_parse(k.data, k.len, &f, err, sizeof err), -1);
-	ck_assert_str_eq(err, "keepalive: trailing garbage (19 bytes, expected 18)");
-	msg_free(&w);
-	msg_free(&k);
-}
-END_TEST
-
-START_TEST(frame_unknown_kind)
-{
-	static const uint8_t kinds[] = { 'r', 'x', 0, 0xff };
-	static const char *const errors[] = {
-		"unknown replication message kind 'r'",
-		"unknown replication message kind 'x'",
-		"unknown replication message kind 0x00",
-		"unknown replication message kind 0xff",
-	};
-	for (size_t i = 0; i < sizeof kinds; i++) {
-		uint8_t buf[30] = { 0 };
-		struct repl_frame f;
-		char err[128];
-		buf[0] = kinds[i];
-		ck_assert_int_eq(repl_frame_parse(buf, sizeof buf, &f, err, sizeof err), -1);
-		ck_assert_str_eq(err, errors[i]);
-	}
-}
-END_TEST
-
-START_TEST(frame_error_buffer_is_bounded)
-{
-	uint8_t buf[] = { 'x' };
-	struct repl_frame f;
-	char err[9];
-	memset(err, '#', sizeof err);
-	ck_assert_int_eq(repl_frame_parse(buf, sizeof buf, &f, err, 8), -1);
-	ck_assert_str_eq(err, "unknown");
-	ck_assert_int_eq(err[8], '#');
-	ck_assert_int_eq(repl_frame_parse(buf, sizeof buf, &f, NULL, 0), -1);
-}
-END_TEST
-
-START_TEST(status_update_bytes)
-{
-	static const uint8_t expected[REPL_STATUS_LEN] = {
-		'r',  0x00, 0x00, 0x00, 0x16, 0xB3, 0x74, 0xD8, 0x48, 0x00, 0x00, 0x00,
-		0x16, 0xB3, 0x74, 0xD8, 0x48, 0x00, 0x00, 0x00, 0x16, 0xB3, 0x74, 0xD8,
-		0x48, 0x00, 0x02, 0xA5, 0xF1, 0xC2, 0xD3, 0xE4, 0xF5, 0x01,
-	};
-	uint8_t out[REPL_STATUS_LEN + 1];
-	memset(out, 0xAA, sizeof out);
-	repl_status_build(out, UINT64_C(0x16B374D848), INT64_C(0x0002A5F1C2D3E4F5), true);
-	ck_assert(memcmp(out, expected, REPL_STATUS_LEN) == 0);
-	ck_assert_int_eq(out[REPL_STATUS_LEN], 0xAA);
-
-	repl_status_build(out, UINT64_MAX, -1, false);
-	ck_assert_int_eq(out[0], 'r');
-	for (int i = 1; i < 33; i++)
-		ck_assert_int_eq(out[i], 0xFF);
-	ck_assert_int_eq(out[33], 0);
-}
-END_TEST
-
-START_TEST(now_is_since_2000)
-{
-	struct timespec before, after;
-	clock_gettime(CLOCK_REALTIME, &before);
-	pg_time_t now = pg_now();
-	clock_gettime(CLOCK_REALTIME, &after);
-	int64_t lo = (before.tv_sec - PG_EPOCH_OFFSET_S) * 1000000 + before.tv_nsec / 1000;
-	int64_t hi = (after.tv_sec - PG_EPOCH_OFFSET_S) * 1000000 + after.tv_nsec / 1000;
-	ck_assert_int_ge(now, lo);
-	ck_assert_int_le(now, hi);
-	/* 2020-01-01 is 631152000 s after the PostgreSQL epoch. */
-	ck_assert_int_gt(now, INT64_C(631152000) * 1000000);
-}
-END_TEST
 
 /* ---- each message kind ------------------------------------------------------------- */
 
@@ -1313,34 +1088,9 @@ START_TEST(mutations_do_not_crash)
 }
 END_TEST
 
-START_TEST(time_format_rfc3339)
-{
-	char text[40];
-	pg_time_format(0, text, sizeof text);
-	ck_assert_str_eq(text, "2000-01-01T00:00:00.000000Z");
-	/* 2026-11-25T06:21:52.940434Z */
-	pg_time_format(INT64_C(848902912940434), text, sizeof text);
-	ck_assert_str_eq(text, "2026-11-25T06:21:52.940434Z");
-	/* One microsecond before the epoch: floor, not truncation toward zero. */
-	pg_time_format(-1, text, sizeof text);
-	ck_assert_str_eq(text, "1999-12-31T23:59:59.999999Z");
-}
-END_TEST
-
 int main(void)
 {
 	Suite *s = suite_create("pgoutput");
-	TCase *frames = tcase_create("frames");
-	tcase_add_test(frames, frame_xlogdata);
-	tcase_add_test(frames, frame_keepalive);
-	tcase_add_test(frames, frame_truncations);
-	tcase_add_test(frames, frame_unknown_kind);
-	tcase_add_test(frames, frame_error_buffer_is_bounded);
-	tcase_add_test(frames, status_update_bytes);
-	tcase_add_test(frames, now_is_since_2000);
-	tcase_add_test(frames, time_format_rfc3339);
-	suite_add_tcase(s, frames);
-
 	TCase *kinds = tcase_create("kinds");
 	tcase_add_test(kinds, decodes_begin);
 	tcase_add_test(kinds, decodes_commit);

@@ -1,4 +1,4 @@
-#include "checkpoint.h"
+#include "bookkeeping.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -8,71 +8,11 @@
 #include "buf.h"
 #include "json.h"
 #include "log.h"
-#include "pgrepl.h"
+#include "pgconn.h"
 
 #define SAVE_STATEMENT "outbox_relay_checkpoint_save"
 #define LOAD_STATEMENT "outbox_relay_checkpoint_load"
 #define DEAD_LETTER_STATEMENT "outbox_relay_dead_letter"
-
-static char *quoted_schema(PGconn *sql, const struct config *cfg)
-{
-	const char *s = cfg->delivery.bookkeeping_schema;
-	return PQescapeIdentifier(sql, s, strlen(s));
-}
-
-/* CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists:
- * a least-privileged role with a schema made for it must not be asked for that. */
-static int schema_exists(PGconn *sql, const struct config *cfg, bool *exists)
-{
-	const char *params[] = { cfg->delivery.bookkeeping_schema };
-	PGresult *res;
-	int status =
-	        pg_result(sql,
-	                  PQsendQueryParams(sql, "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
-	                                    1, NULL, params, NULL, NULL, 0),
-	                  PGRES_TUPLES_OK, "cannot look up the bookkeeping schema", &res);
-	if (status == PG_OK) {
-		*exists = PQntuples(res) > 0;
-		PQclear(res);
-	}
-	return status;
-}
-
-static int create_tables(PGconn *sql, const struct config *cfg, const char *schema)
-{
-	bool exists = false;
-	int status = schema_exists(sql, cfg, &exists);
-	if (status != PG_OK)
-		return status;
-	struct buf q = BUF_INIT;
-	if (!exists)
-		buf_printf(&q, "CREATE SCHEMA %s;", schema);
-	buf_printf(
-	        &q,
-	        "CREATE TABLE IF NOT EXISTS %s.checkpoint ("
-	        " slot_name text PRIMARY KEY, commit_lsn pg_lsn NOT NULL, event_index int NOT NULL,"
-	        " confirmed_lsn pg_lsn NOT NULL, published bigint NOT NULL, updated_at timestamptz NOT NULL);"
-	        "CREATE TABLE IF NOT EXISTS %s.dead_letter ("
-	        " id bigserial PRIMARY KEY, slot_name text, event_id text, source text, topic text,"
-	        " commit_lsn pg_lsn, reason text, payload bytea, properties jsonb,"
-	        " created_at timestamptz NOT NULL DEFAULT now())",
-	        schema, schema);
-	status = pg_exec(sql, q.data, "cannot create the bookkeeping tables");
-	buf_finish(&q);
-	return status;
-}
-
-static int check_tables(PGconn *sql, const char *schema)
-{
-	struct buf q = BUF_INIT;
-	buf_printf(&q, "SELECT 1 FROM %s.checkpoint LIMIT 0", schema);
-	int status = pg_exec(
-	        sql, q.data,
-	        "the bookkeeping table is missing or unreadable (create_bookkeeping is false; create it"
-	        " with the SQL in config/ or set create_bookkeeping: true)");
-	buf_finish(&q);
-	return status;
-}
 
 static int prepare(PGconn *sql, const char *name, const struct buf *query, int nparams)
 {
@@ -113,16 +53,14 @@ static int prepare_statements(PGconn *sql, const char *schema)
 	return status;
 }
 
-int checkpoint_prepare(PGconn *sql, const struct config *cfg)
+int bookkeeping_prepare(PGconn *sql, const struct config *cfg)
 {
 	/* The checkpoint must be durable on this server before the slot is confirmed past
 	 * it, whatever the database's default; waiting for a synchronous standby is not
 	 * needed for that. */
 	int status = pg_exec(sql, "SET synchronous_commit = local", "cannot set synchronous_commit");
-	char *schema = quoted_schema(sql, cfg);
-	if (status == PG_OK)
-		status = cfg->delivery.create_bookkeeping ? create_tables(sql, cfg, schema)
-		                                          : check_tables(sql, schema);
+	const char *name = cfg->delivery.bookkeeping_schema;
+	char *schema = PQescapeIdentifier(sql, name, strlen(name));
 	if (status == PG_OK)
 		status = prepare_statements(sql, schema);
 	PQfreemem(schema);
@@ -141,11 +79,18 @@ static int parse_row(const PGresult *res, struct checkpoint_row *row)
 	return PG_OK;
 }
 
-int checkpoint_load(PGconn *sql, const char *slot, struct checkpoint_row *row, bool *found)
+static void log_loaded(const struct checkpoint_row *row)
+{
+	char commit[LSN_BUFLEN], confirmed[LSN_BUFLEN], index[16];
+	snprintf(index, sizeof index, "%" PRId32, row->pos.acked.index);
+	log_info("checkpoint loaded", "commit_lsn", lsn_format(row->pos.acked.commit_lsn, commit),
+	         "event_index", index, "confirmed_lsn", lsn_format(row->pos.confirmed_lsn, confirmed));
+}
+
+int bookkeeping_load_checkpoint(PGconn *sql, const char *slot, struct checkpoint_row *row)
 {
 	memset(row, 0, sizeof *row);
 	row->pos.acked.index = -1;
-	*found = false;
 
 	const char *params[] = { slot };
 	PGresult *res;
@@ -153,15 +98,15 @@ int checkpoint_load(PGconn *sql, const char *slot, struct checkpoint_row *row, b
 	                       PGRES_TUPLES_OK, "cannot read the checkpoint", &res);
 	if (status != PG_OK)
 		return status;
-	if (PQntuples(res) > 0) {
-		*found = true;
+	if (PQntuples(res) > 0)
 		status = parse_row(res, row);
-	}
+	if (PQntuples(res) > 0 && status == PG_OK)
+		log_loaded(row);
 	PQclear(res);
 	return status;
 }
 
-int checkpoint_save(PGconn *sql, const char *slot, const struct checkpoint_row *row)
+int bookkeeping_save_checkpoint(PGconn *sql, const char *slot, const struct checkpoint_row *row)
 {
 	char commit[LSN_BUFLEN], confirmed[LSN_BUFLEN], index[16], published[24];
 	snprintf(index, sizeof index, "%" PRId32, row->pos.acked.index);
@@ -207,7 +152,7 @@ static void describe_properties(const struct event *ev, struct buf *out)
 	buf_putc(out, '}');
 }
 
-int checkpoint_dead_letter(PGconn *sql, const char *slot, const struct event *ev, const char *reason)
+int bookkeeping_dead_letter(PGconn *sql, const char *slot, const struct event *ev, const char *reason)
 {
 	struct buf properties = BUF_INIT;
 	char lsn[LSN_BUFLEN];
@@ -227,5 +172,30 @@ int checkpoint_dead_letter(PGconn *sql, const char *slot, const struct event *ev
 	        sql, PQsendQueryPrepared(sql, DEAD_LETTER_STATEMENT, 8, params, lengths, formats, 0),
 	        PGRES_COMMAND_OK, "cannot write to the dead_letter table", NULL);
 	buf_finish(&properties);
+	return status;
+}
+
+static void log_event(enum log_level level, const char *msg, const struct event *ev, const char *why)
+{
+	char lsn[LSN_BUFLEN], index[16];
+	snprintf(index, sizeof index, "%" PRId32, ev->index);
+	log_write(level, msg, "reason", why, "event_id", ev->event_id.len ? ev->event_id.data : "", "source",
+	          ev->source ? ev->source : "", "commit_lsn", lsn_format(ev->commit_lsn, lsn), "event_index",
+	          index, (const char *)NULL);
+}
+
+int bookkeeping_reject(PGconn *sql, const struct config *cfg, const struct event *ev, const char *why)
+{
+	if (cfg->delivery.on_reject == REJECT_STOP) {
+		log_event(LOG_ERROR, "event cannot be published; stopping (delivery.on_reject: stop)", ev,
+		          why);
+		return PG_FATAL;
+	}
+	int status = sql ? bookkeeping_dead_letter(sql, cfg->source.slot, ev, why) : PG_RETRY;
+	if (status == PG_FATAL)
+		/* The table refuses the row (privilege, constraint): retrying cannot help. */
+		log_event(LOG_ERROR, "event cannot be dead-lettered; stopping", ev, why);
+	else if (status == PG_OK)
+		log_event(LOG_WARN, "event dead-lettered", ev, why);
 	return status;
 }

@@ -1,0 +1,49 @@
+/*
+ * The bookkeeping tables' rows (doc/design.md §6): the checkpoint, how far the broker has
+ * acknowledged, written before the same position is confirmed to the slot and read on
+ * start to skip events that PostgreSQL replays; and the dead letters, events that can never
+ * be published. The tables themselves are made by catalog.h. Functions return pg_status
+ * values (pgconn.h), failures logged.
+ */
+#ifndef OUTBOX_BOOKKEEPING_H
+#define OUTBOX_BOOKKEEPING_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "event.h"
+#include "ledger.h"
+
+struct checkpoint_row {
+	struct ledger_pos pos;
+	uint64_t published; /* events acknowledged over the slot's life */
+};
+
+/* Prepares the statements on this connection, and makes its commits durable on this
+ * server before they return. */
+int bookkeeping_prepare(PGconn *sql, const struct config *cfg);
+
+/* Reads the slot's row (logged), or zeroes row (index -1) if there is none. */
+int bookkeeping_load_checkpoint(PGconn *sql, const char *slot, struct checkpoint_row *row);
+
+/* Writes the row durably. */
+int bookkeeping_save_checkpoint(PGconn *sql, const char *slot, const struct checkpoint_row *row);
+
+/* Records an event that can never be published, with why (doc/design.md §7), durably and
+ * once per (slot, commit LSN, event id). An event without a topic or id is recorded with
+ * NULL. */
+int bookkeeping_dead_letter(PGconn *sql, const char *slot, const struct event *ev, const char *reason);
+
+/*
+ * An event that can never be published: dead-lettered (and logged once), or, with
+ * on_reject: stop, logged as the reason to stop. Returns PG_OK when the stream may go past
+ * the event; PG_RETRY when PostgreSQL is away or was lost (sql NULL, or the insert failed on
+ * the connection); PG_FATAL when the relay must stop (on_reject: stop, or the table refuses
+ * the row). Either way, nothing may checkpoint past an event that is neither published nor
+ * dead-lettered.
+ */
+int bookkeeping_reject(PGconn *sql, const struct config *cfg, const struct event *ev, const char *why);
+
+#endif

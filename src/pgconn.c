@@ -1,0 +1,198 @@
+#include "pgconn.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+/* SQLSTATEs worth waiting out rather than dying on. */
+static bool sqlstate_is_transient(const char *state)
+{
+	if (!state)
+		return true;                    /* no server answer at all: the connection broke */
+	return strncmp(state, "08", 2) == 0     /* connection exception */
+	       || strncmp(state, "57P", 3) == 0 /* shutting down, cannot connect now */
+	       || strncmp(state, "53", 2) == 0  /* insufficient resources */
+	       || strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0;
+}
+
+/* libpq messages end with a newline; log lines must not. */
+static const char *chomp(char *text, size_t size, const char *msg)
+{
+	snprintf(text, size, "%s", msg ? msg : "");
+	size_t len = strlen(text);
+	while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
+		text[--len] = '\0';
+	return text;
+}
+
+int pg_failure(PGconn *conn, const PGresult *res, const char *msg)
+{
+	char detail[512];
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *text =
+	        res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+	bool transient = PQstatus(conn) != CONNECTION_OK || sqlstate_is_transient(state);
+
+	chomp(detail, sizeof detail, text);
+	/* Object in use: another relay streams from the slot. Waiting is the normal life of a
+	 * standby, which the caller reports once. */
+	if (state && strcmp(state, "55006") == 0) {
+		log_debug(msg, "error", detail, "sqlstate", state);
+		return PG_STANDBY;
+	}
+	log_write(transient ? LOG_WARN : LOG_ERROR, msg, "error", detail, "sqlstate", state ? state : "",
+	          (const char *)NULL);
+	return transient ? PG_RETRY : PG_FATAL;
+}
+
+/* Server notices ("schema already exists, skipping") are routine: debug level, one line. */
+static void log_notice(void *arg, const char *message)
+{
+	char text[512];
+	(void)arg;
+	log_debug("PostgreSQL notice", "detail", chomp(text, sizeof text, message));
+}
+
+#define PG_CONNECT_TIMEOUT_S "10"
+
+PGconn *pg_connect(const struct config *cfg, bool replication, const char *purpose)
+{
+	/* expand_dbname: the first "dbname" value may be a whole conninfo string or URI;
+	 * later keywords override what it says. */
+	/* Defaults first: what conninfo says (expanded at "dbname") overrides them. A server
+	 * that accepts TCP but never answers must not hold the loop for ever. */
+	const char *keys[6] = { "connect_timeout", "dbname", "fallback_application_name" };
+	const char *values[6] = { PG_CONNECT_TIMEOUT_S, cfg->source.conninfo, "outbox-relay" };
+	size_t n = 3;
+	if (cfg->source.password.value) {
+		keys[n] = "password";
+		values[n++] = cfg->source.password.value;
+	}
+	if (replication) {
+		keys[n] = "replication";
+		values[n++] = "database";
+	}
+	PGconn *conn = PQconnectdbParams(keys, values, 1);
+	if (PQstatus(conn) != CONNECTION_OK) {
+		char detail[512];
+		log_warn("cannot connect to PostgreSQL", "purpose", purpose, "error",
+		         chomp(detail, sizeof detail, PQerrorMessage(conn)));
+		PQfinish(conn);
+		return NULL;
+	}
+	PQsetNoticeProcessor(conn, log_notice, NULL);
+	return conn;
+}
+
+/* ---- queries with a deadline ---- */
+
+static int answer_timeout_ms = 30000;
+
+void pg_set_answer_timeout(int timeout_ms)
+{
+	answer_timeout_ms = timeout_ms;
+}
+
+/* Reads until a result is complete. False (logged) when the server does not answer by the
+ * deadline or the connection broke. */
+static bool wait_not_busy(PGconn *conn, int64_t deadline, const char *what)
+{
+	while (PQisBusy(conn)) {
+		int64_t left = deadline - monotonic_ms();
+		struct pollfd p = { .fd = PQsocket(conn), .events = POLLIN };
+		int n = left > 0 ? poll(&p, 1, (int)left) : 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0) {
+			char timeout[24];
+			snprintf(timeout, sizeof timeout, "%dms", answer_timeout_ms);
+			log_warn("PostgreSQL did not answer in time; dropping the connection", "query", what,
+			         "timeout", timeout);
+			return false;
+		}
+		if (n < 0 || !PQconsumeInput(conn)) {
+			pg_failure(conn, NULL, what);
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool is_failure(const PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+	return st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY;
+}
+
+PGresult *pg_await(PGconn *conn, int sent, const char *what)
+{
+	if (!sent) {
+		pg_failure(conn, NULL, what);
+		return NULL;
+	}
+	int64_t deadline = monotonic_ms() + answer_timeout_ms;
+	PGresult *kept = NULL;
+	for (;;) {
+		if (!wait_not_busy(conn, deadline, what)) {
+			PQclear(kept);
+			return NULL;
+		}
+		PGresult *res = PQgetResult(conn);
+		if (!res)
+			return kept;
+		ExecStatusType st = PQresultStatus(res);
+		if (st == PGRES_COPY_BOTH || st == PGRES_COPY_IN || st == PGRES_COPY_OUT) {
+			PQclear(kept);
+			return res; /* the connection is in COPY mode now: nothing more to collect */
+		}
+		/* Several statements: keep the first failure, else the last result. */
+		if (kept && is_failure(kept)) {
+			PQclear(res);
+		} else {
+			PQclear(kept);
+			kept = res;
+		}
+	}
+}
+
+int pg_result(PGconn *conn, int sent, ExecStatusType want, const char *what, PGresult **res)
+{
+	PGresult *r = pg_await(conn, sent, what);
+	if (!r)
+		return PG_RETRY;
+	int status = PQresultStatus(r) == want ? PG_OK : pg_failure(conn, r, what);
+	if (status == PG_OK && res)
+		*res = r;
+	else
+		PQclear(r);
+	return status;
+}
+
+int pg_exec(PGconn *conn, const char *sql, const char *what)
+{
+	PGresult *res = pg_await(conn, PQsendQuery(conn, sql), what);
+	if (!res)
+		return PG_RETRY;
+	int status = is_failure(res) ? pg_failure(conn, res, what) : PG_OK;
+	PQclear(res);
+	return status;
+}
+
+int pg_query(PGconn *conn, const char *sql, int n, const char *const *params, PGresult **res,
+             const char *what)
+{
+	return pg_result(conn, PQsendQueryParams(conn, sql, n, NULL, params, NULL, NULL, 0), PGRES_TUPLES_OK,
+	                 what, res);
+}
+
+void pg_append_identifier(struct buf *b, PGconn *conn, const char *name)
+{
+	char *quoted = PQescapeIdentifier(conn, name, strlen(name));
+	buf_puts(b, quoted);
+	PQfreemem(quoted);
+}
