@@ -1,9 +1,6 @@
 /*
- * Pure decoder for the streaming replication protocol and pgoutput (proto_version 1).
- *
- * Two layers: the CopyData frames of START_REPLICATION ('w' XLogData, 'k' primary
- * keepalive, and the standby status update we send back), and the pgoutput logical
- * messages inside XLogData. Nothing here touches a socket. Every read is bounds-checked;
+ * Pure decoder for pgoutput (proto_version 1): the logical messages inside the stream's
+ * XLogData frames (pgframe.h). Nothing here touches a socket. Every read is bounds-checked;
  * malformed input yields -1 and a message in the decoder's error buffer, never a crash.
  *
  * Strings and column values in decoded messages point into the input buffer (zero copy),
