@@ -32,9 +32,9 @@ enum stop_reason {
 	STOP_FATAL,   /* exit 1 (or 78 when the routes do not match the database) */
 };
 
-/* Periodic work, walked by the step and the poll timeout (the table is further down):
- * a new periodic task is one row and one function. */
-enum { JOB_PUBLICATION, JOB_HEARTBEAT, JOB_STATS, JOB_WATCHDOG, JOB_COUNT };
+/* Periodic work is a table further down, walked by the step and the poll timeout: a new
+ * periodic task is one row and one function. */
+#define JOBS_MAX 8
 
 struct relay {
 	const struct config *cfg; /* reloads change it in place */
@@ -63,7 +63,7 @@ struct relay {
 	bool ready_sent; /* READY=1 told to the service manager */
 
 	struct stats stats;
-	int64_t job_at[JOB_COUNT]; /* 0: not armed */
+	int64_t job_at[JOBS_MAX]; /* per job: when it runs next; 0: not armed */
 	int sigfd;
 };
 
@@ -537,12 +537,14 @@ struct job {
 	uint32_t (*interval_ms)(const struct relay *r); /* 0: off */
 };
 
-static const struct job jobs[JOB_COUNT] = {
-	[JOB_PUBLICATION] = { check_publication, status_interval },
-	[JOB_HEARTBEAT] = { heartbeat, heartbeat_interval },
-	[JOB_STATS] = { log_stats, stats_interval },
-	[JOB_WATCHDOG] = { watchdog, watchdog_interval },
+static const struct job jobs[] = {
+	{ check_publication, status_interval },
+	{ heartbeat, heartbeat_interval },
+	{ log_stats, stats_interval },
+	{ watchdog, watchdog_interval },
 };
+#define JOB_COUNT (sizeof jobs / sizeof jobs[0])
+_Static_assert(JOB_COUNT <= JOBS_MAX, "raise JOBS_MAX");
 
 /* Runs the jobs that are due. A job is armed (not run) the first time it is seen, and again
  * when its interval was off. */
@@ -620,7 +622,7 @@ static void reload(struct relay *r)
 {
 	bool sql_lost;
 	if (reload_run(r->reload, source_sql(r->pg), &sql_lost))
-		r->job_at[JOB_STATS] = 0; /* re-armed with the new interval */
+		memset(r->job_at, 0, sizeof r->job_at); /* re-armed with the new intervals */
 	if (sql_lost)
 		pg_lost(r, PG_RETRY);
 }
