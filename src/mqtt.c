@@ -145,22 +145,6 @@ static void on_session(struct mqtt *m, bool present)
 	log_connected(m, resumed ? "resumed" : "new");
 }
 
-static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, const mosquitto_property *props)
-{
-	struct mqtt *m = obj;
-	(void)props;
-	if (rc != 0) {
-		/* Refused (bad credentials, client id not allowed...): the library would retry
-		 * forever on its own terms; we close and let the caller back off. */
-		log_warn("broker refused the connection", "reason", mosquitto_reason_string(rc));
-		m->state = MQTT_DOWN;
-		m->purging = false;
-		mosquitto_disconnect(mosq);
-		return;
-	}
-	on_session(m, flags & 1);
-}
-
 static uint32_t jitter(void)
 {
 	return (uint32_t)random();
@@ -179,6 +163,26 @@ static void connection_gone(struct mqtt *m)
 		m->reconnects++;
 		m->retry_at = monotonic_ms() + backoff_next(&m->backoff, jitter());
 	}
+}
+
+static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, const mosquitto_property *props)
+{
+	struct mqtt *m = obj;
+	(void)props;
+	if (rc != 0) {
+		/* Refused (bad credentials, client id not allowed...): the library would retry
+		 * forever on its own terms; we close and let the caller back off. */
+		char port[8];
+		snprintf(port, sizeof port, "%d", current_host(m)->port);
+		log_warn("broker refused the connection", "host", current_host(m)->host, "port", port, "reason",
+		         mosquitto_reason_string(rc));
+		m->purging = false;
+		m->connect_now = false;
+		connection_gone(m);
+		mosquitto_disconnect(mosq);
+		return;
+	}
+	on_session(m, flags & 1);
 }
 
 static void on_disconnect(struct mosquitto *mosq, void *obj, int rc, const mosquitto_property *props)
@@ -448,8 +452,8 @@ void mqtt_handle_io(struct mqtt *m, bool readable, bool writable)
 	if (writable && m->state != MQTT_DOWN)
 		check_io(m, mosquitto_loop_write(m->mosq, 1), "write");
 	/* A connection ended on purpose (on_session) is followed by the next one at once. */
-	if (m->state == MQTT_DOWN && m->connect_now)
-		start_connection(m);
+	if (m->state == MQTT_DOWN && m->connect_now && start_connection(m) < 0)
+		m->retry_at = monotonic_ms() + backoff_next(&m->backoff, jitter());
 	mqtt_tick(m);
 }
 
