@@ -22,6 +22,7 @@
 #include <yaml.h>
 
 #include "config_env.h"
+#include "config_loader.h"
 #include "util.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -29,9 +30,8 @@
 #define NO_LIMIT INT64_MAX           /* string keys: no upper bound on the length */
 #define MS_MAX ((int64_t)UINT32_MAX) /* duration keys: no bound but the field's width */
 #define SECONDS(n) ((int64_t)(n)*1000)
-#define PG_NAME_MAX 63     /* PostgreSQL truncates longer identifiers */
-#define KEY_NAME_MAX 64    /* longest key name at one level, for suggestions */
-#define VALUE_SHOWN_MAX 80 /* longer values are cut in error messages */
+#define PG_NAME_MAX 63  /* PostgreSQL truncates longer identifiers */
+#define KEY_NAME_MAX 64 /* longest key name at one level, for suggestions */
 #define FILE_SIZE_MAX ((size_t)1024 * 1024)
 #define WHY_MAX 160
 #define SECRET_MAX 4096 /* longest password accepted from a file */
@@ -92,148 +92,11 @@ struct keyset {
 	const char *prefix; /* shown before key paths: "" or "routes[2]" */
 };
 
-struct error {
-	size_t line, column, seq;
-	char *text; /* the whole line, newline included */
-	size_t size;
-};
-
-struct loader {
-	const char *file;
-	FILE *errs;
-	struct error *errors;
-	int nerrors, cap;
-	yaml_document_t *doc;
-};
-
 /* Two duration keys where the first must not exceed the second. */
 struct ordered_keys {
 	const char *lower;
 	const char *upper;
 };
-
-/* ---- Error output ---- */
-
-/* Writes s with control characters, quotes and backslashes escaped so that every error
- * stays one line. Past limit bytes it is cut at a character boundary and marked "...". */
-static void put_escaped(FILE *f, const char *s, size_t limit)
-{
-	size_t len = strlen(s);
-	bool cut = len > limit;
-	if (cut) {
-		len = limit;
-		while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
-			len--;
-	}
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", f);
-		else if (c == '\t')
-			fputs("\\t", f);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(f, "\\x%02x", c);
-		else
-			fputc(c, f);
-	}
-	if (cut)
-		fputs("...", f);
-}
-
-/* Errors are kept until the walk ends, then written in file order (line, column, then the
- * order found), so that a missing key reported when its mapping ends still reads in place. */
-static FILE *error_begin(struct loader *ld, const yaml_mark_t *mark)
-{
-	if (ld->nerrors == ld->cap) {
-		ld->cap = ld->cap ? ld->cap * 2 : 8;
-		ld->errors = xrealloc(ld->errors, (size_t)ld->cap * sizeof *ld->errors);
-	}
-	struct error *e = &ld->errors[ld->nerrors];
-	e->line = mark->line;
-	e->column = mark->column;
-	e->seq = (size_t)ld->nerrors;
-	e->text = NULL;
-	FILE *f = open_memstream(&e->text, &e->size);
-	if (!f)
-		abort(); /* only for want of memory */
-	put_escaped(f, ld->file, SIZE_MAX);
-	return f;
-}
-
-static void error_end(struct loader *ld, FILE *f)
-{
-	fputc('\n', f);
-	fclose(f);
-	ld->nerrors++;
-}
-
-/* "FILE:LINE:COLUMN: key.path: "; the document root has no key path, so it is named. */
-static FILE *report_start(struct loader *ld, const yaml_mark_t *mark, const char *path)
-{
-	FILE *f = error_begin(ld, mark);
-	fprintf(f, ":%zu:%zu: ", mark->line + 1, mark->column + 1);
-	put_escaped(f, *path ? path : "document", SIZE_MAX);
-	fputs(": ", f);
-	return f;
-}
-
-__attribute__((format(printf, 4, 5))) static void report(struct loader *ld, const yaml_mark_t *mark,
-                                                         const char *path, const char *fmt, ...)
-{
-	va_list ap;
-	FILE *f = report_start(ld, mark, path);
-	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
-	va_end(ap);
-	error_end(ld, f);
-}
-
-/* "expected ..., got "VALUE"", the value left out when it may be a secret. */
-static void report_got(struct loader *ld, const yaml_mark_t *mark, const char *path, const char *why,
-                       const char *value, bool secret)
-{
-	FILE *f = report_start(ld, mark, path);
-	fputs(why, f);
-	if (!secret) {
-		fputs(", got \"", f);
-		put_escaped(f, value, VALUE_SHOWN_MAX);
-		fputc('"', f);
-	}
-	error_end(ld, f);
-}
-
-/* Errors about the file as a whole have no line: "FILE: cannot open: REASON". */
-static void report_file(struct loader *ld, const char *what, const char *reason)
-{
-	static const yaml_mark_t start = { 0, 0, 0 };
-	FILE *f = error_begin(ld, &start);
-	fprintf(f, ": %s: %s", what, reason);
-	error_end(ld, f);
-}
-
-static int error_order(const void *a, const void *b)
-{
-	const struct error *x = a, *y = b;
-	if (x->line != y->line)
-		return x->line < y->line ? -1 : 1;
-	if (x->column != y->column)
-		return x->column < y->column ? -1 : 1;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-static void flush_errors(struct loader *ld)
-{
-	if (!ld->errors)
-		return;
-	qsort(ld->errors, (size_t)ld->nerrors, sizeof *ld->errors, error_order);
-	for (int i = 0; i < ld->nerrors; i++) {
-		fwrite(ld->errors[i].text, 1, ld->errors[i].size, ld->errs);
-		free(ld->errors[i].text);
-	}
-	free(ld->errors);
-}
 
 /* ---- Small helpers ---- */
 
@@ -296,11 +159,6 @@ static const char *node_kind(const yaml_node_t *node)
 	if (node->type == YAML_SEQUENCE_NODE)
 		return "a sequence";
 	return is_null(node) ? "an empty value" : "a scalar";
-}
-
-static yaml_node_t *get_node(struct loader *ld, int id)
-{
-	return yaml_document_get_node(ld->doc, id);
 }
 
 static char *format_ms(uint64_t ms, char *buf, size_t n)
@@ -1157,7 +1015,7 @@ struct unset_report {
 static void report_unset(void *ctx, const char *name)
 {
 	const struct unset_report *r = ctx;
-	report(r->ld, r->mark, r->shown, "environment variable %s is not set", name);
+	cfg_report(r->ld, r->mark, r->shown, "environment variable %s is not set", name);
 }
 
 /* The value with every ${NAME} replaced, or NULL after reporting each unset variable.
@@ -1232,9 +1090,9 @@ static void report_unknown(struct loader *ld, const struct keyset *ks, const cha
 {
 	char best[KEY_NAME_MAX + 1];
 	if (find_suggestion(ks, rel, scalar_text(key), best, sizeof best))
-		report(ld, &key->start_mark, shown, "unknown key (did you mean \"%s\"?)", best);
+		cfg_report(ld, &key->start_mark, shown, "unknown key (did you mean \"%s\"?)", best);
 	else
-		report(ld, &key->start_mark, shown, "unknown key");
+		cfg_report(ld, &key->start_mark, shown, "unknown key");
 }
 
 /* ---- Walking mappings against a key table ---- */
@@ -1263,7 +1121,7 @@ static bool mapping_has_key(struct loader *ld, yaml_node_t *map, const char *nam
 	if (map->type != YAML_MAPPING_NODE)
 		return false;
 	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-		yaml_node_t *key = get_node(ld, p->key);
+		yaml_node_t *key = cfg_node(ld, p->key);
 		if (key->type == YAML_SCALAR_NODE && key->data.scalar.length == len &&
 		    memcmp(key->data.scalar.value, name, len) == 0)
 			return true;
@@ -1274,9 +1132,9 @@ static bool mapping_has_key(struct loader *ld, yaml_node_t *map, const char *nam
 /* The earlier pair of map with the same key as pair, if any. */
 static yaml_node_pair_t *earlier_pair(struct loader *ld, yaml_node_t *map, yaml_node_pair_t *pair)
 {
-	const char *name = scalar_text(get_node(ld, pair->key));
+	const char *name = scalar_text(cfg_node(ld, pair->key));
 	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < pair; p++) {
-		yaml_node_t *key = get_node(ld, p->key);
+		yaml_node_t *key = cfg_node(ld, p->key);
 		if (key->type == YAML_SCALAR_NODE && strcmp(scalar_text(key), name) == 0)
 			return p;
 	}
@@ -1288,12 +1146,12 @@ static yaml_node_pair_t *earlier_pair(struct loader *ld, yaml_node_t *map, yaml_
 static char *scalar_value_as(struct loader *ld, yaml_node_t *node, const char *shown, bool conninfo)
 {
 	if (node->type != YAML_SCALAR_NODE) {
-		report(ld, &node->start_mark, shown, "expected a scalar, got %s", node_kind(node));
+		cfg_report(ld, &node->start_mark, shown, "expected a scalar, got %s", node_kind(node));
 		return NULL;
 	}
 	/* A NUL would silently cut the C string: refuse rather than use half a value. */
 	if (strlen(scalar_text(node)) != node->data.scalar.length) {
-		report(ld, &node->start_mark, shown, "expected text without NUL characters");
+		cfg_report(ld, &node->start_mark, shown, "expected text without NUL characters");
 		return NULL;
 	}
 	return expand_env(ld, scalar_text(node), conninfo, &node->start_mark, shown);
@@ -1324,7 +1182,7 @@ static void load_scalar(struct loader *ld, struct keyset *ks, const struct key *
 	if (k->type->convert(k, text, ks->base, why, sizeof why))
 		state->valid = true;
 	else
-		report_got(ld, &node->start_mark, shown, why, text, k->secret);
+		cfg_report_got(ld, &node->start_mark, shown, why, text, k->secret);
 	free(text);
 }
 
@@ -1333,7 +1191,7 @@ static void load_section(struct loader *ld, struct keyset *ks, const char *rel, 
                          const char *shown)
 {
 	if (node->type != YAML_MAPPING_NODE && !is_null(node)) {
-		report(ld, &node->start_mark, shown, "expected a mapping, got %s", node_kind(node));
+		cfg_report(ld, &node->start_mark, shown, "expected a mapping, got %s", node_kind(node));
 		return;
 	}
 	walk_mapping(ld, ks, node, rel);
@@ -1365,25 +1223,26 @@ static void walk_value(struct loader *ld, struct keyset *ks, const char *rel, ya
 static void walk_pair(struct loader *ld, struct keyset *ks, yaml_node_t *map, yaml_node_pair_t *pair,
                       const char *rel)
 {
-	yaml_node_t *key = get_node(ld, pair->key);
+	yaml_node_t *key = cfg_node(ld, pair->key);
 	if (key->type != YAML_SCALAR_NODE || !*scalar_text(key)) {
 		char *shown = join_path(ks->prefix, rel);
 		if (key->type == YAML_SCALAR_NODE)
-			report(ld, &key->start_mark, shown, "expected a non-empty key");
+			cfg_report(ld, &key->start_mark, shown, "expected a non-empty key");
 		else
-			report(ld, &key->start_mark, shown, "expected a scalar key, got %s", node_kind(key));
+			cfg_report(ld, &key->start_mark, shown, "expected a scalar key, got %s",
+			           node_kind(key));
 		free(shown);
 		return;
 	}
 	yaml_node_pair_t *first = earlier_pair(ld, map, pair);
 	if (!first) {
-		walk_value(ld, ks, rel, key, get_node(ld, pair->value));
+		walk_value(ld, ks, rel, key, cfg_node(ld, pair->value));
 		return;
 	}
 	char *path = join_path(rel, scalar_text(key));
 	char *shown = join_path(ks->prefix, path);
-	report(ld, &key->start_mark, shown, "duplicate key, first set at line %zu",
-	       get_node(ld, first->key)->start_mark.line + 1);
+	cfg_report(ld, &key->start_mark, shown, "duplicate key, first set at line %zu",
+	           cfg_node(ld, first->key)->start_mark.line + 1);
 	free(shown);
 	free(path);
 }
@@ -1397,7 +1256,7 @@ static void report_missing(struct loader *ld, const struct keyset *ks, yaml_node
 		if (!ks->keys[i].required || !rest || mapping_has_key(ld, map, rest, strcspn(rest, ".")))
 			continue;
 		char *shown = join_path(ks->prefix, ks->keys[i].path);
-		report(ld, &map->start_mark, shown, "required key is missing");
+		cfg_report(ld, &map->start_mark, shown, "required key is missing");
 		free(shown);
 	}
 }
@@ -1449,21 +1308,22 @@ static void check_route_kind(struct loader *ld, const struct key_state *seen, ya
 	char path[64];
 	bool table = seen[ROUTE_KEY_TABLE].seen, prefix = seen[ROUTE_KEY_MESSAGE_PREFIX].seen;
 	if (table && prefix) {
-		report(ld, &node->start_mark, shown, "expected either table or message_prefix, not both");
+		cfg_report(ld, &node->start_mark, shown, "expected either table or message_prefix, not both");
 	} else if (!table && !prefix) {
 		snprintf(path, sizeof path, "%s.table", shown);
-		report(ld, &node->start_mark, path, "required key is missing");
+		cfg_report(ld, &node->start_mark, path, "required key is missing");
 	} else if (table && !seen[ROUTE_KEY_PAYLOAD].seen) {
 		snprintf(path, sizeof path, "%s.payload", shown);
-		report(ld, &node->start_mark, path, "required key is missing");
+		cfg_report(ld, &node->start_mark, path, "required key is missing");
 	} else if (prefix) {
 		for (size_t i = 0; i < ARRAY_SIZE(route_column_keys); i++) {
 			if (!seen[route_column_keys[i]].seen)
 				continue;
 			snprintf(path, sizeof path, "%s.%s", shown, route_keys[route_column_keys[i]].path);
-			report(ld, &node->start_mark, path,
-			       "a message route has no columns: its body is the message content and its id"
-			       " <commit-lsn>:<index>");
+			cfg_report(
+			        ld, &node->start_mark, path,
+			        "a message route has no columns: its body is the message content and its id"
+			        " <commit-lsn>:<index>");
 			break;
 		}
 	}
@@ -1474,7 +1334,7 @@ static void load_route(struct loader *ld, struct route_config *route, yaml_node_
 	struct key_state state[ARRAY_SIZE(route_keys)];
 	struct keyset ks = { route_keys, ARRAY_SIZE(route_keys), state, route, shown };
 	if (node->type != YAML_MAPPING_NODE) {
-		report(ld, &node->start_mark, shown, "expected a mapping, got %s", node_kind(node));
+		cfg_report(ld, &node->start_mark, shown, "expected a mapping, got %s", node_kind(node));
 		return;
 	}
 	memset(state, 0, sizeof state);
@@ -1491,13 +1351,13 @@ static void load_routes(struct loader *ld, const struct key *k, yaml_node_t *nod
 	struct config *cfg = base;
 	(void)k;
 	if (node->type != YAML_SEQUENCE_NODE) {
-		report(ld, &node->start_mark, shown, "expected a sequence, got %s", node_kind(node));
+		cfg_report(ld, &node->start_mark, shown, "expected a sequence, got %s", node_kind(node));
 		return;
 	}
 	yaml_node_item_t *items = node->data.sequence.items.start;
 	size_t n = (size_t)(node->data.sequence.items.top - items);
 	if (n == 0) {
-		report(ld, &node->start_mark, shown, "expected at least one route");
+		cfg_report(ld, &node->start_mark, shown, "expected at least one route");
 		return;
 	}
 	cfg->routes = xcalloc(n, sizeof *cfg->routes);
@@ -1506,7 +1366,7 @@ static void load_routes(struct loader *ld, const struct key *k, yaml_node_t *nod
 		size_t len = strlen(shown) + 24;
 		char *item = xmalloc(len);
 		snprintf(item, len, "%s[%zu]", shown, i);
-		load_route(ld, &cfg->routes[i], get_node(ld, items[i]), item);
+		load_route(ld, &cfg->routes[i], cfg_node(ld, items[i]), item);
 		free(item);
 	}
 }
@@ -1557,9 +1417,9 @@ static void load_hosts(struct loader *ld, const struct key *k, yaml_node_t *node
 	(void)k;
 	if (node->type != YAML_SEQUENCE_NODE ||
 	    node->data.sequence.items.top == node->data.sequence.items.start) {
-		report(ld, &node->start_mark, shown,
-		       "expected a non-empty sequence of \"host\" or \"host:port\", got %s",
-		       node->type == YAML_SEQUENCE_NODE ? "an empty sequence" : node_kind(node));
+		cfg_report(ld, &node->start_mark, shown,
+		           "expected a non-empty sequence of \"host\" or \"host:port\", got %s",
+		           node->type == YAML_SEQUENCE_NODE ? "an empty sequence" : node_kind(node));
 		return;
 	}
 	yaml_node_item_t *items = node->data.sequence.items.start;
@@ -1568,17 +1428,18 @@ static void load_hosts(struct loader *ld, const struct key *k, yaml_node_t *node
 	for (size_t i = 0; i < n; i++) {
 		char item[128];
 		snprintf(item, sizeof item, "%s[%zu]", shown, i);
-		yaml_node_t *entry = get_node(ld, items[i]);
+		yaml_node_t *entry = cfg_node(ld, items[i]);
 		char *text = scalar_value(ld, entry, item);
 		if (!text)
 			continue;
 		if (parse_address(text, &cfg->broker.hosts[cfg->broker.nhosts]))
 			cfg->broker.nhosts++;
 		else
-			report_got(ld, &entry->start_mark, item,
-			           "expected \"host\", \"host:port\" or \"[address]:port\" with a port from "
-			           "1 to 65535",
-			           text, false);
+			cfg_report_got(
+			        ld, &entry->start_mark, item,
+			        "expected \"host\", \"host:port\" or \"[address]:port\" with a port from "
+			        "1 to 65535",
+			        text, false);
 		free(text);
 	}
 }
@@ -1624,7 +1485,7 @@ static bool is_reserved_property(const char *name)
 static void load_property(struct loader *ld, struct route_config *route, yaml_node_t *map,
                           yaml_node_pair_t *pair, const char *shown)
 {
-	yaml_node_t *key = get_node(ld, pair->key);
+	yaml_node_t *key = cfg_node(ld, pair->key);
 	char *name = scalar_value(ld, key, shown);
 	if (!name)
 		return;
@@ -1632,17 +1493,17 @@ static void load_property(struct loader *ld, struct route_config *route, yaml_no
 	yaml_node_pair_t *first = earlier_pair(ld, map, pair);
 	char *column = NULL;
 	if (!*name)
-		report(ld, &key->start_mark, shown, "expected a non-empty property name");
+		cfg_report(ld, &key->start_mark, shown, "expected a non-empty property name");
 	else if (is_reserved_property(name))
-		report(ld, &key->start_mark, path,
-		       "the relay sets this property on every message; choose another name");
+		cfg_report(ld, &key->start_mark, path,
+		           "the relay sets this property on every message; choose another name");
 	else if (first)
-		report(ld, &key->start_mark, path, "duplicate key, first set at line %zu",
-		       get_node(ld, first->key)->start_mark.line + 1);
-	else if ((column = scalar_value(ld, get_node(ld, pair->value), path)) &&
+		cfg_report(ld, &key->start_mark, path, "duplicate key, first set at line %zu",
+		           cfg_node(ld, first->key)->start_mark.line + 1);
+	else if ((column = scalar_value(ld, cfg_node(ld, pair->value), path)) &&
 	         (!*column || strlen(column) > PG_NAME_MAX))
-		report_got(ld, &get_node(ld, pair->value)->start_mark, path,
-		           "expected a column name of 1 to 63 bytes", column, false);
+		cfg_report_got(ld, &cfg_node(ld, pair->value)->start_mark, path,
+		               "expected a column name of 1 to 63 bytes", column, false);
 	else if (column) {
 		struct route_property *p = &route->properties[route->nproperties++];
 		p->name = name;
@@ -1660,8 +1521,8 @@ static void load_properties(struct loader *ld, const struct key *k, yaml_node_t 
 	struct route_config *route = base;
 	(void)k;
 	if (node->type != YAML_MAPPING_NODE) {
-		report(ld, &node->start_mark, shown, "expected a mapping of property name to column, got %s",
-		       node_kind(node));
+		cfg_report(ld, &node->start_mark, shown,
+		           "expected a mapping of property name to column, got %s", node_kind(node));
 		return;
 	}
 	yaml_node_pair_t *pairs = node->data.mapping.pairs.start;
@@ -1698,11 +1559,11 @@ static void check_order(struct loader *ld, const struct keyset *ks, const struct
 		return;
 	/* Blame the key the file wrote; if it wrote both, the lower one. */
 	if (lo_state->seen)
-		report(ld, &lo_state->mark, lo->path, "expected a duration no longer than %s (%s)", hi->path,
-		       format_ms(hi_ms, text, sizeof text));
+		cfg_report(ld, &lo_state->mark, lo->path, "expected a duration no longer than %s (%s)",
+		           hi->path, format_ms(hi_ms, text, sizeof text));
 	else
-		report(ld, &hi_state->mark, hi->path, "expected a duration no shorter than %s (%s)", lo->path,
-		       format_ms(lo_ms, text, sizeof text));
+		cfg_report(ld, &hi_state->mark, hi->path, "expected a duration no shorter than %s (%s)",
+		           lo->path, format_ms(lo_ms, text, sizeof text));
 }
 
 static const struct key_state *state_of(const struct keyset *ks, const char *path)
@@ -1719,9 +1580,9 @@ static yaml_node_t *child_node(struct loader *ld, yaml_node_t *map, const char *
 	if (!map || map->type != YAML_MAPPING_NODE)
 		return NULL;
 	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-		yaml_node_t *key = get_node(ld, p->key);
+		yaml_node_t *key = cfg_node(ld, p->key);
 		if (key->type == YAML_SCALAR_NODE && strcmp(scalar_text(key), name) == 0)
-			return get_node(ld, p->value);
+			return cfg_node(ld, p->value);
 	}
 	return NULL;
 }
@@ -1731,8 +1592,8 @@ static void resolve_hosts(struct loader *ld, const struct keyset *ks, struct con
 {
 	const struct key_state *host = state_of(ks, "broker.host"), *hosts = state_of(ks, "broker.hosts");
 	if (host->seen && hosts->seen) {
-		report(ld, &hosts->mark, "broker.hosts",
-		       "expected either broker.host or broker.hosts, not both");
+		cfg_report(ld, &hosts->mark, "broker.hosts",
+		           "expected either broker.host or broker.hosts, not both");
 		return;
 	}
 	if (!hosts->seen && cfg->broker.host) {
@@ -1759,20 +1620,20 @@ static void check_broker(struct loader *ld, const struct keyset *ks, struct conf
 		        cfg->broker.protocol == BROKER_MQTT_V5 ? MAX_INFLIGHT_MQTTV5 : MAX_INFLIGHT_MQTTV311;
 	const struct key_state *expiry = state_of(ks, "broker.session_expiry");
 	if (cfg->broker.session_expiry_ms % 1000)
-		report(ld, &expiry->mark, "broker.session_expiry", "expected whole seconds");
+		cfg_report(ld, &expiry->mark, "broker.session_expiry", "expected whole seconds");
 	const struct key_state *password = state_of(ks, "broker.password_file");
 	if (password->seen && !state_of(ks, "broker.username")->seen)
-		report(ld, &password->mark, "broker.password_file",
-		       "a password needs broker.username as well");
+		cfg_report(ld, &password->mark, "broker.password_file",
+		           "a password needs broker.username as well");
 	/* "tls:" alone (or "tls: {}") turns TLS on with the system's trust store. */
 	cfg->broker.tls.enabled = child_node(ld, child_node(ld, root, "broker"), "tls") != NULL;
 	const struct key_state *cert = state_of(ks, "broker.tls.cert_file");
 	const struct key_state *key = state_of(ks, "broker.tls.key_file");
 	if (cert->seen && !key->seen)
-		report(ld, &cert->mark, "broker.tls.cert_file",
-		       "a client certificate needs broker.tls.key_file");
+		cfg_report(ld, &cert->mark, "broker.tls.cert_file",
+		           "a client certificate needs broker.tls.key_file");
 	else if (key->seen && !cert->seen)
-		report(ld, &key->mark, "broker.tls.key_file", "a client key needs broker.tls.cert_file");
+		cfg_report(ld, &key->mark, "broker.tls.key_file", "a client key needs broker.tls.cert_file");
 }
 
 /* ---- File and document ---- */
@@ -1782,7 +1643,7 @@ static int read_file(struct loader *ld, char **text, size_t *len)
 {
 	FILE *f = fopen(ld->file, "r");
 	if (!f) {
-		report_file(ld, "cannot open", strerror(errno));
+		cfg_report_file(ld, "cannot open", strerror(errno));
 		return -1;
 	}
 	size_t n = 0, cap = 4096;
@@ -1796,7 +1657,8 @@ static int read_file(struct loader *ld, char **text, size_t *len)
 	bool failed = ferror(f);
 	fclose(f);
 	if (failed || n > FILE_SIZE_MAX) {
-		report_file(ld, "cannot read", failed ? strerror(read_errno) : "larger than 1048576 bytes");
+		cfg_report_file(ld, "cannot read",
+		                failed ? strerror(read_errno) : "larger than 1048576 bytes");
 		free(buf);
 		return -1;
 	}
@@ -1830,7 +1692,7 @@ static void report_yaml_error(struct loader *ld, const yaml_parser_t *parser, co
 	yaml_mark_t mark = parser->problem_mark;
 	if (parser->error == YAML_READER_ERROR)
 		mark = mark_at_offset(text, parser->problem_offset);
-	report(ld, &mark, "yaml", "%s", parser->problem ? parser->problem : "cannot parse");
+	cfg_report(ld, &mark, "yaml", "%s", parser->problem ? parser->problem : "cannot parse");
 }
 
 static void walk_document(struct loader *ld, struct config *cfg)
@@ -1840,11 +1702,11 @@ static void walk_document(struct loader *ld, struct config *cfg)
 	struct keyset ks = { config_keys, ARRAY_SIZE(config_keys), state, cfg, "" };
 	yaml_node_t *root = yaml_document_get_root_node(ld->doc);
 	if (!root) {
-		report(ld, &start, "", "expected a mapping, got an empty file");
+		cfg_report(ld, &start, "", "expected a mapping, got an empty file");
 		return;
 	}
 	if (root->type != YAML_MAPPING_NODE) {
-		report(ld, &root->start_mark, "", "expected a mapping, got %s", node_kind(root));
+		cfg_report(ld, &root->start_mark, "", "expected a mapping, got %s", node_kind(root));
 		return;
 	}
 	memset(state, 0, sizeof state);
@@ -1864,7 +1726,7 @@ static void check_single_document(struct loader *ld, yaml_parser_t *parser, cons
 		return;
 	}
 	if (yaml_document_get_root_node(&next))
-		report(ld, &next.start_mark, "", "expected a single YAML document");
+		cfg_report(ld, &next.start_mark, "", "expected a single YAML document");
 	yaml_document_delete(&next);
 }
 
@@ -1900,7 +1762,7 @@ int config_load(const char *path, struct config *out, FILE *errs)
 		parse_text(&ld, out, text, len);
 		free(text);
 	}
-	flush_errors(&ld);
+	cfg_flush_errors(&ld);
 	if (ld.nerrors)
 		config_finish(out);
 	return ld.nerrors;
