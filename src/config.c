@@ -23,59 +23,12 @@
 
 #include "config_env.h"
 #include "config_loader.h"
+#include "config_types.h"
 #include "util.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
-#define NO_LIMIT INT64_MAX           /* string keys: no upper bound on the length */
-#define MS_MAX ((int64_t)UINT32_MAX) /* duration keys: no bound but the field's width */
-#define SECONDS(n) ((int64_t)(n)*1000)
-#define PG_NAME_MAX 63  /* PostgreSQL truncates longer identifiers */
 #define KEY_NAME_MAX 64 /* longest key name at one level, for suggestions */
 #define FILE_SIZE_MAX ((size_t)1024 * 1024)
 #define WHY_MAX 160
-#define SECRET_MAX 4096 /* longest password accepted from a file */
-
-/* Enum fields are written through an int; make sure that is their size. */
-_Static_assert(sizeof(enum log_level) == sizeof(int), "enum log_level is not int-sized");
-_Static_assert(sizeof(enum mqtt_protocol) == sizeof(int), "enum mqtt_protocol is not int-sized");
-
-struct loader;
-struct key;
-
-struct key_type {
-	/* Scalar keys: text to field. Returns false after writing what was expected to why. */
-	bool (*convert)(const struct key *k, const char *text, void *base, char *why, size_t n);
-	/* Keys whose value is not a scalar (the routes sequence) walk the node themselves. */
-	void (*load)(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
-	             const char *shown);
-	/* Frees what convert or load allocated; NULL when the field holds no pointer. */
-	void (*release)(const struct key *k, void *base);
-	/* Whether the key holds the same value in two loaded configurations: what a reload
-	 * compares to tell which settings take a restart. NULL for the types only routes use
-	 * (the list, a table name, properties): a reload replaces routes whole, uncompared. */
-	bool (*equal)(const struct key *k, const void *a, const void *b);
-	const char *doc_name; /* the type as the man page names it */
-};
-
-struct enum_name {
-	const char *name;
-	int value;
-};
-
-struct key {
-	const char *path; /* dotted, relative to its table's mapping */
-	const struct key_type *type;
-	size_t offset;                 /* of the field in struct config or struct route_config */
-	const char *fallback;          /* default as written in the file; NULL: none */
-	int64_t min, max;              /* int: value; duration: milliseconds; string: bytes */
-	const struct enum_name *names; /* enum keys: accepted names, NULL-terminated */
-	bool required;
-	bool reloadable;  /* SIGHUP applies a new value without a restart */
-	bool secret;      /* never echo the value: conninfo may hold a password */
-	bool conninfo;    /* ${NAME} values are quoted as libpq conninfo values */
-	const char *help; /* one line: what the key is for; the man page says the rest */
-};
 
 struct key_state {
 	bool seen;        /* written in the file, rightly or not */
@@ -123,21 +76,6 @@ static const char *path_below(const char *path, const char *rel)
 	return NULL;
 }
 
-static void *field(const struct key *k, void *base)
-{
-	return (char *)base + k->offset;
-}
-
-static const void *field_const(const struct key *k, const void *base)
-{
-	return (const char *)base + k->offset;
-}
-
-static bool strings_equal(const char *a, const char *b)
-{
-	return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
 static const char *scalar_text(const yaml_node_t *node)
 {
 	return (const char *)node->data.scalar.value;
@@ -161,330 +99,7 @@ static const char *node_kind(const yaml_node_t *node)
 	return is_null(node) ? "an empty value" : "a scalar";
 }
 
-static char *format_ms(uint64_t ms, char *buf, size_t n)
-{
-	if (ms == 0)
-		snprintf(buf, n, "0s");
-	else if (ms % SECONDS(3600) == 0)
-		snprintf(buf, n, "%lluh", (unsigned long long)(ms / SECONDS(3600)));
-	else if (ms % SECONDS(60) == 0)
-		snprintf(buf, n, "%llum", (unsigned long long)(ms / SECONDS(60)));
-	else if (ms % SECONDS(1) == 0)
-		snprintf(buf, n, "%llus", (unsigned long long)(ms / SECONDS(1)));
-	else
-		snprintf(buf, n, "%llums", (unsigned long long)ms);
-	return buf;
-}
-
 /* ---- Key types ---- */
-
-static bool convert_string(const struct key *k, const char *text, void *base, char *why, size_t n)
-{
-	int64_t len = (int64_t)strlen(text);
-	if (len >= k->min && len <= k->max) {
-		*(char **)field(k, base) = xstrdup(text);
-		return true;
-	}
-	if (k->max == NO_LIMIT)
-		snprintf(why, n, "expected a non-empty string");
-	else if (k->min == 0)
-		snprintf(why, n, "expected a string of at most %lld bytes", (long long)k->max);
-	else
-		snprintf(why, n, "expected a string of %lld to %lld bytes", (long long)k->min,
-		         (long long)k->max);
-	return false;
-}
-
-static void release_string(const struct key *k, void *base)
-{
-	char **s = field(k, base);
-	free(*s);
-	*s = NULL;
-}
-
-static bool equal_string(const struct key *k, const void *a, const void *b)
-{
-	return strings_equal(*(char *const *)field_const(k, a), *(char *const *)field_const(k, b));
-}
-
-static bool is_identifier(const char *s)
-{
-	size_t len = strlen(s);
-	if (len == 0 || len > PG_NAME_MAX || (s[0] >= '0' && s[0] <= '9'))
-		return false;
-	return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == len;
-}
-
-/* Lower case only: slot names allow nothing else, and unquoted SQL names fold to it. */
-static bool convert_identifier(const struct key *k, const char *text, void *base, char *why, size_t n)
-{
-	if (is_identifier(text)) {
-		*(char **)field(k, base) = xstrdup(text);
-		return true;
-	}
-	snprintf(why, n,
-	         "expected a name of 1 to %d lower-case letters, digits and underscores, "
-	         "not starting with a digit",
-	         PG_NAME_MAX);
-	return false;
-}
-
-static bool convert_bool(const struct key *k, const char *text, void *base, char *why, size_t n)
-{
-	static const char *const yes[] = { "true", "yes", "on" };
-	static const char *const no[] = { "false", "no", "off" };
-	for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
-		if (strcasecmp(text, yes[i]) == 0 || strcasecmp(text, no[i]) == 0) {
-			*(bool *)field(k, base) = strcasecmp(text, yes[i]) == 0;
-			return true;
-		}
-	}
-	snprintf(why, n, "expected true or false");
-	return false;
-}
-
-static bool equal_bool(const struct key *k, const void *a, const void *b)
-{
-	return *(const bool *)field_const(k, a) == *(const bool *)field_const(k, b);
-}
-
-/* Decimal only, optional minus sign; false for anything else and for absurd lengths. */
-static bool parse_int(const char *text, int64_t *out)
-{
-	const char *p = text + (*text == '-');
-	size_t digits = strlen(p);
-	if (digits == 0 || digits > 18 || strspn(p, "0123456789") != digits)
-		return false;
-	int64_t v = 0;
-	for (; *p; p++)
-		v = v * 10 + (*p - '0');
-	*out = *text == '-' ? -v : v;
-	return true;
-}
-
-static bool convert_int(const struct key *k, const char *text, void *base, char *why, size_t n)
-{
-	int64_t v;
-	if (parse_int(text, &v) && v >= k->min && v <= k->max) {
-		*(int *)field(k, base) = (int)v;
-		return true;
-	}
-	snprintf(why, n, "expected an integer from %lld to %lld", (long long)k->min, (long long)k->max);
-	return false;
-}
-
-/* Integer and enum fields alike: enums are written through an int. */
-static bool equal_int(const struct key *k, const void *a, const void *b)
-{
-	return *(const int *)field_const(k, a) == *(const int *)field_const(k, b);
-}
-
-enum duration_parse {
-	DURATION_OK,
-	DURATION_NO_UNIT,
-	DURATION_MALFORMED,
-	DURATION_TOO_LONG,
-};
-
-/* "<digits><unit>" with unit ms, s, m or h, into milliseconds. */
-static enum duration_parse parse_duration(const char *text, uint64_t *ms)
-{
-	static const struct {
-		const char *name;
-		uint64_t ms;
-	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 } };
-	size_t digits = strspn(text, "0123456789");
-	if (digits == 0)
-		return DURATION_MALFORMED;
-	if (text[digits] == '\0')
-		return DURATION_NO_UNIT;
-	uint64_t count = 0;
-	for (size_t i = 0; i < digits && count <= UINT32_MAX; i++)
-		count = count * 10 + (uint64_t)(text[i] - '0');
-	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
-		if (strcmp(text + digits, units[i].name) != 0)
-			continue;
-		if (count > UINT32_MAX || count * units[i].ms > UINT32_MAX)
-			return DURATION_TOO_LONG;
-		*ms = count * units[i].ms;
-		return DURATION_OK;
-	}
-	return DURATION_MALFORMED;
-}
-
-static void describe_duration_range(const struct key *k, bool too_long, char *why, size_t n)
-{
-	char lo[32], hi[32];
-	format_ms((uint64_t)k->min, lo, sizeof lo);
-	format_ms((uint64_t)k->max, hi, sizeof hi);
-	if (k->max < MS_MAX)
-		snprintf(why, n, "expected a duration from %s to %s", lo, hi);
-	else if (too_long)
-		snprintf(why, n, "expected a duration of at most %lldms", (long long)MS_MAX);
-	else
-		snprintf(why, n, "expected a duration of at least %s", lo);
-}
-
-static bool convert_duration(const struct key *k, const char *text, void *base, char *why, size_t n)
-{
-	uint64_t ms = 0;
-	switch (parse_duration(text, &ms)) {
-	case DURATION_NO_UNIT:
-		snprintf(why, n, "expected a duration with a unit, e.g. 250ms, 30s, 5m");
-		return false;
-	case DURATION_MALFORMED:
-		snprintf(why, n, "expected a duration: a whole number followed by ms, s, m or h");
-		return false;
-	case DURATION_TOO_LONG: describe_duration_range(k, true, why, n); return false;
-	case DURATION_OK: break;
-	}
-	if (ms < (uint64_t)k->min || ms > (uint64_t)k->max) {
-		describe_duration_range(k, false, why, n);
-		return false;
-	}
-	*(uint32_t *)field(k, base) = (uint32_t)ms;
-	return true;
-}
-
-static bool equal_duration(const struct key *k, const void *a, const void *b)
-{
-	return *(const uint32_t *)field_const(k, a) == *(const uint32_t *)field_const(k, b);
-}
-
-static bool convert_enum(const struct key *k, const char *text, void *base, char *why, size_t n)
-{
-	for (const struct enum_name *e = k->names; e->name; e++) {
-		if (strcmp(text, e->name) == 0) {
-			memcpy(field(k, base), &e->value, sizeof e->value);
-			return true;
-		}
-	}
-	size_t used = (size_t)snprintf(why, n, "expected one of");
-	for (const struct enum_name *e = k->names; e->name && used < n; e++)
-		used += (size_t)snprintf(why + used, n - used, "%s %s", e == k->names ? "" : ",", e->name);
-	return false;
-}
-
-static bool valid_table_part(const char *s, size_t len)
-{
-	return len > 0 && len <= PG_NAME_MAX && memchr(s, '.', len) == NULL;
-}
-
-/* "schema.table" or "table" (schema public) into route_config's schema and table. Names
- * keep their case: they are compared with what pgoutput reports, not folded like SQL. */
-static bool convert_table_name(const struct key *k, const char *text, void *base, char *why, size_t n)
-{
-	struct route_config *route = base;
-	const char *dot = strchr(text, '.');
-	const char *table = dot ? dot + 1 : text;
-	size_t schema_len = dot ? (size_t)(dot - text) : 0;
-	(void)k;
-	if ((!dot || valid_table_part(text, schema_len)) && valid_table_part(table, strlen(table))) {
-		route->schema = dot ? xstrndup(text, schema_len) : xstrdup("public");
-		route->table = xstrdup(table);
-		return true;
-	}
-	snprintf(why, n, "expected \"table\" or \"schema.table\", each name 1 to %d bytes", PG_NAME_MAX);
-	return false;
-}
-
-static void release_table_name(const struct key *k, void *base)
-{
-	struct route_config *route = base;
-	(void)k;
-	free(route->schema);
-	free(route->table);
-	route->schema = route->table = NULL;
-}
-
-/* Files are opened at load time, so that --check catches a wrong path or permission
- * before the relay starts. */
-static bool describe_unreadable(char *why, size_t n)
-{
-	snprintf(why, n, "expected a readable file (%s)", strerror(errno));
-	return false;
-}
-
-static bool convert_readable_path(const struct key *k, const char *text, void *base, char *why, size_t n)
-{
-	int fd = open(text, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return describe_unreadable(why, n);
-	close(fd);
-	*(char **)field(k, base) = xstrdup(text);
-	return true;
-}
-
-/* Up to SECRET_MAX bytes of path into buf; returns the length, or -1 with errno set. */
-static ssize_t read_small_file(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	size_t len = 0;
-	ssize_t got;
-	while (len < size && (got = read(fd, buf + len, size - len)) != 0) {
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			int saved = errno;
-			close(fd);
-			errno = saved;
-			return -1;
-		}
-		len += (size_t)got;
-	}
-	close(fd);
-	return (ssize_t)len;
-}
-
-/* The password is the whole file but one trailing newline (as "echo pw > file" writes). */
-static bool convert_secret_file(const struct key *k, const char *text, void *base, char *why, size_t n)
-{
-	char buf[SECRET_MAX + 1];
-	ssize_t got = read_small_file(text, buf, sizeof buf);
-	if (got < 0)
-		return describe_unreadable(why, n);
-	size_t len = (size_t)got;
-	if (len > 0 && buf[len - 1] == '\n')
-		len--;
-	if (len > 0 && buf[len - 1] == '\r')
-		len--;
-	const char *problem = NULL;
-	if (got > SECRET_MAX)
-		problem = "expected a password file of at most 4096 bytes";
-	else if (len == 0)
-		problem = "expected a file holding a password, not an empty file";
-	else if (memchr(buf, '\0', len) || memchr(buf, '\n', len))
-		problem = "expected a password file of one line without NUL characters";
-	if (problem) {
-		explicit_bzero(buf, sizeof buf);
-		snprintf(why, n, "%s", problem);
-		return false;
-	}
-	struct secret_file *secret = field(k, base);
-	secret->path = xstrdup(text);
-	secret->value = xstrndup(buf, len);
-	explicit_bzero(buf, sizeof buf);
-	return true;
-}
-
-static void release_secret_file(const struct key *k, void *base)
-{
-	struct secret_file *secret = field(k, base);
-	if (secret->value)
-		explicit_bzero(secret->value, strlen(secret->value));
-	free(secret->value);
-	free(secret->path);
-	secret->value = secret->path = NULL;
-}
-
-/* The content counts: the same file may hold a new password. */
-static bool equal_secret_file(const struct key *k, const void *a, const void *b)
-{
-	const struct secret_file *x = field_const(k, a), *y = field_const(k, b);
-	return strings_equal(x->path, y->path) && strings_equal(x->value, y->value);
-}
 
 static void load_routes(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
                         const char *shown);
@@ -497,55 +112,6 @@ static void load_properties(struct loader *ld, const struct key *k, yaml_node_t 
                             const char *shown);
 static void release_properties(const struct key *k, void *base);
 
-static const struct key_type string_type = {
-	.convert = convert_string,
-	.release = release_string,
-	.equal = equal_string,
-	.doc_name = "string",
-};
-static const struct key_type identifier_type = {
-	.convert = convert_identifier,
-	.release = release_string,
-	.equal = equal_string,
-	.doc_name = "name",
-};
-static const struct key_type path_type = {
-	.convert = convert_readable_path,
-	.release = release_string,
-	.equal = equal_string,
-	.doc_name = "path",
-};
-static const struct key_type secret_file_type = {
-	.convert = convert_secret_file,
-	.release = release_secret_file,
-	.equal = equal_secret_file,
-	.doc_name = "path",
-};
-static const struct key_type bool_type = {
-	.convert = convert_bool,
-	.equal = equal_bool,
-	.doc_name = "boolean",
-};
-static const struct key_type int_type = {
-	.convert = convert_int,
-	.equal = equal_int,
-	.doc_name = "integer",
-};
-static const struct key_type duration_type = {
-	.convert = convert_duration,
-	.equal = equal_duration,
-	.doc_name = "duration",
-};
-static const struct key_type enum_type = {
-	.convert = convert_enum,
-	.equal = equal_int,
-	.doc_name = "keyword",
-};
-static const struct key_type table_name_type = {
-	.convert = convert_table_name,
-	.release = release_table_name,
-	.doc_name = "string",
-};
 static const struct key_type routes_type = {
 	.load = load_routes,
 	.release = release_routes,
@@ -595,7 +161,7 @@ static const struct enum_name log_level_names[] = {
 static const struct key config_keys[] = {
 	{
 	        .path = "source.conninfo",
-	        .type = &string_type,
+	        .type = &cfg_string_type,
 	        .offset = CFG(source.conninfo),
 	        .min = 0,
 	        .max = NO_LIMIT,
@@ -606,41 +172,41 @@ static const struct key config_keys[] = {
 	},
 	{
 	        .path = "source.password_file",
-	        .type = &secret_file_type,
+	        .type = &cfg_secret_file_type,
 	        .offset = CFG(source.password),
 	        .help = "File holding the PostgreSQL password",
 	},
 	{
 	        .path = "source.slot",
-	        .type = &identifier_type,
+	        .type = &cfg_identifier_type,
 	        .offset = CFG(source.slot),
 	        .fallback = "outbox_relay",
 	        .help = "Logical replication slot the relay streams from",
 	},
 	{
 	        .path = "source.publication",
-	        .type = &identifier_type,
+	        .type = &cfg_identifier_type,
 	        .offset = CFG(source.publication),
 	        .fallback = "outbox_relay",
 	        .help = "Publication that names the routed tables",
 	},
 	{
 	        .path = "source.create_slot",
-	        .type = &bool_type,
+	        .type = &cfg_bool_type,
 	        .offset = CFG(source.create_slot),
 	        .fallback = "true",
 	        .help = "Create the slot when it does not exist",
 	},
 	{
 	        .path = "source.create_publication",
-	        .type = &bool_type,
+	        .type = &cfg_bool_type,
 	        .offset = CFG(source.create_publication),
 	        .fallback = "true",
 	        .help = "Create the publication, and add the routed tables it lacks",
 	},
 	{
 	        .path = "source.status_interval",
-	        .type = &duration_type,
+	        .type = &cfg_duration_type,
 	        .offset = CFG(source.status_interval_ms),
 	        .fallback = "10s",
 	        .min = 100,
@@ -649,7 +215,7 @@ static const struct key config_keys[] = {
 	},
 	{
 	        .path = "source.heartbeat_interval",
-	        .type = &duration_type,
+	        .type = &cfg_duration_type,
 	        .offset = CFG(source.heartbeat_interval_ms),
 	        .fallback = "0s",
 	        .min = 0,
@@ -658,7 +224,7 @@ static const struct key config_keys[] = {
 	},
 	{
 	        .path = "source.reconnect.min",
-	        .type = &duration_type,
+	        .type = &cfg_duration_type,
 	        .offset = CFG(source.reconnect.min_ms),
 	        .fallback = "100ms",
 	        .min = 1,
@@ -667,7 +233,7 @@ static const struct key config_keys[] = {
 	},
 	{
 	        .path = "source.reconnect.max",
-	        .type = &duration_type,
+	        .type = &cfg_duration_type,
 	        .offset = CFG(source.reconnect.max_ms),
 	        .fallback = "30s",
 	        .min = 1,
@@ -677,7 +243,7 @@ static const struct key config_keys[] = {
 
 	{
 	        .path = "broker.host",
-	        .type = &string_type,
+	        .type = &cfg_string_type,
 	        .offset = CFG(broker.host),
 	        .fallback = "127.0.0.1",
 	        .min = 1,
@@ -692,7 +258,7 @@ static const struct key config_keys[] = {
 	},
 	{
 	        .path = "broker.port",
-	        .type = &int_type,
+	        .type = &cfg_int_type,
 	        .offset = CFG(broker.port),
 	        .fallback = "1883",
 	        .min = 1,
@@ -701,7 +267,7 @@ static const struct key config_keys[] = {
 	},
 	{
 	        .path = "broker.protocol",
-	        .type = &enum_type,
+	        .type = &cfg_enum_type,
 	        .offset = CFG(broker.protocol),
 	        .fallback = "mqttv5",
 	        .names = protocol_names,
@@ -709,7 +275,7 @@ static const struct key config_keys[] = {
 	},
 	{
 	        .path = "broker.client_id",
-	        .type = &string_type,
+	        .type = &cfg_string_type,
 	        .offset = CFG(broker.client_id),
 	        .fallback = "outbox-relay",
 	        .min = 1,
@@ -718,7 +284,7 @@ static const struct key config_keys[] = {
 	},
 	{
 	        .path = "broker.keepalive",
-	        .type = &duration_type,
+	        .type = &cfg_duration_type,
 	        .offset = CFG(broker.keepalive_ms),
 	        .fallback = "30s",
 	        .min = SECONDS(5),
@@ -727,7 +293,7 @@ static const struct key config_keys[] = {
 	},
 	{
 	        .path = "broker.username",
-	        .type = &string_type,
+	        .type = &cfg_string_type,
 	        .offset = CFG(broker.username),
 	        .min = 1,
 	        .max = NO_LIMIT,
@@ -735,38 +301,38 @@ static const struct key config_keys[] = {
 	},
 	{
 	        .path = "broker.password_file",
-	        .type = &secret_file_type,
+	        .type = &cfg_secret_file_type,
 	        .offset = CFG(broker.password),
 	        .help = "File holding the broker password",
 	},
 	{
 	        .path = "broker.tls.ca_file",
-	        .type = &path_type,
+	        .type = &cfg_path_type,
 	        .offset = CFG(broker.tls.ca_file),
 	        .help = "Certificate authorities (PEM) that may sign the broker's certificate",
 	},
 	{
 	        .path = "broker.tls.cert_file",
-	        .type = &path_type,
+	        .type = &cfg_path_type,
 	        .offset = CFG(broker.tls.cert_file),
 	        .help = "Client certificate (PEM) for brokers that ask for one",
 	},
 	{
 	        .path = "broker.tls.key_file",
-	        .type = &path_type,
+	        .type = &cfg_path_type,
 	        .offset = CFG(broker.tls.key_file),
 	        .help = "Private key (PEM, not encrypted) of the client certificate",
 	},
 	{
 	        .path = "broker.tls.verify_hostname",
-	        .type = &bool_type,
+	        .type = &cfg_bool_type,
 	        .offset = CFG(broker.tls.verify_hostname),
 	        .fallback = "true",
 	        .help = "Check that the broker's certificate names the host connected to",
 	},
 	{
 	        .path = "broker.max_inflight",
-	        .type = &int_type,
+	        .type = &cfg_int_type,
 	        .offset = CFG(broker.max_inflight),
 	        .min = 1,
 	        .max = 65535,
@@ -774,7 +340,7 @@ static const struct key config_keys[] = {
 	},
 	{
 	        .path = "broker.session_expiry",
-	        .type = &duration_type,
+	        .type = &cfg_duration_type,
 	        .offset = CFG(broker.session_expiry_ms),
 	        .fallback = "1h",
 	        .min = 0,
@@ -783,7 +349,7 @@ static const struct key config_keys[] = {
 	},
 	{
 	        .path = "broker.reconnect.min",
-	        .type = &duration_type,
+	        .type = &cfg_duration_type,
 	        .offset = CFG(broker.reconnect.min_ms),
 	        .fallback = "100ms",
 	        .min = 1,
@@ -792,7 +358,7 @@ static const struct key config_keys[] = {
 	},
 	{
 	        .path = "broker.reconnect.max",
-	        .type = &duration_type,
+	        .type = &cfg_duration_type,
 	        .offset = CFG(broker.reconnect.max_ms),
 	        .fallback = "30s",
 	        .min = 1,
@@ -811,21 +377,21 @@ static const struct key config_keys[] = {
 
 	{
 	        .path = "delivery.bookkeeping_schema",
-	        .type = &identifier_type,
+	        .type = &cfg_identifier_type,
 	        .offset = CFG(delivery.bookkeeping_schema),
 	        .fallback = "outbox_relay",
 	        .help = "Schema of the relay's checkpoint and dead_letter tables",
 	},
 	{
 	        .path = "delivery.create_bookkeeping",
-	        .type = &bool_type,
+	        .type = &cfg_bool_type,
 	        .offset = CFG(delivery.create_bookkeeping),
 	        .fallback = "true",
 	        .help = "Create the bookkeeping schema and tables when missing",
 	},
 	{
 	        .path = "delivery.checkpoint_interval",
-	        .type = &duration_type,
+	        .type = &cfg_duration_type,
 	        .offset = CFG(delivery.checkpoint_interval_ms),
 	        .fallback = "200ms",
 	        .min = 10,
@@ -834,7 +400,7 @@ static const struct key config_keys[] = {
 	},
 	{
 	        .path = "delivery.drain_timeout",
-	        .type = &duration_type,
+	        .type = &cfg_duration_type,
 	        .offset = CFG(delivery.drain_timeout_ms),
 	        .fallback = "10s",
 	        .min = 0,
@@ -843,7 +409,7 @@ static const struct key config_keys[] = {
 	},
 	{
 	        .path = "delivery.on_reject",
-	        .type = &enum_type,
+	        .type = &cfg_enum_type,
 	        .offset = CFG(delivery.on_reject),
 	        .fallback = "dead_letter",
 	        .names = reject_names,
@@ -852,7 +418,7 @@ static const struct key config_keys[] = {
 
 	{
 	        .path = "log.level",
-	        .type = &enum_type,
+	        .type = &cfg_enum_type,
 	        .offset = CFG(log.level),
 	        .fallback = "info",
 	        .names = log_level_names,
@@ -861,7 +427,7 @@ static const struct key config_keys[] = {
 	},
 	{
 	        .path = "log.format",
-	        .type = &enum_type,
+	        .type = &cfg_enum_type,
 	        .offset = CFG(log.format),
 	        .fallback = "logfmt",
 	        .names = log_format_names,
@@ -869,7 +435,7 @@ static const struct key config_keys[] = {
 	},
 	{
 	        .path = "log.stats_interval",
-	        .type = &duration_type,
+	        .type = &cfg_duration_type,
 	        .offset = CFG(log.stats_interval_ms),
 	        .fallback = "60s",
 	        .min = 0,
@@ -902,13 +468,13 @@ enum route_key {
 static const struct key route_keys[] = {
 	[ROUTE_KEY_TABLE] = {
 		.path = "table",
-		.type = &table_name_type,
+		.type = &cfg_table_name_type,
 		.offset = ROUTE(table),
 		.help = "Routed table, as schema.table, or table in the schema public",
 	},
 	[ROUTE_KEY_MESSAGE_PREFIX] = {
 		.path = "message_prefix",
-		.type = &string_type,
+		.type = &cfg_string_type,
 		.offset = ROUTE(message_prefix),
 		.min = 1,
 		.max = NO_LIMIT,
@@ -916,7 +482,7 @@ static const struct key route_keys[] = {
 	},
 	[ROUTE_KEY_TOPIC] = {
 		.path = "topic",
-		.type = &string_type,
+		.type = &cfg_string_type,
 		.offset = ROUTE(topic),
 		.min = 1,
 		.max = NO_LIMIT,
@@ -925,7 +491,7 @@ static const struct key route_keys[] = {
 	},
 	[ROUTE_KEY_PAYLOAD] = {
 		.path = "payload",
-		.type = &string_type,
+		.type = &cfg_string_type,
 		.offset = ROUTE(payload_column),
 		.min = 1,
 		.max = PG_NAME_MAX,
@@ -933,7 +499,7 @@ static const struct key route_keys[] = {
 	},
 	[ROUTE_KEY_EVENT_ID] = {
 		.path = "event_id",
-		.type = &string_type,
+		.type = &cfg_string_type,
 		.offset = ROUTE(event_id_column),
 		.min = 1,
 		.max = PG_NAME_MAX,
@@ -941,7 +507,7 @@ static const struct key route_keys[] = {
 	},
 	[ROUTE_KEY_QOS] = {
 		.path = "qos",
-		.type = &int_type,
+		.type = &cfg_int_type,
 		.offset = ROUTE(qos),
 		.fallback = "1",
 		.min = 0,
@@ -950,14 +516,14 @@ static const struct key route_keys[] = {
 	},
 	[ROUTE_KEY_RETAIN] = {
 		.path = "retain",
-		.type = &bool_type,
+		.type = &cfg_bool_type,
 		.offset = ROUTE(retain),
 		.fallback = "false",
 		.help = "Publish with the retain flag",
 	},
 	[ROUTE_KEY_CONTENT_TYPE] = {
 		.path = "content_type",
-		.type = &string_type,
+		.type = &cfg_string_type,
 		.offset = ROUTE(content_type),
 		.min = 1,
 		.max = NO_LIMIT,
@@ -965,7 +531,7 @@ static const struct key route_keys[] = {
 	},
 	[ROUTE_KEY_MESSAGE_EXPIRY] = {
 		.path = "message_expiry",
-		.type = &duration_type,
+		.type = &cfg_duration_type,
 		.offset = ROUTE(message_expiry_ms),
 		.fallback = "0s",
 		.min = 0,
@@ -980,7 +546,7 @@ static const struct key route_keys[] = {
 	},
 	[ROUTE_KEY_RESPONSE_TOPIC] = {
 		.path = "response_topic",
-		.type = &string_type,
+		.type = &cfg_string_type,
 		.offset = ROUTE(response_topic_column),
 		.min = 1,
 		.max = PG_NAME_MAX,
@@ -988,7 +554,7 @@ static const struct key route_keys[] = {
 	},
 	[ROUTE_KEY_CORRELATION_DATA] = {
 		.path = "correlation_data",
-		.type = &string_type,
+		.type = &cfg_string_type,
 		.offset = ROUTE(correlation_data_column),
 		.min = 1,
 		.max = PG_NAME_MAX,
@@ -1403,7 +969,7 @@ static bool parse_address(const char *text, struct broker_address *out)
 		host_len = (size_t)(colon - text);
 	}
 	int64_t port = 0;
-	if (host_len == 0 || (colon && (!parse_int(colon + 1, &port) || port < 1 || port > 65535)))
+	if (host_len == 0 || (colon && (!cfg_parse_int(colon + 1, &port) || port < 1 || port > 65535)))
 		return false;
 	out->host = xstrndup(host, host_len);
 	out->port = (int)port;
@@ -1552,18 +1118,18 @@ static void check_order(struct loader *ld, const struct keyset *ks, const struct
 	const struct key *lo = find_key(ks, o->lower), *hi = find_key(ks, o->upper);
 	const struct key_state *lo_state = &ks->state[lo - ks->keys];
 	const struct key_state *hi_state = &ks->state[hi - ks->keys];
-	uint32_t lo_ms = *(const uint32_t *)field(lo, ks->base);
-	uint32_t hi_ms = *(const uint32_t *)field(hi, ks->base);
+	uint32_t lo_ms = *(const uint32_t *)key_field(lo, ks->base);
+	uint32_t hi_ms = *(const uint32_t *)key_field(hi, ks->base);
 	char text[32];
 	if (!lo_state->valid || !hi_state->valid || lo_ms <= hi_ms)
 		return;
 	/* Blame the key the file wrote; if it wrote both, the lower one. */
 	if (lo_state->seen)
 		cfg_report(ld, &lo_state->mark, lo->path, "expected a duration no longer than %s (%s)",
-		           hi->path, format_ms(hi_ms, text, sizeof text));
+		           hi->path, cfg_format_ms(hi_ms, text, sizeof text));
 	else
 		cfg_report(ld, &hi_state->mark, hi->path, "expected a duration no shorter than %s (%s)",
-		           lo->path, format_ms(lo_ms, text, sizeof text));
+		           lo->path, cfg_format_ms(lo_ms, text, sizeof text));
 }
 
 static const struct key_state *state_of(const struct keyset *ks, const char *path)
