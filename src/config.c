@@ -24,26 +24,10 @@
 #include "config_env.h"
 #include "config_loader.h"
 #include "config_types.h"
+#include "config_walk.h"
 #include "util.h"
 
-#define KEY_NAME_MAX 64 /* longest key name at one level, for suggestions */
 #define FILE_SIZE_MAX ((size_t)1024 * 1024)
-#define WHY_MAX 160
-
-struct key_state {
-	bool seen;        /* written in the file, rightly or not */
-	bool valid;       /* the field holds a value, converted or defaulted */
-	yaml_mark_t mark; /* of the value node */
-};
-
-/* One table being filled: the whole configuration, or one route. */
-struct keyset {
-	const struct key *keys;
-	size_t nkeys;
-	struct key_state *state;
-	void *base;
-	const char *prefix; /* shown before key paths: "" or "routes[2]" */
-};
 
 /* Two duration keys where the first must not exceed the second. */
 struct ordered_keys {
@@ -52,52 +36,6 @@ struct ordered_keys {
 };
 
 /* ---- Small helpers ---- */
-
-static char *join_path(const char *a, const char *b)
-{
-	if (!*a)
-		return xstrdup(b);
-	if (!*b)
-		return xstrdup(a);
-	size_t size = strlen(a) + strlen(b) + 2;
-	char *s = xmalloc(size);
-	snprintf(s, size, "%s.%s", a, b);
-	return s;
-}
-
-/* The rest of path below the mapping rel ("" is the root), or NULL if not below it. */
-static const char *path_below(const char *path, const char *rel)
-{
-	size_t len = strlen(rel);
-	if (len == 0)
-		return path;
-	if (strncmp(path, rel, len) == 0 && path[len] == '.')
-		return path + len + 1;
-	return NULL;
-}
-
-static const char *scalar_text(const yaml_node_t *node)
-{
-	return (const char *)node->data.scalar.value;
-}
-
-/* A plain "", "~" or "null": what YAML writes for nothing, e.g. a section left empty. */
-static bool is_null(const yaml_node_t *node)
-{
-	if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-		return false;
-	const char *s = scalar_text(node);
-	return !*s || strcmp(s, "~") == 0 || strcasecmp(s, "null") == 0;
-}
-
-static const char *node_kind(const yaml_node_t *node)
-{
-	if (node->type == YAML_MAPPING_NODE)
-		return "a mapping";
-	if (node->type == YAML_SEQUENCE_NODE)
-		return "a sequence";
-	return is_null(node) ? "an empty value" : "a scalar";
-}
 
 /* ---- Key types ---- */
 
@@ -571,294 +509,6 @@ static const struct ordered_keys ordered_config_keys[] = {
 
 /* ---- Environment expansion ---- */
 
-/* Reports an unset variable at the value that names it. */
-struct unset_report {
-	struct loader *ld;
-	const yaml_mark_t *mark;
-	const char *shown;
-};
-
-static void report_unset(void *ctx, const char *name)
-{
-	const struct unset_report *r = ctx;
-	cfg_report(r->ld, r->mark, r->shown, "environment variable %s is not set", name);
-}
-
-/* The value with every ${NAME} replaced, or NULL after reporting each unset variable.
- * conninfo: the value is source.conninfo (see config_env.h). */
-static char *expand_env(struct loader *ld, const char *value, bool conninfo, const yaml_mark_t *mark,
-                        const char *shown)
-{
-	struct unset_report r = { ld, mark, shown };
-	return cfg_expand_env(value, conninfo, report_unset, &r);
-}
-
-/* ---- "Did you mean" ---- */
-
-/* Levenshtein distance, or 3 as soon as the lengths alone say it exceeds 2. */
-static size_t edit_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	size_t prev[KEY_NAME_MAX + 1], cur[KEY_NAME_MAX + 1];
-	if (la > lb + 2 || lb > la + 2 || lb > KEY_NAME_MAX)
-		return 3;
-	for (size_t j = 0; j <= lb; j++)
-		prev[j] = j;
-	for (size_t i = 1; i <= la; i++) {
-		cur[0] = i;
-		for (size_t j = 1; j <= lb; j++) {
-			size_t replace = prev[j - 1] + (a[i - 1] != b[j - 1]);
-			size_t insert = cur[j - 1] + 1, erase = prev[j] + 1;
-			size_t best = replace < insert ? replace : insert;
-			cur[j] = best < erase ? best : erase;
-		}
-		memcpy(prev, cur, (lb + 1) * sizeof prev[0]);
-	}
-	return prev[lb];
-}
-
-/* Lower is closer: an edit distance up to 2, then 3 for a prefix either way; else none. */
-static size_t suggestion_score(const char *typed, const char *known)
-{
-	size_t distance = edit_distance(typed, known);
-	if (distance <= 2)
-		return distance;
-	size_t lt = strlen(typed), lk = strlen(known);
-	size_t shorter = lt < lk ? lt : lk;
-	if (shorter >= 3 && strncmp(typed, known, shorter) == 0)
-		return 3;
-	return SIZE_MAX;
-}
-
-/* The known key name at level rel closest to name, into best; false if none is close. */
-static bool find_suggestion(const struct keyset *ks, const char *rel, const char *name, char *best, size_t n)
-{
-	size_t best_score = SIZE_MAX;
-	for (size_t i = 0; i < ks->nkeys; i++) {
-		const char *rest = path_below(ks->keys[i].path, rel);
-		size_t len = rest ? strcspn(rest, ".") : 0;
-		char known[KEY_NAME_MAX + 1];
-		if (!rest || len > KEY_NAME_MAX)
-			continue;
-		memcpy(known, rest, len);
-		known[len] = '\0';
-		size_t score = suggestion_score(name, known);
-		if (score < best_score) {
-			best_score = score;
-			snprintf(best, n, "%s", known);
-		}
-	}
-	return best_score != SIZE_MAX;
-}
-
-static void report_unknown(struct loader *ld, const struct keyset *ks, const char *rel,
-                           const yaml_node_t *key, const char *shown)
-{
-	char best[KEY_NAME_MAX + 1];
-	if (find_suggestion(ks, rel, scalar_text(key), best, sizeof best))
-		cfg_report(ld, &key->start_mark, shown, "unknown key (did you mean \"%s\"?)", best);
-	else
-		cfg_report(ld, &key->start_mark, shown, "unknown key");
-}
-
-/* ---- Walking mappings against a key table ---- */
-
-static void walk_mapping(struct loader *ld, struct keyset *ks, yaml_node_t *map, const char *rel);
-
-static const struct key *find_key(const struct keyset *ks, const char *path)
-{
-	for (size_t i = 0; i < ks->nkeys; i++)
-		if (strcmp(ks->keys[i].path, path) == 0)
-			return &ks->keys[i];
-	return NULL;
-}
-
-static bool is_section(const struct keyset *ks, const char *path)
-{
-	for (size_t i = 0; i < ks->nkeys; i++)
-		if (path_below(ks->keys[i].path, path))
-			return true;
-	return false;
-}
-
-/* Does map (possibly an empty value) hold the key name[0..len)? */
-static bool mapping_has_key(struct loader *ld, yaml_node_t *map, const char *name, size_t len)
-{
-	if (map->type != YAML_MAPPING_NODE)
-		return false;
-	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-		yaml_node_t *key = cfg_node(ld, p->key);
-		if (key->type == YAML_SCALAR_NODE && key->data.scalar.length == len &&
-		    memcmp(key->data.scalar.value, name, len) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* The earlier pair of map with the same key as pair, if any. */
-static yaml_node_pair_t *earlier_pair(struct loader *ld, yaml_node_t *map, yaml_node_pair_t *pair)
-{
-	const char *name = scalar_text(cfg_node(ld, pair->key));
-	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < pair; p++) {
-		yaml_node_t *key = cfg_node(ld, p->key);
-		if (key->type == YAML_SCALAR_NODE && strcmp(scalar_text(key), name) == 0)
-			return p;
-	}
-	return NULL;
-}
-
-/* The text of a scalar node with ${NAME} expanded (caller frees), or NULL after reporting.
- * conninfo: the node is source.conninfo, whose references are quoted. */
-static char *scalar_value_as(struct loader *ld, yaml_node_t *node, const char *shown, bool conninfo)
-{
-	if (node->type != YAML_SCALAR_NODE) {
-		cfg_report(ld, &node->start_mark, shown, "expected a scalar, got %s", node_kind(node));
-		return NULL;
-	}
-	/* A NUL would silently cut the C string: refuse rather than use half a value. */
-	if (strlen(scalar_text(node)) != node->data.scalar.length) {
-		cfg_report(ld, &node->start_mark, shown, "expected text without NUL characters");
-		return NULL;
-	}
-	return expand_env(ld, scalar_text(node), conninfo, &node->start_mark, shown);
-}
-
-static char *scalar_value(struct loader *ld, yaml_node_t *node, const char *shown)
-{
-	return scalar_value_as(ld, node, shown, false);
-}
-
-/* Records that the file writes key k at node, rightly or not; returns the key's state. */
-static struct key_state *note_seen(struct keyset *ks, const struct key *k, const yaml_node_t *node)
-{
-	struct key_state *state = &ks->state[k - ks->keys];
-	state->seen = true;
-	state->mark = node->start_mark;
-	return state;
-}
-
-static void load_scalar(struct loader *ld, struct keyset *ks, const struct key *k, yaml_node_t *node,
-                        const char *shown)
-{
-	struct key_state *state = note_seen(ks, k, node);
-	char why[WHY_MAX];
-	char *text = scalar_value_as(ld, node, shown, k->conninfo);
-	if (!text)
-		return;
-	if (k->type->convert(k, text, ks->base, why, sizeof why))
-		state->valid = true;
-	else
-		cfg_report_got(ld, &node->start_mark, shown, why, text, k->secret);
-	free(text);
-}
-
-/* A section may be left empty ("log:" with its keys commented out): all defaults. */
-static void load_section(struct loader *ld, struct keyset *ks, const char *rel, yaml_node_t *node,
-                         const char *shown)
-{
-	if (node->type != YAML_MAPPING_NODE && !is_null(node)) {
-		cfg_report(ld, &node->start_mark, shown, "expected a mapping, got %s", node_kind(node));
-		return;
-	}
-	walk_mapping(ld, ks, node, rel);
-}
-
-static void walk_value(struct loader *ld, struct keyset *ks, const char *rel, yaml_node_t *key,
-                       yaml_node_t *value)
-{
-	char *child = join_path(rel, scalar_text(key));
-	char *shown = join_path(ks->prefix, child);
-	/* A dotted key would reach into a section ("source.slot:" at the top) behind the
-	 * duplicate check's back: it is just unknown. */
-	bool dotted = strchr(scalar_text(key), '.') != NULL;
-	const struct key *k = dotted ? NULL : find_key(ks, child);
-	if (k && k->type->load) {
-		note_seen(ks, k, value);
-		k->type->load(ld, k, value, ks->base, shown);
-	} else if (k) {
-		load_scalar(ld, ks, k, value, shown);
-	} else if (!dotted && is_section(ks, child)) {
-		load_section(ld, ks, child, value, shown);
-	} else {
-		report_unknown(ld, ks, rel, key, shown);
-	}
-	free(shown);
-	free(child);
-}
-
-static void walk_pair(struct loader *ld, struct keyset *ks, yaml_node_t *map, yaml_node_pair_t *pair,
-                      const char *rel)
-{
-	yaml_node_t *key = cfg_node(ld, pair->key);
-	if (key->type != YAML_SCALAR_NODE || !*scalar_text(key)) {
-		char *shown = join_path(ks->prefix, rel);
-		if (key->type == YAML_SCALAR_NODE)
-			cfg_report(ld, &key->start_mark, shown, "expected a non-empty key");
-		else
-			cfg_report(ld, &key->start_mark, shown, "expected a scalar key, got %s",
-			           node_kind(key));
-		free(shown);
-		return;
-	}
-	yaml_node_pair_t *first = earlier_pair(ld, map, pair);
-	if (!first) {
-		walk_value(ld, ks, rel, key, cfg_node(ld, pair->value));
-		return;
-	}
-	char *path = join_path(rel, scalar_text(key));
-	char *shown = join_path(ks->prefix, path);
-	cfg_report(ld, &key->start_mark, shown, "duplicate key, first set at line %zu",
-	           cfg_node(ld, first->key)->start_mark.line + 1);
-	free(shown);
-	free(path);
-}
-
-/* Required keys below rel whose next step is absent from map. A step that is present but
- * wrong (a section given as a scalar) has been reported already. */
-static void report_missing(struct loader *ld, const struct keyset *ks, yaml_node_t *map, const char *rel)
-{
-	for (size_t i = 0; i < ks->nkeys; i++) {
-		const char *rest = path_below(ks->keys[i].path, rel);
-		if (!ks->keys[i].required || !rest || mapping_has_key(ld, map, rest, strcspn(rest, ".")))
-			continue;
-		char *shown = join_path(ks->prefix, ks->keys[i].path);
-		cfg_report(ld, &map->start_mark, shown, "required key is missing");
-		free(shown);
-	}
-}
-
-/* map is a mapping, or an empty value standing for one. */
-static void walk_mapping(struct loader *ld, struct keyset *ks, yaml_node_t *map, const char *rel)
-{
-	if (map->type == YAML_MAPPING_NODE) {
-		for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-		     p++)
-			walk_pair(ld, ks, map, p, rel);
-	}
-	report_missing(ld, ks, map, rel);
-}
-
-static void apply_defaults(struct keyset *ks)
-{
-	char why[WHY_MAX];
-	for (size_t i = 0; i < ks->nkeys; i++) {
-		const struct key *k = &ks->keys[i];
-		if (ks->state[i].seen || !k->fallback)
-			continue;
-		/* A default that does not convert is a bug in the table; the tests load it. */
-		if (!k->type->convert(k, k->fallback, ks->base, why, sizeof why))
-			abort();
-		ks->state[i].valid = true;
-	}
-}
-
-static void release_keys(const struct key *keys, size_t nkeys, void *base)
-{
-	for (size_t i = 0; i < nkeys; i++)
-		if (keys[i].type->release)
-			keys[i].type->release(&keys[i], base);
-}
-
 /* ---- Routes ---- */
 
 /* The route keys that name columns, which a message does not have. */
@@ -900,15 +550,15 @@ static void load_route(struct loader *ld, struct route_config *route, yaml_node_
 	struct key_state state[ARRAY_SIZE(route_keys)];
 	struct keyset ks = { route_keys, ARRAY_SIZE(route_keys), state, route, shown };
 	if (node->type != YAML_MAPPING_NODE) {
-		cfg_report(ld, &node->start_mark, shown, "expected a mapping, got %s", node_kind(node));
+		cfg_report(ld, &node->start_mark, shown, "expected a mapping, got %s", cfg_node_kind(node));
 		return;
 	}
 	memset(state, 0, sizeof state);
 	route->line = (int)node->start_mark.line + 1;
 	route->column = (int)node->start_mark.column + 1;
-	walk_mapping(ld, &ks, node, "");
+	cfg_walk_mapping(ld, &ks, node, "");
 	check_route_kind(ld, state, node, shown);
-	apply_defaults(&ks);
+	cfg_apply_defaults(&ks);
 }
 
 static void load_routes(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
@@ -917,7 +567,7 @@ static void load_routes(struct loader *ld, const struct key *k, yaml_node_t *nod
 	struct config *cfg = base;
 	(void)k;
 	if (node->type != YAML_SEQUENCE_NODE) {
-		cfg_report(ld, &node->start_mark, shown, "expected a sequence, got %s", node_kind(node));
+		cfg_report(ld, &node->start_mark, shown, "expected a sequence, got %s", cfg_node_kind(node));
 		return;
 	}
 	yaml_node_item_t *items = node->data.sequence.items.start;
@@ -942,7 +592,7 @@ static void release_routes(const struct key *k, void *base)
 	struct config *cfg = base;
 	(void)k;
 	for (size_t i = 0; i < cfg->nroutes; i++)
-		release_keys(route_keys, ARRAY_SIZE(route_keys), &cfg->routes[i]);
+		cfg_release_keys(route_keys, ARRAY_SIZE(route_keys), &cfg->routes[i]);
 	free(cfg->routes);
 	cfg->routes = NULL;
 	cfg->nroutes = 0;
@@ -985,7 +635,7 @@ static void load_hosts(struct loader *ld, const struct key *k, yaml_node_t *node
 	    node->data.sequence.items.top == node->data.sequence.items.start) {
 		cfg_report(ld, &node->start_mark, shown,
 		           "expected a non-empty sequence of \"host\" or \"host:port\", got %s",
-		           node->type == YAML_SEQUENCE_NODE ? "an empty sequence" : node_kind(node));
+		           node->type == YAML_SEQUENCE_NODE ? "an empty sequence" : cfg_node_kind(node));
 		return;
 	}
 	yaml_node_item_t *items = node->data.sequence.items.start;
@@ -995,7 +645,7 @@ static void load_hosts(struct loader *ld, const struct key *k, yaml_node_t *node
 		char item[128];
 		snprintf(item, sizeof item, "%s[%zu]", shown, i);
 		yaml_node_t *entry = cfg_node(ld, items[i]);
-		char *text = scalar_value(ld, entry, item);
+		char *text = cfg_scalar_value(ld, entry, item);
 		if (!text)
 			continue;
 		if (parse_address(text, &cfg->broker.hosts[cfg->broker.nhosts]))
@@ -1052,11 +702,11 @@ static void load_property(struct loader *ld, struct route_config *route, yaml_no
                           yaml_node_pair_t *pair, const char *shown)
 {
 	yaml_node_t *key = cfg_node(ld, pair->key);
-	char *name = scalar_value(ld, key, shown);
+	char *name = cfg_scalar_value(ld, key, shown);
 	if (!name)
 		return;
-	char *path = join_path(shown, name);
-	yaml_node_pair_t *first = earlier_pair(ld, map, pair);
+	char *path = cfg_join_path(shown, name);
+	yaml_node_pair_t *first = cfg_earlier_pair(ld, map, pair);
 	char *column = NULL;
 	if (!*name)
 		cfg_report(ld, &key->start_mark, shown, "expected a non-empty property name");
@@ -1066,7 +716,7 @@ static void load_property(struct loader *ld, struct route_config *route, yaml_no
 	else if (first)
 		cfg_report(ld, &key->start_mark, path, "duplicate key, first set at line %zu",
 		           cfg_node(ld, first->key)->start_mark.line + 1);
-	else if ((column = scalar_value(ld, cfg_node(ld, pair->value), path)) &&
+	else if ((column = cfg_scalar_value(ld, cfg_node(ld, pair->value), path)) &&
 	         (!*column || strlen(column) > PG_NAME_MAX))
 		cfg_report_got(ld, &cfg_node(ld, pair->value)->start_mark, path,
 		               "expected a column name of 1 to 63 bytes", column, false);
@@ -1088,7 +738,7 @@ static void load_properties(struct loader *ld, const struct key *k, yaml_node_t 
 	(void)k;
 	if (node->type != YAML_MAPPING_NODE) {
 		cfg_report(ld, &node->start_mark, shown,
-		           "expected a mapping of property name to column, got %s", node_kind(node));
+		           "expected a mapping of property name to column, got %s", cfg_node_kind(node));
 		return;
 	}
 	yaml_node_pair_t *pairs = node->data.mapping.pairs.start;
@@ -1115,7 +765,7 @@ static void release_properties(const struct key *k, void *base)
 
 static void check_order(struct loader *ld, const struct keyset *ks, const struct ordered_keys *o)
 {
-	const struct key *lo = find_key(ks, o->lower), *hi = find_key(ks, o->upper);
+	const struct key *lo = cfg_find_key(ks, o->lower), *hi = cfg_find_key(ks, o->upper);
 	const struct key_state *lo_state = &ks->state[lo - ks->keys];
 	const struct key_state *hi_state = &ks->state[hi - ks->keys];
 	uint32_t lo_ms = *(const uint32_t *)key_field(lo, ks->base);
@@ -1134,7 +784,7 @@ static void check_order(struct loader *ld, const struct keyset *ks, const struct
 
 static const struct key_state *state_of(const struct keyset *ks, const char *path)
 {
-	const struct key *k = find_key(ks, path);
+	const struct key *k = cfg_find_key(ks, path);
 	if (!k)
 		abort(); /* a path missing from the table: a bug the tests catch */
 	return &ks->state[k - ks->keys];
@@ -1272,12 +922,12 @@ static void walk_document(struct loader *ld, struct config *cfg)
 		return;
 	}
 	if (root->type != YAML_MAPPING_NODE) {
-		cfg_report(ld, &root->start_mark, "", "expected a mapping, got %s", node_kind(root));
+		cfg_report(ld, &root->start_mark, "", "expected a mapping, got %s", cfg_node_kind(root));
 		return;
 	}
 	memset(state, 0, sizeof state);
-	walk_mapping(ld, &ks, root, "");
-	apply_defaults(&ks);
+	cfg_walk_mapping(ld, &ks, root, "");
+	cfg_apply_defaults(&ks);
 	for (size_t i = 0; i < ARRAY_SIZE(ordered_config_keys); i++)
 		check_order(ld, &ks, &ordered_config_keys[i]);
 	check_broker(ld, &ks, cfg, root);
@@ -1336,7 +986,7 @@ int config_load(const char *path, struct config *out, FILE *errs)
 
 void config_finish(struct config *cfg)
 {
-	release_keys(config_keys, ARRAY_SIZE(config_keys), cfg);
+	cfg_release_keys(config_keys, ARRAY_SIZE(config_keys), cfg);
 	free(cfg->path);
 	memset(cfg, 0, sizeof *cfg);
 }
