@@ -12,6 +12,8 @@
 #include "config_walk.h"
 #include "util.h"
 
+#define ADDRESS_EXPECTED "expected \"host\", \"host:port\" or \"[address]:port\" with a port from 1 to 65535"
+
 /* "host", "host:port", "[v6]" or "[v6]:port"; a bare IPv6 address has no port. Port 0
  * means "not given". Returns false for anything else. */
 static bool parse_address(const char *text, struct broker_address *out)
@@ -63,11 +65,7 @@ static void load_hosts(struct loader *ld, const struct key *k, yaml_node_t *node
 		if (parse_address(text, &cfg->broker.hosts[cfg->broker.nhosts]))
 			cfg->broker.nhosts++;
 		else
-			cfg_report_got(
-			        ld, &entry->start_mark, item,
-			        "expected \"host\", \"host:port\" or \"[address]:port\" with a port from "
-			        "1 to 65535",
-			        text, false);
+			cfg_report_got(ld, &entry->start_mark, item, ADDRESS_EXPECTED, text, false);
 		free(text);
 	}
 }
