@@ -10,7 +10,7 @@
 
 #include "config_types.h"
 
-/* Rows of struct config, in the order the man page lists them. */
+/* Rows of struct config, in the order config_key_doc gives them. */
 extern const struct key cfg_keys[];
 extern const size_t cfg_key_count;
 
