@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: the configuration loader (src/config.c) and libyaml underneath it.
+ * libFuzzer target: the configuration loader (src/config*.c) and libyaml underneath it.
  *
  * Input: the bytes of a configuration file, as is. They are written to a memfd and
  * loaded through /proc/self/fd/N, so config_load reads a real file without touching the

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: replication frames and the pgoutput decoder (src/pgoutput.c).
+ * libFuzzer target: replication frames and the pgoutput decoder (src/pgframe.c, src/pgoutput.c).
  *
  * Every input is used twice:
  *  1. As one CopyData payload, exactly what PQgetCopyData hands the relay: through
@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "pgframe.h"
 #include "pgoutput.h"
 
 #define RECORD_HEADER_LEN 2

@@ -1,5 +1,5 @@
 /*
- * Configuration: the YAML file of SPEC §4 read into a struct config.
+ * Configuration: the YAML file of doc/design.md §4 read into a struct config.
  *
  * Keys are described by a typed table (type, default, bounds, help), not by a chain of
  * string compares. Loading collects every error before failing; each is one line

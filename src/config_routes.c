@@ -1,0 +1,191 @@
+/*
+ * The routes sequence, each item a mapping walked against cfg_route_keys[] and then
+ * checked for what its kind needs (a table route, or a message route); and a route's
+ * properties, a mapping of MQTT 5 user property name to column.
+ */
+#include "config_routes.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "config_keys.h"
+#include "config_walk.h"
+#include "util.h"
+
+/* ---- Routes ---- */
+
+/* The route keys that name columns, which a message does not have. */
+static const enum route_key route_column_keys[] = { ROUTE_KEY_PAYLOAD, ROUTE_KEY_EVENT_ID,
+	                                            ROUTE_KEY_PROPERTIES, ROUTE_KEY_RESPONSE_TOPIC,
+	                                            ROUTE_KEY_CORRELATION_DATA };
+
+/* Which keys a route needs depends on its kind, which the key table cannot say. A key
+ * written with a bad value counts as present: its own error says what is wrong. */
+static void check_route_kind(struct loader *ld, const struct key_state *seen, yaml_node_t *node,
+                             const char *shown)
+{
+	char path[64];
+	bool table = seen[ROUTE_KEY_TABLE].seen, prefix = seen[ROUTE_KEY_MESSAGE_PREFIX].seen;
+	if (table && prefix) {
+		cfg_report(ld, &node->start_mark, shown, "expected either table or message_prefix, not both");
+	} else if (!table && !prefix) {
+		snprintf(path, sizeof path, "%s.table", shown);
+		cfg_report(ld, &node->start_mark, path, "required key is missing");
+	} else if (table && !seen[ROUTE_KEY_PAYLOAD].seen) {
+		snprintf(path, sizeof path, "%s.payload", shown);
+		cfg_report(ld, &node->start_mark, path, "required key is missing");
+	} else if (prefix) {
+		for (size_t i = 0; i < ARRAY_SIZE(route_column_keys); i++) {
+			if (!seen[route_column_keys[i]].seen)
+				continue;
+			snprintf(path, sizeof path, "%s.%s", shown,
+			         cfg_route_keys[route_column_keys[i]].path);
+			cfg_report(ld, &node->start_mark, path,
+			           "a message route has no columns: its body is the message content and "
+			           "its id <commit-lsn>:<index>");
+			break;
+		}
+	}
+}
+
+static void load_route(struct loader *ld, struct route_config *route, yaml_node_t *node, const char *shown)
+{
+	struct key_state state[ARRAY_SIZE(cfg_route_keys)];
+	struct keyset ks = { cfg_route_keys, ARRAY_SIZE(cfg_route_keys), state, route, shown };
+	if (node->type != YAML_MAPPING_NODE) {
+		cfg_report(ld, &node->start_mark, shown, "expected a mapping, got %s", cfg_node_kind(node));
+		return;
+	}
+	memset(state, 0, sizeof state);
+	route->line = (int)node->start_mark.line + 1;
+	route->column = (int)node->start_mark.column + 1;
+	cfg_walk_mapping(ld, &ks, node, "");
+	check_route_kind(ld, state, node, shown);
+	cfg_apply_defaults(&ks);
+}
+
+static void load_routes(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
+                        const char *shown)
+{
+	struct config *cfg = base;
+	(void)k;
+	if (node->type != YAML_SEQUENCE_NODE) {
+		cfg_report(ld, &node->start_mark, shown, "expected a sequence, got %s", cfg_node_kind(node));
+		return;
+	}
+	yaml_node_item_t *items = node->data.sequence.items.start;
+	size_t n = (size_t)(node->data.sequence.items.top - items);
+	if (n == 0) {
+		cfg_report(ld, &node->start_mark, shown, "expected at least one route");
+		return;
+	}
+	cfg->routes = xcalloc(n, sizeof *cfg->routes);
+	cfg->nroutes = n;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(shown) + 24;
+		char *item = xmalloc(len);
+		snprintf(item, len, "%s[%zu]", shown, i);
+		load_route(ld, &cfg->routes[i], cfg_node(ld, items[i]), item);
+		free(item);
+	}
+}
+
+static void release_routes(const struct key *k, void *base)
+{
+	struct config *cfg = base;
+	(void)k;
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		cfg_release_keys(cfg_route_keys, ARRAY_SIZE(cfg_route_keys), &cfg->routes[i]);
+	free(cfg->routes);
+	cfg->routes = NULL;
+	cfg->nroutes = 0;
+}
+
+/* ---- Route properties ---- */
+
+/* Set by the relay on every message: a route cannot take them over. */
+static const char *const reserved_properties[] = { "event-id", "lsn", "commit-time", "source" };
+
+static bool is_reserved_property(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(reserved_properties); i++)
+		if (strcmp(name, reserved_properties[i]) == 0)
+			return true;
+	return false;
+}
+
+/* One "name: column" pair; the name is the user property's, the value a column. */
+static void load_property(struct loader *ld, struct route_config *route, yaml_node_t *map,
+                          yaml_node_pair_t *pair, const char *shown)
+{
+	yaml_node_t *key = cfg_node(ld, pair->key);
+	char *name = cfg_scalar_value(ld, key, shown);
+	if (!name)
+		return;
+	char *path = cfg_join_path(shown, name);
+	yaml_node_pair_t *first = cfg_earlier_pair(ld, map, pair);
+	char *column = NULL;
+	if (!*name)
+		cfg_report(ld, &key->start_mark, shown, "expected a non-empty property name");
+	else if (is_reserved_property(name))
+		cfg_report(ld, &key->start_mark, path,
+		           "the relay sets this property on every message; choose another name");
+	else if (first)
+		cfg_report(ld, &key->start_mark, path, "duplicate key, first set at line %zu",
+		           cfg_node(ld, first->key)->start_mark.line + 1);
+	else if ((column = cfg_scalar_value(ld, cfg_node(ld, pair->value), path)) &&
+	         (!*column || strlen(column) > PG_NAME_MAX))
+		cfg_report_got(ld, &cfg_node(ld, pair->value)->start_mark, path,
+		               "expected a column name of 1 to 63 bytes", column, false);
+	else if (column) {
+		struct route_property *p = &route->properties[route->nproperties++];
+		p->name = name;
+		p->column = column;
+		name = column = NULL;
+	}
+	free(column);
+	free(name);
+	free(path);
+}
+
+static void load_properties(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
+                            const char *shown)
+{
+	struct route_config *route = base;
+	(void)k;
+	if (node->type != YAML_MAPPING_NODE) {
+		cfg_report(ld, &node->start_mark, shown,
+		           "expected a mapping of property name to column, got %s", cfg_node_kind(node));
+		return;
+	}
+	yaml_node_pair_t *pairs = node->data.mapping.pairs.start;
+	size_t n = (size_t)(node->data.mapping.pairs.top - pairs);
+	route->properties = xcalloc(n ? n : 1, sizeof *route->properties);
+	for (size_t i = 0; i < n; i++)
+		load_property(ld, route, node, &pairs[i], shown);
+}
+
+static void release_properties(const struct key *k, void *base)
+{
+	struct route_config *route = base;
+	(void)k;
+	for (size_t i = 0; i < route->nproperties; i++) {
+		free(route->properties[i].name);
+		free(route->properties[i].column);
+	}
+	free(route->properties);
+	route->properties = NULL;
+	route->nproperties = 0;
+}
+
+const struct key_type cfg_routes_type = {
+	.load = load_routes,
+	.release = release_routes,
+	.doc_name = "list",
+};
+const struct key_type cfg_properties_type = {
+	.load = load_properties,
+	.release = release_properties,
+	.doc_name = "map",
+};
