@@ -174,8 +174,8 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, con
 		 * forever on its own terms; we close and let the caller back off. */
 		char port[8];
 		snprintf(port, sizeof port, "%d", current_host(m)->port);
-		log_warn("broker refused the connection", "host", current_host(m)->host, "port", port, "reason",
-		         mosquitto_reason_string(rc));
+		log_warn("broker refused the connection", "host", current_host(m)->host, "port", port,
+		         "reason", mosquitto_reason_string(rc));
 		m->purging = false;
 		m->connect_now = false;
 		connection_gone(m);
