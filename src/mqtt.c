@@ -79,9 +79,17 @@ bool mqtt_next_ack(struct mqtt *m, struct mqtt_ack *ack)
  * one in the list after one that did not. */
 static void choose_next_host(struct mqtt *m)
 {
+	size_t was = m->host;
 	if (!m->reached_up)
 		m->host = (m->host + 1) % m->cfg->broker.nhosts;
 	m->reached_up = false;
+	/* Another broker's session for this client id, if it has one, is not the one this
+	 * client's messages belong to (unless the brokers share sessions, which the relay cannot
+	 * tell): start from an empty client, and end such a session before publishing. */
+	if (m->host != was && m->session == SESSION_OURS) {
+		m->session = SESSION_UNKNOWN;
+		m->reset_client = true;
+	}
 }
 
 static const struct broker_address *current_host(const struct mqtt *m)

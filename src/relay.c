@@ -246,11 +246,17 @@ static void notify_when_ready(struct relay *r)
 
 /* ---- events ------------------------------------------------------------------------- */
 
-static void event_handled(struct relay *r)
+/* The pending event at pos is published or set aside: a replay skips it from now on. */
+static void event_handled(struct relay *r, struct event_pos pos)
 {
-	r->handled = (struct event_pos){ r->ev.commit_lsn, r->ev.index };
+	r->handled = pos;
 	r->ev_pending = false;
 	event_trim(&r->ev);
+}
+
+static struct event_pos pending_pos(const struct relay *r)
+{
+	return (struct event_pos){ r->ev.commit_lsn, r->ev.index };
 }
 
 /* The pending event cannot be published: past it once it is dead-lettered. */
@@ -260,17 +266,19 @@ static void set_aside(struct relay *r, const char *why)
 	if (status == PG_RETRY)
 		pg_lost(r, status); /* the event comes again after reconnecting */
 	else if (status == PG_OK)
-		event_handled(r);
+		event_handled(r, pending_pos(r));
 }
 
 static void try_publish(struct relay *r)
 {
 	char why[256];
+	/* Read first: once sent, the event's buffers are in the store and r->ev holds spares. */
+	struct event_pos pos = pending_pos(r);
 	enum delivery_result res = delivery_publish(r->delivery, r->mqtt, &r->ev, why, sizeof why);
 	if (res == DELIVERY_REFUSED)
 		set_aside(r, why);
 	else if (res == DELIVERY_SENT)
-		event_handled(r);
+		event_handled(r, pos);
 }
 
 /* The event just built holds all it needs: the message it came from is freed before the

@@ -58,6 +58,9 @@ class SigtermRestartsTest(FaultCase):
 
         writer.finish()
         self.wait_for_distinct(rec, writer.total, check=relay.check_running)
+        # Everything may have arrived before the last start: a SIGTERM before the relay has
+        # set up its signal handling would kill it, which is not what this test is about.
+        relay.wait_for_slot(db, self.name)
         self.assertEqual(relay.terminate(), 0)
         messages = rec.sync()
         duplicates = self.verify_stream(messages, writer, db.name)
