@@ -151,11 +151,17 @@ static void pop_acknowledged(struct ledger *l)
 	}
 }
 
-static void settle(struct ledger *l, struct entry *e)
+/* The event's mid is no longer its own: acknowledged, or to be published again. */
+static void unbind(struct ledger *l, struct entry *e)
 {
 	if (e->mid)
 		l->slot_of_mid[e->mid] = NO_SLOT;
 	e->mid = 0;
+}
+
+static void settle(struct ledger *l, struct entry *e)
+{
+	unbind(l, e);
 	e->acked = true;
 	l->unacked--;
 	pop_acknowledged(l);
@@ -215,9 +221,7 @@ int ledger_unbind(struct ledger *l, uint64_t seq)
 	struct entry *e = find_unacked(l, seq);
 	if (!e)
 		return -1;
-	if (e->mid)
-		l->slot_of_mid[e->mid] = NO_SLOT;
-	e->mid = 0;
+	unbind(l, e);
 	return 0;
 }
 
