@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""MQTT 3.1.1 at QoS 2 against a broker with its default in-flight limit (issue #12, item 2).
+"""MQTT 3.1.1 at QoS 2 against a broker with its default in-flight limit.
 
 Mosquitto accepts at most max_inflight_messages (default 20) incoming QoS 2 messages of a
 client at once. An MQTT 5 client learns the limit as the CONNACK's Receive Maximum; an

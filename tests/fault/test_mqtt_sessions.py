@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """The relay's MQTT session lost in the middle of a backlog, ten times, at QoS 1 and 2, on
-MQTT 5 and 3.1.1 (issue #12, item 1).
+MQTT 5 and 3.1.1. See doc/design.md §2.4 and §16.
 
 A QoS 2 message the broker has acknowledged with PUBREC is forwarded to subscribers only
 when PUBREL arrives. Resending just PUBREL into a new session, which never had the
