@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""doc/design.md §9: what `meson install` puts where, man pages that lint clean, and systemd units
-hardened to an exposure of 2.0 or below by `systemd-analyze security --offline=yes`."""
+"""doc/design.md §9: what `meson install` puts where, that installing again keeps an edited
+configuration, man pages that lint clean, and systemd units hardened to an exposure of 2.0 or
+below by `systemd-analyze security --offline=yes`."""
 
 import os
 import re
@@ -27,13 +28,17 @@ class InstallTest(harness.IntegrationCase):
         if not BUILD_ROOT:
             raise unittest.SkipTest("OUTBOX_BUILD_ROOT is set by meson test")
         cls.destdir = os.path.join(cls.workdir, "dest")
-        subprocess.run(["meson", "install", "-C", BUILD_ROOT, "--no-rebuild", "--quiet",
-                        "--destdir", cls.destdir], check=True, stdout=subprocess.DEVNULL)
+        cls.install(cls.destdir)
         cls.installed = {}
         for root, _, files in os.walk(cls.destdir):
             for name in files:
                 path = os.path.join(root, name)
                 cls.installed[os.path.relpath(path, cls.destdir)] = path
+
+    @staticmethod
+    def install(destdir):
+        subprocess.run(["meson", "install", "-C", BUILD_ROOT, "--no-rebuild", "--quiet",
+                        "--destdir", destdir], check=True, stdout=subprocess.DEVNULL)
 
     def find(self, suffix):
         """The one installed file whose path ends with suffix."""
@@ -48,9 +53,31 @@ class InstallTest(harness.IntegrationCase):
         self.find("man5/outbox-relay.yaml.5")
         self.find("systemd/system/outbox-relay.service")
         self.find("systemd/system/outbox-relay@.service")
-        example = self.find("outbox-relay/outbox-relay.yaml")
-        check = subprocess.run([binary, "--check", "-c", example], capture_output=True, text=True)
+        for sql in ("outbox.sql", "least-privilege.sql", "routed-tables.sql"):
+            self.find(f"share/outbox-relay/{sql}")
+        # The example under share/, and a copy of it as the configuration the unit reads.
+        example = self.find("share/outbox-relay/outbox-relay.yaml")
+        config = self.find("etc/outbox-relay/outbox-relay.yaml")
+        with open(example, "rb") as a, open(config, "rb") as b:
+            self.assertEqual(a.read(), b.read())
+        self.assertEqual(os.stat(config).st_mode & 0o777, 0o644)
+        check = subprocess.run([binary, "--check", "-c", config], capture_output=True, text=True)
         self.assertEqual((check.returncode, check.stdout), (0, "configuration OK\n"), check.stderr)
+
+    def test_installing_again_keeps_an_edited_configuration(self):
+        """The configuration is copied from the example only when it does not exist (a meson
+        install script, honouring DESTDIR): an edit survives the next install."""
+        destdir = os.path.join(self.workdir, "again")
+        self.install(destdir)
+        config = self.find("etc/outbox-relay/outbox-relay.yaml")
+        config = os.path.join(destdir, os.path.relpath(config, self.destdir))
+        with open(config, "a") as f:
+            f.write("# edited by the administrator\n")
+        with open(config) as f:
+            edited = f.read()
+        self.install(destdir)
+        with open(config) as f:
+            self.assertEqual(f.read(), edited)
 
     def test_man_pages_lint_clean(self):
         for page in ("man/outbox-relay.8", "man/outbox-relay.yaml.5"):
