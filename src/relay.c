@@ -63,6 +63,7 @@ struct relay {
 	bool ready_sent; /* READY=1 told to the service manager */
 
 	struct stats stats;
+	struct stats_state shown; /* what STATUS= last said */
 	bool ask_wal;             /* the server answers for its WAL position */
 	int64_t job_at[JOBS_MAX]; /* per job: when it runs next; 0: not armed */
 	int sigfd;
@@ -496,6 +497,13 @@ static uint32_t stats_interval(const struct relay *r)
 	return r->cfg->log.stats_interval_ms;
 }
 
+/* STATUS= at least every 5 s whatever log.stats_interval says, when a manager listens. */
+static uint32_t status_update_interval(const struct relay *r)
+{
+	(void)r;
+	return notify_enabled() ? 5000 : 0;
+}
+
 static uint32_t watchdog_interval(const struct relay *r)
 {
 	(void)r;
@@ -574,6 +582,12 @@ static struct stats_view take_stats(struct relay *r, struct stats_mark *mark, in
 	return v;
 }
 
+static void log_stats(struct relay *r, int64_t now)
+{
+	struct stats_view v = take_stats(r, &r->stats.line, now);
+	stats_log(&v);
+}
+
 static struct stats_state current_state(const struct relay *r)
 {
 	static const char *const session[] = {
@@ -585,14 +599,26 @@ static struct stats_state current_state(const struct relay *r)
 		                     r->stop != RUNNING };
 }
 
-static void log_stats(struct relay *r, int64_t now)
+static bool same_state(const struct stats_state *a, const struct stats_state *b)
+{
+	return a->session == b->session && a->broker_up == b->broker_up && a->stopping == b->stopping;
+}
+
+static void update_status(struct relay *r, int64_t now)
 {
 	char text[256];
-	struct stats_view v = take_stats(r, &r->stats.line, now);
-	struct stats_state st = current_state(r);
-	stats_log(&v);
-	stats_status_text(&v, &st, text, sizeof text);
+	struct stats_view v = take_stats(r, &r->stats.status, now);
+	r->shown = current_state(r);
+	stats_status_text(&v, &r->shown, text, sizeof text);
 	notify_status(text);
+}
+
+/* STATUS= follows every change of state at once; the job renews it in between. */
+static void follow_state(struct relay *r, int64_t now)
+{
+	struct stats_state st = current_state(r);
+	if (notify_enabled() && !same_state(&st, &r->shown))
+		update_status(r, now);
 }
 
 /* The watchdog proves the loop turns, not that both sides are up: a relay waiting out an
@@ -610,10 +636,11 @@ struct job {
 };
 
 static const struct job jobs[] = {
-	{ check_publication, status_interval }, /* doc/design.md §19 */
-	{ heartbeat, heartbeat_interval },      /* §17 */
-	{ log_stats, stats_interval },          /* §8 */
-	{ watchdog, watchdog_interval },        /* §8 */
+	{ check_publication, status_interval },    /* doc/design.md §19 */
+	{ heartbeat, heartbeat_interval },         /* §17 */
+	{ log_stats, stats_interval },             /* §8 */
+	{ update_status, status_update_interval }, /* §8 */
+	{ watchdog, watchdog_interval },           /* §8 */
 };
 #define JOB_COUNT (sizeof jobs / sizeof jobs[0])
 _Static_assert(JOB_COUNT <= JOBS_MAX, "raise JOBS_MAX");
@@ -813,6 +840,7 @@ static void step(struct relay *r)
 	if (source_tick(r->pg, now, reading) != PG_OK)
 		pg_lost(r, PG_RETRY);
 	run_jobs(r, now);
+	follow_state(r, now);
 }
 
 static int relay_init(struct relay *r, struct config *cfg, struct outbox **outbox,
