@@ -89,22 +89,23 @@ struct stats_text {
 	char published[24], rate[24], dead[24], pending[24], lag_bytes[24], lag_ms[24], reconnects[24];
 };
 
-static void format_view(const struct stats_view *v, struct stats_text *t)
+static struct stats_text format_view(const struct stats_view *v)
 {
-	snprintf(t->published, sizeof t->published, "%" PRIu64, v->published);
-	snprintf(t->rate, sizeof t->rate, "%.1f", v->rate);
-	snprintf(t->dead, sizeof t->dead, "%" PRIu64, v->dead_lettered);
-	snprintf(t->pending, sizeof t->pending, "%zu", v->pending);
-	snprintf(t->lag_bytes, sizeof t->lag_bytes, "%" PRIu64, v->lag_bytes);
-	snprintf(t->lag_ms, sizeof t->lag_ms, "%" PRId64, v->lag_ms);
-	snprintf(t->reconnects, sizeof t->reconnects, "%" PRIu64, v->reconnects);
+	struct stats_text t;
+	snprintf(t.published, sizeof t.published, "%" PRIu64, v->published);
+	snprintf(t.rate, sizeof t.rate, "%.1f", v->rate);
+	snprintf(t.dead, sizeof t.dead, "%" PRIu64, v->dead_lettered);
+	snprintf(t.pending, sizeof t.pending, "%zu", v->pending);
+	snprintf(t.lag_bytes, sizeof t.lag_bytes, "%" PRIu64, v->lag_bytes);
+	snprintf(t.lag_ms, sizeof t.lag_ms, "%" PRId64, v->lag_ms);
+	snprintf(t.reconnects, sizeof t.reconnects, "%" PRIu64, v->reconnects);
+	return t;
 }
 
 void stats_log(const struct stats_view *v)
 {
-	struct stats_text t;
+	struct stats_text t = format_view(v);
 	char lsn[LSN_BUFLEN];
-	format_view(v, &t);
 	log_info("stats", "published", t.published, "rate", t.rate, "dead_lettered", t.dead, "pending",
 	         t.pending, "lag_bytes", t.lag_bytes, "lag_ms", t.lag_ms, "checkpoint_lsn",
 	         lsn_format(v->checkpoint_lsn, lsn), "reconnects", t.reconnects);
@@ -112,8 +113,7 @@ void stats_log(const struct stats_view *v)
 
 void stats_status_text(const struct stats_view *v, const struct stats_state *st, char *out, size_t outlen)
 {
-	struct stats_text t;
-	format_view(v, &t);
+	struct stats_text t = format_view(v);
 	snprintf(out, outlen,
 	         "%s%s, broker %s; published %s, %s/s, dead-lettered %s, pending %s, lag %s ms, %s bytes",
 	         st->stopping ? "stopping, " : "", st->session, st->broker_up ? "connected" : "disconnected",
