@@ -458,3 +458,21 @@ int catalog_load_domains(PGconn *sql, struct typemap *t)
 	log_debug("domain types read", "domains", count);
 	return PG_OK;
 }
+
+/* ---- the server's WAL position ---- */
+
+int catalog_wal_position(PGconn *sql, lsn_t *lsn)
+{
+	PGresult *res;
+	int status = pg_query(sql,
+	                      "SELECT CASE WHEN pg_catalog.pg_is_in_recovery()"
+	                      " THEN pg_catalog.pg_last_wal_replay_lsn()"
+	                      " ELSE pg_catalog.pg_current_wal_flush_lsn() END::text",
+	                      0, NULL, &res, "cannot read the server's WAL position");
+	if (status != PG_OK)
+		return status;
+	if (PQgetisnull(res, 0, 0) || lsn_parse(PQgetvalue(res, 0, 0), lsn) < 0)
+		*lsn = LSN_INVALID;
+	PQclear(res);
+	return PG_OK;
+}

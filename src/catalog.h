@@ -2,7 +2,8 @@
  * What the relay makes sure of in the database's catalog, over the ordinary SQL connection:
  * the bookkeeping schema and its tables, the publication (covering every routed table), the
  * event trigger that keeps re-created routed tables in it (routed.h), the slot (always after
- * the publication), the routed tables and columns, and the domains the encoders resolve.
+ * the publication), the routed tables and columns, and the domains the encoders resolve;
+ * and, for the stats, how far the server's WAL is.
  * Functions return pg_status values (pgconn.h), failures logged.
  */
 #ifndef OUTBOX_CATALOG_H
@@ -49,5 +50,9 @@ int catalog_check_routes(PGconn *sql, const struct config *cfg, const struct out
 
 /* Reads every domain of the database (pg_type, typtype 'd') into t. */
 int catalog_load_domains(PGconn *sql, struct typemap *t);
+
+/* The server's WAL position in *lsn: flushed WAL (what a walsender can send, as its
+ * keepalives report), or on a standby the WAL replayed; LSN_INVALID if it has none. */
+int catalog_wal_position(PGconn *sql, lsn_t *lsn);
 
 #endif

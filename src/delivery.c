@@ -139,3 +139,12 @@ size_t delivery_inflight(const struct delivery *d)
 {
 	return ledger_inflight(d->ledger);
 }
+
+bool delivery_oldest_commit_time(struct delivery *d, pg_time_t *commit_time)
+{
+	uint64_t seq;
+	const struct event *ev = ledger_oldest_unacked(d->ledger, &seq) ? inflight_find(d->store, seq) : NULL;
+	if (ev)
+		*commit_time = ev->commit_time;
+	return ev != NULL;
+}

@@ -64,4 +64,8 @@ bool delivery_idle_advance(struct delivery *d, lsn_t lsn);
 struct ledger_pos delivery_safe(const struct delivery *d);
 size_t delivery_inflight(const struct delivery *d);
 
+/* The commit time of the oldest unacknowledged event in *commit_time; false when there is
+ * none. For the stats' lag: once a line, not once an event. */
+bool delivery_oldest_commit_time(struct delivery *d, pg_time_t *commit_time);
+
 #endif

@@ -259,3 +259,12 @@ size_t ledger_inflight(const struct ledger *l)
 {
 	return l->unacked;
 }
+
+/* The head: the queue is empty or starts with an unacknowledged event (see struct entry). */
+bool ledger_oldest_unacked(const struct ledger *l, uint64_t *seq)
+{
+	if (l->count == 0)
+		return false;
+	*seq = l->ring[l->head].seq;
+	return true;
+}

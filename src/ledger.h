@@ -93,4 +93,7 @@ struct ledger_pos ledger_safe(const struct ledger *l);
 /* Events added and not yet acknowledged. */
 size_t ledger_inflight(const struct ledger *l);
 
+/* The number of the oldest unacknowledged event in *seq; false when there is none. */
+bool ledger_oldest_unacked(const struct ledger *l, uint64_t *seq);
+
 #endif

@@ -3,9 +3,18 @@
 #include "build_config.h"
 
 #if HAVE_LIBSYSTEMD
-#include <stdbool.h>
+#include <stdlib.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
+
+/* Read once: the environment does not change (sd_notify is never asked to unset it). */
+bool notify_enabled(void)
+{
+	static int enabled = -1;
+	if (enabled < 0)
+		enabled = getenv("NOTIFY_SOCKET") != NULL;
+	return enabled;
+}
 
 void notify_ready(const char *status)
 {
@@ -62,6 +71,11 @@ void notify_stopping(void)
 	sd_notify(0, "STOPPING=1");
 }
 #else
+bool notify_enabled(void)
+{
+	return false;
+}
+
 void notify_reloading(void)
 {
 }

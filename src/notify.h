@@ -3,7 +3,12 @@
 #ifndef OUTBOX_NOTIFY_H
 #define OUTBOX_NOTIFY_H
 
+#include <stdbool.h>
 #include <stdint.h>
+
+/* True when a service manager listens (NOTIFY_SOCKET is set): STATUS= is worth
+ * composing. */
+bool notify_enabled(void);
 
 /* READY=1 with a status line: both sides connected and the checkpoint loaded. */
 void notify_ready(const char *status);

@@ -63,6 +63,8 @@ struct relay {
 	bool ready_sent; /* READY=1 told to the service manager */
 
 	struct stats stats;
+	struct stats_state shown; /* what STATUS= last said */
+	bool ask_wal;             /* the server answers for its WAL position */
 	int64_t job_at[JOBS_MAX]; /* per job: when it runs next; 0: not armed */
 	int sigfd;
 };
@@ -104,7 +106,7 @@ static int load_checkpoint(struct relay *r)
 	if (status != PG_OK)
 		return status;
 	r->handled = r->saved.pos.acked;
-	r->stats.published = r->stats.line_published = r->saved.published;
+	r->stats.published = r->saved.published;
 	r->delivery = delivery_new((size_t)r->cfg->broker.max_inflight, r->saved.pos);
 	return PG_OK;
 }
@@ -205,7 +207,7 @@ static void take_acks(struct relay *r)
 			if (!reject_published(r, ev, why))
 				continue;
 		} else {
-			stats_acked(&r->stats, ev->commit_time);
+			stats_acked(&r->stats);
 		}
 		delivery_settle(r->delivery, seq);
 	}
@@ -495,6 +497,13 @@ static uint32_t stats_interval(const struct relay *r)
 	return r->cfg->log.stats_interval_ms;
 }
 
+/* STATUS= at least every 5 s whatever log.stats_interval says, when a manager listens. */
+static uint32_t status_update_interval(const struct relay *r)
+{
+	(void)r;
+	return notify_enabled() ? 5000 : 0;
+}
+
 static uint32_t watchdog_interval(const struct relay *r)
 {
 	(void)r;
@@ -522,13 +531,94 @@ static void heartbeat(struct relay *r, int64_t now)
 	query_done(r, pg_emit_marker(source_sql(r->pg), HEARTBEAT_PREFIX, r->cfg->source.slot, &lsn));
 }
 
+/* ---- stats and STATUS= (doc/design.md §8) ------------------------------------------ */
+
+/* Events received and not yet acknowledged: in flight, and the one decoded. */
+static size_t pending(const struct relay *r)
+{
+	return (r->delivery ? delivery_inflight(r->delivery) : 0) + (r->ev_pending ? 1 : 0);
+}
+
+/* The commit time of the oldest of them; 0: none. */
+static pg_time_t oldest_pending(struct relay *r)
+{
+	pg_time_t t = 0;
+	if (r->delivery && delivery_oldest_commit_time(r->delivery, &t))
+		return t;
+	return r->ev_pending ? r->ev.commit_time : 0;
+}
+
+/* Asks the server how far its WAL is, once a sample. A lost connection is a lost session;
+ * a refusal (logged) leaves the stream's positions for the rest of the process. */
+static void ask_server_wal(struct relay *r)
+{
+	lsn_t lsn;
+	int status = catalog_wal_position(source_sql(r->pg), &lsn);
+	if (status == PG_OK)
+		stats_server_wal(&r->stats, lsn);
+	else if (status == PG_FATAL)
+		r->ask_wal = false;
+	else
+		pg_lost(r, status);
+}
+
+/* The numbers now, the rate since *mark; the server is asked only when the stream cannot
+ * tell how far it is. */
+static struct stats_view take_stats(struct relay *r, struct stats_mark *mark, int64_t now)
+{
+	if (streaming(r) && r->ask_wal && stats_wal_unsure(&r->stats))
+		ask_server_wal(r);
+	struct stats_input in = {
+		.now = now,
+		.wall = pg_now(),
+		.pending = pending(r),
+		.oldest_pending = oldest_pending(r),
+		.confirmed = source_confirmed(r->pg),
+		.checkpoint_lsn = r->saved.pos.acked.commit_lsn,
+		.reconnects = source_reconnects(r->pg) + mqtt_reconnects(r->mqtt),
+	};
+	struct stats_view v = stats_compute(&r->stats, mark, &in);
+	stats_sampled(&r->stats, mark, now);
+	return v;
+}
+
 static void log_stats(struct relay *r, int64_t now)
 {
-	struct stats_view v =
-	        stats_compute(&r->stats, now, pg_now(), r->delivery ? delivery_inflight(r->delivery) : 0,
-	                      source_confirmed(r->pg), r->saved.pos.acked.commit_lsn,
-	                      source_reconnects(r->pg) + mqtt_reconnects(r->mqtt));
-	stats_report(&r->stats, &v, now);
+	struct stats_view v = take_stats(r, &r->stats.line, now);
+	stats_log(&v);
+}
+
+static struct stats_state current_state(const struct relay *r)
+{
+	static const char *const session[] = {
+		[SOURCE_DOWN] = "PostgreSQL disconnected",
+		[SOURCE_STANDBY] = "standby (the slot is in use)",
+		[SOURCE_STREAMING] = "streaming",
+	};
+	return (struct stats_state){ session[source_state(r->pg)], mqtt_state(r->mqtt) == MQTT_UP,
+		                     r->stop != RUNNING };
+}
+
+static bool same_state(const struct stats_state *a, const struct stats_state *b)
+{
+	return a->session == b->session && a->broker_up == b->broker_up && a->stopping == b->stopping;
+}
+
+static void update_status(struct relay *r, int64_t now)
+{
+	char text[256];
+	struct stats_view v = take_stats(r, &r->stats.status, now);
+	r->shown = current_state(r);
+	stats_status_text(&v, &r->shown, text, sizeof text);
+	notify_status(text);
+}
+
+/* STATUS= follows every change of state at once; the job renews it in between. */
+static void follow_state(struct relay *r, int64_t now)
+{
+	struct stats_state st = current_state(r);
+	if (notify_enabled() && !same_state(&st, &r->shown))
+		update_status(r, now);
 }
 
 /* The watchdog proves the loop turns, not that both sides are up: a relay waiting out an
@@ -546,10 +636,11 @@ struct job {
 };
 
 static const struct job jobs[] = {
-	{ check_publication, status_interval },
-	{ heartbeat, heartbeat_interval },
-	{ log_stats, stats_interval },
-	{ watchdog, watchdog_interval },
+	{ check_publication, status_interval },    /* doc/design.md §19 */
+	{ heartbeat, heartbeat_interval },         /* §17 */
+	{ log_stats, stats_interval },             /* §8 */
+	{ update_status, status_update_interval }, /* §8 */
+	{ watchdog, watchdog_interval },           /* §8 */
 };
 #define JOB_COUNT (sizeof jobs / sizeof jobs[0])
 _Static_assert(JOB_COUNT <= JOBS_MAX, "raise JOBS_MAX");
@@ -744,9 +835,12 @@ static void step(struct relay *r)
 	take_acks(r); /* QoS 0 messages are acknowledged as they are written */
 	now = monotonic_ms();
 	bookkeeping(r, now);
-	if (source_tick(r->pg, now, can_receive(r)) != PG_OK)
+	bool reading = can_receive(r);
+	stats_reading(&r->stats, reading, now);
+	if (source_tick(r->pg, now, reading) != PG_OK)
 		pg_lost(r, PG_RETRY);
 	run_jobs(r, now);
+	follow_state(r, now);
 }
 
 static int relay_init(struct relay *r, struct config *cfg, struct outbox **outbox,
@@ -757,6 +851,8 @@ static int relay_init(struct relay *r, struct config *cfg, struct outbox **outbo
 	r->outbox = outbox;
 	r->opts = opts;
 	r->handled.index = -1;
+	r->ask_wal = true;
+	stats_init(&r->stats, monotonic_ms());
 	event_init(&r->ev);
 	srandom((unsigned)(getpid() ^ monotonic_ms()));
 	r->sigfd = signals_open();

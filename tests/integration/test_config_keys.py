@@ -145,7 +145,7 @@ class ConfigKeysTest(harness.IntegrationCase):
         self.assertTrue(all({"ts", "level", "msg"} <= set(r) for r in records))
         stats = self.stats_lines(relay, lambda s: True)[-1]
         self.assertEqual(set(stats) - {"ts", "level", "msg"},
-                         {"published", "rate", "dead_lettered", "inflight", "lag_bytes", "lag_ms",
+                         {"published", "rate", "dead_lettered", "pending", "lag_bytes", "lag_ms",
                           "checkpoint_lsn", "reconnects"})
         self.assertEqual(stats["dead_lettered"], "0")
 

@@ -95,7 +95,7 @@ class OperationalKeysTest(harness.IntegrationCase):
         with self.broker_paused():
             self.insert(db, 10)
             time.sleep(1)
-            self.assertEqual(self.stats(relay)["inflight"], "2")
+            self.assertEqual(self.stats(relay)["pending"], "2")
         rec = self.start_recorder()
         rec.sync()
         wait_until(lambda: self.stats(relay)["published"] == "10", 30, "all ten acknowledged")
@@ -108,7 +108,7 @@ class OperationalKeysTest(harness.IntegrationCase):
         wait_until(lambda: "ready:" in relay.stderr(), 30, "the relay to be ready")
         with self.broker_paused():
             self.insert(db, 3)
-            wait_until(lambda: self.stats(relay)["inflight"] == "3", 30, "three in flight")
+            wait_until(lambda: self.stats(relay)["pending"] == "3", 30, "three in flight")
             self.assertEqual(relay.terminate(timeout=20), 0)
         self.assertIn("unacknowledged=3", relay.stderr())
         checkpoint = self.checkpoint(db)
@@ -121,7 +121,7 @@ class OperationalKeysTest(harness.IntegrationCase):
         wait_until(lambda: "ready:" in relay.stderr(), 30, "the relay to be ready")
         with self.broker_paused():
             self.insert(db, 3)
-            wait_until(lambda: self.stats(relay)["inflight"] == "3", 30, "three in flight")
+            wait_until(lambda: self.stats(relay)["pending"] == "3", 30, "three in flight")
             relay.proc.send_signal(signal.SIGINT)
             wait_until(lambda: "waiting for in-flight acknowledgements" in relay.stderr(), 30,
                        "the first stop request", check=relay.check_running)

@@ -563,6 +563,11 @@ static void compare(const struct ledger *l, const struct model *m, const struct 
 	              (int)want.acked.index, (unsigned long long)want.confirmed_lsn);
 	ck_assert_uint_eq(ledger_inflight(l), model_unacked(m));
 	ck_assert_int_eq(ledger_has_room(l), model_has_room(m));
+	uint64_t seq = UINT64_MAX;
+	size_t first = model_first_pending(m);
+	ck_assert_int_eq(ledger_oldest_unacked(l, &seq), first < m->n);
+	if (first < m->n)
+		ck_assert_uint_eq(seq, m->e[first].seq);
 }
 
 /* libmosquitto's counter: wraps past 65535 to 1, skipping nothing. */
@@ -800,6 +805,30 @@ START_TEST(republish_under_new_mids)
 }
 END_TEST
 
+/* The oldest unacknowledged event is the head, whatever was acknowledged after it. */
+START_TEST(oldest_unacked)
+{
+	uint64_t seq = UINT64_MAX;
+	struct ledger *l = ledger_new(8, origin);
+	ck_assert(!ledger_oldest_unacked(l, &seq));
+	ck_assert_int_eq(ledger_add(l, 1, 0x100, 0), 0);
+	ck_assert_int_eq(ledger_add(l, 2, 0x100, 1), 0);
+	ledger_txn_end(l, 0x100, 0x180);
+	ck_assert_int_eq(ledger_add(l, 3, 0x200, 0), 0);
+	ck_assert(ledger_oldest_unacked(l, &seq));
+	ck_assert_uint_eq(seq, 0);
+	ck_assert_int_eq(ledger_ack(l, 2), 0);
+	ck_assert(ledger_oldest_unacked(l, &seq));
+	ck_assert_uint_eq(seq, 0);
+	ck_assert_int_eq(ledger_ack(l, 1), 0); /* past the acknowledged one and the marker */
+	ck_assert(ledger_oldest_unacked(l, &seq));
+	ck_assert_uint_eq(seq, 2);
+	ck_assert_int_eq(ledger_ack(l, 3), 0);
+	ck_assert(!ledger_oldest_unacked(l, &seq));
+	ledger_free(l);
+}
+END_TEST
+
 /* An event refused while it awaited publishing again is settled by its number. */
 START_TEST(settle_an_unbound_event)
 {
@@ -833,6 +862,7 @@ int main(void)
 	tcase_add_test(tc_order, interleaved_transactions);
 	tcase_add_test(tc_order, interleaved_transactions_stepwise);
 	tcase_add_test(tc_order, never_moves_backwards);
+	tcase_add_test(tc_order, oldest_unacked);
 	suite_add_tcase(s, tc_order);
 
 	TCase *tc_ends = tcase_create("txn_end");
