@@ -218,7 +218,7 @@ START_TEST(minimal_fixture_gets_every_default)
 	ck_assert_ptr_null(cfg.source.password.path);
 	ck_assert_ptr_null(cfg.source.password.value);
 	ck_assert_uint_eq(cfg.source.status_interval_ms, 10000);
-	ck_assert_uint_eq(cfg.source.heartbeat_interval_ms, 0);
+	ck_assert_uint_eq(cfg.source.heartbeat_interval_ms, 60000);
 	ck_assert_uint_eq(cfg.source.reconnect.min_ms, 100);
 	ck_assert_uint_eq(cfg.source.reconnect.max_ms, 30000);
 	ck_assert_str_eq(cfg.broker.host, "127.0.0.1");
