@@ -111,25 +111,35 @@ class ConfigKeysTest(harness.IntegrationCase):
 
     def test_heartbeat_messages_are_emitted_and_never_published(self):
         db = self.new_database()
-        db.execute("SELECT pg_create_logical_replication_slot('probe', 'pgoutput')")
+        # test_decoding shows each message with its transactional flag, inside its transaction.
+        db.execute("SELECT pg_create_logical_replication_slot('probe', 'test_decoding')")
         self.addCleanup(db.execute, "SELECT pg_drop_replication_slot('probe')")
         rec = self.start_recorder()
-        relay = self.new_relay(db, source={"heartbeat_interval": "100ms"}).start()
+        # A message route matching every prefix: the reserved one still never matches.
+        routes = [default_route(), {"message_prefix": "*", "topic": "messages/{prefix}", "qos": 1}]
+        relay = self.new_relay(db, routes=routes, source={"heartbeat_interval": "100ms"}).start()
         relay.wait_for_slot(db, self.name)
 
         def heartbeats():
-            rows = db.query("SELECT data FROM pg_logical_slot_peek_binary_changes('probe', NULL, NULL,"
-                            " 'proto_version', '1', 'publication_names', %s, 'messages', 'true')",
-                            (self.name,))
-            return sum(bytes(data).count(b"outbox-relay.heartbeat") for (data,) in rows)
-        wait_until(lambda: heartbeats() >= 3, 30, "three heartbeat messages", check=relay.check_running)
+            rows = db.query("SELECT data FROM pg_logical_slot_peek_changes('probe', NULL, NULL)")
+            return [data for (data,) in rows if "outbox-relay.heartbeat" in data]
+        wait_until(lambda: len(heartbeats()) >= 3, 30, "three heartbeat messages",
+                   check=relay.check_running)
+        # Transactional (doc/design.md §17): each one in a transaction of its own.
+        for data in heartbeats():
+            self.assertRegex(data, r"^message: transactional: 1 prefix: outbox-relay\.heartbeat, sz: ")
         # The relay's slot moves to them although nothing routed was written.
         start = harness.parse_lsn(self.slot_confirmed(db))
         wait_until(lambda: harness.parse_lsn(self.slot_confirmed(db)) > start, 30,
                    "the idle slot to advance", check=relay.check_running)
+        # Events after heartbeats are numbered and published as ever.
+        db.execute("SELECT pg_logical_emit_message(true, 'shop.after', 'x')")
+        events = self.insert(db, 2)
+        rec.wait_for_count(3)
         self.assertEqual(relay.terminate(), 0)
         rec.sync()
-        self.assertEqual(rec.messages, [])
+        self.assertEqual([m["topic"] for m in rec.messages],
+                         ["messages/shop.after"] + [topic for _, topic, _ in events])
 
     def test_json_log_format_and_stats_line(self):
         db = self.new_database()
