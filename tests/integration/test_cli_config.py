@@ -136,6 +136,32 @@ class CliConfigTest(harness.IntegrationCase):
         self.assertEqual(relay.run(timeout=30), EXIT_CONFIG)
         self.assert_error_at(relay, 7, [3, 9], "broker.port")
 
+    def test_password_file_others_can_read_is_refused(self):
+        """As ssh refuses a private key others can read: exit 78 naming the key, the file and
+        the fix, with --check and without; the password itself is never shown."""
+        path = os.path.join(self.workdir, "shared-password")
+        with open(path, "w") as f:
+            f.write("hunter2\n")
+        os.chmod(path, 0o644)
+        text = GOOD.replace("  publication: outbox_relay\n",
+                            f"  publication: outbox_relay\n  password_file: {path}\n").replace(
+            "  port: 1\n", f"  port: 1\n  username: relay\n  password_file: {path}\n")
+        for args in (("--check",), ()):
+            relay = self.relay(text)
+            self.assertEqual(relay.run(*args, timeout=30), EXIT_CONFIG, relay.stderr())
+            for line, key in ((5, "source.password_file"), (10, "broker.password_file")):
+                error = self.assert_error_at(relay, line, [18], key)
+                self.assertIn("mode 0644 lets its group and others in; chmod 600 it", error)
+                self.assertIn(f'got "{path}"', error)
+            self.assertNotIn("hunter2", relay.stderr() + relay.stdout())
+        os.chmod(path, 0o640)
+        relay = self.relay(text)
+        self.assertEqual(relay.run("--check", timeout=30), EXIT_CONFIG, relay.stderr())
+        self.assertIn("mode 0640 lets its group in", relay.stderr())
+        os.chmod(path, 0o600)
+        relay, status = self.check(text)
+        self.assertEqual(status, EXIT_OK, relay.stderr())
+
     # --- the command line ------------------------------------------------------
 
     def test_unknown_option(self):
