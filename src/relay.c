@@ -218,7 +218,7 @@ static void session_started(struct relay *r, enum mqtt_session session)
 	if (again) {
 		char count[24];
 		snprintf(count, sizeof count, "%zu", again);
-		log_info("publishing again what the broker may not have", "events", count);
+		log_info("publishing again what the broker may not have", LOG_NUMBER("events"), count);
 	}
 }
 

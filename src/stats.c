@@ -49,9 +49,10 @@ void stats_report(struct stats *s, const struct stats_view *v, int64_t now)
 	snprintf(status, sizeof status, "published %s, %s/s, dead-lettered %s, in flight %s, lag %s ms",
 	         published, rate, dead, inflight, lag_ms);
 	notify_status(status);
-	log_info("stats", "published", published, "rate", rate, "dead_lettered", dead, "inflight", inflight,
-	         "lag_bytes", lag_bytes, "lag_ms", lag_ms, "checkpoint_lsn",
-	         lsn_format(v->checkpoint_lsn, lsn), "reconnects", reconnects);
+	log_info("stats", LOG_NUMBER("published"), published, LOG_NUMBER("rate"), rate,
+	         LOG_NUMBER("dead_lettered"), dead, LOG_NUMBER("inflight"), inflight, LOG_NUMBER("lag_bytes"),
+	         lag_bytes, LOG_NUMBER("lag_ms"), lag_ms, "checkpoint_lsn",
+	         lsn_format(v->checkpoint_lsn, lsn), LOG_NUMBER("reconnects"), reconnects);
 	s->line_published = s->published;
 	s->line_at = now;
 }
@@ -61,6 +62,6 @@ void stats_summary(const struct stats *s, size_t inflight, lsn_t confirmed)
 	char published[24], unacknowledged[24], lsn[LSN_BUFLEN];
 	snprintf(published, sizeof published, "%" PRIu64, s->published);
 	snprintf(unacknowledged, sizeof unacknowledged, "%zu", inflight);
-	log_info("stopped", "published_total", published, "unacknowledged", unacknowledged, "confirmed_lsn",
-	         lsn_format(confirmed, lsn));
+	log_info("stopped", LOG_NUMBER("published_total"), published, LOG_NUMBER("unacknowledged"),
+	         unacknowledged, "confirmed_lsn", lsn_format(confirmed, lsn));
 }

@@ -148,7 +148,7 @@ class ConfigKeysTest(harness.IntegrationCase):
         relay.wait_for_slot(db, self.name)
         self.insert(db, 4)
         rec.wait_for_count(4)
-        wait_until(lambda: self.stats_lines(relay, lambda s: s["published"] == "4"), 30,
+        wait_until(lambda: self.stats_lines(relay, lambda s: s["published"] == 4), 30,
                    "a stats line counting the four events", check=relay.check_running)
         self.assertEqual(relay.terminate(), 0)
         records = [json.loads(line) for line in relay.stderr().splitlines()]
@@ -157,7 +157,16 @@ class ConfigKeysTest(harness.IntegrationCase):
         self.assertEqual(set(stats) - {"ts", "level", "msg"},
                          {"published", "rate", "dead_lettered", "inflight", "lag_bytes", "lag_ms",
                           "checkpoint_lsn", "reconnects"})
-        self.assertEqual(stats["dead_lettered"], "0")
+        # Counts are JSON numbers, positions strings (doc/design.md §8).
+        self.assertEqual(stats["dead_lettered"], 0)
+        for key in ("published", "dead_lettered", "inflight", "lag_bytes", "lag_ms", "reconnects"):
+            self.assertIs(type(stats[key]), int, key)
+        self.assertIn(type(stats["rate"]), (int, float))
+        self.assertIsInstance(stats["checkpoint_lsn"], str)
+        connected = [r for r in records if r["msg"] == "connected to broker"]
+        self.assertEqual(connected[0]["port"], self.mqtt.port)
+        stopped = [r for r in records if r["msg"] == "stopped"][-1]
+        self.assertEqual((stopped["published_total"], stopped["unacknowledged"]), (4, 0))
 
     def stats_lines(self, relay, predicate):
         found = []
