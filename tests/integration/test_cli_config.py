@@ -178,9 +178,30 @@ class CliConfigTest(harness.IntegrationCase):
         self.assertEqual(relay.run("--check", "-l", "loud", timeout=30), EXIT_USAGE)
 
     def test_version(self):
+        """The version, then the libraries the binary runs with and systemd support."""
         relay = self.relay(GOOD)
         self.assertEqual(relay.run("--version", config=False, timeout=30), EXIT_OK)
-        self.assertRegex(relay.stdout(), r"^outbox-relay \d+\.\d+\.\d+")
+        lines = relay.stdout().splitlines()
+        self.assertRegex(lines[0], r"^outbox-relay \d+\.\d+\.\d+$")
+        self.assertRegex(lines[1], r"^libpq \d+\.\d+(\.\d+)?$")
+        self.assertRegex(lines[2], r"^libmosquitto \d+\.\d+\.\d+$")
+        self.assertRegex(lines[3], r"^libyaml \d+\.\d+\.\d+$")
+        built_in = self.build_has_systemd()
+        if built_in is not None:
+            self.assertEqual(lines[4], "systemd support: yes" if built_in else
+                             "systemd support: no (built without libsystemd)")
+        self.assertEqual(len(lines), 5)
+        self.assertEqual(relay.stderr(), "")
+
+    @staticmethod
+    def build_has_systemd():
+        """HAVE_LIBSYSTEMD of the build under test, or None when its directory is unknown."""
+        root = os.environ.get("OUTBOX_BUILD_ROOT")
+        if not root:
+            return None
+        with open(os.path.join(root, "build_config.h")) as f:
+            found = re.search(r"#define HAVE_LIBSYSTEMD (\d)", f.read())
+        return found.group(1) == "1"
 
     def test_help(self):
         relay = self.relay(GOOD)
