@@ -120,6 +120,15 @@ PGconn *pg_connect(const struct config *cfg, bool replication, const char *purpo
 		return NULL;
 	}
 	PQsetNoticeProcessor(conn, log_notice, NULL);
+	/* A SQL_ASCII database defines no conversion: UTF-8 would only be checked, and a value
+	 * that is not UTF-8 would end the stream instead of being set aside (doc/design.md §5).
+	 * Its bytes are taken as stored, as before. */
+	const char *server = PQparameterStatus(conn, "server_encoding");
+	if (server && strcmp(server, "SQL_ASCII") == 0 &&
+	    pg_exec(conn, "SET client_encoding TO 'SQL_ASCII'", "cannot set the client encoding") != PG_OK) {
+		PQfinish(conn);
+		return NULL;
+	}
 	return conn;
 }
 
