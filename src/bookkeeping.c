@@ -84,7 +84,8 @@ static void log_loaded(const struct checkpoint_row *row)
 	char commit[LSN_BUFLEN], confirmed[LSN_BUFLEN], index[16];
 	snprintf(index, sizeof index, "%" PRId32, row->pos.acked.index);
 	log_info("checkpoint loaded", "commit_lsn", lsn_format(row->pos.acked.commit_lsn, commit),
-	         "event_index", index, "confirmed_lsn", lsn_format(row->pos.confirmed_lsn, confirmed));
+	         LOG_NUMBER("event_index"), index, "confirmed_lsn",
+	         lsn_format(row->pos.confirmed_lsn, confirmed));
 }
 
 int bookkeeping_load_checkpoint(PGconn *sql, const char *slot, struct checkpoint_row *row)
@@ -180,8 +181,8 @@ static void log_event(enum log_level level, const char *msg, const struct event 
 	char lsn[LSN_BUFLEN], index[16];
 	snprintf(index, sizeof index, "%" PRId32, ev->index);
 	log_write(level, msg, "reason", why, "event_id", ev->event_id.len ? ev->event_id.data : "", "source",
-	          ev->source ? ev->source : "", "commit_lsn", lsn_format(ev->commit_lsn, lsn), "event_index",
-	          index, (const char *)NULL);
+	          ev->source ? ev->source : "", "commit_lsn", lsn_format(ev->commit_lsn, lsn),
+	          LOG_NUMBER("event_index"), index, (const char *)NULL);
 }
 
 int bookkeeping_reject(PGconn *sql, const struct config *cfg, const struct event *ev, const char *why)

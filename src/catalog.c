@@ -455,7 +455,7 @@ int catalog_load_domains(PGconn *sql, struct typemap *t)
 	free(domains);
 	char count[24];
 	snprintf(count, sizeof count, "%zu", n);
-	log_debug("domain types read", "domains", count);
+	log_debug("domain types read", LOG_NUMBER("domains"), count);
 	return PG_OK;
 }
 

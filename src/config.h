@@ -84,7 +84,7 @@ struct config {
 		bool create_slot;                /* default true */
 		bool create_publication;         /* default true */
 		uint32_t status_interval_ms;     /* default 10s */
-		uint32_t heartbeat_interval_ms;  /* default 0: no heartbeat */
+		uint32_t heartbeat_interval_ms;  /* default 1m; 0: no heartbeat */
 		struct backoff_config reconnect; /* default 100ms .. 30s */
 	} source;
 	struct {

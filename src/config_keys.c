@@ -100,10 +100,10 @@ const struct key cfg_keys[] = {
 	        .path = "source.heartbeat_interval",
 	        .type = &cfg_duration_type,
 	        .offset = CFG(source.heartbeat_interval_ms),
-	        .fallback = "0s",
+	        .fallback = "1m",
 	        .min = 0,
 	        .max = MS_MAX,
-	        .help = "How often a logical message keeps an idle slot moving; 0s: never",
+	        .help = "How often a transactional heartbeat lets an idle slot release WAL; 0s: never",
 	},
 	{
 	        .path = "source.reconnect.min",

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -274,12 +275,22 @@ static bool convert_readable_path(const struct key *k, const char *text, void *b
 	return true;
 }
 
-/* Up to SECRET_MAX bytes of path into buf; returns the length, or -1 with errno set. */
-static ssize_t read_small_file(const char *path, char *buf, size_t size)
+#define FILE_EXPOSED (-2)
+
+/* Up to SECRET_MAX bytes of path into buf; returns the length, -1 with errno set, or
+ * FILE_EXPOSED, with *mode set, for a regular file its group or others may access (the
+ * mode of the file opened, not of whatever the path names a moment later). */
+static ssize_t read_private_file(const char *path, char *buf, size_t size, mode_t *mode)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
+	struct stat st;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+		*mode = st.st_mode;
+		close(fd);
+		return FILE_EXPOSED;
+	}
 	size_t len = 0;
 	ssize_t got;
 	while (len < size && (got = read(fd, buf + len, size - len)) != 0) {
@@ -297,11 +308,28 @@ static ssize_t read_small_file(const char *path, char *buf, size_t size)
 	return (ssize_t)len;
 }
 
+/* As ssh treats a private key (and libpq .pgpass): a password others could read is no
+ * secret, so the file is refused rather than used with a warning. */
+static bool describe_exposed(mode_t mode, char *why, size_t n)
+{
+	const char *who = !(mode & S_IRWXO)   ? "its group"
+	                  : !(mode & S_IRWXG) ? "others"
+	                                      : "its group and others";
+	snprintf(why, n,
+	         "expected a file only its owner may access, as for an ssh key: mode %04o lets %s in; chmod "
+	         "600 it",
+	         (unsigned)(mode & 07777), who);
+	return false;
+}
+
 /* The password is the whole file but one trailing newline (as "echo pw > file" writes). */
 static bool convert_secret_file(const struct key *k, const char *text, void *base, char *why, size_t n)
 {
 	char buf[SECRET_MAX + 1];
-	ssize_t got = read_small_file(text, buf, sizeof buf);
+	mode_t mode = 0;
+	ssize_t got = read_private_file(text, buf, sizeof buf, &mode);
+	if (got == FILE_EXPOSED)
+		return describe_exposed(mode, why, n);
 	if (got < 0)
 		return describe_unreadable(why, n);
 	size_t len = (size_t)got;

@@ -76,9 +76,9 @@ static inline bool strings_equal(const char *a, const char *b)
 }
 
 /* Scalar key types. string: bytes within min..max. identifier: a lower-case SQL name.
- * path: a file readable now. secret_file: a password file, read now. bool, int (min..max),
- * duration (milliseconds, min..max), enum (one of names). table_name: a route's table,
- * into its schema and table fields. */
+ * path: a file readable now. secret_file: a password file only its owner may access, read
+ * now. bool, int (min..max), duration (milliseconds, min..max), enum (one of names).
+ * table_name: a route's table, into its schema and table fields. */
 extern const struct key_type cfg_string_type;
 extern const struct key_type cfg_identifier_type;
 extern const struct key_type cfg_path_type;

@@ -80,6 +80,58 @@ static void put_json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* RFC 8259: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? and nothing else. */
+static bool is_json_number(const char *s)
+{
+	const char *p = s;
+	if (*p == '-')
+		p++;
+	if (*p == '0')
+		p++;
+	else if (*p >= '1' && *p <= '9')
+		p += strspn(p, "0123456789");
+	else
+		return false;
+	if (*p == '.') {
+		size_t digits = strspn(++p, "0123456789");
+		if (!digits)
+			return false;
+		p += digits;
+	}
+	if (*p == 'e' || *p == 'E') {
+		p++;
+		if (*p == '+' || *p == '-')
+			p++;
+		size_t digits = strspn(p, "0123456789");
+		if (!digits)
+			return false;
+		p += digits;
+	}
+	return *p == '\0';
+}
+
+/* The marks LOG_NUMBER and LOG_BOOL put before a key. */
+enum value_type { VALUE_STRING = 0, VALUE_NUMBER = '\x01', VALUE_BOOL = '\x02' };
+
+/* The type a key asks for, and the key without its mark. */
+static enum value_type key_type(const char **key)
+{
+	char mark = **key;
+	if (mark != VALUE_NUMBER && mark != VALUE_BOOL)
+		return VALUE_STRING;
+	(*key)++;
+	return (enum value_type)mark;
+}
+
+static bool is_bare(enum value_type type, const char *value)
+{
+	if (type == VALUE_NUMBER)
+		return is_json_number(value);
+	if (type == VALUE_BOOL)
+		return strcmp(value, "true") == 0 || strcmp(value, "false") == 0;
+	return false;
+}
+
 static void put_logfmt_value(FILE *f, const char *s)
 {
 	if (!needs_quotes(s)) {
@@ -114,14 +166,20 @@ static void format_timestamp(char *out, size_t n)
 /* One field: the first is written without a separator. */
 static void put_field(FILE *f, bool first, const char *key, const char *value)
 {
+	enum value_type type = key_type(&key);
+	if (!value)
+		value = "";
 	if (current_format == LOG_FORMAT_JSON) {
 		fputs(first ? "{" : ",", f);
 		put_json_string(f, key);
 		fputc(':', f);
-		put_json_string(f, value ? value : "");
+		if (is_bare(type, value))
+			fputs(value, f);
+		else
+			put_json_string(f, value);
 	} else {
 		fprintf(f, "%s%s=", first ? "" : " ", key);
-		put_logfmt_value(f, value ? value : "");
+		put_logfmt_value(f, value);
 	}
 }
 

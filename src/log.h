@@ -3,6 +3,11 @@
  * JSON ({"ts":...,"level":...,"msg":...,"k":"v"}). Fields are passed as a NULL-terminated
  * list of key, value strings. When stderr is the journal, each line starts with its
  * syslog priority ("<6>") and has no ts: journald keeps both better than we can.
+ *
+ * A value is a string unless its key says otherwise: LOG_NUMBER("port") or LOG_BOOL("ok")
+ * in place of the key makes JSON write the value bare ("port":1883, "ok":true). The type
+ * is the key's, never guessed from the text, so a key has one JSON type on every line (an
+ * SQLSTATE such as 40001 stays a string). logfmt is the same either way.
  */
 #ifndef OUTBOX_LOG_H
 #define OUTBOX_LOG_H
@@ -32,7 +37,14 @@ bool log_enabled(enum log_level level);
 /* Parses "error", "warn", "info", "debug". Returns 0 or -1. */
 int log_level_parse(const char *name, enum log_level *out);
 
-/* log_write(LOG_INFO, "connected to broker", "host", host, "port", port_text, NULL); */
+/* A number or boolean field's key (a string literal); its value is still text the caller
+ * formatted. A value that is not a JSON number literal, or not "true" or "false", is
+ * written as a string instead, so that a line is always valid JSON. */
+#define LOG_NUMBER(key) "\x01" key
+#define LOG_BOOL(key) "\x02" key
+
+/* log_write(LOG_INFO, "connected to broker", "host", host, LOG_NUMBER("port"), port_text,
+ *           NULL); */
 void log_write(enum log_level level, const char *msg, ...) __attribute__((sentinel));
 
 #define log_error(...) log_write(LOG_ERROR, __VA_ARGS__, (const char *)NULL)

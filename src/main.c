@@ -1,10 +1,12 @@
 /* outbox-relay: command line, configuration, and the run. */
 #include <getopt.h>
+#include <libpq-fe.h>
 #include <mosquitto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <yaml.h>
 
 #include "build_config.h"
 #include "config.h"
@@ -34,6 +36,22 @@ static void usage(FILE *f)
 	           "  -h, --help            print this help and exit\n");
 }
 
+/* The version, and the libraries this binary runs with: what a bug report needs. */
+static void print_version(void)
+{
+	int pq = PQlibVersion(); /* 150005 for 15.5; 90624 for 9.6.24 */
+	int major, minor, revision;
+	mosquitto_lib_version(&major, &minor, &revision);
+	printf("outbox-relay %s\n", OUTBOX_RELAY_VERSION);
+	if (pq >= 100000)
+		printf("libpq %d.%d\n", pq / 10000, pq % 10000);
+	else
+		printf("libpq %d.%d.%d\n", pq / 10000, pq / 100 % 100, pq % 100);
+	printf("libmosquitto %d.%d.%d\n", major, minor, revision);
+	printf("libyaml %s\n", yaml_get_version_string());
+	printf("systemd support: %s\n", HAVE_LIBSYSTEMD ? "yes" : "no (built without libsystemd)");
+}
+
 /* Returns -1 to exit with status *exit_status, 0 to go on. */
 static int parse_args(int argc, char **argv, struct options *o, int *exit_status)
 {
@@ -56,7 +74,7 @@ static int parse_args(int argc, char **argv, struct options *o, int *exit_status
 		case OPT_CHECK: o->check = true; break;
 		case OPT_DRAIN: o->drain = true; break;
 		case OPT_VERSION:
-			printf("outbox-relay %s\n", OUTBOX_RELAY_VERSION);
+			print_version();
 			*exit_status = EXIT_CLEAN;
 			return -1;
 		case 'h':

@@ -111,7 +111,8 @@ static void log_connected(const struct mqtt *m, const char *session)
 {
 	char port[8];
 	snprintf(port, sizeof port, "%d", current_host(m)->port);
-	log_info("connected to broker", "host", current_host(m)->host, "port", port, "session", session);
+	log_info("connected to broker", "host", current_host(m)->host, LOG_NUMBER("port"), port, "session",
+	         session);
 }
 
 /*
@@ -182,8 +183,8 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, con
 		 * forever on its own terms; we close and let the caller back off. */
 		char port[8];
 		snprintf(port, sizeof port, "%d", current_host(m)->port);
-		log_warn("broker refused the connection", "host", current_host(m)->host, "port", port,
-		         "reason", mosquitto_reason_string(rc));
+		log_warn("broker refused the connection", "host", current_host(m)->host, LOG_NUMBER("port"),
+		         port, "reason", mosquitto_reason_string(rc));
 		m->purging = false;
 		m->connect_now = false;
 		connection_gone(m);
@@ -394,7 +395,7 @@ static int start_connection(struct mqtt *m)
 	if (rc != MOSQ_ERR_SUCCESS) {
 		char port[8];
 		snprintf(port, sizeof port, "%d", to->port);
-		log_warn("cannot connect to broker", "host", to->host, "port", port, "error",
+		log_warn("cannot connect to broker", "host", to->host, LOG_NUMBER("port"), port, "error",
 		         rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
 		m->state = MQTT_DOWN;
 		return -1;

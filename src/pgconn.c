@@ -60,15 +60,48 @@ static void log_notice(void *arg, const char *message)
 
 #define PG_CONNECT_TIMEOUT_S "10"
 
+/* The output formats the relay parses, whatever the role, the database or the server set
+ * as defaults: bytea in hex (bytea.h decodes only that), dates and times in ISO form,
+ * intervals in PostgreSQL's own, floats with every digit. The walsender formats pgoutput's
+ * text values with its session's settings, so both connections need them. */
+#define SESSION_OPTIONS \
+	"-c bytea_output=hex -c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3"
+
+/* The "options" to connect with: the user's own first (conninfo's, else libpq's default
+ * from PGOPTIONS), then the relay's. The server applies them in order, so for the settings
+ * above the relay's win, and the user's others are kept. Options a service file holds are
+ * replaced, as an explicit keyword replaces them. The caller frees the result. */
+static char *session_options(const char *conninfo)
+{
+	const char *user = NULL;
+	PQconninfoOption *parsed = conninfo && *conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
+	for (PQconninfoOption *o = parsed; o && o->keyword; o++)
+		if (strcmp(o->keyword, "options") == 0 && o->val && *o->val)
+			user = o->val;
+	if (!user) /* a bare database name parses as nothing: no options in it either */
+		user = getenv("PGOPTIONS");
+	struct buf b = BUF_INIT;
+	if (user && *user)
+		buf_printf(&b, "%s ", user);
+	buf_puts(&b, SESSION_OPTIONS);
+	PQconninfoFree(parsed);
+	return b.data;
+}
+
 PGconn *pg_connect(const struct config *cfg, bool replication, const char *purpose)
 {
 	/* expand_dbname: the first "dbname" value may be a whole conninfo string or URI;
 	 * later keywords override what it says. */
 	/* Defaults first: what conninfo says (expanded at "dbname") overrides them. A server
-	 * that accepts TCP but never answers must not hold the loop for ever. */
-	const char *keys[6] = { "connect_timeout", "dbname", "fallback_application_name" };
-	const char *values[6] = { PG_CONNECT_TIMEOUT_S, cfg->source.conninfo, "outbox-relay" };
-	size_t n = 3;
+	 * that accepts TCP but never answers must not hold the loop for ever. After it what
+	 * the relay insists on: the session's formats (the user's options merged in) and
+	 * UTF-8, which every text value of the stream is converted to. */
+	char *options = session_options(cfg->source.conninfo);
+	const char *keys[8] = { "connect_timeout", "dbname", "fallback_application_name", "options",
+		                "client_encoding" };
+	const char *values[8] = { PG_CONNECT_TIMEOUT_S, cfg->source.conninfo, "outbox-relay", options,
+		                  "UTF8" };
+	size_t n = 5;
 	if (cfg->source.password.value) {
 		keys[n] = "password";
 		values[n++] = cfg->source.password.value;
@@ -78,6 +111,7 @@ PGconn *pg_connect(const struct config *cfg, bool replication, const char *purpo
 		values[n++] = "database";
 	}
 	PGconn *conn = PQconnectdbParams(keys, values, 1);
+	free(options);
 	if (PQstatus(conn) != CONNECTION_OK) {
 		char detail[512];
 		log_warn("cannot connect to PostgreSQL", "purpose", purpose, "error",
@@ -86,6 +120,15 @@ PGconn *pg_connect(const struct config *cfg, bool replication, const char *purpo
 		return NULL;
 	}
 	PQsetNoticeProcessor(conn, log_notice, NULL);
+	/* A SQL_ASCII database defines no conversion: UTF-8 would only be checked, and a value
+	 * that is not UTF-8 would end the stream instead of being set aside (doc/design.md §5).
+	 * Its bytes are taken as stored, as before. */
+	const char *server = PQparameterStatus(conn, "server_encoding");
+	if (server && strcmp(server, "SQL_ASCII") == 0 &&
+	    pg_exec(conn, "SET client_encoding TO 'SQL_ASCII'", "cannot set the client encoding") != PG_OK) {
+		PQfinish(conn);
+		return NULL;
+	}
 	return conn;
 }
 

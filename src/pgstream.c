@@ -8,12 +8,12 @@
 #include "log.h"
 #include "util.h"
 
-int pg_emit_marker(PGconn *sql, const char *prefix, const char *slot, lsn_t *lsn)
+int pg_emit_marker(PGconn *sql, bool transactional, const char *prefix, const char *slot, lsn_t *lsn)
 {
 	PGresult *res;
-	const char *params[] = { prefix, slot };
-	int status = pg_query(sql, "SELECT pg_logical_emit_message(false, $1, $2)::text", 2, params, &res,
-	                      "cannot emit a logical message");
+	const char *params[] = { transactional ? "true" : "false", prefix, slot };
+	int status = pg_query(sql, "SELECT pg_logical_emit_message($1::boolean, $2, $3)::text", 3, params,
+	                      &res, "cannot emit a logical message");
 	if (status != PG_OK)
 		return status;
 	if (lsn_parse(PQgetvalue(res, 0, 0), lsn) < 0) {

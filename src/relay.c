@@ -132,7 +132,7 @@ static int open_session(struct relay *r, int64_t now)
 	if (status == PG_OK)
 		status = catalog_prepare(sql, cfg, r->saved.pos.confirmed_lsn, &slot_confirmed);
 	if (status == PG_OK && r->opts->drain && r->drain_target == LSN_INVALID)
-		status = pg_emit_marker(sql, DRAIN_MARKER_PREFIX, cfg->source.slot, &r->drain_target);
+		status = pg_emit_marker(sql, false, DRAIN_MARKER_PREFIX, cfg->source.slot, &r->drain_target);
 	if (status != PG_OK)
 		return status;
 	/* The slot may be ahead of the table (idle advance is confirmed without a checkpoint
@@ -220,7 +220,7 @@ static void session_started(struct relay *r, enum mqtt_session session)
 	if (again) {
 		char count[24];
 		snprintf(count, sizeof count, "%zu", again);
-		log_info("publishing again what the broker may not have", "events", count);
+		log_info("publishing again what the broker may not have", LOG_NUMBER("events"), count);
 	}
 }
 
@@ -328,10 +328,15 @@ static void handle_routed_message(struct relay *r, const struct pgo_msg *msg)
 static void handle_message(struct relay *r, const struct pgo_msg *msg)
 {
 	if (msg->u.message.transactional) {
+		/* The heartbeat is one too (doc/design.md §17): its prefix is never routed, so it
+		 * takes no event number, and its Commit confirms like any transaction without
+		 * events. */
 		handle_routed_message(r, msg);
 		return;
 	}
-	/* Only committed work is published: never a non-transactional message. */
+	/* Only committed work is published: never a non-transactional message. The relay's
+	 * own are the --drain marker and, in WAL written by releases before the heartbeat
+	 * became transactional, the heartbeat. */
 	bool drain = strcmp(msg->u.message.prefix, DRAIN_MARKER_PREFIX) == 0;
 	if (!drain && strcmp(msg->u.message.prefix, HEARTBEAT_PREFIX) != 0)
 		return;
@@ -520,15 +525,16 @@ static void check_publication(struct relay *r, int64_t now)
 	query_done(r, catalog_check_publication(source_sql(r->pg), r->cfg));
 }
 
-/* doc/design.md §2.6: a message of our own gives the slot a position to advance to when
- * routed tables are idle; the stream never publishes it. */
+/* doc/design.md §2.6, §17: a transaction of our own gives the slot a position to advance to
+ * when routed tables are idle, and lets the server release the WAL behind it; the stream
+ * never publishes it. */
 static void heartbeat(struct relay *r, int64_t now)
 {
 	(void)now;
 	if (!streaming(r) || r->stop != RUNNING)
 		return;
 	lsn_t lsn;
-	query_done(r, pg_emit_marker(source_sql(r->pg), HEARTBEAT_PREFIX, r->cfg->source.slot, &lsn));
+	query_done(r, pg_emit_marker(source_sql(r->pg), true, HEARTBEAT_PREFIX, r->cfg->source.slot, &lsn));
 }
 
 /* ---- stats and STATUS= (doc/design.md §8) ------------------------------------------ */

@@ -123,7 +123,7 @@ bool reload_run(struct reload *rl, PGconn *sql, bool *sql_lost)
 		apply(rl, &next, outbox);
 		char routes[24];
 		snprintf(routes, sizeof routes, "%zu", rl->live->nroutes);
-		log_info("configuration reloaded", "routes", routes);
+		log_info("configuration reloaded", LOG_NUMBER("routes"), routes);
 	}
 	free(errors);
 	notify_reloaded();

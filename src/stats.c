@@ -106,9 +106,10 @@ void stats_log(const struct stats_view *v)
 {
 	struct stats_text t = format_view(v);
 	char lsn[LSN_BUFLEN];
-	log_info("stats", "published", t.published, "rate", t.rate, "dead_lettered", t.dead, "pending",
-	         t.pending, "lag_bytes", t.lag_bytes, "lag_ms", t.lag_ms, "checkpoint_lsn",
-	         lsn_format(v->checkpoint_lsn, lsn), "reconnects", t.reconnects);
+	log_info("stats", LOG_NUMBER("published"), t.published, LOG_NUMBER("rate"), t.rate,
+	         LOG_NUMBER("dead_lettered"), t.dead, LOG_NUMBER("pending"), t.pending,
+	         LOG_NUMBER("lag_bytes"), t.lag_bytes, LOG_NUMBER("lag_ms"), t.lag_ms, "checkpoint_lsn",
+	         lsn_format(v->checkpoint_lsn, lsn), LOG_NUMBER("reconnects"), t.reconnects);
 }
 
 void stats_status_text(const struct stats_view *v, const struct stats_state *st, char *out, size_t outlen)
@@ -125,6 +126,6 @@ void stats_summary(const struct stats *s, size_t pending, lsn_t confirmed)
 	char published[24], unacknowledged[24], lsn[LSN_BUFLEN];
 	snprintf(published, sizeof published, "%" PRIu64, s->published);
 	snprintf(unacknowledged, sizeof unacknowledged, "%zu", pending);
-	log_info("stopped", "published_total", published, "unacknowledged", unacknowledged, "confirmed_lsn",
-	         lsn_format(confirmed, lsn));
+	log_info("stopped", LOG_NUMBER("published_total"), published, LOG_NUMBER("unacknowledged"),
+	         unacknowledged, "confirmed_lsn", lsn_format(confirmed, lsn));
 }

@@ -115,6 +115,23 @@ class BadDataTest(harness.IntegrationCase):
         self.assertEqual(event, str(too_long))
         self.assertIn("65535", reason)
 
+    def test_latin1_database_text_arrives_as_utf8(self):
+        """The relay's sessions ask for UTF-8: a LATIN1 database's text is converted, so a
+        topic and a payload with an accent are what they say (not LATIN1 bytes)."""
+        self.pg.connect().cursor().execute(
+            f"CREATE DATABASE {self.name} ENCODING 'LATIN1' TEMPLATE template0"
+            " LC_COLLATE 'C' LC_CTYPE 'C'")
+        db = harness.Database(self.pg, self.name)
+        self.addCleanup(db.close)
+        db.execute(harness.OUTBOX_DDL)
+        rec, relay = self.start(db)
+        row = self.insert(db, "caf\u00e9", '{"name": "cr\u00e8me br\u00fbl\u00e9e"}')
+        rec.wait_for_count(1, check=relay.check_running)
+        self.assertEqual(relay.terminate(), 0)
+        self.assertEqual(self.dead_letters(db), [])
+        self.assertEqual(harness.received(rec.messages),
+                         [(str(row), "shop/order/caf\u00e9", '{"name": "cr\u00e8me br\u00fbl\u00e9e"}')])
+
     def test_invalid_utf8_in_a_topic_column(self):
         """Only a SQL_ASCII database can hold it; such a value never becomes a topic."""
         self.pg.connect().cursor().execute(

@@ -136,6 +136,32 @@ class CliConfigTest(harness.IntegrationCase):
         self.assertEqual(relay.run(timeout=30), EXIT_CONFIG)
         self.assert_error_at(relay, 7, [3, 9], "broker.port")
 
+    def test_password_file_others_can_read_is_refused(self):
+        """As ssh refuses a private key others can read: exit 78 naming the key, the file and
+        the fix, with --check and without; the password itself is never shown."""
+        path = os.path.join(self.workdir, "shared-password")
+        with open(path, "w") as f:
+            f.write("hunter2\n")
+        os.chmod(path, 0o644)
+        text = GOOD.replace("  publication: outbox_relay\n",
+                            f"  publication: outbox_relay\n  password_file: {path}\n").replace(
+            "  port: 1\n", f"  port: 1\n  username: relay\n  password_file: {path}\n")
+        for args in (("--check",), ()):
+            relay = self.relay(text)
+            self.assertEqual(relay.run(*args, timeout=30), EXIT_CONFIG, relay.stderr())
+            for line, key in ((5, "source.password_file"), (10, "broker.password_file")):
+                error = self.assert_error_at(relay, line, [18], key)
+                self.assertIn("mode 0644 lets its group and others in; chmod 600 it", error)
+                self.assertIn(f'got "{path}"', error)
+            self.assertNotIn("hunter2", relay.stderr() + relay.stdout())
+        os.chmod(path, 0o640)
+        relay = self.relay(text)
+        self.assertEqual(relay.run("--check", timeout=30), EXIT_CONFIG, relay.stderr())
+        self.assertIn("mode 0640 lets its group in", relay.stderr())
+        os.chmod(path, 0o600)
+        relay, status = self.check(text)
+        self.assertEqual(status, EXIT_OK, relay.stderr())
+
     # --- the command line ------------------------------------------------------
 
     def test_unknown_option(self):
@@ -152,9 +178,30 @@ class CliConfigTest(harness.IntegrationCase):
         self.assertEqual(relay.run("--check", "-l", "loud", timeout=30), EXIT_USAGE)
 
     def test_version(self):
+        """The version, then the libraries the binary runs with and systemd support."""
         relay = self.relay(GOOD)
         self.assertEqual(relay.run("--version", config=False, timeout=30), EXIT_OK)
-        self.assertRegex(relay.stdout(), r"^outbox-relay \d+\.\d+\.\d+")
+        lines = relay.stdout().splitlines()
+        self.assertRegex(lines[0], r"^outbox-relay \d+\.\d+\.\d+$")
+        self.assertRegex(lines[1], r"^libpq \d+\.\d+(\.\d+)?$")
+        self.assertRegex(lines[2], r"^libmosquitto \d+\.\d+\.\d+$")
+        self.assertRegex(lines[3], r"^libyaml \d+\.\d+\.\d+$")
+        built_in = self.build_has_systemd()
+        if built_in is not None:
+            self.assertEqual(lines[4], "systemd support: yes" if built_in else
+                             "systemd support: no (built without libsystemd)")
+        self.assertEqual(len(lines), 5)
+        self.assertEqual(relay.stderr(), "")
+
+    @staticmethod
+    def build_has_systemd():
+        """HAVE_LIBSYSTEMD of the build under test, or None when its directory is unknown."""
+        root = os.environ.get("OUTBOX_BUILD_ROOT")
+        if not root:
+            return None
+        with open(os.path.join(root, "build_config.h")) as f:
+            found = re.search(r"#define HAVE_LIBSYSTEMD (\d)", f.read())
+        return found.group(1) == "1"
 
     def test_help(self):
         relay = self.relay(GOOD)

@@ -111,25 +111,35 @@ class ConfigKeysTest(harness.IntegrationCase):
 
     def test_heartbeat_messages_are_emitted_and_never_published(self):
         db = self.new_database()
-        db.execute("SELECT pg_create_logical_replication_slot('probe', 'pgoutput')")
+        # test_decoding shows each message with its transactional flag, inside its transaction.
+        db.execute("SELECT pg_create_logical_replication_slot('probe', 'test_decoding')")
         self.addCleanup(db.execute, "SELECT pg_drop_replication_slot('probe')")
         rec = self.start_recorder()
-        relay = self.new_relay(db, source={"heartbeat_interval": "100ms"}).start()
+        # A message route matching every prefix: the reserved one still never matches.
+        routes = [default_route(), {"message_prefix": "*", "topic": "messages/{prefix}", "qos": 1}]
+        relay = self.new_relay(db, routes=routes, source={"heartbeat_interval": "100ms"}).start()
         relay.wait_for_slot(db, self.name)
 
         def heartbeats():
-            rows = db.query("SELECT data FROM pg_logical_slot_peek_binary_changes('probe', NULL, NULL,"
-                            " 'proto_version', '1', 'publication_names', %s, 'messages', 'true')",
-                            (self.name,))
-            return sum(bytes(data).count(b"outbox-relay.heartbeat") for (data,) in rows)
-        wait_until(lambda: heartbeats() >= 3, 30, "three heartbeat messages", check=relay.check_running)
+            rows = db.query("SELECT data FROM pg_logical_slot_peek_changes('probe', NULL, NULL)")
+            return [data for (data,) in rows if "outbox-relay.heartbeat" in data]
+        wait_until(lambda: len(heartbeats()) >= 3, 30, "three heartbeat messages",
+                   check=relay.check_running)
+        # Transactional (doc/design.md §17): each one in a transaction of its own.
+        for data in heartbeats():
+            self.assertRegex(data, r"^message: transactional: 1 prefix: outbox-relay\.heartbeat, sz: ")
         # The relay's slot moves to them although nothing routed was written.
         start = harness.parse_lsn(self.slot_confirmed(db))
         wait_until(lambda: harness.parse_lsn(self.slot_confirmed(db)) > start, 30,
                    "the idle slot to advance", check=relay.check_running)
+        # Events after heartbeats are numbered and published as ever.
+        db.execute("SELECT pg_logical_emit_message(true, 'shop.after', 'x')")
+        events = self.insert(db, 2)
+        rec.wait_for_count(3)
         self.assertEqual(relay.terminate(), 0)
         rec.sync()
-        self.assertEqual(rec.messages, [])
+        self.assertEqual([m["topic"] for m in rec.messages],
+                         ["messages/shop.after"] + [topic for _, topic, _ in events])
 
     def test_json_log_format_and_stats_line(self):
         db = self.new_database()
@@ -138,7 +148,7 @@ class ConfigKeysTest(harness.IntegrationCase):
         relay.wait_for_slot(db, self.name)
         self.insert(db, 4)
         rec.wait_for_count(4)
-        wait_until(lambda: self.stats_lines(relay, lambda s: s["published"] == "4"), 30,
+        wait_until(lambda: self.stats_lines(relay, lambda s: s["published"] == 4), 30,
                    "a stats line counting the four events", check=relay.check_running)
         self.assertEqual(relay.terminate(), 0)
         records = [json.loads(line) for line in relay.stderr().splitlines()]
@@ -147,7 +157,16 @@ class ConfigKeysTest(harness.IntegrationCase):
         self.assertEqual(set(stats) - {"ts", "level", "msg"},
                          {"published", "rate", "dead_lettered", "pending", "lag_bytes", "lag_ms",
                           "checkpoint_lsn", "reconnects"})
-        self.assertEqual(stats["dead_lettered"], "0")
+        # Counts are JSON numbers, positions strings (doc/design.md §8).
+        self.assertEqual(stats["dead_lettered"], 0)
+        for key in ("published", "dead_lettered", "inflight", "lag_bytes", "lag_ms", "reconnects"):
+            self.assertIs(type(stats[key]), int, key)
+        self.assertIn(type(stats["rate"]), (int, float))
+        self.assertIsInstance(stats["checkpoint_lsn"], str)
+        connected = [r for r in records if r["msg"] == "connected to broker"]
+        self.assertEqual(connected[0]["port"], self.mqtt.port)
+        stopped = [r for r in records if r["msg"] == "stopped"][-1]
+        self.assertEqual((stopped["published_total"], stopped["unacknowledged"]), (4, 0))
 
     def stats_lines(self, relay, predicate):
         found = []

@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import harness  # noqa: E402
 from harness import payload_bytes  # noqa: E402
+from harness.util import wait_until  # noqa: E402
 
 TYPED_DDL = """
 CREATE TABLE public.{name} (
@@ -161,6 +162,48 @@ class PayloadModesTest(harness.IntegrationCase):
         with self.assertRaisesRegex(ValueError, "4300 digits"):
             json.loads(body)
         self.assertEqual(json.loads(body, parse_int=Decimal)["n"], Decimal(digits))
+
+    def test_session_formats_whatever_the_role_says(self):
+        """The relay's sessions set the formats it parses: a role whose defaults say escape
+        bytea, German dates, rounded floats, SQL-standard intervals and LATIN1 still gets
+        byte-exact bytea payloads and ISO, full-precision, UTF-8 rows. Options of the user's
+        own in conninfo are kept, except for those settings (TimeZone kept, DateStyle not)."""
+        db = self.new_database(outbox=False)
+        role = f"{self.name}_role"
+        db.execute(f"CREATE ROLE {role} LOGIN SUPERUSER")
+        for setting in ("bytea_output = 'escape'", "DateStyle = 'German'", "extra_float_digits = 0",
+                        "IntervalStyle = 'sql_standard'", "client_encoding = 'LATIN1'"):
+            db.execute(f"ALTER ROLE {role} SET {setting}")
+        db.execute("CREATE TABLE public.blobs (id bigint PRIMARY KEY, body bytea);"
+                   " CREATE TABLE public.shapes (id bigint PRIMARY KEY, at timestamptz,"
+                   "   local timestamp, d date, f8 double precision, f4 real, span interval,"
+                   "   raw bytea, t text)")
+        routes = [
+            {"table": "public.blobs", "topic": "blob/{id}", "payload": "body", "event_id": "id"},
+            {"table": "public.shapes", "topic": "shape/{id}", "payload": "row", "event_id": "id"},
+        ]
+        conninfo = (self.pg.conninfo(db.name).replace("user=postgres", f"user={role}")
+                    + " options='-c DateStyle=SQL -c TimeZone=Asia/Kolkata'")
+        rec = self.start_recorder()
+        relay = self.new_relay(db, routes=routes, source={"conninfo": conninfo}).start()
+        relay.wait_for_slot(db, self.name)
+        blob = bytes(range(256)) + b"\\'\"\\000"
+        with db.transaction() as cur:
+            cur.execute("INSERT INTO public.blobs VALUES (1, %s)", (blob,))
+            cur.execute("INSERT INTO public.shapes VALUES (1, '2026-01-02 03:04:05.123456+00',"
+                        " '2026-01-02 03:04:05', '2026-01-02', 0.1::float8 + 0.2, 0.1,"
+                        " '1 day 02:03:04', '\\x00ff5c', 'caf\u00e9 \u20ac')")
+        wait_until(lambda: len(rec.messages) + len(db.query("SELECT 1 FROM outbox_relay.dead_letter"))
+                   >= 2, 60, "both rows published or dead-lettered", check=relay.check_running)
+        self.assertEqual(relay.terminate(), 0)
+        self.assertEqual(db.query("SELECT event_id, reason FROM outbox_relay.dead_letter"), [])
+        messages = rec.sync()
+        self.assertEqual([m["topic"] for m in messages], ["blob/1", "shape/1"])
+        self.assertEqual(payload_bytes(messages[0]), blob)
+        self.assertEqual(ordered(payload_bytes(messages[1])), [
+            ("id", 1), ("at", "2026-01-02 08:34:05.123456+05:30"), ("local", "2026-01-02 03:04:05"),
+            ("d", "2026-01-02"), ("f8", Decimal("0.30000000000000004")), ("f4", Decimal("0.1")),
+            ("span", "1 day 02:03:04"), ("raw", "AP9c"), ("t", "caf\u00e9 \u20ac")])
 
 
 if __name__ == "__main__":

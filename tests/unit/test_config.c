@@ -1,8 +1,12 @@
 #include <check.h>
+#include <dirent.h>
+#include <ftw.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -25,6 +29,18 @@
 #define ROUTES "routes:\n  - {table: outbox, topic: t, payload: p}\n"
 
 static char scratch_dir[] = "/tmp/test_config.XXXXXX";
+
+/* ${OUTBOX_FIXTURES}: a copy of tests/fixtures/config/files made by main(), since a
+ * checkout leaves the password files readable by all, which the loader refuses. */
+static char fixtures_copy[sizeof scratch_dir + 16];
+
+/* The path of the copy of tests/fixtures/config/files/name (valid until the next call). */
+static const char *fixture_file(const char *name)
+{
+	static char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/config/files/%s", fixtures_copy, name);
+	return path;
+}
 
 static void write_scratch(const char *yaml)
 {
@@ -133,7 +149,7 @@ START_TEST(full_fixture_sets_every_field)
 	ck_assert_str_eq(cfg.source.publication, "shop_pub");
 	ck_assert(!cfg.source.create_slot);
 	ck_assert(!cfg.source.create_publication);
-	ck_assert_str_eq(cfg.source.password.path, FIXTURES_DIR "/config/files/pg-password");
+	ck_assert_str_eq(cfg.source.password.path, fixture_file("pg-password"));
 	ck_assert_str_eq(cfg.source.password.value, "pg-secret");
 	ck_assert_uint_eq(cfg.source.status_interval_ms, 5000);
 	ck_assert_uint_eq(cfg.source.heartbeat_interval_ms, 30000);
@@ -152,9 +168,9 @@ START_TEST(full_fixture_sets_every_field)
 	ck_assert_str_eq(cfg.broker.username, "relay");
 	ck_assert_str_eq(cfg.broker.password.value, "mqtt-secret");
 	ck_assert(cfg.broker.tls.enabled);
-	ck_assert_str_eq(cfg.broker.tls.ca_file, FIXTURES_DIR "/config/files/ca.pem");
-	ck_assert_str_eq(cfg.broker.tls.cert_file, FIXTURES_DIR "/config/files/client.pem");
-	ck_assert_str_eq(cfg.broker.tls.key_file, FIXTURES_DIR "/config/files/client.key");
+	ck_assert_str_eq(cfg.broker.tls.ca_file, fixture_file("ca.pem"));
+	ck_assert_str_eq(cfg.broker.tls.cert_file, fixture_file("client.pem"));
+	ck_assert_str_eq(cfg.broker.tls.key_file, fixture_file("client.key"));
 	ck_assert(!cfg.broker.tls.verify_hostname);
 	ck_assert_int_eq(cfg.broker.protocol, BROKER_MQTT_V311);
 	ck_assert_str_eq(cfg.broker.client_id, "relay-shop-with-a-client-id-longer-than-23");
@@ -218,7 +234,7 @@ START_TEST(minimal_fixture_gets_every_default)
 	ck_assert_ptr_null(cfg.source.password.path);
 	ck_assert_ptr_null(cfg.source.password.value);
 	ck_assert_uint_eq(cfg.source.status_interval_ms, 10000);
-	ck_assert_uint_eq(cfg.source.heartbeat_interval_ms, 0);
+	ck_assert_uint_eq(cfg.source.heartbeat_interval_ms, 60000);
 	ck_assert_uint_eq(cfg.source.reconnect.min_ms, 100);
 	ck_assert_uint_eq(cfg.source.reconnect.max_ms, 30000);
 	ck_assert_str_eq(cfg.broker.host, "127.0.0.1");
@@ -1043,11 +1059,69 @@ START_TEST(password_files)
 	        SOURCE "  password_file: /nonexistent/pw\n" ROUTES,
 	        "cfg.yaml:3:18: source.password_file: expected a readable file (No such file or directory),"
 	        " got \"/nonexistent/pw\"\n");
-	expect_error(SOURCE "  password_file: " FILES "empty\n" ROUTES,
-	             "cfg.yaml:3:18: source.password_file: expected a file holding a password, not an empty"
-	             " file, got \"" FIXTURES_DIR "/config/files/empty\"\n");
+	char expected[PATH_MAX + 200];
+	snprintf(expected, sizeof expected,
+	         "cfg.yaml:3:18: source.password_file: expected a file holding a password, not an empty"
+	         " file, got \"%s\"\n",
+	         fixture_file("empty"));
+	expect_error(SOURCE "  password_file: " FILES "empty\n" ROUTES, expected);
 	expect_error(SOURCE "broker:\n  password_file: " FILES "mqtt-password\n" ROUTES,
 	             "cfg.yaml:4:18: broker.password_file: a password needs broker.username as well\n");
+}
+END_TEST
+
+static void write_private(const char *path, const char *text, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(chmod(path, mode), 0);
+}
+
+/* A password file its group or others may access is refused, as ssh refuses such a key:
+ * the error names the key, the file, its mode and the fix. Only the owner's bits count. */
+START_TEST(password_files_must_be_private)
+{
+	static const struct {
+		mode_t mode;
+		const char *error; /* NULL: accepted */
+	} cases[] = {
+		{ 0600, NULL },
+		{ 0400, NULL },
+		{ 0700, NULL },
+		{ 0644, "mode 0644 lets its group and others in" },
+		{ 0640, "mode 0640 lets its group in" },
+		{ 0604, "mode 0604 lets others in" },
+		{ 0620, "mode 0620 lets its group in" },
+		{ 0602, "mode 0602 lets others in" },
+		{ 0601, "mode 0601 lets others in" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		write_private("pw", "hunter2\n", cases[i].mode);
+		char yaml[256], want[512];
+		snprintf(yaml, sizeof yaml,
+		         SOURCE "  password_file: pw\nbroker:\n  username: u\n"
+		                "  password_file: pw\n" ROUTES);
+		if (!cases[i].error) {
+			struct config cfg;
+			load_ok(yaml, &cfg);
+			ck_assert_str_eq(cfg.source.password.value, "hunter2");
+			ck_assert_str_eq(cfg.broker.password.value, "hunter2");
+			config_finish(&cfg);
+			continue;
+		}
+		snprintf(want, sizeof want,
+		         "cfg.yaml:3:18: source.password_file: expected a file only its owner may access, as "
+		         "for an"
+		         " ssh key: %s; chmod 600 it, got \"pw\"\n"
+		         "cfg.yaml:6:18: broker.password_file: expected a file only its owner may access, as "
+		         "for an"
+		         " ssh key: %s; chmod 600 it, got \"pw\"\n",
+		         cases[i].error, cases[i].error);
+		expect_errors(yaml, 2, want);
+	}
+	unlink("pw");
 }
 END_TEST
 
@@ -1452,6 +1526,7 @@ static Suite *config_suite(void)
 	tcase_add_test(values, conninfo_references_are_values);
 	tcase_add_test(values, only_conninfo_references_are_quoted);
 	tcase_add_test(values, password_files);
+	tcase_add_test(values, password_files_must_be_private);
 	tcase_add_test(values, password_is_never_echoed);
 	tcase_add_test(values, broker_hosts);
 	tcase_add_test(values, tls_keys);
@@ -1481,20 +1556,60 @@ static Suite *config_suite(void)
 	return s;
 }
 
+/* Copies tests/fixtures/config/files into the scratch directory: created under umask 077,
+ * the copies are private to their owner, as password files must be. */
+static int copy_fixture_files(void)
+{
+	char dir[PATH_MAX];
+	snprintf(fixtures_copy, sizeof fixtures_copy, "%s/fixtures", scratch_dir);
+	snprintf(dir, sizeof dir, "%s/config", fixtures_copy);
+	if (mkdir(fixtures_copy, 0700) != 0 || mkdir(dir, 0700) != 0 || mkdir(fixture_file(""), 0700) != 0)
+		return -1;
+	DIR *d = opendir(FIXTURES_DIR "/config/files");
+	if (!d)
+		return -1;
+	int status = 0;
+	struct dirent *e;
+	while (status == 0 && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char from[PATH_MAX], data[4096];
+		snprintf(from, sizeof from, FIXTURES_DIR "/config/files/%s", e->d_name);
+		FILE *in = fopen(from, "rb"), *out = fopen(fixture_file(e->d_name), "wb");
+		size_t n = in ? fread(data, 1, sizeof data, in) : 0;
+		if (!in || !out || ferror(in) || !feof(in) || fwrite(data, 1, n, out) != n)
+			status = -1;
+		if (in)
+			fclose(in);
+		if (out && fclose(out) != 0)
+			status = -1;
+	}
+	closedir(d);
+	return status;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
 int main(void)
 {
-	setenv("OUTBOX_FIXTURES", FIXTURES_DIR, 1);
+	umask(077);
 	setenv("PROP_NAME", "expanded-name", 1);
-	if (!mkdtemp(scratch_dir) || chdir(scratch_dir) != 0) {
+	if (!mkdtemp(scratch_dir) || chdir(scratch_dir) != 0 || copy_fixture_files() != 0) {
 		perror("scratch directory");
 		return EXIT_FAILURE;
 	}
+	setenv("OUTBOX_FIXTURES", fixtures_copy, 1);
 	SRunner *sr = srunner_create(config_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
-	unlink(SCRATCH_FILE);
-	if (chdir("/") != 0 || rmdir(scratch_dir) != 0)
+	if (chdir("/") != 0 || nftw(scratch_dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS) != 0)
 		perror("removing scratch directory");
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -148,6 +148,24 @@ START_TEST(types_given_later_rebind)
 }
 END_TEST
 
+/* The relay's own messages (the heartbeat is transactional, doc/design.md §17) are never
+ * routed, even by a route whose glob matches every prefix. */
+START_TEST(reserved_prefix_is_never_routed)
+{
+	struct route_config route = {
+		.message_prefix = "*", .topic = "m/{prefix}", .qos = 1, .line = 1, .column = 1
+	};
+	struct config cfg = { .path = "cfg.yaml", .routes = &route, .nroutes = 1 };
+	struct outbox *o = outbox_new(&cfg, stderr);
+	ck_assert_ptr_nonnull(o);
+	ck_assert_ptr_nonnull(outbox_route_message(o, "shop.order"));
+	ck_assert_ptr_nonnull(outbox_route_message(o, "outbox-relay"));
+	ck_assert_ptr_null(outbox_route_message(o, "outbox-relay.heartbeat"));
+	ck_assert_ptr_null(outbox_route_message(o, "outbox-relay.drain"));
+	outbox_free(o);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("outbox");
@@ -158,6 +176,9 @@ int main(void)
 	tcase_add_test(tc, row_embeds_domains_as_their_base_types);
 	tcase_add_test(tc, types_given_later_rebind);
 	suite_add_tcase(s, tc);
+	TCase *messages = tcase_create("messages");
+	tcase_add_test(messages, reserved_prefix_is_never_routed);
+	suite_add_tcase(s, messages);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
