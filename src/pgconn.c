@@ -69,10 +69,13 @@ void pg_report_refusal(enum log_level level, const char *msg, const char *key, c
 	char fix[512];
 	struct refusal_who who = { refused.user, refused.database, NULL };
 	refusal_fix(refused.refusal, &who, fix, sizeof fix);
+	/* A failed connection has no SQLSTATE: the field is left out rather than empty. */
+	const char *state_key = refused.sqlstate[0] ? "sqlstate" : key;
+	const char *state_value = refused.sqlstate[0] ? refused.sqlstate : value;
 	log_write(level, msg, "cause", refusal_cause(refused.refusal), "role", refused.user, "host",
 	          refused.host, "port", refused.port, "database", refused.database, "fix", fix, "during",
-	          refused.during, "error", refused.error, "sqlstate", refused.sqlstate, key, value,
-	          (const char *)NULL);
+	          refused.during, "error", refused.error, state_key, state_value,
+	          refused.sqlstate[0] ? key : NULL, value, (const char *)NULL);
 }
 
 const char *pg_refusal_summary(void)
