@@ -25,3 +25,10 @@ uint32_t backoff_next(struct backoff *b, uint32_t random_value)
 	b->ceiling_ms = ceiling > b->max_ms / 2 ? b->max_ms : ceiling * 2;
 	return delay;
 }
+
+uint32_t backoff_after_session(struct backoff *b, bool healthy, uint32_t random_value)
+{
+	if (healthy)
+		backoff_reset(b);
+	return backoff_next(b, random_value);
+}

@@ -2,6 +2,7 @@
 #ifndef OUTBOX_BACKOFF_H
 #define OUTBOX_BACKOFF_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct backoff {
@@ -20,5 +21,10 @@ uint32_t backoff_next(struct backoff *b, uint32_t random_value);
 
 /* After a success. */
 void backoff_reset(struct backoff *b);
+
+/* After a session that failed: one that was healthy (it carried data, or lasted long enough,
+ * as its owner defines) starts again from min; any other failure, a connection refused or a
+ * session that ended before it was healthy, makes the delay grow. Returns the delay. */
+uint32_t backoff_after_session(struct backoff *b, bool healthy, uint32_t random_value);
 
 #endif

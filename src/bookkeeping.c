@@ -79,16 +79,17 @@ static int parse_row(const PGresult *res, struct checkpoint_row *row)
 	return PG_OK;
 }
 
-static void log_loaded(const struct checkpoint_row *row)
+static void log_loaded(const struct checkpoint_row *row, enum log_level level)
 {
 	char commit[LSN_BUFLEN], confirmed[LSN_BUFLEN], index[16];
 	snprintf(index, sizeof index, "%" PRId32, row->pos.acked.index);
-	log_info("checkpoint loaded", "commit_lsn", lsn_format(row->pos.acked.commit_lsn, commit),
-	         LOG_NUMBER("event_index"), index, "confirmed_lsn",
-	         lsn_format(row->pos.confirmed_lsn, confirmed));
+	log_write(level, "checkpoint loaded", "commit_lsn", lsn_format(row->pos.acked.commit_lsn, commit),
+	          LOG_NUMBER("event_index"), index, "confirmed_lsn",
+	          lsn_format(row->pos.confirmed_lsn, confirmed), (const char *)NULL);
 }
 
-int bookkeeping_load_checkpoint(PGconn *sql, const char *slot, struct checkpoint_row *row)
+int bookkeeping_load_checkpoint(PGconn *sql, const char *slot, struct checkpoint_row *row,
+                                enum log_level level)
 {
 	memset(row, 0, sizeof *row);
 	row->pos.acked.index = -1;
@@ -102,7 +103,7 @@ int bookkeeping_load_checkpoint(PGconn *sql, const char *slot, struct checkpoint
 	if (PQntuples(res) > 0)
 		status = parse_row(res, row);
 	if (PQntuples(res) > 0 && status == PG_OK)
-		log_loaded(row);
+		log_loaded(row, level);
 	PQclear(res);
 	return status;
 }
@@ -193,10 +194,16 @@ int bookkeeping_reject(PGconn *sql, const struct config *cfg, const struct event
 		return PG_FATAL;
 	}
 	int status = sql ? bookkeeping_dead_letter(sql, cfg->source.slot, ev, why) : PG_RETRY;
-	if (status == PG_FATAL)
-		/* The table refuses the row (privilege, constraint): retrying cannot help. */
+	if (status == PG_REFUSED) {
+		/* A privilege the table lacks, which no retry grants (doc/design.md §7). */
+		pg_report_refusal(LOG_ERROR, "event cannot be dead-lettered; stopping", "event_id",
+		                  ev->event_id.len ? ev->event_id.data : "");
+		status = PG_FATAL;
+	} else if (status == PG_FATAL) {
+		/* The table refuses the row (a constraint): retrying cannot help. */
 		log_event(LOG_ERROR, "event cannot be dead-lettered; stopping", ev, why);
-	else if (status == PG_OK)
+	} else if (status == PG_OK) {
 		log_event(LOG_WARN, "event dead-lettered", ev, why);
+	}
 	return status;
 }

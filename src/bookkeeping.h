@@ -15,6 +15,7 @@
 #include "config.h"
 #include "event.h"
 #include "ledger.h"
+#include "log.h"
 
 struct checkpoint_row {
 	struct ledger_pos pos;
@@ -25,8 +26,9 @@ struct checkpoint_row {
  * server before they return. */
 int bookkeeping_prepare(PGconn *sql, const struct config *cfg);
 
-/* Reads the slot's row (logged), or zeroes row (index -1) if there is none. */
-int bookkeeping_load_checkpoint(PGconn *sql, const char *slot, struct checkpoint_row *row);
+/* Reads the slot's row (logged at level), or zeroes row (index -1) if there is none. */
+int bookkeeping_load_checkpoint(PGconn *sql, const char *slot, struct checkpoint_row *row,
+                                enum log_level level);
 
 /* Writes the row durably. */
 int bookkeeping_save_checkpoint(PGconn *sql, const char *slot, const struct checkpoint_row *row);

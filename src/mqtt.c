@@ -1,6 +1,7 @@
 #include "mqtt.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 #include <poll.h>
@@ -10,6 +11,7 @@
 
 #include "backoff.h"
 #include "log.h"
+#include "refusal.h"
 #include "util.h"
 
 /* What the relay knows of the broker's session for its client id. */
@@ -37,8 +39,12 @@ struct mqtt {
 	int64_t retry_at;    /* when MQTT_DOWN: the next attempt */
 	uint64_t reconnects; /* connections lost */
 	int64_t last_misc_ms;
-	size_t host;     /* index in cfg->broker.hosts of the one tried now */
-	bool reached_up; /* the current attempt got a CONNACK */
+	size_t host;        /* index in cfg->broker.hosts of the one tried now */
+	bool reached_up;    /* the current attempt got a CONNACK */
+	bool relay_started; /* the relay has started: refusals are retried */
+	int64_t up_at;      /* when the connection reached MQTT_UP */
+	bool carried;       /* the connection has had a message acknowledged */
+	char trouble[512];
 
 	enum broker_session session;
 	bool persistent;           /* broker.session_expiry > 0: sessions outlive a connection */
@@ -150,6 +156,9 @@ static void on_session(struct mqtt *m, bool present)
 	m->session = m->persistent ? SESSION_OURS : SESSION_EMPTY;
 	m->state = MQTT_UP;
 	m->reached_up = true;
+	m->up_at = monotonic_ms();
+	m->carried = false;
+	m->trouble[0] = '\0';
 	m->started = resumed ? MQTT_SESSION_RESUMED : MQTT_SESSION_NEW;
 	log_connected(m, resumed ? "resumed" : "new");
 }
@@ -159,19 +168,94 @@ static uint32_t jitter(void)
 	return (uint32_t)random();
 }
 
+static bool connected(const struct mqtt *m)
+{
+	return m->state == MQTT_CONNECTING || m->state == MQTT_UP;
+}
+
+/* Healthy (doc/design.md §20): a connection that had a message acknowledged, or stayed up for
+ * one keepalive. A broker that accepts and then drops every connection at once (a session
+ * taken over again and again, a listener that closes) is retried ever more slowly. */
+static bool was_healthy(const struct mqtt *m)
+{
+	return m->state == MQTT_UP &&
+	       (m->carried || monotonic_ms() - m->up_at >= (int64_t)m->cfg->broker.keepalive_ms);
+}
+
+static uint32_t schedule_retry(struct mqtt *m, bool healthy)
+{
+	uint32_t delay = backoff_after_session(&m->backoff, healthy, jitter());
+	m->retry_at = monotonic_ms() + delay;
+	return delay;
+}
+
 /* A connection ended. Without persistent sessions nothing the client holds can be resumed.
  * The next attempt waits out the backoff, unless the module ended the connection itself to
- * open a better one at once (on_session). */
-static void connection_gone(struct mqtt *m)
+ * open a better one at once (on_session). Returns that delay, or 0 when none was set. */
+static uint32_t connection_gone(struct mqtt *m)
 {
-	bool was_up = m->state != MQTT_DOWN;
+	if (!connected(m))
+		return 0;
+	bool healthy = was_healthy(m);
 	m->state = MQTT_DOWN;
 	if (!m->persistent)
 		m->reset_client = true;
-	if (was_up && !m->connect_now) {
-		m->reconnects++;
-		m->retry_at = monotonic_ms() + backoff_next(&m->backoff, jitter());
+	if (m->connect_now)
+		return 0;
+	m->reconnects++;
+	return schedule_retry(m, healthy);
+}
+
+/* One line for a connection that failed or ended: which broker, why, and when the next
+ * attempt comes; the same in a few words for mqtt_trouble. */
+static void log_gone(const struct mqtt *m, enum log_level level, const char *msg, const char *reason,
+                     uint32_t delay)
+{
+	char port[8], in[16];
+	snprintf(port, sizeof port, "%d", current_host(m)->port);
+	snprintf(in, sizeof in, "%" PRIu32 "ms", delay);
+	log_write(level, msg, "host", current_host(m)->host, LOG_NUMBER("port"), port, "reason", reason,
+	          delay ? "in" : NULL, in, (const char *)NULL);
+}
+
+static void note_trouble(struct mqtt *m, const char *what, const char *reason)
+{
+	snprintf(m->trouble, sizeof m->trouble, "%s: %s (%s:%d)", what, reason, current_host(m)->host,
+	         current_host(m)->port);
+}
+
+/* The broker answered CONNECT with a refusal. One that no retry can change (credentials,
+ * client id, protocol version) ends the process before its first start, in one line that
+ * says what to fix; afterwards, like any other refusal, it waits out the backoff. */
+static void connack_refused(struct mqtt *m, int rc)
+{
+	bool v5 = m->cfg->broker.protocol == BROKER_MQTT_V5;
+	const char *reason = v5 ? mosquitto_reason_string(rc) : mosquitto_connack_string(rc);
+	enum refusal r = refusal_of_connack(v5, rc);
+	m->purging = false;
+	m->connect_now = false;
+	if (r == REFUSAL_NONE) {
+		log_gone(m, LOG_WARN, "broker refused the connection", reason, connection_gone(m));
+		note_trouble(m, "broker refused the connection", reason);
+		return;
 	}
+	char port[8], fix[512], in[16] = "";
+	struct refusal_who who = { m->cfg->broker.username, NULL, m->cfg->broker.client_id };
+	snprintf(port, sizeof port, "%d", current_host(m)->port);
+	refusal_fix(r, &who, fix, sizeof fix);
+	note_trouble(m, "broker refused the relay", refusal_cause(r));
+	const char *msg = "the broker refused the relay before its first start; stopping";
+	if (m->relay_started) {
+		snprintf(in, sizeof in, "%" PRIu32 "ms", connection_gone(m));
+		msg = "the broker refused the relay; retrying";
+	} else {
+		m->state = MQTT_DENIED;
+	}
+	log_write(LOG_ERROR, msg, "cause", refusal_cause(r), "host", current_host(m)->host,
+	          LOG_NUMBER("port"), port, "username",
+	          m->cfg->broker.username ? m->cfg->broker.username : "", "client_id",
+	          m->cfg->broker.client_id, "reason", reason, "fix", fix, m->relay_started ? "in" : NULL, in,
+	          (const char *)NULL);
 }
 
 static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, const mosquitto_property *props)
@@ -179,15 +263,8 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, con
 	struct mqtt *m = obj;
 	(void)props;
 	if (rc != 0) {
-		/* Refused (bad credentials, client id not allowed...): the library would retry
-		 * forever on its own terms; we close and let the caller back off. */
-		char port[8];
-		snprintf(port, sizeof port, "%d", current_host(m)->port);
-		log_warn("broker refused the connection", "host", current_host(m)->host, LOG_NUMBER("port"),
-		         port, "reason", mosquitto_reason_string(rc));
-		m->purging = false;
-		m->connect_now = false;
-		connection_gone(m);
+		/* The library would retry on its own terms: close, and back off. */
+		connack_refused(m, rc);
 		mosquitto_disconnect(mosq);
 		return;
 	}
@@ -201,10 +278,13 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc, const mosqu
 	(void)props;
 	/* rc is the broker's MQTT 5 reason code when it said why (0x8E: session taken over
 	 * by a client with the same id), else a library error. */
-	if (m->state != MQTT_DOWN && rc != 0)
-		log_warn("disconnected from broker", "reason",
-		         rc >= 0x80 ? mosquitto_reason_string(rc) : mosquitto_strerror(rc));
-	connection_gone(m);
+	bool unexpected = connected(m) && rc != 0;
+	const char *reason = rc >= 0x80 ? mosquitto_reason_string(rc) : mosquitto_strerror(rc);
+	uint32_t delay = connection_gone(m);
+	if (unexpected) {
+		log_gone(m, LOG_WARN, "disconnected from broker", reason, delay);
+		note_trouble(m, "disconnected from broker", reason);
+	}
 }
 
 /* Reason codes that say the broker did not take the message this time, not that it never
@@ -224,7 +304,7 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid, int reason,
 	(void)props;
 	if (!reason_is_session_trouble(reason)) {
 		/* The connection carries data: a later failure starts the backoff afresh. */
-		backoff_reset(&m->backoff);
+		m->carried = true;
 		ack_push(&m->acks, mid, reason);
 		return;
 	}
@@ -386,6 +466,7 @@ static int start_connection(struct mqtt *m)
 		choose_next_host(m);
 	if ((m->reset_client && replace_client(m) < 0) || store_connect_properties(m) < 0) {
 		m->state = MQTT_DOWN;
+		schedule_retry(m, false);
 		return -1;
 	}
 	const struct broker_address *to = current_host(m);
@@ -393,11 +474,10 @@ static int start_connection(struct mqtt *m)
 	 * them again once connected, if the broker kept the session (on_session). */
 	rc = mosquitto_connect_async(m->mosq, to->host, to->port, keepalive);
 	if (rc != MOSQ_ERR_SUCCESS) {
-		char port[8];
-		snprintf(port, sizeof port, "%d", to->port);
-		log_warn("cannot connect to broker", "host", to->host, LOG_NUMBER("port"), port, "error",
-		         rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+		const char *error = rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc);
 		m->state = MQTT_DOWN;
+		log_gone(m, LOG_WARN, "cannot connect to broker", error, schedule_retry(m, false));
+		note_trouble(m, "cannot connect to broker", error);
 		return -1;
 	}
 	m->state = MQTT_CONNECTING;
@@ -408,12 +488,25 @@ void mqtt_maintain(struct mqtt *m, int64_t now, bool wanted)
 {
 	if (!wanted || m->state != MQTT_DOWN || now < m->retry_at)
 		return;
-	if (start_connection(m) < 0)
-		m->retry_at = now + backoff_next(&m->backoff, jitter());
+	start_connection(m); /* a failure has set the next attempt */
+}
+
+void mqtt_mark_started(struct mqtt *m)
+{
+	m->relay_started = true;
+}
+
+const char *mqtt_trouble(const struct mqtt *m)
+{
+	if (m->state == MQTT_UP)
+		return NULL;
+	return m->trouble[0] ? m->trouble : "broker not connected yet";
 }
 
 int64_t mqtt_deadline(const struct mqtt *m)
 {
+	if (m->state == MQTT_DENIED)
+		return 0; /* nothing more to do */
 	return m->state == MQTT_DOWN ? m->retry_at : m->last_misc_ms + 1000;
 }
 
@@ -436,40 +529,43 @@ enum mqtt_state mqtt_state(const struct mqtt *m)
 
 int mqtt_socket(const struct mqtt *m)
 {
-	return m->state == MQTT_DOWN ? -1 : mosquitto_socket(m->mosq);
+	return connected(m) ? mosquitto_socket(m->mosq) : -1;
 }
 
 bool mqtt_want_write(const struct mqtt *m)
 {
-	return m->state != MQTT_DOWN && mosquitto_want_write(m->mosq);
+	return connected(m) && mosquitto_want_write(m->mosq);
 }
 
 /* A failed read or write means the connection is gone, whatever the callback said. */
 static void check_io(struct mqtt *m, int rc, const char *what)
 {
-	if (rc == MOSQ_ERR_SUCCESS || m->state == MQTT_DOWN)
+	if (rc == MOSQ_ERR_SUCCESS || !connected(m))
 		return;
-	log_warn("broker connection lost", "during", what, "error",
-	         rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
-	connection_gone(m);
+	const char *error = rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc);
+	char reason[128];
+	snprintf(reason, sizeof reason, "%s during %s", error, what);
+	log_gone(m, LOG_WARN, "broker connection lost", reason, connection_gone(m));
+	note_trouble(m, "broker connection lost", reason);
 }
 
 void mqtt_handle_io(struct mqtt *m, bool readable, bool writable)
 {
-	if (readable && m->state != MQTT_DOWN)
+	if (readable && connected(m))
 		check_io(m, mosquitto_loop_read(m->mosq, 1), "read");
-	if (writable && m->state != MQTT_DOWN)
+	if (writable && connected(m))
 		check_io(m, mosquitto_loop_write(m->mosq, 1), "write");
-	/* A connection ended on purpose (on_session) is followed by the next one at once. */
-	if (m->state == MQTT_DOWN && m->connect_now && start_connection(m) < 0)
-		m->retry_at = monotonic_ms() + backoff_next(&m->backoff, jitter());
+	/* A connection ended on purpose (on_session) is followed by the next one at once; a
+	 * failure has set the next attempt. */
+	if (m->state == MQTT_DOWN && m->connect_now)
+		start_connection(m);
 	mqtt_tick(m);
 }
 
 void mqtt_tick(struct mqtt *m)
 {
 	int64_t now = monotonic_ms();
-	if (m->state == MQTT_DOWN || now - m->last_misc_ms < 1000)
+	if (!connected(m) || now - m->last_misc_ms < 1000)
 		return;
 	m->last_misc_ms = now;
 	check_io(m, mosquitto_loop_misc(m->mosq), "keepalive");
@@ -557,7 +653,7 @@ const char *mqtt_reason_text(int reason)
 
 void mqtt_disconnect(struct mqtt *m, int timeout_ms, bool end_session)
 {
-	if (m->state == MQTT_DOWN)
+	if (!connected(m))
 		return;
 	/* With nothing in flight the session holds nothing worth keeping: MQTT 5 lets us end it,
 	 * so the next start finds none to clear. */

@@ -34,6 +34,8 @@ enum mqtt_state {
 	MQTT_DOWN,       /* no connection: call mqtt_connect (after a backoff) */
 	MQTT_CONNECTING, /* TCP or CONNECT/CONNACK under way */
 	MQTT_UP,         /* CONNACK accepted */
+	MQTT_DENIED,     /* before the relay's first start, the broker refused the credentials,
+	                  * the client id or the protocol version (logged): stop, status 78 */
 };
 
 enum mqtt_session {
@@ -54,8 +56,18 @@ struct mqtt;
 struct mqtt *mqtt_new(const struct config *cfg);
 void mqtt_free(struct mqtt *m);
 
-/* Connects when down, wanted, and the backoff since the last failure has passed. */
+/* Connects when down, wanted, and the backoff since the last failure has passed. The
+ * backoff grows with every failure, starting afresh only after a healthy connection: one
+ * that had a message acknowledged or stayed up for one keepalive (doc/design.md §20). */
 void mqtt_maintain(struct mqtt *m, int64_t now, bool wanted);
+
+/* The relay has started (READY): from now on the broker's refusals are retried, at error
+ * level, instead of ending the process. */
+void mqtt_mark_started(struct mqtt *m);
+
+/* What keeps the broker connection down, in one line for a status ("broker refused the relay:
+ * the broker refuses the credentials (mqtt.example:8883)"), or NULL when up. */
+const char *mqtt_trouble(const struct mqtt *m);
 
 /* When mqtt_maintain or mqtt_tick next has work (monotonic ms). */
 int64_t mqtt_deadline(const struct mqtt *m);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "refusal.h"
 #include "util.h"
 
 /* SQLSTATEs worth waiting out rather than dying on. */
@@ -30,6 +31,58 @@ static const char *chomp(char *text, size_t size, const char *msg)
 	return text;
 }
 
+/* ---- refusals ---- */
+
+/* The last refusal seen, until the caller reports it. */
+static struct {
+	enum refusal refusal;
+	char during[128];
+	char error[512];
+	char sqlstate[6];
+	char user[64], host[256], port[16], database[64];
+	char summary[640];
+} refused;
+
+static void copy_text(char *to, size_t size, const char *from)
+{
+	snprintf(to, size, "%s", from ? from : "");
+}
+
+static void record_refusal(PGconn *conn, enum refusal r, const char *during, const char *state,
+                           const char *error)
+{
+	refused.refusal = r;
+	copy_text(refused.during, sizeof refused.during, during);
+	chomp(refused.error, sizeof refused.error, error);
+	copy_text(refused.sqlstate, sizeof refused.sqlstate, state);
+	copy_text(refused.user, sizeof refused.user, PQuser(conn));
+	copy_text(refused.host, sizeof refused.host, PQhost(conn));
+	copy_text(refused.port, sizeof refused.port, PQport(conn));
+	copy_text(refused.database, sizeof refused.database, PQdb(conn));
+	snprintf(refused.summary, sizeof refused.summary,
+	         "PostgreSQL refused: %s (role %s at %s:%s, database %s)", refusal_cause(r), refused.user,
+	         refused.host, refused.port, refused.database);
+}
+
+void pg_report_refusal(enum log_level level, const char *msg, const char *key, const char *value)
+{
+	char fix[512];
+	struct refusal_who who = { refused.user, refused.database, NULL };
+	refusal_fix(refused.refusal, &who, fix, sizeof fix);
+	/* A failed connection has no SQLSTATE: the field is left out rather than empty. */
+	const char *state_key = refused.sqlstate[0] ? "sqlstate" : key;
+	const char *state_value = refused.sqlstate[0] ? refused.sqlstate : value;
+	log_write(level, msg, "cause", refusal_cause(refused.refusal), "role", refused.user, "host",
+	          refused.host, LOG_NUMBER("port"), refused.port, "database", refused.database, "fix", fix,
+	          "during", refused.during, "error", refused.error, state_key, state_value,
+	          refused.sqlstate[0] ? key : NULL, value, (const char *)NULL);
+}
+
+const char *pg_refusal_summary(void)
+{
+	return refused.summary;
+}
+
 int pg_failure(PGconn *conn, const PGresult *res, const char *msg)
 {
 	char detail[512];
@@ -44,6 +97,13 @@ int pg_failure(PGconn *conn, const PGresult *res, const char *msg)
 	if (state && strcmp(state, "55006") == 0) {
 		log_debug(msg, "error", detail, "sqlstate", state);
 		return PG_STANDBY;
+	}
+	/* Only a server's answer is a refusal: a connection that broke has no SQLSTATE. */
+	enum refusal r = state && !transient ? refusal_of_pg(state, text, false) : REFUSAL_NONE;
+	if (r != REFUSAL_NONE) {
+		log_debug(msg, "error", detail, "sqlstate", state);
+		record_refusal(conn, r, msg, state, text);
+		return PG_REFUSED;
 	}
 	log_write(transient ? LOG_WARN : LOG_ERROR, msg, "error", detail, "sqlstate", state ? state : "",
 	          (const char *)NULL);
@@ -88,7 +148,7 @@ static char *session_options(const char *conninfo)
 	return b.data;
 }
 
-PGconn *pg_connect(const struct config *cfg, bool replication, const char *purpose)
+PGconn *pg_connect(const struct config *cfg, bool replication, const char *purpose, int *status)
 {
 	/* expand_dbname: the first "dbname" value may be a whole conninfo string or URI;
 	 * later keywords override what it says. */
@@ -113,9 +173,18 @@ PGconn *pg_connect(const struct config *cfg, bool replication, const char *purpo
 	PGconn *conn = PQconnectdbParams(keys, values, 1);
 	free(options);
 	if (PQstatus(conn) != CONNECTION_OK) {
-		char detail[512];
-		log_warn("cannot connect to PostgreSQL", "purpose", purpose, "error",
-		         chomp(detail, sizeof detail, PQerrorMessage(conn)));
+		/* libpq gives no SQLSTATE here: its words, and whether a password was wanted. */
+		enum refusal r = refusal_of_pg(NULL, PQerrorMessage(conn), PQconnectionNeedsPassword(conn));
+		char detail[512], during[64];
+		if (r != REFUSAL_NONE) {
+			snprintf(during, sizeof during, "connecting (%s)", purpose);
+			record_refusal(conn, r, during, NULL, PQerrorMessage(conn));
+			*status = PG_REFUSED;
+		} else {
+			log_warn("cannot connect to PostgreSQL", "purpose", purpose, "error",
+			         chomp(detail, sizeof detail, PQerrorMessage(conn)));
+			*status = PG_RETRY;
+		}
 		PQfinish(conn);
 		return NULL;
 	}
@@ -124,8 +193,11 @@ PGconn *pg_connect(const struct config *cfg, bool replication, const char *purpo
 	 * that is not UTF-8 would end the stream instead of being set aside (doc/design.md §5).
 	 * Its bytes are taken as stored, as before. */
 	const char *server = PQparameterStatus(conn, "server_encoding");
-	if (server && strcmp(server, "SQL_ASCII") == 0 &&
-	    pg_exec(conn, "SET client_encoding TO 'SQL_ASCII'", "cannot set the client encoding") != PG_OK) {
+	*status = server && strcmp(server, "SQL_ASCII") == 0
+	                  ? pg_exec(conn, "SET client_encoding TO 'SQL_ASCII'",
+	                            "cannot set the client encoding")
+	                  : PG_OK;
+	if (*status != PG_OK) {
 		PQfinish(conn);
 		return NULL;
 	}

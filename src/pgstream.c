@@ -48,9 +48,8 @@ static int start_streaming(struct pgstream *r, const struct config *cfg, lsn_t s
 struct pgstream *pgstream_start(const struct config *cfg, lsn_t start, int *status)
 {
 	struct pgstream *r = xcalloc(1, sizeof *r);
-	r->conn = pg_connect(cfg, true, "replication");
+	r->conn = pg_connect(cfg, true, "replication", status);
 	if (!r->conn) {
-		*status = PG_RETRY;
 		free(r);
 		return NULL;
 	}

@@ -30,7 +30,7 @@ int pg_emit_marker(PGconn *sql, bool transactional, const char *prefix, const ch
 struct pgstream;
 
 /* Connects with replication=database and starts streaming from start. NULL on failure,
- * with *status set to PG_RETRY or PG_FATAL. */
+ * with *status set to its pg_status (PG_RETRY, PG_STANDBY, PG_REFUSED, PG_FATAL). */
 struct pgstream *pgstream_start(const struct config *cfg, lsn_t start, int *status);
 
 /* Sends a last status update confirming lsn, ends COPY in order and closes. */

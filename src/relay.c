@@ -29,7 +29,7 @@ enum stop_reason {
 	RUNNING,
 	STOP_SIGNAL,  /* SIGTERM/SIGINT: wait for acks up to drain_timeout */
 	STOP_DRAINED, /* --drain reached the marker and everything is acknowledged */
-	STOP_FATAL,   /* exit 1 (or 78 when the routes do not match the database) */
+	STOP_FATAL,   /* exit_status says which: 1, or 78 for a configuration the servers refuse */
 };
 
 /* Periodic work is a table further down, walked by the step and the poll timeout: a new
@@ -58,9 +58,11 @@ struct relay {
 	lsn_t drain_target; /* --drain: the marker emitted at start */
 	bool drain_reached;
 	enum stop_reason stop;
-	bool config_mismatch; /* stopping because routes name what the database lacks */
+	int exit_status; /* with STOP_FATAL */
 	int64_t stop_deadline;
-	bool ready_sent; /* READY=1 told to the service manager */
+	/* READY=1 told to the service manager: the relay has started. Before, a refusal by
+	 * either server ends the process with status 78; after, it is retried. */
+	bool ready_sent;
 
 	struct stats stats;
 	struct stats_state shown; /* what STATUS= last said */
@@ -72,6 +74,14 @@ struct relay {
 static void fail(struct relay *r)
 {
 	r->stop = STOP_FATAL;
+	r->exit_status = EXIT_FATAL;
+}
+
+/* The configuration does not fit what the servers have or allow (logged). */
+static void fail_config(struct relay *r)
+{
+	r->stop = STOP_FATAL;
+	r->exit_status = EXIT_CONFIG;
 }
 
 static bool streaming(const struct relay *r)
@@ -81,12 +91,15 @@ static bool streaming(const struct relay *r)
 
 /* ---- the PostgreSQL session --------------------------------------------------------- */
 
-/* The session failed: what was received but not published is received again. */
+/* The session failed: what was received but not published is received again. A refusal
+ * before the first start ends the process (source_close reported it). */
 static void pg_lost(struct relay *r, int status)
 {
 	source_close(r->pg, status, monotonic_ms());
 	txn_end(&r->txn);
 	r->ev_pending = false;
+	if (source_state(r->pg) == SOURCE_REFUSED)
+		fail_config(r);
 }
 
 /* What a query's status means for the session: go on, stop for good, or reconnect. Returns
@@ -100,9 +113,12 @@ static bool query_done(struct relay *r, int status)
 	return status == PG_OK;
 }
 
+/* Quietly while waiting as a standby: it is read again on every attempt, since the active
+ * relay moves it on. */
 static int load_checkpoint(struct relay *r)
 {
-	int status = bookkeeping_load_checkpoint(source_sql(r->pg), r->cfg->source.slot, &r->saved);
+	enum log_level level = source_state(r->pg) == SOURCE_STANDBY ? LOG_DEBUG : LOG_INFO;
+	int status = bookkeeping_load_checkpoint(source_sql(r->pg), r->cfg->source.slot, &r->saved, level);
 	if (status != PG_OK)
 		return status;
 	r->handled = r->saved.pos.acked;
@@ -148,15 +164,19 @@ static void maintain_source(struct relay *r, int64_t now)
 	int status = open_session(r, now);
 	if (status == PG_OK)
 		return;
+	if (status == PG_FATAL || status == PG_CONFIG) {
+		/* Logged where it was found; the connections close as the relay ends. */
+		if (status == PG_CONFIG)
+			fail_config(r);
+		else
+			fail(r);
+		return;
+	}
 	pg_lost(r, status);
 	if (status == PG_STANDBY && !r->ready_sent) {
 		/* The active relay moves the checkpoint on: read it again when taking over. */
 		delivery_free(r->delivery);
 		r->delivery = NULL;
-	}
-	if (status == PG_FATAL || status == PG_CONFIG) {
-		r->config_mismatch = status == PG_CONFIG;
-		fail(r);
 	}
 }
 
@@ -242,6 +262,8 @@ static void notify_when_ready(struct relay *r)
 	if (r->ready_sent || !streaming(r) || mqtt_state(r->mqtt) != MQTT_UP)
 		return;
 	r->ready_sent = true;
+	source_mark_started(r->pg);
+	mqtt_mark_started(r->mqtt);
 	notify_ready("streaming");
 	log_info("ready: replication and broker connected, checkpoint loaded");
 }
@@ -434,7 +456,7 @@ static size_t receive_buffered(struct relay *r)
 			break;
 		}
 		if (status != PG_OK || handle_frame(r, &frame) < 0) {
-			pg_lost(r, PG_RETRY);
+			pg_lost(r, status != PG_OK ? status : PG_RETRY);
 			break;
 		}
 		handled++;
@@ -448,7 +470,7 @@ static void receive(struct relay *r)
 	size_t handled = receive_buffered(r);
 	/* Once a batch, not once a message: the clock is read off the hot path. */
 	if (streaming(r) && (!listening || handled))
-		source_heard(r->pg, monotonic_ms(), handled > 0);
+		source_heard(r->pg, monotonic_ms());
 }
 
 /* ---- bookkeeping -------------------------------------------------------------------- */
@@ -776,6 +798,10 @@ enum { FD_SIGNAL, FD_PG, FD_MQTT, NFDS };
 static void mqtt_io(struct relay *r, short revents)
 {
 	mqtt_handle_io(r->mqtt, revents & (POLLIN | POLLERR | POLLHUP), revents & POLLOUT);
+	if (mqtt_state(r->mqtt) == MQTT_DENIED) {
+		fail_config(r); /* before the first start: mqtt.c said why */
+		return;
+	}
 	take_acks(r);
 	session_started(r, mqtt_take_session(r->mqtt));
 	notify_when_ready(r);
@@ -906,7 +932,7 @@ int relay_run(struct config *cfg, struct outbox **outbox, const struct relay_opt
 		final_bookkeeping(&r);
 	mqtt_disconnect(r.mqtt, 2000, flushed(&r));
 	stats_summary(&r.stats, r.delivery ? delivery_inflight(r.delivery) : 0, source_confirmed(r.pg));
-	int status = r.stop != STOP_FATAL ? EXIT_CLEAN : r.config_mismatch ? EXIT_CONFIG : EXIT_FATAL;
+	int status = r.stop != STOP_FATAL ? EXIT_CLEAN : r.exit_status;
 	relay_finish(&r);
 	return status;
 }

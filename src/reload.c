@@ -70,6 +70,8 @@ static int prepare_routes(PGconn *sql, const struct config *next, const struct o
 	if (status == PG_OK)
 		status = catalog_ensure_publication(sql, next);
 	*sql_lost = status == PG_RETRY;
+	if (status == PG_REFUSED) /* a privilege the new routes need (pgconn.h: reported here) */
+		pg_report_refusal(LOG_ERROR, "the new routes cannot be prepared", NULL, NULL);
 	return *sql_lost ? PG_OK : status;
 }
 

@@ -8,7 +8,8 @@
 #include "log.h"
 #include "util.h"
 
-#define STANDBY_RETRY_MS 1000 /* how often a standby asks for the slot */
+#define STANDBY_RETRY_MS 1000     /* how often a standby asks for the slot */
+#define STANDBY_REMINDER_MS 60000 /* how often a standby says it still waits */
 /* Periodic status updates ask the server to answer; a server silent this many intervals
  * while the relay reads is taken for a frozen peer or a dead path, and dropped. */
 #define SILENT_INTERVALS 3
@@ -19,12 +20,17 @@ struct source {
 	PGconn *sql;
 	struct pgstream *stream;
 	struct backoff backoff;
-	bool backoff_pending_reset; /* reset it once the stream carries changes */
-	int64_t retry_at;           /* not streaming: the next attempt */
-	int64_t heard_at;           /* streaming: the stream's last data */
-	int64_t status_at;          /* streaming: the next periodic status update */
-	lsn_t confirmed;            /* what the slot was last told */
+	bool started;             /* the relay has started: refusals are retried */
+	int64_t retry_at;         /* not streaming: the next attempt */
+	int64_t streaming_since;  /* streaming: since when */
+	lsn_t confirmed_at_start; /* streaming: what the slot had been told when it began */
+	int64_t heard_at;         /* streaming: the stream's last data */
+	int64_t status_at;        /* streaming: the next periodic status update */
+	lsn_t confirmed;          /* what the slot was last told */
+	int64_t standby_since;    /* standby: since when, and when it last said so */
+	int64_t standby_said_at;
 	uint64_t reconnects;
+	char trouble[700]; /* not streaming: why, for source_trouble */
 };
 
 struct source *source_new(const struct config *cfg)
@@ -62,14 +68,15 @@ enum source_state source_state(const struct source *s)
 
 bool source_due(const struct source *s, int64_t now)
 {
-	return s->state != SOURCE_STREAMING && now >= s->retry_at;
+	return (s->state == SOURCE_DOWN || s->state == SOURCE_STANDBY) && now >= s->retry_at;
 }
 
 int source_connect(struct source *s)
 {
+	int status = PG_OK;
 	if (!s->sql)
-		s->sql = pg_connect(s->cfg, false, "bookkeeping");
-	return s->sql ? PG_OK : PG_RETRY;
+		s->sql = pg_connect(s->cfg, false, "bookkeeping", &status);
+	return status;
 }
 
 PGconn *source_sql(const struct source *s)
@@ -86,13 +93,12 @@ int source_start(struct source *s, lsn_t start, int64_t now)
 	if (s->state == SOURCE_STANDBY)
 		log_info("the slot is free: taking over", "slot", s->cfg->source.slot);
 	s->state = SOURCE_STREAMING;
-	/* Not yet: a stream that fails at once (say, on its first change) must not be retried
-	 * at the shortest delay for ever. */
-	s->backoff_pending_reset = true;
-	s->heard_at = now;
+	s->trouble[0] = '\0';
+	s->streaming_since = s->heard_at = now;
 	s->status_at = now + s->cfg->source.status_interval_ms;
 	if (s->confirmed < start)
 		s->confirmed = start;
+	s->confirmed_at_start = s->confirmed;
 	return PG_OK;
 }
 
@@ -101,36 +107,89 @@ struct pgstream *source_stream(const struct source *s)
 	return s->state == SOURCE_STREAMING ? s->stream : NULL;
 }
 
-static void schedule_retry(struct source *s, int64_t now)
+/* Healthy: the session told the slot something new, or streamed for a status interval. A
+ * session that fails sooner, having only received (the same transaction again, say, whose
+ * dead letter the database cannot write), is no evidence that the next one will do better. */
+static bool was_healthy(const struct source *s, int64_t now)
 {
-	uint32_t delay = backoff_next(&s->backoff, (uint32_t)random());
-	if (s->state == SOURCE_STANDBY && delay > STANDBY_RETRY_MS)
-		delay = STANDBY_RETRY_MS; /* take over soon after the slot is freed */
-	char text[16];
-	snprintf(text, sizeof text, "%" PRIu32 "ms", delay);
-	log_write(s->state == SOURCE_STANDBY ? LOG_DEBUG : LOG_INFO, "PostgreSQL unavailable, retrying", "in",
-	          text, (const char *)NULL);
-	s->retry_at = now + delay;
+	return s->state == SOURCE_STREAMING &&
+	       (s->confirmed > s->confirmed_at_start ||
+	        now - s->streaming_since >= (int64_t)s->cfg->source.status_interval_ms);
+}
+
+static void format_ms(char *text, size_t size, int64_t ms)
+{
+	snprintf(text, size, "%" PRId64 "ms", ms);
+}
+
+/* The slot streams to another process: asking again every second is the standby's life, said
+ * once, then at most once a minute. The backoff starts afresh: the server is there. */
+static void wait_as_standby(struct source *s, int64_t now)
+{
+	if (s->state != SOURCE_STANDBY) {
+		log_info("the slot is in use by another process: waiting as a standby until it is free",
+		         "slot", s->cfg->source.slot);
+		s->standby_since = s->standby_said_at = now;
+	} else if (now - s->standby_said_at >= STANDBY_REMINDER_MS) {
+		char waited[24];
+		format_ms(waited, sizeof waited, now - s->standby_since);
+		log_info("still waiting as a standby: the slot is in use by another process", "slot",
+		         s->cfg->source.slot, "waiting_for", waited);
+		s->standby_said_at = now;
+	}
+	s->state = SOURCE_STANDBY;
+	snprintf(s->trouble, sizeof s->trouble, "standby: slot %s is in use by another process",
+	         s->cfg->source.slot);
+	backoff_reset(&s->backoff);
+	s->retry_at = now + STANDBY_RETRY_MS;
 }
 
 void source_close(struct source *s, int status, int64_t now)
 {
+	bool healthy = was_healthy(s, now);
 	close_connections(s);
 	s->reconnects++;
-	if (status == PG_STANDBY && s->state != SOURCE_STANDBY)
-		log_info("the slot is in use by another process: waiting as a standby until it is free",
-		         "slot", s->cfg->source.slot);
-	s->state = status == PG_STANDBY ? SOURCE_STANDBY : SOURCE_DOWN;
-	schedule_retry(s, now);
+	if (status == PG_STANDBY) {
+		wait_as_standby(s, now);
+		return;
+	}
+	if (status == PG_REFUSED && !s->started) {
+		pg_report_refusal(LOG_ERROR, "PostgreSQL refused the relay before its first start; stopping",
+		                  NULL, NULL);
+		s->state = SOURCE_REFUSED;
+		snprintf(s->trouble, sizeof s->trouble, "%s", pg_refusal_summary());
+		return;
+	}
+	s->state = SOURCE_DOWN;
+	uint32_t delay = backoff_after_session(&s->backoff, healthy, (uint32_t)random());
+	s->retry_at = now + delay;
+	char in[16];
+	format_ms(in, sizeof in, delay);
+	if (status == PG_REFUSED) {
+		/* Never "unavailable": the server answered, and said no. */
+		pg_report_refusal(LOG_ERROR, "PostgreSQL refused the relay; retrying", "in", in);
+		snprintf(s->trouble, sizeof s->trouble, "%s", pg_refusal_summary());
+	} else {
+		log_info("PostgreSQL unavailable, retrying", "in", in);
+		snprintf(s->trouble, sizeof s->trouble, "PostgreSQL unavailable");
+	}
 }
 
-void source_heard(struct source *s, int64_t now, bool carried_changes)
+void source_mark_started(struct source *s)
+{
+	s->started = true;
+}
+
+const char *source_trouble(const struct source *s)
+{
+	if (s->state == SOURCE_STREAMING)
+		return NULL;
+	return s->trouble[0] ? s->trouble : "PostgreSQL not connected yet";
+}
+
+void source_heard(struct source *s, int64_t now)
 {
 	s->heard_at = now;
-	if (carried_changes && s->backoff_pending_reset) {
-		backoff_reset(&s->backoff);
-		s->backoff_pending_reset = false;
-	}
 }
 
 static int send_status(struct source *s, bool reply_requested)
@@ -185,6 +244,8 @@ int source_tick(struct source *s, int64_t now, bool listening)
 
 int64_t source_deadline(const struct source *s)
 {
+	if (s->state == SOURCE_REFUSED)
+		return 0; /* nothing more to do */
 	if (s->state != SOURCE_STREAMING)
 		return s->retry_at;
 	int64_t silent_at = s->heard_at + silence_limit(s) + 1;

@@ -6,10 +6,18 @@
  *   SOURCE_DOWN       no connection; the next attempt when the backoff has passed
  *   SOURCE_STANDBY    another process streams from the slot; asking again every second
  *   SOURCE_STREAMING  both connections up, the stream started
+ *   SOURCE_REFUSED    PostgreSQL refused the configuration before the relay's first start:
+ *                     no retry; the caller stops with status 78
  *
- * Each change of state is logged once. Opening is the caller's sequence, since it needs
- * what the caller holds (routes, checkpoint, slot): source_connect, the caller's steps on
- * source_sql(), then source_start; any failure on the way goes to source_close.
+ * Each change of state is logged once; a standby that keeps waiting says so again at most
+ * once a minute. Opening is the caller's sequence, since it needs what the caller holds
+ * (routes, checkpoint, slot): source_connect, the caller's steps on source_sql(), then
+ * source_start; any failure on the way goes to source_close.
+ *
+ * Backoff (doc/design.md §20): a session is healthy once it has confirmed a new position to
+ * the slot or streamed for one status interval. A failure after a healthy session retries
+ * after the shortest delay; every other failure, on either connection (a dead letter or a
+ * checkpoint the database refuses to write included), makes the delay grow.
  */
 #ifndef OUTBOX_SOURCE_H
 #define OUTBOX_SOURCE_H
@@ -26,6 +34,7 @@ enum source_state {
 	SOURCE_DOWN,
 	SOURCE_STANDBY,
 	SOURCE_STREAMING,
+	SOURCE_REFUSED,
 };
 
 struct source;
@@ -38,7 +47,8 @@ enum source_state source_state(const struct source *s);
 /* True when not streaming and the time for the next attempt has come. */
 bool source_due(const struct source *s, int64_t now);
 
-/* Opens the SQL connection. PG_OK, or PG_RETRY (logged). */
+/* Opens the SQL connection. PG_OK, PG_RETRY (logged) or PG_REFUSED (recorded: pass it to
+ * source_close). */
 int source_connect(struct source *s);
 
 /* The SQL connection, or NULL when there is none. */
@@ -52,12 +62,22 @@ int source_start(struct source *s, lsn_t start, int64_t now);
 struct pgstream *source_stream(const struct source *s);
 
 /* Ends the session (or the attempt) after a failure with status (a pg_status): closes both
- * connections, then waits as a standby (PG_STANDBY) or out a backoff (any other status). */
+ * connections, then waits as a standby (PG_STANDBY) or out a backoff (any other status).
+ * A refusal (PG_REFUSED) is reported here, once: before source_mark_started it makes the
+ * state SOURCE_REFUSED, after it is retried like the rest, at error level. */
 void source_close(struct source *s, int status, int64_t now);
 
-/* The stream delivered data at now: the server is alive, and once the stream carries
- * changes the backoff starts afresh for the next failure. */
-void source_heard(struct source *s, int64_t now, bool carried_changes);
+/* The relay has started (READY: both sides up, the checkpoint loaded). From now on refusals
+ * are retried. */
+void source_mark_started(struct source *s);
+
+/* What keeps PostgreSQL from streaming, in one line for a status ("PostgreSQL refused:
+ * password authentication failed (role relay at db1:5432, database shop)"), or NULL when
+ * streaming. */
+const char *source_trouble(const struct source *s);
+
+/* The stream delivered data at now: the server is alive. */
+void source_heard(struct source *s, int64_t now);
 
 /* Tells the slot lsn at once if it is past what it was told. PG_OK or PG_RETRY (lost). */
 int source_confirm(struct source *s, lsn_t lsn);

@@ -190,6 +190,20 @@ class Postgres:
     def _emergency_stop(self):
         self.stop("immediate", timeout=20)
 
+    def prepend_hba(self, lines):
+        """Puts lines before the harness's trust lines of pg_hba.conf and reloads, so that
+        a test's roles authenticate otherwise (password, peer) while the rest trust."""
+        path = os.path.join(self.datadir, "pg_hba.conf")
+        with open(path) as f:
+            rest = f.read()
+        self._write_server_file("pg_hba.conf", lines.rstrip("\n") + "\n" + rest, "w")
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_reload_conf()")
+        finally:
+            conn.close()
+
     # --- clients ---------------------------------------------------------------
 
     def conninfo(self, dbname="postgres"):

@@ -65,6 +65,30 @@ def wait_until(predicate, timeout, what, check=None, interval=0.05):
         time.sleep(interval)
 
 
+def backoff_attempts_bound(window, low, high):
+    """The most attempts a reconnect backoff from low to high seconds allows in window
+    seconds, the first attempt at its start: each delay is at least half its ceiling and
+    never below low (equal jitter), and the ceiling doubles up to high. An upper bound for
+    tests that count retries; the relay's own delays are longer on average."""
+    attempts, elapsed, ceiling = 1, 0.0, low
+    while True:
+        delay = max(low, ceiling / 2)
+        if elapsed + delay > window:
+            return attempts
+        elapsed += delay
+        attempts += 1
+        ceiling = min(ceiling * 2, high)
+
+
+def count_in_window(times, window):
+    """How many of the sorted times fall within window seconds of the first, and the span
+    they cover."""
+    if not times:
+        return 0, 0.0
+    inside = [t for t in times if t - times[0] <= window]
+    return len(inside), inside[-1] - inside[0]
+
+
 def make_workdir(prefix="outbox-relay-test-"):
     """A fresh temporary directory others may traverse (servers run as other users)."""
     path = tempfile.mkdtemp(prefix=prefix)

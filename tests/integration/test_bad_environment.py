@@ -1,13 +1,23 @@
 #!/usr/bin/python3
 """The bad-input catalogue, environment side (README "Bad input"): servers that are away,
 misconfigured or hostile at start, and what the relay says about each. Waiting cases end
-with the trouble fixed and every event delivered."""
+with the trouble fixed and every event delivered.
 
+doc/design.md §3 and §20: before the relay's first start (READY), a server that refuses its
+configuration (authentication, a missing database or privilege, wal_level, the broker's
+credentials or protocol) ends it with status 78 and one error line naming the cause and the
+fix; after it, the same refusals are retried with the growing backoff, at error level. Retry
+storms are counted over a window against what the backoff allows
+(harness.util.backoff_attempts_bound)."""
+
+import datetime
 import json
 import os
 import re
 import sys
 import time
+
+import psycopg2
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -15,9 +25,23 @@ import harness  # noqa: E402
 from harness import insert_event  # noqa: E402
 from harness.mqtt_publish import Publisher  # noqa: E402
 from harness.mosquitto import Mosquitto  # noqa: E402
+from harness.fake_server import CONNACK_BAD_PROTOCOL, FakeServer  # noqa: E402
 from harness.postgres import Postgres  # noqa: E402
 from harness.proxy import Proxy  # noqa: E402
-from harness.util import free_port, wait_until  # noqa: E402
+from harness.util import backoff_attempts_bound, count_in_window, free_port, wait_until  # noqa: E402
+
+PASSWORD = "right-for-tests"
+STORM_WINDOW = 10   # seconds over which retries are counted
+
+
+def error_lines(text):
+    return [line for line in text.splitlines() if "level=error" in line]
+
+
+def parse_ts(line):
+    """The relay's own timestamp of a logfmt line, in seconds."""
+    stamp = re.search(r"^ts=(\S+)", line).group(1)
+    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
 
 
 class BadEnvironmentTest(harness.IntegrationCase):
@@ -25,6 +49,57 @@ class BadEnvironmentTest(harness.IntegrationCase):
     def insert(self, db, n):
         with db.transaction() as cur:
             return [insert_event(cur, "order", str(i), "placed", json.dumps({"i": i})) for i in range(n)]
+
+    def secret_file(self, name, text):
+        path = os.path.join(self.workdir, name)
+        with open(path, "w") as f:
+            f.write(text + "\n")
+        os.chmod(path, 0o600)
+        return path
+
+    def password_role(self, db, role, *attributes):
+        """A role that must give PASSWORD over TCP (scram-sha-256 in pg_hba.conf)."""
+        db.execute(f"CREATE ROLE {role} LOGIN {' '.join(attributes)} PASSWORD '{PASSWORD}'")
+        self.pg.prepend_hba(f"host all {role} 127.0.0.1/32 scram-sha-256\n"
+                            f"host replication {role} 127.0.0.1/32 scram-sha-256\n")
+        wait_until(lambda: self.login_fails(db, role), 30, "pg_hba.conf to be reloaded")
+        return f"host=127.0.0.1 port={self.pg.port} dbname={db.name} user={role}"
+
+    def login_fails(self, db, role):
+        try:
+            psycopg2.connect(host="127.0.0.1", port=self.pg.port, dbname=db.name, user=role,
+                             password="not-it", connect_timeout=5).close()
+            return False
+        except psycopg2.OperationalError:
+            return True
+
+    def refused_at_start(self, relay, cause, *names):
+        """The relay ends with 78 and says why in exactly one error line, which names the
+        cause and every one of names (role, database, host...)."""
+        self.assertEqual(relay.run(), 78)
+        errors = error_lines(relay.stderr())
+        self.assertEqual(len(errors), 1, relay.stderr())
+        self.assertIn(f'cause="{cause}"', errors[0])
+        self.assertIn("fix=", errors[0])
+        for name in names:
+            self.assertIn(name, errors[0])
+        self.assertNotIn("unavailable", relay.stderr())
+        self.assertNotIn(PASSWORD, relay.stderr())
+        return errors[0]
+
+    def terminate_backends(self, db, role):
+        db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                   (role,))
+
+    def assert_storm_bounded(self, times, low, high, what):
+        """At least three attempts, and no more over STORM_WINDOW than the backoff allows."""
+        wait_until(lambda: len(times()) >= 3 and times()[-1] - times()[0] >= STORM_WINDOW, 60,
+                   f"{what} over {STORM_WINDOW}s")
+        count, span = count_in_window(times(), STORM_WINDOW)
+        bound = backoff_attempts_bound(span, low, high) + 1   # + 1: the window's edge
+        sys.stderr.write(f"{what}: {count} attempts in {span:.1f}s (backoff allows {bound})\n")
+        self.assertLessEqual(count, bound, f"{what}: {count} attempts in {span:.1f}s")
+        return count
 
     # --- PostgreSQL -----------------------------------------------------------------
 
@@ -43,6 +118,39 @@ class BadEnvironmentTest(harness.IntegrationCase):
         self.assertTrue(all(50 <= d <= 800 for d in delays), delays)
         self.assertGreater(max(delays[3:]), min(delays[:2]))
 
+    def test_wrong_password_before_the_first_start(self):
+        db = self.new_database()
+        conninfo = self.password_role(db, "pw_wrong", "SUPERUSER")
+        for name, source in (("wrong", {"password_file": self.secret_file("wrong-pw", "guess")}),
+                             ("missing", {})):
+            with self.subTest(name):
+                relay = self.new_relay(db, name=f"{self.name}_{name}",
+                                       source=dict(source, conninfo=conninfo))
+                line = self.refused_at_start(
+                    relay, "password authentication failed" if name == "wrong"
+                    else "the server asks for a password and none was given",
+                    "role=pw_wrong", f"database={db.name}", "host=127.0.0.1", "source.password_file")
+                self.assertNotIn("guess", relay.stderr())
+                self.assertIn('during="connecting (bookkeeping)"', line)
+
+    def test_peer_authentication_refused(self):
+        """pg_hba.conf says peer for this role over the socket: the relay does not run as an
+        operating-system user of that name."""
+        db = self.new_database()
+        db.execute("CREATE ROLE peer_relay LOGIN SUPERUSER")
+        self.pg.prepend_hba("local all peer_relay peer\nlocal replication peer_relay peer\n")
+        conninfo = f"host={self.pg.dir} port={self.pg.port} dbname={db.name} user=peer_relay"
+        relay = self.new_relay(db, source={"conninfo": conninfo})
+        line = self.refused_at_start(relay, "authentication failed", "role=peer_relay", "peer")
+        self.assertIn("Peer authentication failed", line)
+
+    def test_missing_database(self):
+        db = self.new_database()
+        conninfo = f"host=127.0.0.1 port={self.pg.port} dbname=no_such_db user=postgres"
+        relay = self.new_relay(db, source={"conninfo": conninfo})
+        self.refused_at_start(relay, "the database does not exist", "database=no_such_db",
+                              'create database \\"no_such_db\\"')
+
     def test_role_without_replication(self):
         db = self.new_database()
         db.execute("CREATE ROLE no_repl LOGIN")
@@ -51,8 +159,92 @@ class BadEnvironmentTest(harness.IntegrationCase):
         conninfo = f"host=127.0.0.1 port={self.pg.port} dbname={db.name} user=no_repl"
         relay = self.new_relay(db, source={"conninfo": conninfo, "create_publication": False})
         db.execute(f"CREATE PUBLICATION {self.name} FOR TABLE public.outbox")
-        self.assertEqual(relay.run(), 1)
-        self.assertRegex(relay.stderr(), r"level=error .*(REPLICATION|replication)")
+        # The slot is missing: creating it is refused.
+        line = self.refused_at_start(relay, "the role lacks the REPLICATION attribute",
+                                     "role=no_repl", 'ALTER ROLE \\"no_repl\\" REPLICATION')
+        self.assertIn('during="cannot create the replication slot"', line)
+        # The slot exists (made by someone allowed to): the replication connection is refused.
+        db.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (self.name,))
+        self.addCleanup(db.execute, "SELECT pg_drop_replication_slot(%s)", (self.name,))
+        line = self.refused_at_start(relay, "the role lacks the REPLICATION attribute", "role=no_repl")
+        self.assertIn('during="connecting (replication)"', line)
+
+    def test_refusals_after_the_first_start_are_retried(self):
+        """Started once, the relay retries what would have stopped it at start, at error
+        level, naming what refused, with a growing backoff: a password changed under it, then
+        REPLICATION taken away. Fixed, it carries on with nothing lost."""
+        db = self.new_database()
+        conninfo = self.password_role(db, "pw_later", "SUPERUSER")
+        rec = self.start_recorder()
+        low, high = 0.1, 2.0
+        relay = self.new_relay(db, source={
+            "conninfo": conninfo, "password_file": self.secret_file("later-pw", PASSWORD),
+            "reconnect": {"min": "100ms", "max": "2s"}}).start()
+        wait_until(lambda: "ready:" in relay.stderr(), 30, "the relay to start", check=relay.check_running)
+        events = self.insert(db, 2)
+        rec.wait_for_count(2)
+
+        for name, breaks, cause, fixes in (
+                ("password", "ALTER ROLE pw_later PASSWORD 'changed'", "password authentication failed",
+                 f"ALTER ROLE pw_later PASSWORD '{PASSWORD}'"),
+                ("replication", "ALTER ROLE pw_later NOSUPERUSER NOREPLICATION",
+                 "the role lacks the REPLICATION attribute", "ALTER ROLE pw_later SUPERUSER REPLICATION")):
+            with self.subTest(name):
+                before = len(relay.stderr())
+                db.execute(breaks)
+                self.terminate_backends(db, "pw_later")
+                retried = 'msg="PostgreSQL refused the relay; retrying"'
+
+                def times():
+                    # One line per attempt, stamped by the relay.
+                    return [parse_ts(line) for line in relay.stderr()[before:].splitlines()
+                            if retried in line]
+                self.assert_storm_bounded(times, low, high, f"PostgreSQL refusal ({name})")
+                relay.check_running()
+                tail = relay.stderr()[before:]
+                for line in tail.splitlines():
+                    if retried in line:
+                        self.assertIn("level=error", line)
+                        self.assertIn(f'cause="{cause}"', line)
+                        self.assertIn("role=pw_later", line)
+                        self.assertIn("host=127.0.0.1", line)
+                # The server's ending the session is transient; every refusal after it is not.
+                self.assertNotIn("unavailable", tail[tail.index(retried):])
+                events += self.insert(db, 2)      # committed while refused
+                db.execute(fixes)
+                rec.wait_for_count(len(events), check=relay.check_running)
+        self.assertEqual(relay.terminate(), 0)
+        self.assertEqual(harness.received(rec.sync()), harness.expected(events))
+
+    def test_dead_letter_on_a_full_disk_backs_off(self):
+        """The dead_letter table cannot take a row (a full tablespace, SQLSTATE 53100, here
+        from a trigger): each session decodes the transaction again and fails on it; the
+        delays grow instead of looping at the shortest one."""
+        db = self.new_database()
+        rec = self.start_recorder()
+        relay = self.new_relay(db, source={"reconnect": {"min": "100ms", "max": "2s"}}).start()
+        wait_until(lambda: "ready:" in relay.stderr(), 30, "the relay to start", check=relay.check_running)
+        db.execute("CREATE FUNCTION public.disk_full() RETURNS trigger LANGUAGE plpgsql AS"
+                   " $$BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'"
+                   " USING ERRCODE = 'disk_full'; END$$")
+        db.execute("CREATE TRIGGER disk_full BEFORE INSERT ON outbox_relay.dead_letter"
+                   " FOR EACH ROW EXECUTE FUNCTION public.disk_full()")
+        before = len(relay.stderr())
+        with db.transaction() as cur:
+            insert_event(cur, "order", "not+a+topic", "placed", "{}")   # '+': dead-lettered
+
+        def times():
+            return [parse_ts(line) for line in relay.stderr()[before:].splitlines()
+                    if 'msg="replication started"' in line]
+        self.assert_storm_bounded(times, 0.1, 2.0, "dead letter on a full disk")
+        self.assertIn("sqlstate=53100", relay.stderr()[before:])
+        db.execute("DROP TRIGGER disk_full ON outbox_relay.dead_letter")
+        wait_until(lambda: db.scalar("SELECT count(*) FROM outbox_relay.dead_letter") == 1, 60,
+                   "the dead letter", check=relay.check_running)
+        events = self.insert(db, 2)
+        rec.wait_for_count(2, check=relay.check_running)
+        self.assertEqual(relay.terminate(), 0)
+        self.assertEqual(harness.received(rec.sync()), harness.expected(events))
 
     def test_max_replication_slots_exhausted_is_waited_out(self):
         db = self.new_database()
@@ -89,8 +281,8 @@ class BadEnvironmentTest(harness.IntegrationCase):
         db.execute(harness.OUTBOX_DDL)
         config = harness.relay_config(other, self.mqtt, db.name, self.name)
         relay = self.relay_with_config(config, name="replica_level")
-        self.assertEqual(relay.run(), 1)
-        self.assertIn("wal_level", relay.stderr())
+        self.refused_at_start(relay, "wal_level is below logical", "wal_level = logical",
+                              "sqlstate=55000")
 
     # --- broker -----------------------------------------------------------------------
 
@@ -115,18 +307,42 @@ class BadEnvironmentTest(harness.IntegrationCase):
         self.assertEqual(harness.received(rec.sync()), harness.expected(events))
 
     def test_client_id_refused_by_the_broker(self):
-        """A broker that admits only some client ids refuses the relay's: it says so and
-        keeps trying (the broker's configuration may change), never exits on its own."""
+        """A broker that admits only some client ids refuses the relay's before its first
+        start: status 78, naming the client id and the broker."""
         strict = Mosquitto(self.workdir, extra_config="clientid_prefixes allowed-\n", name="strict")
         strict.start()
         self.addCleanup(strict.stop)
         db = self.new_database()
-        relay = self.new_relay(db, broker={"port": strict.port, "client_id": "not-allowed",
-                                           "reconnect": {"min": "100ms", "max": "300ms"}}).start()
-        wait_until(lambda: relay.stderr().count("broker refused the connection") >= 2, 30,
-                   "the refusals", check=relay.check_running)
-        self.assertIn('reason="Not authorized"', relay.stderr())
+        relay = self.new_relay(db, broker={"port": strict.port, "client_id": "not-allowed"})
+        self.refused_at_start(relay, "the broker does not authorize the client",
+                              'reason="Not authorized"', "client_id=not-allowed",
+                              f"port={strict.port}", "username=")
+
+    def test_broker_port_leads_to_something_else(self):
+        """broker.port leads to a server that accepts TCP and answers something that is not
+        MQTT (here HTTP; PostgreSQL's port does the same): a transient failure, retried with
+        the default broker backoff (100ms to 5s), which grows."""
+        db = self.new_database()
+        http = FakeServer()
+        self.addCleanup(http.close)
+        relay = self.new_relay(db, broker={"port": http.port}).start()
+        self.assert_storm_bounded(lambda: list(http.accepted), 0.1, 5.0, "broker port speaking HTTP")
+        relay.check_running()
+        self.assertIn(f"port={http.port}", relay.stderr())
         self.assertEqual(relay.terminate(), 0)
+
+    def test_broker_not_speaking_the_protocol(self):
+        """CONNACK "unacceptable protocol version" (0x84 to an MQTT 5 client): status 78 before
+        the first start, for either protocol setting."""
+        db = self.new_database()
+        old = FakeServer(CONNACK_BAD_PROTOCOL, wait_for_request=True)
+        self.addCleanup(old.close)
+        for protocol in ("mqttv5", "mqttv311"):
+            with self.subTest(protocol):
+                relay = self.new_relay(db, name=f"{self.name}_{protocol}",
+                                       broker={"port": old.port, "protocol": protocol})
+                self.refused_at_start(relay, "the broker does not speak the configured MQTT version",
+                                      f"port={old.port}", "broker.protocol")
 
     def test_session_taken_over_by_another_client(self):
         db = self.new_database()

@@ -59,6 +59,22 @@ START_TEST(reset_returns_to_min)
 }
 END_TEST
 
+/* A session that never became healthy does not bring the delay back to min: a server that
+ * accepts and then fails every session at once is retried ever more slowly. */
+START_TEST(only_a_healthy_session_starts_afresh)
+{
+	struct backoff b;
+	backoff_init(&b, 100, 5000);
+	uint32_t expected[] = { 100, 200, 400, 800, 1600, 3200, 5000, 5000 };
+	for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++) {
+		ck_assert_uint_eq(b.ceiling_ms, expected[i]);
+		backoff_after_session(&b, false, 0);
+	}
+	ck_assert_uint_eq(backoff_after_session(&b, true, 0), 100);
+	ck_assert_uint_eq(b.ceiling_ms, 200);
+}
+END_TEST
+
 START_TEST(degenerate_bounds)
 {
 	struct backoff b;
@@ -80,6 +96,7 @@ int main(void)
 	tcase_add_test(tc, ceiling_doubles_up_to_max);
 	tcase_add_test(tc, jitter_stays_in_upper_half);
 	tcase_add_test(tc, reset_returns_to_min);
+	tcase_add_test(tc, only_a_healthy_session_starts_afresh);
 	tcase_add_test(tc, degenerate_bounds);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
