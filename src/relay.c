@@ -24,94 +24,8 @@
 #include "txn.h"
 #include "typemap.h"
 #include "util.h"
-
-enum stop_reason {
-	RUNNING,
-	STOP_SIGNAL,  /* SIGTERM/SIGINT: wait for acks up to drain_timeout */
-	STOP_DRAINED, /* --drain reached the marker and everything is acknowledged */
-	STOP_FATAL,   /* exit_status says which: 1, or 78 for a configuration the servers refuse */
-};
-
-/* Periodic work is a table further down, walked by the step and the poll timeout: a new
- * periodic task is one row and one function. */
-#define JOBS_MAX 8
-
-struct relay {
-	const struct config *cfg; /* reloads change it in place */
-	struct outbox **outbox;   /* the caller's; reloads replace it */
-	const struct relay_options *opts;
-	struct reload *reload;
-	struct source *pg;
-	struct mqtt *mqtt;
-	struct pgo_decoder *decoder;
-	struct typemap *types;
-	struct delivery *delivery; /* NULL until the checkpoint is read */
-
-	struct txn txn;  /* the transaction being received */
-	struct event ev; /* decoded, not yet taken by the MQTT client */
-	bool ev_pending;
-	/* Newest event published or set aside: a replay skips everything up to here. */
-	struct event_pos handled;
-	struct checkpoint_row saved; /* what the checkpoint table holds */
-	int64_t checkpoint_at;       /* the earliest next write */
-
-	lsn_t drain_target; /* --drain: the marker emitted at start */
-	bool drain_reached;
-	enum stop_reason stop;
-	int exit_status; /* with STOP_FATAL */
-	int64_t stop_deadline;
-	/* READY=1 told to the service manager: the relay has started. Before, a refusal by
-	 * either server ends the process with status 78; after, it is retried. */
-	bool ready_sent;
-
-	struct stats stats;
-	struct stats_state shown; /* what STATUS= last said */
-	bool ask_wal;             /* the server answers for its WAL position */
-	int64_t job_at[JOBS_MAX]; /* per job: when it runs next; 0: not armed */
-	int sigfd;
-};
-
-static void fail(struct relay *r)
-{
-	r->stop = STOP_FATAL;
-	r->exit_status = EXIT_FATAL;
-}
-
-/* The configuration does not fit what the servers have or allow (logged). */
-static void fail_config(struct relay *r)
-{
-	r->stop = STOP_FATAL;
-	r->exit_status = EXIT_CONFIG;
-}
-
-static bool streaming(const struct relay *r)
-{
-	return source_state(r->pg) == SOURCE_STREAMING;
-}
-
-/* ---- the PostgreSQL session --------------------------------------------------------- */
-
-/* The session failed: what was received but not published is received again. A refusal
- * before the first start ends the process (source_close reported it). */
-static void pg_lost(struct relay *r, int status)
-{
-	source_close(r->pg, status, monotonic_ms());
-	txn_end(&r->txn);
-	r->ev_pending = false;
-	if (source_state(r->pg) == SOURCE_REFUSED)
-		fail_config(r);
-}
-
-/* What a query's status means for the session: go on, stop for good, or reconnect. Returns
- * true on PG_OK. */
-static bool query_done(struct relay *r, int status)
-{
-	if (status == PG_FATAL)
-		fail(r);
-	else if (status != PG_OK)
-		pg_lost(r, status);
-	return status == PG_OK;
-}
+#include "dispatch.h"
+#include "loop.h"
 
 /* Quietly while waiting as a standby: it is read again on every attempt, since the active
  * relay moves it on. */
@@ -167,12 +81,12 @@ static void maintain_source(struct relay *r, int64_t now)
 	if (status == PG_FATAL || status == PG_CONFIG) {
 		/* Logged where it was found; the connections close as the relay ends. */
 		if (status == PG_CONFIG)
-			fail_config(r);
+			relay_fail_config(r);
 		else
-			fail(r);
+			relay_fail(r);
 		return;
 	}
-	pg_lost(r, status);
+	relay_pg_lost(r, status);
 	if (status == PG_STANDBY && !r->ready_sent) {
 		/* The active relay moves the checkpoint on: read it again when taking over. */
 		delivery_free(r->delivery);
@@ -180,297 +94,15 @@ static void maintain_source(struct relay *r, int64_t now)
 	}
 }
 
-/* ---- events that can never be published (doc/design.md §7) -------------------------- */
-
-/* Dead-letters ev, or stops the relay (bookkeeping_reject). Returns its pg_status. */
-static int reject(struct relay *r, const struct event *ev, const char *why)
-{
-	int status = bookkeeping_reject(source_sql(r->pg), r->cfg, ev, why);
-	if (status == PG_OK)
-		r->stats.dead_lettered++;
-	else if (status == PG_FATAL)
-		fail(r);
-	return status;
-}
-
-/* An event already handed to the broker cannot be published: dead-letter it, or stop
- * (a reconnect would skip it, published as it was, so stopping publishes it again after
- * restart). Returns true when it is done with. */
-static bool reject_published(struct relay *r, const struct event *ev, const char *why)
-{
-	int status = reject(r, ev, why);
-	if (status == PG_RETRY) {
-		log_error("cannot dead-letter a refused event; stopping so that it is published again after"
-		          " restart",
-		          "reason", why);
-		fail(r);
-	}
-	return status == PG_OK;
-}
-
-/* ---- the broker's side -------------------------------------------------------------- */
-
-/* Acknowledgements, in the order they came; a refusal (MQTT 5 reason code >= 0x80) is
- * dead-lettered before the event counts as done. */
-static void take_acks(struct relay *r)
-{
-	struct mqtt_ack ack;
-	while (mqtt_next_ack(r->mqtt, &ack)) {
-		uint64_t seq;
-		struct event *ev = r->delivery ? delivery_find(r->delivery, ack.mid, &seq) : NULL;
-		if (!ev)
-			continue; /* a late repeat, or for a session given up */
-		if (ack.reason >= 0x80) {
-			char why[96];
-			snprintf(why, sizeof why, "the broker refused the message: reason code 0x%02x (%s)",
-			         ack.reason, mqtt_reason_text(ack.reason));
-			if (!reject_published(r, ev, why))
-				continue;
-		} else {
-			stats_acked(&r->stats);
-		}
-		delivery_settle(r->delivery, seq);
-	}
-}
-
-/* A new session: what the client no longer holds goes out again before anything new. */
-static void session_started(struct relay *r, enum mqtt_session session)
-{
-	size_t again = r->delivery ? delivery_session_started(r->delivery, session) : 0;
-	if (again) {
-		char count[24];
-		snprintf(count, sizeof count, "%zu", again);
-		log_info("publishing again what the broker may not have", LOG_NUMBER("events"), count);
-	}
-}
-
-static void republish(struct relay *r)
-{
-	struct event *refused;
-	uint64_t seq;
-	char why[256];
-	while (delivery_republish(r->delivery, r->mqtt, &refused, &seq, why, sizeof why) ==
-	       DELIVERY_REFUSED) {
-		if (!reject_published(r, refused, why))
-			return;
-		delivery_settle(r->delivery, seq);
-	}
-}
-
 static void notify_when_ready(struct relay *r)
 {
-	if (r->ready_sent || !streaming(r) || mqtt_state(r->mqtt) != MQTT_UP)
+	if (r->ready_sent || !relay_streaming(r) || mqtt_state(r->mqtt) != MQTT_UP)
 		return;
 	r->ready_sent = true;
 	source_mark_started(r->pg);
 	mqtt_mark_started(r->mqtt);
 	notify_ready("streaming");
 	log_info("ready: replication and broker connected, checkpoint loaded");
-}
-
-/* ---- events ------------------------------------------------------------------------- */
-
-/* The pending event at pos is published or set aside: a replay skips it from now on. */
-static void event_handled(struct relay *r, struct event_pos pos)
-{
-	r->handled = pos;
-	r->ev_pending = false;
-	event_trim(&r->ev);
-}
-
-static struct event_pos pending_pos(const struct relay *r)
-{
-	return (struct event_pos){ r->ev.commit_lsn, r->ev.index };
-}
-
-/* The pending event cannot be published: past it once it is dead-lettered. */
-static void set_aside(struct relay *r, const char *why)
-{
-	int status = reject(r, &r->ev, why);
-	if (status == PG_RETRY)
-		pg_lost(r, status); /* the event comes again after reconnecting */
-	else if (status == PG_OK)
-		event_handled(r, pending_pos(r));
-}
-
-static void try_publish(struct relay *r)
-{
-	char why[256];
-	/* Read first: once sent, the event's buffers are in the store and r->ev holds spares. */
-	struct event_pos pos = pending_pos(r);
-	enum delivery_result res = delivery_publish(r->delivery, r->mqtt, &r->ev, why, sizeof why);
-	if (res == DELIVERY_REFUSED)
-		set_aside(r, why);
-	else if (res == DELIVERY_SENT)
-		event_handled(r, pos);
-}
-
-/* The event just built holds all it needs: the message it came from is freed before the
- * MQTT client copies the payload, so that a huge one is not in memory once more meanwhile.
- * Nothing may read the message (the decoded change) after this. */
-static void publish_built(struct relay *r)
-{
-	if (source_stream(r->pg))
-		pgstream_release(source_stream(r->pg));
-	try_publish(r);
-}
-
-static bool next_event(struct relay *r)
-{
-	r->ev_pending = txn_next_event(&r->txn, r->handled, &r->ev);
-	return r->ev_pending;
-}
-
-static void handle_insert(struct relay *r, const struct pgo_relation *rel, const struct pgo_tuple *row)
-{
-	struct outbox_route *route = r->txn.open ? outbox_route_table(*r->outbox, rel) : NULL;
-	if (!route || !next_event(r))
-		return;
-	char why[256];
-	if (outbox_build(route, rel, row, &r->ev, why, sizeof why) < 0)
-		set_aside(r, why);
-	else
-		publish_built(r);
-}
-
-static void handle_routed_message(struct relay *r, const struct pgo_msg *msg)
-{
-	char why[256];
-	struct outbox_route *route =
-	        r->txn.open ? outbox_route_message(*r->outbox, msg->u.message.prefix) : NULL;
-	if (!route || !next_event(r))
-		return;
-	if (outbox_build_message(route, msg->u.message.prefix, msg->u.message.content, msg->u.message.len,
-	                         &r->ev, why, sizeof why) < 0)
-		set_aside(r, why);
-	else
-		publish_built(r);
-}
-
-static void handle_message(struct relay *r, const struct pgo_msg *msg)
-{
-	if (msg->u.message.transactional) {
-		/* The heartbeat is one too (doc/design.md §17): its prefix is never routed, so it
-		 * takes no event number, and its Commit confirms like any transaction without
-		 * events. */
-		handle_routed_message(r, msg);
-		return;
-	}
-	/* Only committed work is published: never a non-transactional message. The relay's
-	 * own are the --drain marker and, in WAL written by releases before the heartbeat
-	 * became transactional, the heartbeat. */
-	bool drain = strcmp(msg->u.message.prefix, DRAIN_MARKER_PREFIX) == 0;
-	if (!drain && strcmp(msg->u.message.prefix, HEARTBEAT_PREFIX) != 0)
-		return;
-	/* Outside any transaction, with every earlier commit already received: a safe
-	 * position to confirm once nothing is in flight. */
-	delivery_idle_advance(r->delivery, msg->u.message.lsn);
-	if (drain && r->opts->drain && r->drain_target != LSN_INVALID &&
-	    msg->u.message.lsn >= r->drain_target) {
-		r->drain_reached = true;
-		log_info("drain: everything committed before start has been received");
-	}
-}
-
-/* A relation with a column type never seen may use a domain created since the domains were
- * read: read them again before its rows are encoded. */
-static void learn_types(struct relay *r, const struct pgo_relation *rel)
-{
-	if (!typemap_needs_lookup(r->types, rel))
-		return;
-	/* After a reconnect the relation is described again. */
-	if (query_done(r, catalog_load_domains(source_sql(r->pg), r->types)))
-		typemap_learn(r->types, rel);
-}
-
-static void handle_change(struct relay *r, const struct pgo_msg *msg)
-{
-	switch (msg->kind) {
-	case PGO_BEGIN: txn_begin(&r->txn, msg->u.begin.final_lsn, msg->u.begin.commit_time); break;
-	case PGO_COMMIT:
-		delivery_txn_end(r->delivery, msg->u.commit.commit_lsn, msg->u.commit.end_lsn);
-		txn_end(&r->txn);
-		break;
-	case PGO_INSERT: handle_insert(r, msg->u.insert.rel, &msg->u.insert.tuple); break;
-	case PGO_MESSAGE: handle_message(r, msg); break;
-	case PGO_RELATION: learn_types(r, msg->u.relation); break;
-	case PGO_UPDATE:
-		if (outbox_update_is_new(*r->outbox, msg->u.update.rel))
-			log_warn("UPDATE of an outbox table is not published (outbox rows are inserted, not "
-			         "changed)",
-			         "schema", msg->u.update.rel->schema, "table", msg->u.update.rel->name);
-		break;
-	default: break; /* the rest is not published */
-	}
-}
-
-static void handle_keepalive(struct relay *r, const struct repl_frame *f)
-{
-	/* The keepalive's position is what the server has sent so far: with no transaction
-	 * open and nothing in flight, everything before it is done. */
-	if (!r->txn.open && !r->ev_pending)
-		delivery_idle_advance(r->delivery, f->wal_end);
-	if (f->reply_requested && source_answer(r->pg) != PG_OK)
-		pg_lost(r, PG_RETRY);
-}
-
-/* Returns 0, or -1 when the stream is unusable (logged). */
-static int handle_frame(struct relay *r, const struct repl_frame *frame)
-{
-	struct pgo_msg msg;
-	stats_wal_end(&r->stats, frame->wal_end);
-	if (frame->kind == REPL_KEEPALIVE) {
-		handle_keepalive(r, frame);
-		return 0;
-	}
-	if (pgo_decode(r->decoder, frame->data, frame->len, &msg) < 0) {
-		log_error("malformed pgoutput message", "error", pgo_error(r->decoder));
-		return -1;
-	}
-	handle_change(r, &msg);
-	return 0;
-}
-
-/* Whether to take more from the replication stream now. Not taking is the back-pressure:
- * the server keeps the WAL, and status updates keep the connection alive. */
-static bool can_receive(const struct relay *r)
-{
-	return streaming(r) && r->stop == RUNNING && !r->drain_reached && !r->ev_pending &&
-	       !delivery_republishing(r->delivery) && mqtt_state(r->mqtt) == MQTT_UP &&
-	       delivery_has_room(r->delivery);
-}
-
-/* Handles what the stream has buffered; returns how many messages. */
-static size_t receive_buffered(struct relay *r)
-{
-	size_t handled = 0;
-	while (can_receive(r)) {
-		struct repl_frame frame;
-		bool got;
-		int status = pgstream_next(source_stream(r->pg), &frame, &got);
-		if (status == PG_OK && !got)
-			break;
-		if (status == PG_FATAL) {
-			pg_lost(r, PG_FATAL);
-			fail(r);
-			break;
-		}
-		if (status != PG_OK || handle_frame(r, &frame) < 0) {
-			pg_lost(r, status != PG_OK ? status : PG_RETRY);
-			break;
-		}
-		handled++;
-	}
-	return handled;
-}
-
-static void receive(struct relay *r)
-{
-	bool listening = can_receive(r);
-	size_t handled = receive_buffered(r);
-	/* Once a batch, not once a message: the clock is read off the hot path. */
-	if (streaming(r) && (!listening || handled))
-		source_heard(r->pg, monotonic_ms());
 }
 
 /* ---- bookkeeping -------------------------------------------------------------------- */
@@ -493,18 +125,18 @@ static bool checkpoint_behind(const struct relay *r)
  * that is not both acknowledged and recorded in the table. */
 static void bookkeeping(struct relay *r, int64_t now)
 {
-	if (!streaming(r))
+	if (!relay_streaming(r))
 		return;
 	struct ledger_pos pos = delivery_safe(r->delivery);
 	if (checkpoint_behind(r)) {
 		if (now < r->checkpoint_at)
 			return;
-		if (!query_done(r, save_checkpoint(r, pos)))
+		if (!relay_query_done(r, save_checkpoint(r, pos)))
 			return;
 		r->checkpoint_at = now + r->cfg->delivery.checkpoint_interval_ms;
 	}
 	if (source_confirm(r->pg, pos.confirmed_lsn) != PG_OK)
-		pg_lost(r, PG_RETRY);
+		relay_pg_lost(r, PG_RETRY);
 }
 
 /* ---- periodic jobs ------------------------------------------------------------------ */
@@ -542,9 +174,9 @@ static uint32_t watchdog_interval(const struct relay *r)
 static void check_publication(struct relay *r, int64_t now)
 {
 	(void)now;
-	if (!streaming(r) || r->stop != RUNNING)
+	if (!relay_streaming(r) || r->stop != RUNNING)
 		return;
-	query_done(r, catalog_check_publication(source_sql(r->pg), r->cfg));
+	relay_query_done(r, catalog_check_publication(source_sql(r->pg), r->cfg));
 }
 
 /* doc/design.md §2.6, §17: a transaction of our own gives the slot a position to advance to
@@ -553,28 +185,14 @@ static void check_publication(struct relay *r, int64_t now)
 static void heartbeat(struct relay *r, int64_t now)
 {
 	(void)now;
-	if (!streaming(r) || r->stop != RUNNING)
+	if (!relay_streaming(r) || r->stop != RUNNING)
 		return;
 	lsn_t lsn;
-	query_done(r, pg_emit_marker(source_sql(r->pg), true, HEARTBEAT_PREFIX, r->cfg->source.slot, &lsn));
+	relay_query_done(
+	        r, pg_emit_marker(source_sql(r->pg), true, HEARTBEAT_PREFIX, r->cfg->source.slot, &lsn));
 }
 
 /* ---- stats and STATUS= (doc/design.md §8) ------------------------------------------ */
-
-/* Events received and not yet acknowledged: in flight, and the one decoded. */
-static size_t pending(const struct relay *r)
-{
-	return (r->delivery ? delivery_inflight(r->delivery) : 0) + (r->ev_pending ? 1 : 0);
-}
-
-/* The commit time of the oldest of them; 0: none. */
-static pg_time_t oldest_pending(struct relay *r)
-{
-	pg_time_t t = 0;
-	if (r->delivery && delivery_oldest_commit_time(r->delivery, &t))
-		return t;
-	return r->ev_pending ? r->ev.commit_time : 0;
-}
 
 /* Asks the server how far its WAL is, once a sample. A lost connection is a lost session;
  * a refusal (logged) leaves the stream's positions for the rest of the process. */
@@ -587,20 +205,20 @@ static void ask_server_wal(struct relay *r)
 	else if (status == PG_FATAL)
 		r->ask_wal = false;
 	else
-		pg_lost(r, status);
+		relay_pg_lost(r, status);
 }
 
 /* The numbers now, the rate since *mark; the server is asked only when the stream cannot
  * tell how far it is. */
 static struct stats_view take_stats(struct relay *r, struct stats_mark *mark, int64_t now)
 {
-	if (streaming(r) && r->ask_wal && stats_wal_unsure(&r->stats))
+	if (relay_streaming(r) && r->ask_wal && stats_wal_unsure(&r->stats))
 		ask_server_wal(r);
 	struct stats_input in = {
 		.now = now,
 		.wall = pg_now(),
-		.pending = pending(r),
-		.oldest_pending = oldest_pending(r),
+		.pending = dispatch_pending(r),
+		.oldest_pending = dispatch_oldest_pending(r),
 		.confirmed = source_confirmed(r->pg),
 		.checkpoint_lsn = r->saved.pos.acked.commit_lsn,
 		.reconnects = source_reconnects(r->pg) + mqtt_reconnects(r->mqtt),
@@ -720,7 +338,7 @@ static bool finished(struct relay *r, int64_t now)
 		return true;
 	}
 	if (r->stop == STOP_SIGNAL) {
-		if (!streaming(r))
+		if (!relay_streaming(r))
 			return true; /* nothing to checkpoint into until PostgreSQL is back */
 		return flushed(r) || now >= r->stop_deadline;
 	}
@@ -730,7 +348,7 @@ static bool finished(struct relay *r, int64_t now)
 /* Writes the final checkpoint and confirms it, so that a restart publishes nothing twice. */
 static void final_bookkeeping(struct relay *r)
 {
-	if (!streaming(r) || !r->delivery)
+	if (!relay_streaming(r) || !r->delivery)
 		return;
 	struct ledger_pos pos = delivery_safe(r->delivery);
 	bool changed = event_pos_after(pos.acked, r->saved.pos.acked) ||
@@ -751,7 +369,7 @@ static void reload(struct relay *r)
 	if (reload_run(r->reload, source_sql(r->pg), &sql_lost))
 		memset(r->job_at, 0, sizeof r->job_at); /* re-armed with the new intervals */
 	if (sql_lost)
-		pg_lost(r, PG_RETRY);
+		relay_pg_lost(r, PG_RETRY);
 }
 
 static void handle_signals(struct relay *r)
@@ -799,11 +417,11 @@ static void mqtt_io(struct relay *r, short revents)
 {
 	mqtt_handle_io(r->mqtt, revents & (POLLIN | POLLERR | POLLHUP), revents & POLLOUT);
 	if (mqtt_state(r->mqtt) == MQTT_DENIED) {
-		fail_config(r); /* before the first start: mqtt.c said why */
+		relay_fail_config(r); /* before the first start: mqtt.c said why */
 		return;
 	}
-	take_acks(r);
-	session_started(r, mqtt_take_session(r->mqtt));
+	dispatch_take_acks(r);
+	dispatch_session_started(r, mqtt_take_session(r->mqtt));
 	notify_when_ready(r);
 }
 
@@ -811,11 +429,11 @@ static void pg_io(struct relay *r, short revents)
 {
 	struct pgstream *stream = source_stream(r->pg);
 	if (stream && revents & (POLLIN | POLLERR | POLLHUP) && pgstream_consume(stream) != PG_OK)
-		pg_lost(r, PG_RETRY);
+		relay_pg_lost(r, PG_RETRY);
 	stream = source_stream(r->pg);
 	bool pending;
 	if (stream && revents & POLLOUT && pgstream_flush(stream, &pending) != PG_OK)
-		pg_lost(r, PG_RETRY);
+		relay_pg_lost(r, PG_RETRY);
 }
 
 static void wait_and_dispatch(struct relay *r)
@@ -827,17 +445,17 @@ static void wait_and_dispatch(struct relay *r)
 	};
 	bool pending = false;
 	if (source_stream(r->pg) && pgstream_flush(source_stream(r->pg), &pending) != PG_OK)
-		pg_lost(r, PG_RETRY);
+		relay_pg_lost(r, PG_RETRY);
 	if (source_stream(r->pg)) {
 		fds[FD_PG].fd = pgstream_socket(source_stream(r->pg));
-		fds[FD_PG].events = (short)((can_receive(r) ? POLLIN : 0) | (pending ? POLLOUT : 0));
+		fds[FD_PG].events = (short)((dispatch_can_receive(r) ? POLLIN : 0) | (pending ? POLLOUT : 0));
 	}
 	if (mqtt_want_write(r->mqtt))
 		fds[FD_MQTT].events |= POLLOUT;
 
 	if (poll(fds, NFDS, poll_timeout(r, monotonic_ms())) < 0 && errno != EINTR) {
 		log_error("poll failed", "error", strerror(errno));
-		fail(r);
+		relay_fail(r);
 		return;
 	}
 	if (fds[FD_SIGNAL].revents)
@@ -846,31 +464,20 @@ static void wait_and_dispatch(struct relay *r)
 	pg_io(r, fds[FD_PG].revents);
 }
 
-/* Publishing: what a lost session set aside first, then the decoded event. */
-static void publish_pending(struct relay *r)
-{
-	if (!r->delivery || r->stop == STOP_FATAL)
-		return;
-	if (delivery_republishing(r->delivery))
-		republish(r);
-	if (r->ev_pending && r->stop == RUNNING && !delivery_republishing(r->delivery))
-		try_publish(r);
-}
-
 static void step(struct relay *r)
 {
 	int64_t now = monotonic_ms();
 	maintain_source(r, now);
-	mqtt_maintain(r->mqtt, now, streaming(r) && r->stop == RUNNING);
-	publish_pending(r);
-	receive(r);
-	take_acks(r); /* QoS 0 messages are acknowledged as they are written */
+	mqtt_maintain(r->mqtt, now, relay_streaming(r) && r->stop == RUNNING);
+	dispatch_publish_pending(r);
+	dispatch_receive(r);
+	dispatch_take_acks(r); /* QoS 0 messages are acknowledged as they are written */
 	now = monotonic_ms();
 	bookkeeping(r, now);
-	bool reading = can_receive(r);
+	bool reading = dispatch_can_receive(r);
 	stats_reading(&r->stats, reading, now);
 	if (source_tick(r->pg, now, reading) != PG_OK)
-		pg_lost(r, PG_RETRY);
+		relay_pg_lost(r, PG_RETRY);
 	run_jobs(r, now);
 	follow_state(r, now);
 }

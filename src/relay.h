@@ -8,15 +8,8 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "exit_status.h"
 #include "outbox.h"
-
-/* The process's exit status (doc/design.md §3): sysexits.h values where one fits. */
-enum exit_status {
-	EXIT_CLEAN = 0,
-	EXIT_FATAL = 1,   /* a runtime error retrying cannot fix */
-	EXIT_USAGE = 64,  /* a bad command line */
-	EXIT_CONFIG = 78, /* a configuration error, or routes the database does not match */
-};
 
 struct relay_options {
 	bool drain;           /* publish what was committed before start, then stop */

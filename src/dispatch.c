@@ -1,0 +1,325 @@
+/*
+ * What flows through the loop (loop.h): each change the replication stream brings
+ * becomes an event, the event goes to the broker, its acknowledgement settles it. An event
+ * that can never be published is dead-lettered on the way (doc/design.md §7), and a lost
+ * MQTT session has its unacknowledged events published again (doc/design.md §16).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "catalog.h"
+#include "log.h"
+#include "pgframe.h"
+#include "pgstream.h"
+#include "dispatch.h"
+#include "loop.h"
+#include "util.h"
+
+/* ---- events that can never be published (doc/design.md §7) -------------------------- */
+
+/* Dead-letters ev, or stops the relay (bookkeeping_reject). Returns its pg_status. */
+static int reject(struct relay *r, const struct event *ev, const char *why)
+{
+	int status = bookkeeping_reject(source_sql(r->pg), r->cfg, ev, why);
+	if (status == PG_OK)
+		r->stats.dead_lettered++;
+	else if (status == PG_FATAL)
+		relay_fail(r);
+	return status;
+}
+
+/* An event already handed to the broker cannot be published: dead-letter it, or stop
+ * (a reconnect would skip it, published as it was, so stopping publishes it again after
+ * restart). Returns true when it is done with. */
+static bool reject_published(struct relay *r, const struct event *ev, const char *why)
+{
+	int status = reject(r, ev, why);
+	if (status == PG_RETRY) {
+		log_error("cannot dead-letter a refused event; stopping so that it is published again after"
+		          " restart",
+		          "reason", why);
+		relay_fail(r);
+	}
+	return status == PG_OK;
+}
+
+/* ---- the broker's side -------------------------------------------------------------- */
+
+/* Acknowledgements, in the order they came; a refusal (MQTT 5 reason code >= 0x80) is
+ * dead-lettered before the event counts as done. */
+void dispatch_take_acks(struct relay *r)
+{
+	struct mqtt_ack ack;
+	while (mqtt_next_ack(r->mqtt, &ack)) {
+		uint64_t seq;
+		struct event *ev = r->delivery ? delivery_find(r->delivery, ack.mid, &seq) : NULL;
+		if (!ev)
+			continue; /* a late repeat, or for a session given up */
+		if (ack.reason >= 0x80) {
+			char why[96];
+			snprintf(why, sizeof why, "the broker refused the message: reason code 0x%02x (%s)",
+			         ack.reason, mqtt_reason_text(ack.reason));
+			if (!reject_published(r, ev, why))
+				continue;
+		} else {
+			stats_acked(&r->stats);
+		}
+		delivery_settle(r->delivery, seq);
+	}
+}
+
+/* A new session: what the client no longer holds goes out again before anything new. */
+void dispatch_session_started(struct relay *r, enum mqtt_session session)
+{
+	size_t again = r->delivery ? delivery_session_started(r->delivery, session) : 0;
+	if (again) {
+		char count[24];
+		snprintf(count, sizeof count, "%zu", again);
+		log_info("publishing again what the broker may not have", LOG_NUMBER("events"), count);
+	}
+}
+
+static void republish(struct relay *r)
+{
+	struct event *refused;
+	uint64_t seq;
+	char why[256];
+	while (delivery_republish(r->delivery, r->mqtt, &refused, &seq, why, sizeof why) ==
+	       DELIVERY_REFUSED) {
+		if (!reject_published(r, refused, why))
+			return;
+		delivery_settle(r->delivery, seq);
+	}
+}
+
+/* ---- events ------------------------------------------------------------------------- */
+
+/* The pending event at pos is published or set aside: a replay skips it from now on. */
+static void event_handled(struct relay *r, struct event_pos pos)
+{
+	r->handled = pos;
+	r->ev_pending = false;
+	event_trim(&r->ev);
+}
+
+static struct event_pos pending_pos(const struct relay *r)
+{
+	return (struct event_pos){ r->ev.commit_lsn, r->ev.index };
+}
+
+/* The pending event cannot be published: past it once it is dead-lettered. */
+static void set_aside(struct relay *r, const char *why)
+{
+	int status = reject(r, &r->ev, why);
+	if (status == PG_RETRY)
+		relay_pg_lost(r, status); /* the event comes again after reconnecting */
+	else if (status == PG_OK)
+		event_handled(r, pending_pos(r));
+}
+
+static void try_publish(struct relay *r)
+{
+	char why[256];
+	/* Read first: once sent, the event's buffers are in the store and r->ev holds spares. */
+	struct event_pos pos = pending_pos(r);
+	enum delivery_result res = delivery_publish(r->delivery, r->mqtt, &r->ev, why, sizeof why);
+	if (res == DELIVERY_REFUSED)
+		set_aside(r, why);
+	else if (res == DELIVERY_SENT)
+		event_handled(r, pos);
+}
+
+/* The event just built holds all it needs: the message it came from is freed before the
+ * MQTT client copies the payload, so that a huge one is not in memory once more meanwhile.
+ * Nothing may read the message (the decoded change) after this. */
+static void publish_built(struct relay *r)
+{
+	if (source_stream(r->pg))
+		pgstream_release(source_stream(r->pg));
+	try_publish(r);
+}
+
+static bool next_event(struct relay *r)
+{
+	r->ev_pending = txn_next_event(&r->txn, r->handled, &r->ev);
+	return r->ev_pending;
+}
+
+static void handle_insert(struct relay *r, const struct pgo_relation *rel, const struct pgo_tuple *row)
+{
+	struct outbox_route *route = r->txn.open ? outbox_route_table(*r->outbox, rel) : NULL;
+	if (!route || !next_event(r))
+		return;
+	char why[256];
+	if (outbox_build(route, rel, row, &r->ev, why, sizeof why) < 0)
+		set_aside(r, why);
+	else
+		publish_built(r);
+}
+
+static void handle_routed_message(struct relay *r, const struct pgo_msg *msg)
+{
+	char why[256];
+	struct outbox_route *route =
+	        r->txn.open ? outbox_route_message(*r->outbox, msg->u.message.prefix) : NULL;
+	if (!route || !next_event(r))
+		return;
+	if (outbox_build_message(route, msg->u.message.prefix, msg->u.message.content, msg->u.message.len,
+	                         &r->ev, why, sizeof why) < 0)
+		set_aside(r, why);
+	else
+		publish_built(r);
+}
+
+static void handle_message(struct relay *r, const struct pgo_msg *msg)
+{
+	if (msg->u.message.transactional) {
+		/* The heartbeat is one too (doc/design.md §17): its prefix is never routed, so it
+		 * takes no event number, and its Commit confirms like any transaction without
+		 * events. */
+		handle_routed_message(r, msg);
+		return;
+	}
+	/* Only committed work is published: never a non-transactional message. The relay's
+	 * own are the --drain marker and, in WAL written by releases before the heartbeat
+	 * became transactional, the heartbeat. */
+	bool drain = strcmp(msg->u.message.prefix, DRAIN_MARKER_PREFIX) == 0;
+	if (!drain && strcmp(msg->u.message.prefix, HEARTBEAT_PREFIX) != 0)
+		return;
+	/* Outside any transaction, with every earlier commit already received: a safe
+	 * position to confirm once nothing is in flight. */
+	delivery_idle_advance(r->delivery, msg->u.message.lsn);
+	if (drain && r->opts->drain && r->drain_target != LSN_INVALID &&
+	    msg->u.message.lsn >= r->drain_target) {
+		r->drain_reached = true;
+		log_info("drain: everything committed before start has been received");
+	}
+}
+
+/* A relation with a column type never seen may use a domain created since the domains were
+ * read: read them again before its rows are encoded. */
+static void learn_types(struct relay *r, const struct pgo_relation *rel)
+{
+	if (!typemap_needs_lookup(r->types, rel))
+		return;
+	/* After a reconnect the relation is described again. */
+	if (relay_query_done(r, catalog_load_domains(source_sql(r->pg), r->types)))
+		typemap_learn(r->types, rel);
+}
+
+static void handle_change(struct relay *r, const struct pgo_msg *msg)
+{
+	switch (msg->kind) {
+	case PGO_BEGIN: txn_begin(&r->txn, msg->u.begin.final_lsn, msg->u.begin.commit_time); break;
+	case PGO_COMMIT:
+		delivery_txn_end(r->delivery, msg->u.commit.commit_lsn, msg->u.commit.end_lsn);
+		txn_end(&r->txn);
+		break;
+	case PGO_INSERT: handle_insert(r, msg->u.insert.rel, &msg->u.insert.tuple); break;
+	case PGO_MESSAGE: handle_message(r, msg); break;
+	case PGO_RELATION: learn_types(r, msg->u.relation); break;
+	case PGO_UPDATE:
+		if (outbox_update_is_new(*r->outbox, msg->u.update.rel))
+			log_warn("UPDATE of an outbox table is not published (outbox rows are inserted, not "
+			         "changed)",
+			         "schema", msg->u.update.rel->schema, "table", msg->u.update.rel->name);
+		break;
+	default: break; /* the rest is not published */
+	}
+}
+
+static void handle_keepalive(struct relay *r, const struct repl_frame *f)
+{
+	/* The keepalive's position is what the server has sent so far: with no transaction
+	 * open and nothing in flight, everything before it is done. */
+	if (!r->txn.open && !r->ev_pending)
+		delivery_idle_advance(r->delivery, f->wal_end);
+	if (f->reply_requested && source_answer(r->pg) != PG_OK)
+		relay_pg_lost(r, PG_RETRY);
+}
+
+/* Returns 0, or -1 when the stream is unusable (logged). */
+static int handle_frame(struct relay *r, const struct repl_frame *frame)
+{
+	struct pgo_msg msg;
+	stats_wal_end(&r->stats, frame->wal_end);
+	if (frame->kind == REPL_KEEPALIVE) {
+		handle_keepalive(r, frame);
+		return 0;
+	}
+	if (pgo_decode(r->decoder, frame->data, frame->len, &msg) < 0) {
+		log_error("malformed pgoutput message", "error", pgo_error(r->decoder));
+		return -1;
+	}
+	handle_change(r, &msg);
+	return 0;
+}
+
+/* Whether to take more from the replication stream now. Not taking is the back-pressure:
+ * the server keeps the WAL, and status updates keep the connection alive. */
+bool dispatch_can_receive(const struct relay *r)
+{
+	return relay_streaming(r) && r->stop == RUNNING && !r->drain_reached && !r->ev_pending &&
+	       !delivery_republishing(r->delivery) && mqtt_state(r->mqtt) == MQTT_UP &&
+	       delivery_has_room(r->delivery);
+}
+
+/* Handles what the stream has buffered; returns how many messages. */
+static size_t receive_buffered(struct relay *r)
+{
+	size_t handled = 0;
+	while (dispatch_can_receive(r)) {
+		struct repl_frame frame;
+		bool got;
+		int status = pgstream_next(source_stream(r->pg), &frame, &got);
+		if (status == PG_OK && !got)
+			break;
+		if (status == PG_FATAL) {
+			relay_pg_lost(r, PG_FATAL);
+			relay_fail(r);
+			break;
+		}
+		if (status != PG_OK || handle_frame(r, &frame) < 0) {
+			relay_pg_lost(r, status != PG_OK ? status : PG_RETRY);
+			break;
+		}
+		handled++;
+	}
+	return handled;
+}
+
+void dispatch_receive(struct relay *r)
+{
+	bool listening = dispatch_can_receive(r);
+	size_t handled = receive_buffered(r);
+	/* Once a batch, not once a message: the clock is read off the hot path. */
+	if (relay_streaming(r) && (!listening || handled))
+		source_heard(r->pg, monotonic_ms());
+}
+
+/* Events received and not yet acknowledged: in flight, and the one decoded. */
+size_t dispatch_pending(const struct relay *r)
+{
+	return (r->delivery ? delivery_inflight(r->delivery) : 0) + (r->ev_pending ? 1 : 0);
+}
+
+/* The commit time of the oldest of them; 0: none. */
+pg_time_t dispatch_oldest_pending(struct relay *r)
+{
+	pg_time_t t = 0;
+	if (r->delivery && delivery_oldest_commit_time(r->delivery, &t))
+		return t;
+	return r->ev_pending ? r->ev.commit_time : 0;
+}
+
+/* Publishing: what a lost session set aside first, then the decoded event. */
+void dispatch_publish_pending(struct relay *r)
+{
+	if (!r->delivery || r->stop == STOP_FATAL)
+		return;
+	if (delivery_republishing(r->delivery))
+		republish(r);
+	if (r->ev_pending && r->stop == RUNNING && !delivery_republishing(r->delivery))
+		try_publish(r);
+}
