@@ -159,7 +159,7 @@ class ConfigKeysTest(harness.IntegrationCase):
                           "checkpoint_lsn", "reconnects"})
         # Counts are JSON numbers, positions strings (doc/design.md §8).
         self.assertEqual(stats["dead_lettered"], 0)
-        for key in ("published", "dead_lettered", "inflight", "lag_bytes", "lag_ms", "reconnects"):
+        for key in ("published", "dead_lettered", "pending", "lag_bytes", "lag_ms", "reconnects"):
             self.assertIs(type(stats[key]), int, key)
         self.assertIn(type(stats["rate"]), (int, float))
         self.assertIsInstance(stats["checkpoint_lsn"], str)
