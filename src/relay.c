@@ -236,10 +236,11 @@ static void log_stats(struct relay *r, int64_t now)
 
 static struct stats_state current_state(const struct relay *r)
 {
-	static const char *const session[] = {
+	static const char *const session[SOURCE_STATE_COUNT] = {
 		[SOURCE_DOWN] = "PostgreSQL disconnected",
 		[SOURCE_STANDBY] = "standby (the slot is in use)",
 		[SOURCE_STREAMING] = "streaming",
+		[SOURCE_REFUSED] = "PostgreSQL refused the relay",
 	};
 	return (struct stats_state){ session[source_state(r->pg)], mqtt_state(r->mqtt) == MQTT_UP,
 		                     r->stop != RUNNING };

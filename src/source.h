@@ -35,6 +35,7 @@ enum source_state {
 	SOURCE_STANDBY,
 	SOURCE_STREAMING,
 	SOURCE_REFUSED,
+	SOURCE_STATE_COUNT /* not a state: how many there are */
 };
 
 struct source;
