@@ -31,7 +31,7 @@ from harness.proxy import Proxy  # noqa: E402
 from harness.util import backoff_attempts_bound, count_in_window, free_port, wait_until  # noqa: E402
 
 PASSWORD = "right-for-tests"
-STORM_WINDOW = 10   # seconds over which retries are counted
+STORM_WINDOW = 6    # seconds over which retries are counted (a storm at 100 ms would be 60)
 
 
 def error_lines(text):

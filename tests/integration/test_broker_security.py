@@ -25,7 +25,7 @@ USER, PASSWORD = "relay", "s3cret-for-tests"
 TLS_PORT = free_port()
 # doc/design.md §20: the broker's default backoff, and the window retries are counted over.
 BROKER_MIN, BROKER_MAX = 0.1, 5.0
-STORM_WINDOW = 12
+STORM_WINDOW = 6
 
 
 def openssl(workdir, *args):
