@@ -190,9 +190,9 @@ static void handle_message(struct relay *r, const struct pgo_msg *msg)
 	/* Outside any transaction, with every earlier commit already received: a safe
 	 * position to confirm once nothing is in flight. */
 	delivery_idle_advance(r->delivery, msg->u.message.lsn);
-	if (drain && r->opts->drain && r->drain_target != LSN_INVALID &&
-	    msg->u.message.lsn >= r->drain_target) {
-		r->drain_reached = true;
+	if (drain && r->opts->drain && r->drain.target != LSN_INVALID &&
+	    msg->u.message.lsn >= r->drain.target) {
+		r->drain.reached = true;
 		log_info("drain: everything committed before start has been received");
 	}
 }
@@ -260,7 +260,7 @@ static int handle_frame(struct relay *r, const struct repl_frame *frame)
  * the server keeps the WAL, and status updates keep the connection alive. */
 bool dispatch_can_receive(const struct relay *r)
 {
-	return relay_streaming(r) && r->stop == RUNNING && !r->drain_reached && !r->ev_pending &&
+	return relay_streaming(r) && r->stop.reason == RUNNING && !r->drain.reached && !r->ev_pending &&
 	       !delivery_republishing(r->delivery) && mqtt_state(r->mqtt) == MQTT_UP &&
 	       delivery_has_room(r->delivery);
 }
@@ -316,10 +316,10 @@ pg_time_t dispatch_oldest_pending(struct relay *r)
 /* Publishing: what a lost session set aside first, then the decoded event. */
 void dispatch_publish_pending(struct relay *r)
 {
-	if (!r->delivery || r->stop == STOP_FATAL)
+	if (!r->delivery || r->stop.reason == STOP_FATAL)
 		return;
 	if (delivery_republishing(r->delivery))
 		republish(r);
-	if (r->ev_pending && r->stop == RUNNING && !delivery_republishing(r->delivery))
+	if (r->ev_pending && r->stop.reason == RUNNING && !delivery_republishing(r->delivery))
 		try_publish(r);
 }

@@ -59,11 +59,15 @@ struct relay {
 	struct checkpoint_row saved; /* what the checkpoint table holds */
 	int64_t checkpoint_at;       /* the earliest next write */
 
-	lsn_t drain_target; /* --drain: the marker emitted at start */
-	bool drain_reached;
-	enum stop_reason stop;
-	int exit_status; /* with STOP_FATAL */
-	int64_t stop_deadline;
+	struct {
+		lsn_t target; /* the marker emitted at start */
+		bool reached;
+	} drain; /* --drain */
+	struct {
+		enum stop_reason reason;
+		int exit_status; /* with STOP_FATAL */
+		int64_t deadline;
+	} stop;
 	/* READY=1 told to the service manager: the relay has started. Before, a refusal by
 	 * either server ends the process with status 78; after, it is retried. */
 	bool ready_sent;
@@ -80,16 +84,16 @@ struct relay {
 /* Stops the loop with exit 1. */
 static inline void relay_fail(struct relay *r)
 {
-	r->stop = STOP_FATAL;
-	r->exit_status = EXIT_FATAL;
+	r->stop.reason = STOP_FATAL;
+	r->stop.exit_status = EXIT_FATAL;
 }
 
 /* Stops the loop with exit 78: the configuration does not fit what the servers have or
  * allow (logged). */
 static inline void relay_fail_config(struct relay *r)
 {
-	r->stop = STOP_FATAL;
-	r->exit_status = EXIT_CONFIG;
+	r->stop.reason = STOP_FATAL;
+	r->stop.exit_status = EXIT_CONFIG;
 }
 
 /* True while the replication stream is up. */

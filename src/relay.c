@@ -61,8 +61,8 @@ static int open_session(struct relay *r, int64_t now)
 	lsn_t slot_confirmed = LSN_INVALID;
 	if (status == PG_OK)
 		status = catalog_prepare(sql, cfg, r->saved.pos.confirmed_lsn, &slot_confirmed);
-	if (status == PG_OK && r->opts->drain && r->drain_target == LSN_INVALID)
-		status = pg_emit_marker(sql, false, DRAIN_MARKER_PREFIX, cfg->source.slot, &r->drain_target);
+	if (status == PG_OK && r->opts->drain && r->drain.target == LSN_INVALID)
+		status = pg_emit_marker(sql, false, DRAIN_MARKER_PREFIX, cfg->source.slot, &r->drain.target);
 	if (status != PG_OK)
 		return status;
 	/* The slot may be ahead of the table (idle advance is confirmed without a checkpoint
@@ -73,7 +73,7 @@ static int open_session(struct relay *r, int64_t now)
 
 static void maintain_source(struct relay *r, int64_t now)
 {
-	if (r->stop != RUNNING || !source_due(r->pg, now))
+	if (r->stop.reason != RUNNING || !source_due(r->pg, now))
 		return;
 	int status = open_session(r, now);
 	if (status == PG_OK)
@@ -174,7 +174,7 @@ static uint32_t watchdog_interval(const struct relay *r)
 static void check_publication(struct relay *r, int64_t now)
 {
 	(void)now;
-	if (!relay_streaming(r) || r->stop != RUNNING)
+	if (!relay_streaming(r) || r->stop.reason != RUNNING)
 		return;
 	relay_query_done(r, catalog_check_publication(source_sql(r->pg), r->cfg));
 }
@@ -185,7 +185,7 @@ static void check_publication(struct relay *r, int64_t now)
 static void heartbeat(struct relay *r, int64_t now)
 {
 	(void)now;
-	if (!relay_streaming(r) || r->stop != RUNNING)
+	if (!relay_streaming(r) || r->stop.reason != RUNNING)
 		return;
 	lsn_t lsn;
 	relay_query_done(
@@ -243,7 +243,7 @@ static struct stats_state current_state(const struct relay *r)
 		[SOURCE_REFUSED] = "PostgreSQL refused the relay",
 	};
 	return (struct stats_state){ session[source_state(r->pg)], mqtt_state(r->mqtt) == MQTT_UP,
-		                     r->stop != RUNNING };
+		                     r->stop.reason != RUNNING };
 }
 
 static bool same_state(const struct stats_state *a, const struct stats_state *b)
@@ -313,15 +313,15 @@ static void run_jobs(struct relay *r, int64_t now)
 
 static void request_stop(struct relay *r, const char *why)
 {
-	if (r->stop == STOP_SIGNAL) {
+	if (r->stop.reason == STOP_SIGNAL) {
 		log_warn("second stop request: stopping without waiting for acknowledgements");
-		r->stop_deadline = monotonic_ms();
+		r->stop.deadline = monotonic_ms();
 		return;
 	}
-	if (r->stop != RUNNING)
+	if (r->stop.reason != RUNNING)
 		return;
-	r->stop = STOP_SIGNAL;
-	r->stop_deadline = monotonic_ms() + r->cfg->delivery.drain_timeout_ms;
+	r->stop.reason = STOP_SIGNAL;
+	r->stop.deadline = monotonic_ms() + r->cfg->delivery.drain_timeout_ms;
 	log_info("stopping: waiting for in-flight acknowledgements", "signal", why);
 }
 
@@ -332,16 +332,16 @@ static bool flushed(const struct relay *r)
 
 static bool finished(struct relay *r, int64_t now)
 {
-	if (r->stop == STOP_FATAL)
+	if (r->stop.reason == STOP_FATAL)
 		return true;
-	if (r->drain_reached && flushed(r) && !r->ev_pending) {
-		r->stop = STOP_DRAINED;
+	if (r->drain.reached && flushed(r) && !r->ev_pending) {
+		r->stop.reason = STOP_DRAINED;
 		return true;
 	}
-	if (r->stop == STOP_SIGNAL) {
+	if (r->stop.reason == STOP_SIGNAL) {
 		if (!relay_streaming(r))
 			return true; /* nothing to checkpoint into until PostgreSQL is back */
-		return flushed(r) || now >= r->stop_deadline;
+		return flushed(r) || now >= r->stop.deadline;
 	}
 	return false;
 }
@@ -404,8 +404,8 @@ static int poll_timeout(const struct relay *r, int64_t now)
 		at = earliest(at, r->job_at[i]);
 	if (checkpoint_behind(r))
 		at = earliest(at, r->checkpoint_at);
-	if (r->stop == STOP_SIGNAL)
-		at = earliest(at, r->stop_deadline);
+	if (r->stop.reason == STOP_SIGNAL)
+		at = earliest(at, r->stop.deadline);
 	at = earliest(at, now + 1000);
 	return at <= now ? 0 : (int)(at - now);
 }
@@ -469,7 +469,7 @@ static void step(struct relay *r)
 {
 	int64_t now = monotonic_ms();
 	maintain_source(r, now);
-	mqtt_maintain(r->mqtt, now, relay_streaming(r) && r->stop == RUNNING);
+	mqtt_maintain(r->mqtt, now, relay_streaming(r) && r->stop.reason == RUNNING);
 	dispatch_publish_pending(r);
 	dispatch_receive(r);
 	dispatch_take_acks(r); /* QoS 0 messages are acknowledged as they are written */
@@ -536,11 +536,11 @@ int relay_run(struct config *cfg, struct outbox **outbox, const struct relay_opt
 		wait_and_dispatch(&r);
 	}
 	notify_stopping();
-	if (r.stop != STOP_FATAL)
+	if (r.stop.reason != STOP_FATAL)
 		final_bookkeeping(&r);
 	mqtt_disconnect(r.mqtt, 2000, flushed(&r));
 	stats_summary(&r.stats, r.delivery ? delivery_inflight(r.delivery) : 0, source_confirmed(r.pg));
-	int status = r.stop != STOP_FATAL ? EXIT_CLEAN : r.exit_status;
+	int status = r.stop.reason != STOP_FATAL ? EXIT_CLEAN : r.stop.exit_status;
 	relay_finish(&r);
 	return status;
 }
