@@ -42,7 +42,6 @@ Sizes: a backlog of 30,000 events and a window of 200; OUTBOX_FAULT_FULL=1 gives
 
 import contextlib
 import os
-import pwd
 import sys
 import time
 import uuid
@@ -51,8 +50,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from faultlib import DistinctCount, FaultCase, make_plan, seeded_random, size  # noqa: E402
 import harness  # noqa: E402
+from harness.mosquitto import PERSISTENCE_CONFIG, prepare_persistence  # noqa: E402
 from harness.mosquitto import took_over  # noqa: E402
-from harness.util import is_root, tcp_queues, wait_until  # noqa: E402
+from harness.util import tcp_queues, wait_until  # noqa: E402
 
 EVENTS = size(30000, 300000)
 # QoS 1 drains several times as fast as QoS 2: a backlog as long in time leaves room for ten
@@ -70,15 +70,11 @@ RECORDER_RECEIVE_MAXIMUM = 65535   # see tests/tools/mqtt_recorder.c
 
 
 class MqttSessionsTest(FaultCase):
-    mosquitto_config = "persistence true\npersistence_location {workdir}/mqtt-data/\n"
+    mosquitto_config = PERSISTENCE_CONFIG
 
     @classmethod
     def prepare_files(cls):
-        data = os.path.join(cls.workdir, "mqtt-data")
-        os.mkdir(data, 0o700)
-        if is_root():   # the broker drops to the mosquitto user
-            pw = pwd.getpwnam("mosquitto")
-            os.chown(data, pw.pw_uid, pw.pw_gid)
+        prepare_persistence(cls.workdir)
 
     # --- the faults; each returns how many distinct events the subscriber had ----------
 

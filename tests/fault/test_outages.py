@@ -9,30 +9,25 @@ OUTBOX_FAULT_FULL=1 gives 20,000 events and 30 s.
 """
 
 import os
-import pwd
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import harness  # noqa: E402
+from harness.mosquitto import PERSISTENCE_CONFIG, prepare_persistence  # noqa: E402
 from harness.delivery import DeliveryReport, full_size, wait_for_all  # noqa: E402
-from harness.util import is_root  # noqa: E402
 
 EVENTS, OUTAGE_S = (20000, 30) if full_size() else (3000, 8)
 MAX_INFLIGHT = 200
 
 
 class OutagesTest(harness.IntegrationCase):
-    mosquitto_config = "persistence true\npersistence_location {workdir}/mqtt-data/\n"
+    mosquitto_config = PERSISTENCE_CONFIG
 
     @classmethod
     def prepare_files(cls):
-        data = os.path.join(cls.workdir, "mqtt-data")
-        os.mkdir(data, 0o700)
-        if is_root():   # the broker drops to the mosquitto user
-            pw = pwd.getpwnam("mosquitto")
-            os.chown(data, pw.pw_uid, pw.pw_gid)
+        prepare_persistence(cls.workdir)
 
     def stream(self, db, fault, max_duplicates):
         rec = self.start_recorder(client_id=f"rec-{self.name}"[:23], persistent=True)

@@ -9,12 +9,13 @@ keep Mosquitto's default (20), which an MQTT 3.1.1 publisher is never told about
 """
 
 import os
+import pwd
 import re
 import shutil
 import signal
 import subprocess
 
-from .util import free_port, port_open, print_tail, register_cleanup, unregister_cleanup
+from .util import free_port, is_root, port_open, print_tail, register_cleanup, unregister_cleanup
 from .util import wait_until
 
 START_TIMEOUT = 30
@@ -171,6 +172,20 @@ class Mosquitto:
             if match and client_id in (match.group(1), match.group(2)):
                 port = None
         return port
+
+
+# A broker that keeps its state on disk across restarts (add to mosquitto_config, and call
+# prepare_persistence from prepare_files).
+PERSISTENCE_CONFIG = "persistence true\npersistence_location {workdir}/mqtt-data/\n"
+
+
+def prepare_persistence(workdir):
+    """The directory PERSISTENCE_CONFIG names, writable by the user the broker drops to."""
+    data = os.path.join(workdir, "mqtt-data")
+    os.mkdir(data, 0o700)
+    if is_root():   # the broker drops to the mosquitto user
+        pw = pwd.getpwnam("mosquitto")
+        os.chown(data, pw.pw_uid, pw.pw_gid)
 
 
 def took_over(previous_line, client_id):

@@ -35,15 +35,14 @@ import pwd
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import harness  # noqa: E402
+from harness.notify import NotifySocket  # noqa: E402
 from harness.util import is_root, print_tail, register_cleanup, stop_process  # noqa: E402
 from harness.util import unregister_cleanup, wait_until  # noqa: E402
 
@@ -126,35 +125,6 @@ class DebianPostgres(harness.Postgres):
             capture_output=True, text=True, cwd=self.dir)
         return (result.returncode == 0
                 and os.path.realpath(result.stdout.strip()) == os.path.realpath(self.datadir))
-
-
-class NotifySocket:
-    """The service manager's end of NOTIFY_SOCKET: every datagram, in order."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(path)
-        os.chmod(path, 0o666)   # the service runs as another user
-        self.sock.settimeout(0.2)
-        self.messages = []
-        self.stopped = False
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        while not self.stopped:
-            try:
-                self.messages.append(self.sock.recv(4096).decode())
-            except socket.timeout:
-                continue
-
-    def lines(self):
-        return [line for msg in list(self.messages) for line in msg.splitlines()]
-
-    def close(self):
-        self.stopped = True
-        self.thread.join()
-        self.sock.close()
 
 
 # --- reading the README ---------------------------------------------------------------
@@ -408,7 +378,7 @@ class ReadmeDeployTest(harness.IntegrationCase):
 
         notify_dir = os.path.join(self.workdir, "notify")
         os.mkdir(notify_dir, 0o755)
-        self.notify = NotifySocket(os.path.join(notify_dir, "notify"))
+        self.notify = NotifySocket(os.path.join(notify_dir, "notify"), others_may_send=True)
         self.addCleanup(self.notify.close)
         watchdog = re.fullmatch(r"(\d+)s", self.one("WatchdogSec"))
         env.update(NOTIFY_SOCKET=self.notify.sock.getsockname(),

@@ -8,43 +8,13 @@ and sets WATCHDOG_USEC, as systemd does for a Type=notify unit with WatchdogSec=
 
 import os
 import signal
-import socket
 import sys
-import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import harness  # noqa: E402
+from harness.notify import NotifySocket  # noqa: E402
 from harness.util import wait_until  # noqa: E402
-
-
-class NotifySocket:
-    """Collects every datagram sent to a unix socket, in order."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(path)
-        self.sock.settimeout(0.2)
-        self.messages = []
-        self.stopped = False
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        while not self.stopped:
-            try:
-                data = self.sock.recv(4096)
-            except socket.timeout:
-                continue
-            self.messages.append(data.decode())
-
-    def lines(self):
-        return [line for msg in list(self.messages) for line in msg.splitlines()]
-
-    def close(self):
-        self.stopped = True
-        self.thread.join()
-        self.sock.close()
 
 
 def statuses(notify):
