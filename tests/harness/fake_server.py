@@ -1,7 +1,7 @@
 """A TCP server on a free loopback port that is not what its clients expect: it answers
-each connection with fixed bytes and closes it, and counts the connections (the retry
-storms of issue #14: a broker port that leads elsewhere, a broker that refuses the
-protocol version)."""
+each connection with fixed bytes and closes it, and counts the connections (retry storms,
+doc/design.md §20: a broker port that leads elsewhere, a broker that refuses the protocol
+version)."""
 
 import socket
 import threading
