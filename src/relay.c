@@ -242,8 +242,11 @@ static struct stats_state current_state(const struct relay *r)
 		[SOURCE_STREAMING] = "streaming",
 		[SOURCE_REFUSED] = "PostgreSQL refused the relay",
 	};
-	return (struct stats_state){ session[source_state(r->pg)], mqtt_state(r->mqtt) == MQTT_UP,
-		                     r->stop.reason != RUNNING };
+	return (struct stats_state){ .session = session[source_state(r->pg)],
+		                     .broker_up = mqtt_state(r->mqtt) == MQTT_UP,
+		                     .stopping = r->stop.reason != RUNNING,
+		                     .pg_trouble = source_trouble(r->pg),
+		                     .broker_trouble = mqtt_trouble(r->mqtt) };
 }
 
 static bool same_state(const struct stats_state *a, const struct stats_state *b)
@@ -253,7 +256,7 @@ static bool same_state(const struct stats_state *a, const struct stats_state *b)
 
 static void update_status(struct relay *r, int64_t now)
 {
-	char text[256];
+	char text[1024];
 	struct stats_view v = take_stats(r, &r->stats.status, now);
 	r->shown = current_state(r);
 	stats_status_text(&v, &r->shown, text, sizeof text);

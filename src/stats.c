@@ -115,10 +115,16 @@ void stats_log(const struct stats_view *v)
 void stats_status_text(const struct stats_view *v, const struct stats_state *st, char *out, size_t outlen)
 {
 	struct stats_text t = format_view(v);
-	snprintf(out, outlen,
-	         "%s%s, broker %s; published %s, %s/s, dead-lettered %s, pending %s, lag %s ms, %s bytes",
-	         st->stopping ? "stopping, " : "", st->session, st->broker_up ? "connected" : "disconnected",
-	         t.published, t.rate, t.dead, t.pending, t.lag_ms, t.lag_bytes);
+	int n = snprintf(
+	        out, outlen,
+	        "%s%s, broker %s; published %s, %s/s, dead-lettered %s, pending %s, lag %s ms, %s bytes",
+	        st->stopping ? "stopping, " : "", st->session, st->broker_up ? "connected" : "disconnected",
+	        t.published, t.rate, t.dead, t.pending, t.lag_ms, t.lag_bytes);
+	/* What refused, or why a side cannot connect: an operator sees it without the log. */
+	if (st->pg_trouble && n >= 0 && (size_t)n < outlen)
+		n += snprintf(out + n, outlen - (size_t)n, "; PostgreSQL: %s", st->pg_trouble);
+	if (st->broker_trouble && n >= 0 && (size_t)n < outlen)
+		snprintf(out + n, outlen - (size_t)n, "; broker: %s", st->broker_trouble);
 }
 
 void stats_summary(const struct stats *s, size_t pending, lsn_t confirmed)

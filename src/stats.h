@@ -100,6 +100,9 @@ struct stats_state {
 	const char *session; /* the PostgreSQL side in a few words */
 	bool broker_up;
 	bool stopping;
+	/* Why a side is not up (what refused, or why it cannot connect), or NULL. Not part of
+	 * the state: the renewal every 5 s shows a new reason. */
+	const char *pg_trouble, *broker_trouble;
 };
 
 /* The one-line summary STATUS= shows. */

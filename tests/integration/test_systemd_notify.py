@@ -87,8 +87,13 @@ class SystemdNotifyTest(harness.IntegrationCase):
                                for s in statuses(notify)[streaming:]) >= 3, 60,
                    "STATUS= renewed twice", check=relay.check_running)
 
+        port = self.mqtt.port
         self.mqtt.stop()
         away = wait_for("streaming, broker disconnected; ", streaming)
+        # The renewal says why: what the last attempt met, and where.
+        wait_until(lambda: any(f"; broker: cannot connect to broker: Connection refused (127.0.0.1:{port})"
+                               in s for s in statuses(notify)[away:]), 60,
+                   "STATUS= naming why the broker is away", check=relay.check_running)
         self.mqtt.start()
         back = wait_for("streaming, broker connected; ", away)
 
@@ -101,7 +106,7 @@ class SystemdNotifyTest(harness.IntegrationCase):
             if "; " in status:
                 self.assertRegex(status.split("; ", 1)[1],
                                  r"^published \d+, \d+\.\d/s, dead-lettered \d+, pending \d+,"
-                                 r" lag \d+ ms, \d+ bytes$")
+                                 r" lag \d+ ms, \d+ bytes(; (PostgreSQL|broker): .+)*$")
 
     def test_status_says_when_postgresql_is_unreachable(self):
         db = self.new_database()
@@ -112,6 +117,7 @@ class SystemdNotifyTest(harness.IntegrationCase):
         wait_until(lambda: sum(s.startswith("PostgreSQL disconnected, broker disconnected; ")
                                for s in statuses(notify)) >= 2, 60,
                    "STATUS= said and renewed while PostgreSQL is away", check=relay.check_running)
+        self.assertIn("; PostgreSQL: PostgreSQL unavailable", statuses(notify)[-1])
         self.assertEqual(relay.terminate(), 0)
         self.assertNotIn("READY=1", notify.lines())
 

@@ -256,15 +256,29 @@ START_TEST(status_text)
 	in.pending = 4;
 	in.oldest_pending = WALL - 250 * 1000;
 	struct stats_view v = line(&s, &in);
-	struct stats_state st = { "streaming", true, false };
+	struct stats_state st = { .session = "streaming", .broker_up = true };
 	char text[256];
 	stats_status_text(&v, &st, text, sizeof text);
 	ck_assert_str_eq(text, "streaming, broker connected; published 2, 2.0/s, dead-lettered 0, pending 4, "
 	                       "lag 250 ms, 0 bytes");
-	st = (struct stats_state){ "PostgreSQL disconnected", false, true };
+	st = (struct stats_state){ .session = "PostgreSQL disconnected", .stopping = true };
 	stats_status_text(&v, &st, text, sizeof text);
 	ck_assert_str_eq(text, "stopping, PostgreSQL disconnected, broker disconnected; published 2, 2.0/s, "
 	                       "dead-lettered 0, pending 4, lag 250 ms, 0 bytes");
+	/* What refused is said after the numbers, each side on its own. */
+	st = (struct stats_state){ .session = "PostgreSQL refused the relay",
+		                   .pg_trouble = "PostgreSQL refused: password authentication failed",
+		                   .broker_trouble =
+		                           "cannot connect to broker: Connection refused (h:1883)" };
+	stats_status_text(&v, &st, text, sizeof text);
+	ck_assert_str_eq(text, "PostgreSQL refused the relay, broker disconnected; published 2, 2.0/s, "
+	                       "dead-lettered 0, pending 4, lag 250 ms, 0 bytes; PostgreSQL: PostgreSQL "
+	                       "refused: password authentication failed; broker: cannot connect to broker: "
+	                       "Connection refused (h:1883)");
+	/* A summary longer than the buffer is cut, not overrun. */
+	char small[40];
+	stats_status_text(&v, &st, small, sizeof small);
+	ck_assert_uint_eq(strlen(small), sizeof small - 1);
 }
 END_TEST
 
