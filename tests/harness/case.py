@@ -14,15 +14,11 @@ from .relay import Relay, relay_config
 from .util import install_signal_cleanup, make_workdir, print_tail, register_cleanup
 from .util import unregister_cleanup
 
-OUTBOX_DDL = """
-CREATE TABLE public.outbox (
-    id bigserial PRIMARY KEY,
-    aggregate_type text NOT NULL,
-    aggregate_id text NOT NULL,
-    event_type text NOT NULL,
-    payload jsonb NOT NULL
-)
-"""
+# The outbox table of the example configuration: the one the project ships, which the README
+# shows and the deploy test checks.
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "config",
+                       "outbox.sql"), encoding="utf-8") as _ddl:
+    OUTBOX_DDL = _ddl.read()
 
 LSN_RE = re.compile(r"[0-9A-F]{1,8}/[0-9A-F]{1,8}")
 
