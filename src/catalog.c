@@ -49,8 +49,21 @@ static int create_tables(PGconn *sql, const struct config *cfg, const char *sche
 	        "CREATE TABLE IF NOT EXISTS %s.dead_letter ("
 	        " id bigserial PRIMARY KEY, slot_name text, event_id text, source text, topic text,"
 	        " commit_lsn pg_lsn, reason text, payload bytea, properties jsonb,"
-	        " created_at timestamptz NOT NULL DEFAULT now())",
-	        schema, schema);
+	        " created_at timestamptz NOT NULL DEFAULT now());"
+	        /* doc/design.md §22: what a re-drive did with a dead letter. */
+	        "ALTER TABLE %s.dead_letter ADD COLUMN IF NOT EXISTS redriven_at timestamptz,"
+	        " ADD COLUMN IF NOT EXISTS redrive_outcome text;"
+	        "CREATE TABLE IF NOT EXISTS %s.request ("
+	        " id bigserial PRIMARY KEY, slot_name text NOT NULL,"
+	        " kind text NOT NULL CHECK (kind IN ('backfill', 'redrive')),"
+	        " route text, where_clause text, dead_letter_ids bigint[],"
+	        " state text NOT NULL DEFAULT 'pending'"
+	        " CHECK (state IN ('pending', 'running', 'done', 'failed')),"
+	        " position text[], done bigint NOT NULL DEFAULT 0, total bigint,"
+	        " refused bigint NOT NULL DEFAULT 0, error text,"
+	        " created_at timestamptz NOT NULL DEFAULT now(), started_at timestamptz,"
+	        " updated_at timestamptz, finished_at timestamptz)",
+	        schema, schema, schema, schema);
 	status = pg_exec(sql, q.data, "cannot create the bookkeeping tables");
 	buf_finish(&q);
 	return status;
