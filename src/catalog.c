@@ -112,6 +112,64 @@ static int publication_exists(PGconn *sql, const char *name, bool *exists)
 	return status;
 }
 
+/* doc/design.md §22: the request table rides in the publication, so that a request reaches
+ * the relay in the stream. Whether it exists, and whether the publication has it. */
+static int request_table_state(PGconn *sql, const struct config *cfg, bool *exists, bool *published)
+{
+	struct buf name = BUF_INIT;
+	pg_append_identifier(&name, sql, cfg->delivery.bookkeeping_schema);
+	buf_puts(&name, ".request");
+	const char *params[] = { name.data, cfg->source.publication };
+	PGresult *res;
+	int status = pg_query(sql,
+	                      "SELECT to_regclass($1) IS NOT NULL, EXISTS (SELECT 1 FROM pg_publication_rel pr"
+	                      " JOIN pg_publication p ON p.oid = pr.prpubid"
+	                      " WHERE p.pubname = $2 AND pr.prrelid = to_regclass($1))",
+	                      2, params, &res, "cannot look up the request table");
+	buf_finish(&name);
+	if (status != PG_OK)
+		return status;
+	*exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	*published = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+	PQclear(res);
+	return PG_OK;
+}
+
+static void append_request_table(struct buf *q, PGconn *sql, const struct config *cfg)
+{
+	pg_append_identifier(q, sql, cfg->delivery.bookkeeping_schema);
+	buf_puts(q, ".request");
+}
+
+/* Without it in the publication, requests are found by looking at the table now and then. */
+static int publish_request_table(PGconn *sql, const struct config *cfg)
+{
+	bool exists, published;
+	int status = request_table_state(sql, cfg, &exists, &published);
+	if (status != PG_OK || !exists || published)
+		return status;
+	if (!cfg->source.create_publication) {
+		log_info("the request table is not in the publication: new requests are seen within 10 s"
+		         " (add it to the publication to have them at once)",
+		         "publication", cfg->source.publication);
+		return PG_OK;
+	}
+	struct buf q = BUF_INIT;
+	buf_puts(&q, "ALTER PUBLICATION ");
+	pg_append_identifier(&q, sql, cfg->source.publication);
+	buf_puts(&q, " ADD TABLE ");
+	append_request_table(&q, sql, cfg);
+	status = pg_exec(sql, q.data, "cannot add the request table to the publication");
+	buf_finish(&q);
+	if (status == PG_REFUSED || status == PG_FATAL) {
+		log_info("the request table could not be added to the publication: new requests are seen"
+		         " within 10 s",
+		         "publication", cfg->source.publication);
+		return PG_OK;
+	}
+	return status;
+}
+
 static int create_publication(PGconn *sql, const struct config *cfg)
 {
 	struct buf q = BUF_INIT;
@@ -254,12 +312,16 @@ int catalog_ensure_publication(PGconn *sql, const struct config *cfg)
 			if (cfg->routes[i].table && !st[i].published)
 				status = add_missing_table(sql, cfg, &cfg->routes[i], &st[i]);
 		free(st);
+		if (status == PG_OK)
+			status = publish_request_table(sql, cfg);
 	} else if (cfg->source.create_publication) {
 		/* The list after the publication: a row written before the publication exists
 		 * breaks decoding for every slot created before it. */
 		status = create_publication(sql, cfg);
 		if (status == PG_OK)
 			status = routed_list_update(sql, cfg);
+		if (status == PG_OK)
+			status = publish_request_table(sql, cfg);
 	} else {
 		log_error("the publication does not exist and create_publication is false", "publication",
 		          cfg->source.publication);

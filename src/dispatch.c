@@ -15,12 +15,15 @@
 #include "dispatch.h"
 #include "loop.h"
 #include "util.h"
+#include "watermark.h"
 
 /* ---- events that can never be published (doc/design.md §7) -------------------------- */
 
 /* Dead-letters ev, or stops the relay (bookkeeping_reject). Returns its pg_status. */
 static int reject(struct relay *r, const struct event *ev, const char *why)
 {
+	if (ev->redrive_of) /* refused again: its dead letter says so */
+		return requests_settled(r->requests, source_sql(r->pg), r->cfg, ev, why);
 	int status = bookkeeping_reject(source_sql(r->pg), r->cfg, ev, why);
 	if (status == PG_OK)
 		r->stats.dead_lettered++;
@@ -64,6 +67,9 @@ void dispatch_take_acks(struct relay *r)
 				continue;
 		} else {
 			stats_acked(&r->stats);
+			if (ev->redrive_of && requests_settled(r->requests, source_sql(r->pg), r->cfg, ev, NULL) !=
+			                              PG_OK)
+				log_warn("a re-driven dead letter is published but not marked so");
 		}
 		delivery_settle(r->delivery, seq);
 	}
@@ -142,12 +148,17 @@ static void publish_built(struct relay *r)
 
 static bool next_event(struct relay *r)
 {
+	r->ev.origin = NULL;
+	r->ev.redrive_of = 0;
 	r->ev_pending = txn_next_event(&r->txn, r->handled, &r->ev);
 	return r->ev_pending;
 }
 
 static void handle_insert(struct relay *r, const struct pgo_relation *rel, const struct pgo_tuple *row)
 {
+	if (requests_is_table(r->cfg, rel))
+		requests_wake(r->requests);
+	requests_note_change(r->requests, rel, row);
 	struct outbox_route *route = r->txn.open ? outbox_route_table(*r->outbox, rel) : NULL;
 	if (!route || !next_event(r))
 		return;
@@ -174,6 +185,11 @@ static void handle_routed_message(struct relay *r, const struct pgo_msg *msg)
 
 static void handle_message(struct relay *r, const struct pgo_msg *msg)
 {
+	if (msg->u.message.transactional && strcmp(msg->u.message.prefix, WATERMARK_PREFIX) == 0) {
+		if (r->txn.open)
+			requests_mark(r->requests, msg->u.message.content, msg->u.message.len, r->txn.commit_lsn);
+		return;
+	}
 	if (msg->u.message.transactional) {
 		/* The heartbeat is one too (doc/design.md §17): its prefix is never routed, so it
 		 * takes no event number, and its Commit confirms like any transaction without
@@ -219,7 +235,11 @@ static void handle_change(struct relay *r, const struct pgo_msg *msg)
 	case PGO_INSERT: handle_insert(r, msg->u.insert.rel, &msg->u.insert.tuple); break;
 	case PGO_MESSAGE: handle_message(r, msg); break;
 	case PGO_RELATION: learn_types(r, msg->u.relation); break;
+	case PGO_DELETE:
+		requests_note_change(r->requests, msg->u.delete.rel, &msg->u.delete.old_tuple);
+		break;
 	case PGO_UPDATE:
+		requests_note_change(r->requests, msg->u.update.rel, &msg->u.update.new_tuple);
 		if (outbox_update_is_new(*r->outbox, msg->u.update.rel))
 			log_warn("UPDATE of an outbox table is not published (outbox rows are inserted, not "
 			         "changed)",
@@ -261,6 +281,7 @@ static int handle_frame(struct relay *r, const struct repl_frame *frame)
 bool dispatch_can_receive(const struct relay *r)
 {
 	return relay_streaming(r) && r->stop.reason == RUNNING && !r->drain.reached && !r->ev_pending &&
+	       !requests_placing(r->requests) &&
 	       !delivery_republishing(r->delivery) && mqtt_state(r->mqtt) == MQTT_UP &&
 	       delivery_has_room(r->delivery);
 }
@@ -313,7 +334,24 @@ pg_time_t dispatch_oldest_pending(struct relay *r)
 	return r->ev_pending ? r->ev.commit_time : 0;
 }
 
-/* Publishing: what a lost session set aside first, then the decoded event. */
+/* A chunk of a request (doc/design.md §22) becomes the events of its marker's transaction,
+ * while the stream waits. */
+static void place_rows(struct relay *r)
+{
+	char why[256];
+	while (!r->ev_pending && r->stop.reason == RUNNING && relay_streaming(r) &&
+	       !delivery_republishing(r->delivery) && delivery_has_room(r->delivery) &&
+	       requests_next_row(r->requests)) {
+		if (!next_event(r))
+			continue; /* handled before the session was lost */
+		if (requests_build(r->requests, *r->outbox, &r->ev, why, sizeof why) < 0)
+			set_aside(r, why);
+		else
+			try_publish(r);
+	}
+}
+
+/* Publishing: what a lost session set aside first, then the decoded event, then a chunk. */
 void dispatch_publish_pending(struct relay *r)
 {
 	if (!r->delivery || r->stop.reason == STOP_FATAL)
@@ -322,4 +360,5 @@ void dispatch_publish_pending(struct relay *r)
 		republish(r);
 	if (r->ev_pending && r->stop.reason == RUNNING && !delivery_republishing(r->delivery))
 		try_publish(r);
+	place_rows(r);
 }

@@ -38,7 +38,15 @@ struct event {
 	struct buf correlation_data;
 	/* The route's user properties, in order: see event_add_property / event_next_property. */
 	struct buf user_properties;
+	/* doc/design.md §22: NULL for the live stream, else EVENT_ORIGIN_* (the user property
+	 * origin); a re-driven event's dead letter id (0: none) and the content type it stored. */
+	const char *origin;
+	int64_t redrive_of;
+	struct buf stored_content_type;
 };
+
+#define EVENT_ORIGIN_BACKFILL "backfill"
+#define EVENT_ORIGIN_REDRIVE "redrive"
 
 void event_init(struct event *ev);
 void event_finish(struct event *ev);

@@ -23,6 +23,7 @@
 #include "exit_status.h"
 #include "relay.h"
 #include "reload.h"
+#include "requests.h"
 #include "source.h"
 #include "stats.h"
 #include "txn.h"
@@ -50,6 +51,7 @@ struct relay {
 	struct pgo_decoder *decoder;
 	struct typemap *types;
 	struct delivery *delivery; /* NULL until the checkpoint is read */
+	struct requests *requests; /* backfill and re-drive (doc/design.md §22) */
 
 	struct txn txn;  /* the transaction being received */
 	struct event ev; /* decoded, not yet taken by the MQTT client */
@@ -110,6 +112,7 @@ static inline void relay_pg_lost(struct relay *r, int status)
 	source_close(r->pg, status, monotonic_ms());
 	txn_end(&r->txn);
 	r->ev_pending = false;
+	requests_session_lost(r->requests);
 	if (source_state(r->pg) == SOURCE_REFUSED)
 		relay_fail_config(r);
 }

@@ -409,6 +409,10 @@ static void build_envelope(const struct outbox_route *r, const struct pgo_relati
 	json_append_string(out, ev->lsn_text, strlen(ev->lsn_text));
 	buf_puts(out, ",\"commit_time\":");
 	json_append_string(out, ev->commit_time_text, strlen(ev->commit_time_text));
+	if (ev->origin) {
+		buf_puts(out, ",\"origin\":");
+		json_append_string(out, ev->origin, strlen(ev->origin));
+	}
 	buf_puts(out, ",\"row\":");
 	json_append_row(out, r->types, rel, row);
 	buf_putc(out, '}');

@@ -68,6 +68,7 @@ static int open_session(struct relay *r, int64_t now)
 	/* The slot may be ahead of the table (idle advance is confirmed without a checkpoint
 	 * write): nothing routed lies in between. */
 	delivery_idle_advance(r->delivery, slot_confirmed);
+	requests_wake(r->requests); /* unfinished requests resume; a standby's become ours */
 	return source_start(r->pg, delivery_safe(r->delivery).confirmed_lsn, now);
 }
 
@@ -139,6 +140,16 @@ static void bookkeeping(struct relay *r, int64_t now)
 		relay_pg_lost(r, PG_RETRY);
 }
 
+/* Requests (doc/design.md §22) work between stream reads, while both sides are up; not in
+ * --drain, which ends at a position fixed at start. */
+static void carry_out_requests(struct relay *r)
+{
+	if (!relay_streaming(r) || r->stop.reason != RUNNING || r->opts->drain ||
+	    mqtt_state(r->mqtt) != MQTT_UP || !r->delivery)
+		return;
+	relay_query_done(r, requests_step(r->requests, source_sql(r->pg), r->cfg, delivery_safe(r->delivery)));
+}
+
 /* ---- periodic jobs ------------------------------------------------------------------ */
 
 static uint32_t status_interval(const struct relay *r)
@@ -161,6 +172,20 @@ static uint32_t status_update_interval(const struct relay *r)
 {
 	(void)r;
 	return notify_enabled() ? 5000 : 0;
+}
+
+/* A request table outside the publication (one created by an administrator without it) is
+ * looked at this often; in it, a new request wakes the relay at once. */
+static uint32_t request_poll_interval(const struct relay *r)
+{
+	(void)r;
+	return 10000;
+}
+
+static void look_for_requests(struct relay *r, int64_t now)
+{
+	(void)now;
+	requests_wake(r->requests);
 }
 
 static uint32_t watchdog_interval(const struct relay *r)
@@ -291,6 +316,7 @@ static const struct job jobs[] = {
 	{ log_stats, stats_interval },             /* §8 */
 	{ update_status, status_update_interval }, /* §8 */
 	{ watchdog, watchdog_interval },           /* §8 */
+	{ look_for_requests, request_poll_interval }, /* §22 */
 };
 #define JOB_COUNT (sizeof jobs / sizeof jobs[0])
 _Static_assert(JOB_COUNT <= JOBS_MAX, "raise JOBS_MAX");
@@ -478,6 +504,7 @@ static void step(struct relay *r)
 	dispatch_take_acks(r); /* QoS 0 messages are acknowledged as they are written */
 	now = monotonic_ms();
 	bookkeeping(r, now);
+	carry_out_requests(r);
 	bool reading = dispatch_can_receive(r);
 	stats_reading(&r->stats, reading, now);
 	if (source_tick(r->pg, now, reading) != PG_OK)
@@ -501,6 +528,7 @@ static int relay_init(struct relay *r, struct config *cfg, struct outbox **outbo
 	r->sigfd = signals_open();
 	r->decoder = pgo_decoder_new();
 	r->types = typemap_new();
+	r->requests = requests_new();
 	outbox_use_types(*outbox, r->types);
 	r->reload = reload_new(cfg, outbox, r->types, opts->log_level_fixed);
 	r->pg = source_new(cfg);
@@ -517,6 +545,7 @@ static void relay_finish(struct relay *r)
 	source_free(r->pg);
 	mqtt_free(r->mqtt);
 	delivery_free(r->delivery);
+	requests_free(r->requests);
 	pgo_decoder_free(r->decoder);
 	event_finish(&r->ev);
 	reload_free(r->reload);
