@@ -54,6 +54,12 @@ struct requests {
 	lsn_t mark_lsn;
 	int64_t skipped; /* rows left to the stream, over the request */
 
+	/* The budget counts what the live stream waits for: the read, and the placing, which
+	 * goes at the broker's pace once the window is full. */
+	int64_t read_ms;
+	int64_t placing_since;
+	size_t chunk_bytes;
+
 	struct placed placed[PLACED_MAX];
 	int nplaced;
 
@@ -279,8 +285,8 @@ static int read_chunk(struct requests *q, PGconn *sql, const struct config *cfg)
 		return status;
 	q->nrows = PQntuples(q->chunk);
 	q->chunk_end = (uint32_t)q->nrows < q->chunk_rows;
-	q->chunk_rows = chunk_rows_next(q->chunk_rows, (uint32_t)q->nrows, monotonic_ms() - started,
-	                                result_bytes(q->chunk));
+	q->read_ms = monotonic_ms() - started;
+	q->chunk_bytes = result_bytes(q->chunk);
 	q->window_open = false;
 	keyset_clear(q->changed);
 	q->phase = WAIT_MARKS;
@@ -362,6 +368,9 @@ static void cursor_of_row(struct requests *q, int row, struct buf *out, int *n)
 /* The chunk is placed up to row count: what is left of it is read again. */
 static void close_placement(struct requests *q, int count, bool end)
 {
+	if (q->phase == PLACING && count == q->nrows)
+		q->chunk_rows = chunk_rows_next(q->chunk_rows, (uint32_t)q->nrows,
+		                                q->read_ms + monotonic_ms() - q->placing_since, q->chunk_bytes);
 	if (count > 0 && q->nplaced < PLACED_MAX) {
 		struct placed *p = &q->placed[q->nplaced++];
 		p->any = q->any;
@@ -417,6 +426,7 @@ void requests_mark(struct requests *q, const uint8_t *content, uint32_t len, lsn
 		return;
 	}
 	q->phase = PLACING;
+	q->placing_since = monotonic_ms();
 	q->row = -1;
 	q->any = false;
 	q->mark_lsn = commit_lsn;

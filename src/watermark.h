@@ -56,7 +56,8 @@ size_t keyset_count(const struct keyset *s);
 #define CHUNK_BUDGET_MS 50
 #define CHUNK_BYTES_MAX ((size_t)16 * 1024 * 1024)
 
-/* The size of the next chunk after one of rows rows that took elapsed_ms and held bytes:
+/* The size of the next chunk after one of rows rows that held the stream elapsed_ms (read
+ * and placed) and held bytes:
  * towards the budget, at most doubling or halving at once, within the bounds; a chunk that
  * was cut short (the table's end) says nothing about speed and keeps the size. */
 uint32_t chunk_rows_next(uint32_t rows, uint32_t returned, int64_t elapsed_ms, size_t bytes);
