@@ -339,7 +339,8 @@ pg_time_t dispatch_oldest_pending(struct relay *r)
 static void place_rows(struct relay *r)
 {
 	char why[256];
-	while (!r->ev_pending && r->stop.reason == RUNNING && relay_streaming(r) &&
+	/* A clean stop places the rest of the chunk first: its events then go out once. */
+	while (!r->ev_pending && r->stop.reason != STOP_FATAL && relay_streaming(r) &&
 	       !delivery_republishing(r->delivery) && delivery_has_room(r->delivery) &&
 	       requests_next_row(r->requests)) {
 		if (!next_event(r))
@@ -358,7 +359,8 @@ void dispatch_publish_pending(struct relay *r)
 		return;
 	if (delivery_republishing(r->delivery))
 		republish(r);
-	if (r->ev_pending && r->stop.reason == RUNNING && !delivery_republishing(r->delivery))
+	bool going_on = r->stop.reason == RUNNING || requests_placing(r->requests);
+	if (r->ev_pending && going_on && !delivery_republishing(r->delivery))
 		try_publish(r);
 	place_rows(r);
 }

@@ -111,8 +111,8 @@ static inline void relay_pg_lost(struct relay *r, int status)
 {
 	source_close(r->pg, status, monotonic_ms());
 	txn_end(&r->txn);
+	requests_session_lost(r->requests, r->ev_pending);
 	r->ev_pending = false;
-	requests_session_lost(r->requests);
 	if (source_state(r->pg) == SOURCE_REFUSED)
 		relay_fail_config(r);
 }

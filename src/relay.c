@@ -370,7 +370,7 @@ static bool finished(struct relay *r, int64_t now)
 	if (r->stop.reason == STOP_SIGNAL) {
 		if (!relay_streaming(r))
 			return true; /* nothing to checkpoint into until PostgreSQL is back */
-		return flushed(r) || now >= r->stop.deadline;
+		return (flushed(r) && !requests_placing(r->requests)) || now >= r->stop.deadline;
 	}
 	return false;
 }
@@ -388,6 +388,8 @@ static void final_bookkeeping(struct relay *r)
 		source_stop(r->pg, source_confirmed(r->pg));
 		return;
 	}
+	if (requests_record_progress(r->requests, source_sql(r->pg), r->cfg, pos) != PG_OK)
+		log_warn("a request's progress is not written; its last chunks are published again");
 	source_stop(r->pg, pos.confirmed_lsn);
 }
 

@@ -49,6 +49,7 @@ struct requests {
 	bool window_open;       /* low mark seen: the stream's changes of the table are noted */
 	struct keyset *changed; /* keys the stream changed since the low mark */
 	int row;                /* placing: the row found by requests_next_row */
+	bool row_built;         /* and handed out as an event */
 	struct event_pos last;
 	bool any;
 	lsn_t mark_lsn;
@@ -396,16 +397,22 @@ static void close_placement(struct requests *q, int count, bool end)
 	q->phase = end ? FINISHING : READY;
 }
 
-void requests_session_lost(struct requests *q)
+void requests_session_lost(struct requests *q, bool row_unsent)
 {
 	if (q->phase == WAIT_MARKS) {
 		drop_chunk(q);
 		q->phase = READY;
 	} else if (q->phase == PLACING) {
-		/* The current row's event may have been dropped unsent with the session: it is
-		 * read again (published twice at most, with its id). */
-		close_placement(q, q->row > 0 ? q->row : 0, false);
+		/* Placed up to the current row, which counts when it was built and went out. */
+		int count = q->row < 0 ? 0 : q->row + (q->row_built && !row_unsent ? 1 : 0);
+		close_placement(q, count, false);
 	}
+}
+
+int requests_record_progress(struct requests *q, PGconn *sql, const struct config *cfg,
+                             struct ledger_pos safe)
+{
+	return record_placed(q, sql, cfg, safe);
 }
 
 void requests_mark(struct requests *q, const uint8_t *content, uint32_t len, lsn_t commit_lsn)
@@ -428,6 +435,7 @@ void requests_mark(struct requests *q, const uint8_t *content, uint32_t len, lsn
 	q->phase = PLACING;
 	q->placing_since = monotonic_ms();
 	q->row = -1;
+	q->row_built = false;
 	q->any = false;
 	q->mark_lsn = commit_lsn;
 	if (q->nrows == 0)
@@ -474,6 +482,7 @@ bool requests_next_row(struct requests *q)
 {
 	if (q->phase != PLACING)
 		return false;
+	q->row_built = false;
 	while (++q->row < q->nrows) {
 		if (q->req.kind == REQUEST_REDRIVE)
 			return true;
@@ -586,6 +595,7 @@ static int build_redrive(struct requests *q, struct event *ev, char *why, size_t
 
 int requests_build(struct requests *q, struct outbox *o, struct event *ev, char *why, size_t whylen)
 {
+	q->row_built = true;
 	q->any = true;
 	q->last = (struct event_pos){ ev->commit_lsn, ev->index };
 	if (q->req.kind == REQUEST_REDRIVE) {

@@ -38,8 +38,14 @@ bool requests_is_table(const struct config *cfg, const struct pgo_relation *rel)
 int requests_step(struct requests *q, PGconn *sql, const struct config *cfg, struct ledger_pos safe);
 
 /* The PostgreSQL session was lost: a chunk read and not placed is read again; one being
- * placed ends at the rows already placed. */
-void requests_session_lost(struct requests *q);
+ * placed ends at the rows already placed (row_unsent: the last one built was dropped
+ * before it went out). */
+void requests_session_lost(struct requests *q, bool row_unsent);
+
+/* Records what the broker acknowledged of placed chunks (requests_step does it too): at a
+ * clean stop, so that a restart does not read those chunks again. */
+int requests_record_progress(struct requests *q, PGconn *sql, const struct config *cfg,
+                             struct ledger_pos safe);
 
 /* ---- the stream's side ---- */
 
