@@ -138,6 +138,12 @@ void config_finish(struct config *cfg);
  * readable by others. Password files are the alternative. */
 bool config_holds_password(const struct config *cfg);
 
+/* A routed table as the file names it, "schema.table" or "table" (schema public), into its
+ * two names, which the caller frees. Names keep their case: they are compared with what
+ * pgoutput reports, not folded like SQL. False, with nothing allocated, when a name is empty,
+ * longer than 63 bytes, or holds a dot. */
+bool config_table_name(const char *text, char **schema, char **table);
+
 /* Calls fn with the path of every key that differs between the running configuration and
  * a newly loaded one but is not reloadable (it takes a restart to apply). */
 void config_restart_changes(const struct config *running, const struct config *next,

@@ -230,20 +230,25 @@ static bool valid_table_part(const char *s, size_t len)
 	return len > 0 && len <= PG_NAME_MAX && memchr(s, '.', len) == NULL;
 }
 
-/* "schema.table" or "table" (schema public) into route_config's schema and table. Names
- * keep their case: they are compared with what pgoutput reports, not folded like SQL. */
+bool config_table_name(const char *text, char **schema, char **table)
+{
+	const char *dot = strchr(text, '.');
+	const char *name = dot ? dot + 1 : text;
+	size_t schema_len = dot ? (size_t)(dot - text) : 0;
+	if ((dot && !valid_table_part(text, schema_len)) || !valid_table_part(name, strlen(name)))
+		return false;
+	*schema = dot ? xstrndup(text, schema_len) : xstrdup("public");
+	*table = xstrdup(name);
+	return true;
+}
+
+/* A route's table into its schema and table fields. */
 static bool convert_table_name(const struct key *k, const char *text, void *base, char *why, size_t n)
 {
 	struct route_config *route = base;
-	const char *dot = strchr(text, '.');
-	const char *table = dot ? dot + 1 : text;
-	size_t schema_len = dot ? (size_t)(dot - text) : 0;
 	(void)k;
-	if ((!dot || valid_table_part(text, schema_len)) && valid_table_part(table, strlen(table))) {
-		route->schema = dot ? xstrndup(text, schema_len) : xstrdup("public");
-		route->table = xstrdup(table);
+	if (config_table_name(text, &route->schema, &route->table))
 		return true;
-	}
 	snprintf(why, n, "expected \"table\" or \"schema.table\", each name 1 to %d bytes", PG_NAME_MAX);
 	return false;
 }

@@ -11,6 +11,7 @@
 static enum log_level current_level = LOG_INFO;
 static enum log_format current_format = LOG_FORMAT_LOGFMT;
 static bool to_journal;
+static void (*before_write)(void);
 
 /* syslog priorities of error, warn, info, debug */
 static const int journal_priority[] = { 3, 4, 6, 7 };
@@ -35,6 +36,11 @@ void log_detect_journal(void)
 	if (!stream || sscanf(stream, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
 		return;
 	to_journal = (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+void log_set_before_write(void (*fn)(void))
+{
+	before_write = fn;
 }
 
 bool log_enabled(enum log_level level)
@@ -190,6 +196,8 @@ void log_write(enum log_level level, const char *msg, ...)
 	FILE *f = stderr;
 	char ts[48];
 	bool first = true;
+	if (before_write)
+		before_write();
 	flockfile(f);
 	if (to_journal) {
 		fprintf(f, "<%d>", journal_priority[level]);

@@ -34,6 +34,10 @@ void log_set_format(enum log_format format);
 void log_detect_journal(void);
 bool log_enabled(enum log_level level);
 
+/* fn (NULL: none) runs before each record that is written: whoever draws on the terminal
+ * (the command line's progress line) ends its line there, so that a record starts its own. */
+void log_set_before_write(void (*fn)(void));
+
 /* Parses "error", "warn", "info", "debug". Returns 0 or -1. */
 int log_level_parse(const char *name, enum log_level *out);
 

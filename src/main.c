@@ -9,6 +9,7 @@
 #include <yaml.h>
 
 #include "build_config.h"
+#include "client.h"
 #include "config.h"
 #include "log.h"
 #include "outbox.h"
@@ -20,11 +21,15 @@ struct options {
 	bool check;
 	bool drain;
 	const char *log_level;
+	struct client_options client; /* --backfill, --redrive, --requests and theirs */
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: outbox-relay [-c FILE] [--check] [--drain] [-l LEVEL] [--version] [--help]\n"
+	           "       outbox-relay [-c FILE] --backfill ROUTE [--where SQL] [--wait]\n"
+	           "       outbox-relay [-c FILE] --redrive [--id N[,N...]]... [--wait]\n"
+	           "       outbox-relay [-c FILE] --requests\n"
 	           "\n"
 	           "Publishes committed PostgreSQL outbox rows to MQTT, exactly once in bookkeeping.\n"
 	           "\n"
@@ -33,7 +38,15 @@ static void usage(FILE *f)
 	           "      --drain           publish everything committed before start, then exit\n"
 	           "  -l, --log-level LEVEL error, warn, info or debug (overrides the file)\n"
 	           "      --version         print the version and exit\n"
-	           "  -h, --help            print this help and exit\n");
+	           "  -h, --help            print this help and exit\n"
+	           "\n"
+	           "Requests, queued in the bookkeeping schema for the relay of the file's slot:\n"
+	           "      --backfill ROUTE  publish the rows of a routed table (schema.table or table)\n"
+	           "      --where SQL       only the rows matching this condition\n"
+	           "      --redrive         publish the slot's dead letters again\n"
+	           "      --id N[,N...]     only these dead letters (repeatable)\n"
+	           "      --requests        list the slot's requests and exit\n"
+	           "      --wait            follow the request queued until it is done (0) or failed (1)\n");
 }
 
 /* The version, and the libraries this binary runs with: what a bug report needs. */
@@ -55,11 +68,27 @@ static void print_version(void)
 /* Returns -1 to exit with status *exit_status, 0 to go on. */
 static int parse_args(int argc, char **argv, struct options *o, int *exit_status)
 {
-	enum { OPT_CHECK = 256, OPT_DRAIN, OPT_VERSION };
+	enum {
+		OPT_CHECK = 256,
+		OPT_DRAIN,
+		OPT_VERSION,
+		OPT_BACKFILL,
+		OPT_WHERE,
+		OPT_REDRIVE,
+		OPT_ID,
+		OPT_REQUESTS,
+		OPT_WAIT
+	};
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, OPT_CHECK },
 		{ "drain", no_argument, NULL, OPT_DRAIN },
+		{ "backfill", required_argument, NULL, OPT_BACKFILL },
+		{ "where", required_argument, NULL, OPT_WHERE },
+		{ "redrive", no_argument, NULL, OPT_REDRIVE },
+		{ "id", required_argument, NULL, OPT_ID },
+		{ "requests", no_argument, NULL, OPT_REQUESTS },
+		{ "wait", no_argument, NULL, OPT_WAIT },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "help", no_argument, NULL, 'h' },
@@ -73,6 +102,27 @@ static int parse_args(int argc, char **argv, struct options *o, int *exit_status
 		case 'l': o->log_level = optarg; break;
 		case OPT_CHECK: o->check = true; break;
 		case OPT_DRAIN: o->drain = true; break;
+		case OPT_BACKFILL:
+			o->client.command = CLIENT_BACKFILL;
+			o->client.ncommands++;
+			o->client.route = optarg;
+			break;
+		case OPT_WHERE: o->client.where = optarg; break;
+		case OPT_REDRIVE:
+			o->client.command = CLIENT_REDRIVE;
+			o->client.ncommands++;
+			break;
+		case OPT_ID:
+			if (client_add_ids(&o->client, optarg) < 0) {
+				*exit_status = EXIT_USAGE;
+				return -1;
+			}
+			break;
+		case OPT_REQUESTS:
+			o->client.command = CLIENT_REQUESTS;
+			o->client.ncommands++;
+			break;
+		case OPT_WAIT: o->client.wait = true; break;
 		case OPT_VERSION:
 			print_version();
 			*exit_status = EXIT_CLEAN;
@@ -90,6 +140,18 @@ static int parse_args(int argc, char **argv, struct options *o, int *exit_status
 	if (optind < argc) {
 		fprintf(stderr, "outbox-relay: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
+		*exit_status = EXIT_USAGE;
+		return -1;
+	}
+	if (o->client.command != CLIENT_NONE && (o->check || o->drain)) {
+		fprintf(stderr, "outbox-relay: --%s cannot be combined with --check or --drain\n",
+		        o->client.command == CLIENT_BACKFILL  ? "backfill"
+		        : o->client.command == CLIENT_REDRIVE ? "redrive"
+		                                              : "requests");
+		*exit_status = EXIT_USAGE;
+		return -1;
+	}
+	if (client_check_options(&o->client) < 0) {
 		*exit_status = EXIT_USAGE;
 		return -1;
 	}
@@ -127,16 +189,23 @@ int main(int argc, char **argv)
 	struct config cfg;
 	int status;
 
-	if (parse_args(argc, argv, &opts, &status) < 0)
+	if (parse_args(argc, argv, &opts, &status) < 0) {
+		client_options_finish(&opts.client);
 		return status;
-	if (!opts.check && signals_block() < 0)
+	}
+	/* The client stops on a signal as any command does: only the relay takes them in turn. */
+	bool client = opts.client.command != CLIENT_NONE;
+	if (!opts.check && !client && signals_block() < 0)
 		perror("outbox-relay: blocking signals");
 	log_detect_journal();
-	if (config_load(opts.config_path, &cfg, stderr) > 0)
+	if (config_load(opts.config_path, &cfg, stderr) > 0) {
+		client_options_finish(&opts.client);
 		return EXIT_CONFIG;
+	}
 	struct outbox *outbox = outbox_new(&cfg, stderr);
 	if (!outbox) {
 		config_finish(&cfg);
+		client_options_finish(&opts.client);
 		return EXIT_CONFIG;
 	}
 	if (apply_log_level(&opts, &cfg) < 0) {
@@ -144,6 +213,8 @@ int main(int argc, char **argv)
 	} else if (opts.check) {
 		printf("configuration OK\n");
 		status = EXIT_CLEAN;
+	} else if (client) {
+		status = client_run(&cfg, &opts.client);
 	} else {
 		mosquitto_lib_init();
 		struct relay_options ropts = { .drain = opts.drain,
@@ -155,5 +226,6 @@ int main(int argc, char **argv)
 	}
 	outbox_free(outbox);
 	config_finish(&cfg);
+	client_options_finish(&opts.client);
 	return status;
 }

@@ -206,7 +206,8 @@ class CliConfigTest(harness.IntegrationCase):
     def test_help(self):
         relay = self.relay(GOOD)
         self.assertEqual(relay.run("--help", config=False, timeout=30), EXIT_OK)
-        for option in ("--config", "--check", "--drain", "--log-level", "--version", "--help"):
+        for option in ("--config", "--check", "--drain", "--log-level", "--version", "--help",
+                       "--backfill", "--where", "--redrive", "--id", "--requests", "--wait"):
             self.assertIn(option, relay.stdout())
 
 

@@ -396,6 +396,31 @@ START_TEST(table_names_keep_case_and_default_to_public)
 }
 END_TEST
 
+/* The same reading for a table named anywhere else (the command line's --backfill ROUTE). */
+START_TEST(table_name_splits_as_a_route_does)
+{
+	char *schema = NULL, *table = NULL;
+	ck_assert(config_table_name("Shop.Outbox_1", &schema, &table));
+	ck_assert_str_eq(schema, "Shop");
+	ck_assert_str_eq(table, "Outbox_1");
+	free(schema);
+	free(table);
+	ck_assert(config_table_name("outbox", &schema, &table));
+	ck_assert_str_eq(schema, "public");
+	ck_assert_str_eq(table, "outbox");
+	free(schema);
+	free(table);
+	schema = table = NULL;
+	const char *bad[] = { "", ".outbox", "public.", "a.b.c",
+		              "t234567890123456789012345678901234567890123456789012345678901234" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ck_assert_msg(!config_table_name(bad[i], &schema, &table), "%s", bad[i]);
+		ck_assert_ptr_null(schema);
+		ck_assert_ptr_null(table);
+	}
+}
+END_TEST
+
 START_TEST(empty_sections_take_defaults)
 {
 	struct config cfg;
@@ -1482,6 +1507,7 @@ static Suite *config_suite(void)
 	tcase_add_test(good, durations_accept_every_unit_and_bound);
 	tcase_add_test(good, ints_accept_their_bounds);
 	tcase_add_test(good, table_names_keep_case_and_default_to_public);
+	tcase_add_test(good, table_name_splits_as_a_route_does);
 	tcase_add_test(good, empty_sections_take_defaults);
 	tcase_add_test(good, env_variables_expand_in_any_scalar);
 	tcase_add_test(good, finish_twice_is_harmless);
