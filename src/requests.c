@@ -267,6 +267,14 @@ static int read_rows(struct requests *q, PGconn *sql, const struct config *cfg, 
 	                                q->chunk_rows, &q->chunk, timed_out, why, whylen);
 }
 
+static void log_chunk(const char *msg, int rows, int64_t ms)
+{
+	char n[16], t[24];
+	snprintf(n, sizeof n, "%d", rows);
+	snprintf(t, sizeof t, "%" PRId64, ms);
+	log_debug(msg, LOG_NUMBER("rows"), n, LOG_NUMBER("ms"), t);
+}
+
 static int read_chunk(struct requests *q, PGconn *sql, const struct config *cfg)
 {
 	char why[512];
@@ -288,6 +296,7 @@ static int read_chunk(struct requests *q, PGconn *sql, const struct config *cfg)
 	q->chunk_end = (uint32_t)q->nrows < q->chunk_rows;
 	q->read_ms = monotonic_ms() - started;
 	q->chunk_bytes = result_bytes(q->chunk);
+	log_chunk("chunk read", q->nrows, q->read_ms);
 	q->window_open = false;
 	keyset_clear(q->changed);
 	q->phase = WAIT_MARKS;
@@ -369,6 +378,8 @@ static void cursor_of_row(struct requests *q, int row, struct buf *out, int *n)
 /* The chunk is placed up to row count: what is left of it is read again. */
 static void close_placement(struct requests *q, int count, bool end)
 {
+	if (q->phase == PLACING)
+		log_chunk("chunk placed", count, monotonic_ms() - q->placing_since);
 	if (q->phase == PLACING && count == q->nrows)
 		q->chunk_rows = chunk_rows_next(q->chunk_rows, (uint32_t)q->nrows,
 		                                q->read_ms + monotonic_ms() - q->placing_since, q->chunk_bytes);
@@ -432,6 +443,7 @@ void requests_mark(struct requests *q, const uint8_t *content, uint32_t len, lsn
 		q->phase = READY;
 		return;
 	}
+	log_debug("chunk reached its high mark");
 	q->phase = PLACING;
 	q->placing_since = monotonic_ms();
 	q->row = -1;
