@@ -96,6 +96,21 @@ class BackfillTest(harness.IntegrationCase):
         self.assertEqual(sorted(ids), list(range(1, 30001)))
         self.assertEqual(relay.terminate(), 0)
 
+    def test_the_client_queues_a_backfill_and_follows_it_to_the_end(self):
+        db = self.new_database()
+        fill(db, 1, 2000)
+        rec, relay = self.start(db)
+        client = harness.Relay(self.workdir, f"{self.name}.client", config_file=relay.config_path)
+        self.assertEqual(client.run("--backfill", "outbox", "--where", "id % 2 = 0", "--wait",
+                                    timeout=120), 0, client.stderr())
+        self.assertIn("done", client.stdout().splitlines()[-1])
+        back = sorted(int(event_id(m)) for m in backfilled(rec.sync()))
+        self.assertEqual(back, list(range(2, 2001, 2)))
+        failed = harness.Relay(self.workdir, f"{self.name}.failed", config_file=relay.config_path)
+        self.assertEqual(failed.run("--backfill", "public.nosuch", "--wait", timeout=120), 1)
+        self.assertIn("no table route", failed.stdout() + failed.stderr())
+        self.assertEqual(relay.terminate(), 0)
+
     def test_bad_requests_fail_with_their_reason_and_the_stream_goes_on(self):
         db = self.new_database()
         db.execute("CREATE TABLE public.keyless (id bigint, aggregate_type text, aggregate_id text,"
