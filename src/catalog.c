@@ -121,11 +121,12 @@ static int request_table_state(PGconn *sql, const struct config *cfg, bool *exis
 	buf_puts(&name, ".request");
 	const char *params[] = { name.data, cfg->source.publication };
 	PGresult *res;
-	int status = pg_query(sql,
-	                      "SELECT to_regclass($1) IS NOT NULL, EXISTS (SELECT 1 FROM pg_publication_rel pr"
-	                      " JOIN pg_publication p ON p.oid = pr.prpubid"
-	                      " WHERE p.pubname = $2 AND pr.prrelid = to_regclass($1))",
-	                      2, params, &res, "cannot look up the request table");
+	int status =
+	        pg_query(sql,
+	                 "SELECT to_regclass($1) IS NOT NULL, EXISTS (SELECT 1 FROM pg_publication_rel pr"
+	                 " JOIN pg_publication p ON p.oid = pr.prpubid"
+	                 " WHERE p.pubname = $2 AND pr.prrelid = to_regclass($1))",
+	                 2, params, &res, "cannot look up the request table");
 	buf_finish(&name);
 	if (status != PG_OK)
 		return status;

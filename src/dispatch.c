@@ -67,8 +67,8 @@ void dispatch_take_acks(struct relay *r)
 				continue;
 		} else {
 			stats_acked(&r->stats);
-			if (ev->redrive_of && requests_settled(r->requests, source_sql(r->pg), r->cfg, ev, NULL) !=
-			                              PG_OK)
+			if (ev->redrive_of &&
+			    requests_settled(r->requests, source_sql(r->pg), r->cfg, ev, NULL) != PG_OK)
 				log_warn("a re-driven dead letter is published but not marked so");
 		}
 		delivery_settle(r->delivery, seq);
@@ -187,7 +187,8 @@ static void handle_message(struct relay *r, const struct pgo_msg *msg)
 {
 	if (msg->u.message.transactional && strcmp(msg->u.message.prefix, WATERMARK_PREFIX) == 0) {
 		if (r->txn.open)
-			requests_mark(r->requests, msg->u.message.content, msg->u.message.len, r->txn.commit_lsn);
+			requests_mark(r->requests, msg->u.message.content, msg->u.message.len,
+			              r->txn.commit_lsn);
 		return;
 	}
 	if (msg->u.message.transactional) {
@@ -281,9 +282,8 @@ static int handle_frame(struct relay *r, const struct repl_frame *frame)
 bool dispatch_can_receive(const struct relay *r)
 {
 	return relay_streaming(r) && r->stop.reason == RUNNING && !r->drain.reached && !r->ev_pending &&
-	       !requests_placing(r->requests) &&
-	       !delivery_republishing(r->delivery) && mqtt_state(r->mqtt) == MQTT_UP &&
-	       delivery_has_room(r->delivery);
+	       !requests_placing(r->requests) && !delivery_republishing(r->delivery) &&
+	       mqtt_state(r->mqtt) == MQTT_UP && delivery_has_room(r->delivery);
 }
 
 /* Handles what the stream has buffered; returns how many messages. */

@@ -147,7 +147,8 @@ static void carry_out_requests(struct relay *r)
 	if (!relay_streaming(r) || r->stop.reason != RUNNING || r->opts->drain ||
 	    mqtt_state(r->mqtt) != MQTT_UP || !r->delivery)
 		return;
-	relay_query_done(r, requests_step(r->requests, source_sql(r->pg), r->cfg, delivery_safe(r->delivery)));
+	relay_query_done(r,
+	                 requests_step(r->requests, source_sql(r->pg), r->cfg, delivery_safe(r->delivery)));
 }
 
 /* ---- periodic jobs ------------------------------------------------------------------ */
@@ -311,11 +312,11 @@ struct job {
 };
 
 static const struct job jobs[] = {
-	{ check_publication, status_interval },    /* doc/design.md §19 */
-	{ heartbeat, heartbeat_interval },         /* §17 */
-	{ log_stats, stats_interval },             /* §8 */
-	{ update_status, status_update_interval }, /* §8 */
-	{ watchdog, watchdog_interval },           /* §8 */
+	{ check_publication, status_interval },       /* doc/design.md §19 */
+	{ heartbeat, heartbeat_interval },            /* §17 */
+	{ log_stats, stats_interval },                /* §8 */
+	{ update_status, status_update_interval },    /* §8 */
+	{ watchdog, watchdog_interval },              /* §8 */
 	{ look_for_requests, request_poll_interval }, /* §22 */
 };
 #define JOB_COUNT (sizeof jobs / sizeof jobs[0])

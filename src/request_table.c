@@ -136,8 +136,8 @@ int request_table_next(PGconn *sql, const struct config *cfg, struct request_row
 	const char *params[] = { cfg->source.slot };
 	PGresult *res = NULL;
 	char why[256];
-	int status = request_query(sql, q.data, 1, params, &res, "cannot read the request table", why,
-	                           sizeof why);
+	int status =
+	        request_query(sql, q.data, 1, params, &res, "cannot read the request table", why, sizeof why);
 	buf_finish(&q);
 	*found = false;
 	if (status == REQUEST_BAD) {
@@ -208,8 +208,8 @@ int request_table_progress(PGconn *sql, const struct config *cfg, int64_t id, co
 	snprintf(refusedtext, sizeof refusedtext, "%" PRId64, refused);
 	append_array(&array, positions, npositions);
 	const char *params[] = { idtext, array.data, donetext, refusedtext };
-	int status = update_request(sql, cfg, "position = $2::text[], done = $3::bigint, refused = $4::bigint",
-	                            4, params);
+	int status = update_request(
+	        sql, cfg, "position = $2::text[], done = $3::bigint, refused = $4::bigint", 4, params);
 	buf_finish(&array);
 	return status;
 }
@@ -276,8 +276,8 @@ static void fill_shape(struct table_shape *t, const PGresult *res, const char *s
 	}
 }
 
-int request_table_shape(PGconn *sql, const char *schema, const char *table, struct table_shape *t,
-                        char *why, size_t whylen)
+int request_table_shape(PGconn *sql, const char *schema, const char *table, struct table_shape *t, char *why,
+                        size_t whylen)
 {
 	static const char query[] =
 	        "SELECT c.oid, a.attname, a.atttypid, a.atttypmod, format_type(a.atttypid, a.atttypmod),"
@@ -300,8 +300,9 @@ int request_table_shape(PGconn *sql, const char *schema, const char *table, stru
 	} else {
 		fill_shape(t, res, schema, table);
 		if (t->nkeys == 0) {
-			snprintf(why, whylen, "table %s.%s has no primary key: its rows cannot be read in chunks",
-			         schema, table);
+			snprintf(why, whylen,
+			         "table %s.%s has no primary key: its rows cannot be read in chunks", schema,
+			         table);
 			status = REQUEST_BAD;
 		}
 	}
@@ -337,8 +338,8 @@ static int begin_read(PGconn *sql)
 	int status = own_query(sql, "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY", 0, NULL, NULL,
 	                       "cannot begin a read");
 	if (status == PG_OK)
-		status = own_query(sql, "SET LOCAL statement_timeout = '" REQUEST_STATEMENT_TIMEOUT "'", 0, NULL,
-		                   NULL, "cannot begin a read");
+		status = own_query(sql, "SET LOCAL statement_timeout = '" REQUEST_STATEMENT_TIMEOUT "'", 0,
+		                   NULL, NULL, "cannot begin a read");
 	return status;
 }
 
@@ -355,8 +356,8 @@ int request_table_check_where(PGconn *sql, const struct table_shape *t, const ch
 	buf_printf(&q, "SELECT 1 FROM %s WHERE (%s) LIMIT 0", t->name.data, where);
 	int status = begin_read(sql);
 	if (status == PG_OK)
-		status = end_read(sql, request_query(sql, q.data, 0, NULL, NULL, "cannot check a condition", why,
-		                                     whylen));
+		status = end_read(sql, request_query(sql, q.data, 0, NULL, NULL, "cannot check a condition",
+		                                     why, whylen));
 	buf_finish(&q);
 	return status;
 }
@@ -417,8 +418,8 @@ int request_table_read_chunk(PGconn *sql, const struct table_shape *t, const cha
 	*res = NULL;
 	int status = begin_read(sql);
 	if (status == PG_OK) {
-		status = request_query(sql, q.data, after ? t->nkeys : 0, params, res, "cannot read a chunk", why,
-		                       whylen);
+		status = request_query(sql, q.data, after ? t->nkeys : 0, params, res, "cannot read a chunk",
+		                       why, whylen);
 		status = end_read(sql, status);
 		if (status != PG_OK && *res) {
 			PQclear(*res);
@@ -438,14 +439,15 @@ int request_table_read_dead_letters(PGconn *sql, const struct config *cfg, const
                                     uint32_t limit, PGresult **res, char *why, size_t whylen)
 {
 	struct buf q = BUF_INIT;
-	buf_puts(&q, "SELECT id, event_id, source, topic, commit_lsn::text, payload,"
-	             " coalesce((properties->>'qos')::int, 1), coalesce((properties->>'retain')::bool, false),"
-	             " properties->>'content_type', coalesce((properties->>'message_expiry')::bigint, 0),"
-	             " properties->>'response_topic', properties->>'correlation_data',"
-	             " (SELECT string_agg(octet_length(substr(key, 6)) || ':' || substr(key, 6) ||"
-	             " octet_length(value) || ':' || value, '' ORDER BY key)"
-	             " FROM jsonb_each_text(properties) WHERE key LIKE 'user:%')"
-	             " FROM ");
+	buf_puts(&q,
+	         "SELECT id, event_id, source, topic, commit_lsn::text, payload,"
+	         " coalesce((properties->>'qos')::int, 1), coalesce((properties->>'retain')::bool, false),"
+	         " properties->>'content_type', coalesce((properties->>'message_expiry')::bigint, 0),"
+	         " properties->>'response_topic', properties->>'correlation_data',"
+	         " (SELECT string_agg(octet_length(substr(key, 6)) || ':' || substr(key, 6) ||"
+	         " octet_length(value) || ':' || value, '' ORDER BY key)"
+	         " FROM jsonb_each_text(properties) WHERE key LIKE 'user:%')"
+	         " FROM ");
 	append_table_name(&q, sql, cfg, "dead_letter");
 	buf_printf(&q,
 	           " WHERE slot_name = $1 AND id > $2::bigint AND created_at <= $3::timestamptz"
@@ -458,8 +460,8 @@ int request_table_read_dead_letters(PGconn *sql, const struct config *cfg, const
 	int status = begin_read(sql);
 	*res = NULL;
 	if (status == PG_OK) {
-		status = end_read(sql, request_query(sql, q.data, 4, params, res, "cannot read dead letters", why,
-		                                     whylen));
+		status = end_read(sql, request_query(sql, q.data, 4, params, res, "cannot read dead letters",
+		                                     why, whylen));
 		if (status != PG_OK && *res) {
 			PQclear(*res);
 			*res = NULL;

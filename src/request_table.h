@@ -27,9 +27,9 @@ enum request_kind {
 struct request_row {
 	int64_t id;
 	enum request_kind kind;
-	struct buf route;      /* backfill: as written in the row */
+	struct buf route; /* backfill: as written in the row */
 	bool has_where;
-	struct buf where;      /* backfill: the condition */
+	struct buf where; /* backfill: the condition */
 	bool has_ids;
 	struct buf ids;        /* re-drive: the bigint[] literal, as PostgreSQL writes it */
 	struct buf created_at; /* text, for "dead letters up to the request" */
@@ -63,10 +63,10 @@ int request_table_finish(PGconn *sql, const struct config *cfg, int64_t id, cons
 struct table_shape {
 	struct pgo_relation rel; /* oid 0: never mistaken for the stream's own relation */
 	uint32_t table_oid;
-	struct buf name;         /* quoted schema.table */
+	struct buf name; /* quoted schema.table */
 	int nkeys;
-	int *key_columns;        /* per key column, in the index's order: its place in rel */
-	char **key_types;        /* per key column: format_type() text */
+	int *key_columns; /* per key column, in the index's order: its place in rel */
+	char **key_types; /* per key column: format_type() text */
 };
 
 void table_shape_init(struct table_shape *t);
@@ -74,8 +74,8 @@ void table_shape_finish(struct table_shape *t);
 
 /* Reads the shape of schema.table. REQUEST_BAD when it does not exist or has no primary
  * key. */
-int request_table_shape(PGconn *sql, const char *schema, const char *table, struct table_shape *t,
-                        char *why, size_t whylen);
+int request_table_shape(PGconn *sql, const char *schema, const char *table, struct table_shape *t, char *why,
+                        size_t whylen);
 
 /* Estimates the rows to do: the planner's count for the whole table, -1 with a condition. */
 int request_table_estimate(PGconn *sql, const struct table_shape *t, bool has_where, int64_t *total);
@@ -103,7 +103,7 @@ enum dead_letter_column {
 	DL_COMMIT_LSN,
 	DL_PAYLOAD, /* bytea hex text */
 	DL_QOS,
-	DL_RETAIN,  /* "t" / "f" */
+	DL_RETAIN, /* "t" / "f" */
 	DL_CONTENT_TYPE,
 	DL_MESSAGE_EXPIRY,
 	DL_RESPONSE_TOPIC,

@@ -23,10 +23,10 @@ enum phase {
 
 /* A chunk whose rows are placed: done once the broker acknowledged its last event. */
 struct placed {
-	bool any;                /* it has events at all */
-	struct event_pos last;   /* its last event */
-	lsn_t mark_lsn;          /* its high mark's commit LSN */
-	struct buf positions;    /* the cursor after it */
+	bool any;              /* it has events at all */
+	struct event_pos last; /* its last event */
+	lsn_t mark_lsn;        /* its high mark's commit LSN */
+	struct buf positions;  /* the cursor after it */
 	int npositions;
 	int64_t rows;
 	bool end; /* the last chunk of the request */
@@ -72,7 +72,7 @@ struct requests {
 	struct pgo_value *values; /* a chunk row as a tuple, reused */
 	struct pgo_tuple tuple;
 	int nvalues;
-	struct buf key; /* scratch */
+	struct buf key;             /* scratch */
 	int64_t published, refused; /* re-drive outcomes */
 };
 
@@ -136,7 +136,8 @@ void requests_wake(struct requests *q)
 
 bool requests_is_table(const struct config *cfg, const struct pgo_relation *rel)
 {
-	return strcmp(rel->name, "request") == 0 && strcmp(rel->schema, cfg->delivery.bookkeeping_schema) == 0;
+	return strcmp(rel->name, "request") == 0 &&
+	       strcmp(rel->schema, cfg->delivery.bookkeeping_schema) == 0;
 }
 
 /* ---- starting a request ---- */
@@ -186,10 +187,11 @@ static int prepare_backfill(struct requests *q, PGconn *sql, const struct config
 		return REQUEST_BAD;
 	}
 	if (!rc->event_id_column) {
-		snprintf(why, whylen,
-		         "route %s.%s has no event_id column: a backfilled row could not carry the id its live"
-		         " event had (<commit-lsn>:<index>); set event_id",
-		         schema, table);
+		snprintf(
+		        why, whylen,
+		        "route %s.%s has no event_id column: a backfilled row could not carry the id its live"
+		        " event had (<commit-lsn>:<index>); set event_id",
+		        schema, table);
 		return REQUEST_BAD;
 	}
 	int status = request_table_shape(sql, schema, table, &q->shape, why, whylen);
@@ -207,8 +209,9 @@ static void log_request(const char *msg, const struct requests *q)
 	char id[24], done[24];
 	snprintf(id, sizeof id, "%" PRId64, q->req.id);
 	snprintf(done, sizeof done, "%" PRId64, q->req.done);
-	log_info(msg, LOG_NUMBER("request"), id, "kind", q->req.kind == REQUEST_BACKFILL ? "backfill" : "redrive",
-	         "route", q->req.route.len ? q->req.route.data : "", LOG_NUMBER("done"), done);
+	log_info(msg, LOG_NUMBER("request"), id, "kind",
+	         q->req.kind == REQUEST_BACKFILL ? "backfill" : "redrive", "route",
+	         q->req.route.len ? q->req.route.data : "", LOG_NUMBER("done"), done);
 }
 
 static int start_next(struct requests *q, PGconn *sql, const struct config *cfg)
@@ -262,7 +265,8 @@ static int read_rows(struct requests *q, PGconn *sql, const struct config *cfg, 
 {
 	*timed_out = false;
 	if (q->req.kind == REQUEST_REDRIVE)
-		return request_table_read_dead_letters(sql, cfg, &q->req, q->chunk_rows, &q->chunk, why, whylen);
+		return request_table_read_dead_letters(sql, cfg, &q->req, q->chunk_rows, &q->chunk, why,
+		                                       whylen);
 	return request_table_read_chunk(sql, &q->shape, q->where, &q->req.positions, q->req.npositions,
 	                                q->chunk_rows, &q->chunk, timed_out, why, whylen);
 }
@@ -278,7 +282,7 @@ static void log_chunk(const char *msg, int rows, int64_t ms)
 static int read_chunk(struct requests *q, PGconn *sql, const struct config *cfg)
 {
 	char why[512];
-	bool timed_out;
+	bool timed_out = false;
 	q->chunk_no++;
 	int status = emit_mark(q, sql, MARK_LOW);
 	int64_t started = monotonic_ms();
@@ -364,7 +368,8 @@ static void cursor_of_row(struct requests *q, int row, struct buf *out, int *n)
 {
 	buf_reset(out);
 	if (q->req.kind == REQUEST_REDRIVE) {
-		buf_append(out, PQgetvalue(q->chunk, row, DL_ID), (size_t)PQgetlength(q->chunk, row, DL_ID) + 1);
+		buf_append(out, PQgetvalue(q->chunk, row, DL_ID),
+		           (size_t)PQgetlength(q->chunk, row, DL_ID) + 1);
 		*n = 1;
 		return;
 	}
@@ -381,8 +386,9 @@ static void close_placement(struct requests *q, int count, bool end)
 	if (q->phase == PLACING)
 		log_chunk("chunk placed", count, monotonic_ms() - q->placing_since);
 	if (q->phase == PLACING && count == q->nrows)
-		q->chunk_rows = chunk_rows_next(q->chunk_rows, (uint32_t)q->nrows,
-		                                q->read_ms + monotonic_ms() - q->placing_since, q->chunk_bytes);
+		q->chunk_rows =
+		        chunk_rows_next(q->chunk_rows, (uint32_t)q->nrows,
+		                        q->read_ms + monotonic_ms() - q->placing_since, q->chunk_bytes);
 	if (count > 0 && q->nplaced < PLACED_MAX) {
 		struct placed *p = &q->placed[q->nplaced++];
 		p->any = q->any;
@@ -480,7 +486,8 @@ void requests_note_change(struct requests *q, const struct pgo_relation *rel, co
 	for (int k = 0; k < q->shape.nkeys; k++) {
 		int c = q->bound_keys[k];
 		const struct pgo_value *v = c >= 0 && c < row->ncolumns ? &row->values[c] : NULL;
-		key_append_column(&q->key, v ? v->data : NULL, v ? v->len : 0, !v || v->kind != PGO_VALUE_TEXT);
+		key_append_column(&q->key, v ? v->data : NULL, v ? v->len : 0,
+		                  !v || v->kind != PGO_VALUE_TEXT);
 	}
 	keyset_add(q->changed, q->key.data, q->key.len);
 }
@@ -630,7 +637,8 @@ int requests_settled(struct requests *q, PGconn *sql, const struct config *cfg, 
 		q->refused++;
 		char id[24];
 		snprintf(id, sizeof id, "%" PRId64, ev->redrive_of);
-		log_warn("re-driven dead letter refused again", LOG_NUMBER("dead_letter"), id, "reason", reason);
+		log_warn("re-driven dead letter refused again", LOG_NUMBER("dead_letter"), id, "reason",
+		         reason);
 	} else if (status == PG_OK) {
 		q->published++;
 	}

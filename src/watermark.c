@@ -10,7 +10,8 @@
 void mark_format(const struct mark *m, struct buf *out)
 {
 	buf_reset(out);
-	buf_printf(out, "%s:%" PRId64 ":%" PRId64, m->kind == MARK_LOW ? "low" : "high", m->request, m->chunk);
+	buf_printf(out, "%s:%" PRId64 ":%" PRId64, m->kind == MARK_LOW ? "low" : "high", m->request,
+	           m->chunk);
 }
 
 /* A decimal number ending at end or at ':'; returns where it stopped, or NULL. */

@@ -31,8 +31,18 @@ END_TEST
 START_TEST(marks_reject_anything_else)
 {
 	struct mark m;
-	const char *bad[] = { "", "low", "low:", "low:1", "low:1:", "low::2", "mid:1:2", "low:1:2:3",
-		              "low:-1:2", "high:1:2x", "low:99999999999999999999:1", "LOW:1:2" };
+	const char *bad[] = { "",
+		              "low",
+		              "low:",
+		              "low:1",
+		              "low:1:",
+		              "low::2",
+		              "mid:1:2",
+		              "low:1:2:3",
+		              "low:-1:2",
+		              "high:1:2x",
+		              "low:99999999999999999999:1",
+		              "LOW:1:2" };
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		ck_assert_msg(parse(bad[i], &m) == -1, "\"%s\" should not parse", bad[i]);
 	/* Not NUL-terminated: the length decides. */
