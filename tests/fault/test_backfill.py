@@ -191,6 +191,37 @@ class BackfillFaultTest(FaultCase):
                          f" live {len(live)}, account messages {len(accounts)},"
                          f" updates {updater.updates}\n")
 
+    def test_a_standby_takes_the_backfill_over(self):
+        db = self.new_database()
+        rows = ROWS // 4
+        db.execute("INSERT INTO public.outbox (aggregate_type, aggregate_id, event_type, payload)"
+                   " SELECT 'old', (g %% 101)::text, 'written', jsonb_build_object('g', g)"
+                   " FROM generate_series(1, %s) g", (rows,))
+        rec = self.start_recorder(transform=compact)
+        first = self.new_relay(db, name="first").start()
+        first.wait_for_slot(db, self.name)
+        second = harness.Relay(self.workdir, "second", config_file=first.config_path)
+        self.addCleanup(second.kill)
+        self.addCleanup(lambda: None if self._passed() else second.print_log())
+        second.start()
+        rid = request(db, self.name, "public.outbox")
+        wait_until(lambda: progress(db, rid)[1] >= rows // 2, 300, "the backfill to move on",
+                   check=first.check_running)
+        before = progress(db, rid)[1]
+        first.proc.send_signal(signal.SIGKILL)
+        first.wait()
+        wait_until(lambda: progress(db, rid)[0] == "done", 300, "the standby to finish the backfill",
+                   check=second.check_running, interval=0.2)
+        self.assertIn("request resumed", second.stderr())
+        messages = rec.sync()
+        self.assertEqual(second.terminate(), 0)
+        ids = [int(m.eid) for m in messages]
+        self.assertEqual(sorted(set(ids)), list(range(1, rows + 1)))
+        # From the start again, it would repeat at least what was recorded before the kill.
+        repeats = len(ids) - rows
+        self.assertLess(repeats, before, "the standby started the backfill again from the start")
+        sys.stderr.write(f"standby: {repeats} repeats after the kill at {before} of {rows}\n")
+
 
 if __name__ == "__main__":
     harness.main()
