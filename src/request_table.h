@@ -107,7 +107,7 @@ enum dead_letter_column {
 	DL_CONTENT_TYPE,
 	DL_MESSAGE_EXPIRY,
 	DL_RESPONSE_TOPIC,
-	DL_CORRELATION_DATA,
+	DL_CORRELATION_DATA, /* bytea hex text */
 	DL_USER_PROPERTIES, /* <len>:<name><len>:<value>... (octet lengths), or NULL */
 };
 

@@ -576,8 +576,13 @@ static int build_redrive(struct requests *q, struct event *ev, char *why, size_t
 	ev->message_expiry_s = (uint32_t)strtoul(cell(q, DL_MESSAGE_EXPIRY), NULL, 10);
 	ev->has_response_topic = cell(q, DL_RESPONSE_TOPIC) != NULL;
 	set_buf(&ev->response_topic, cell(q, DL_RESPONSE_TOPIC));
-	ev->has_correlation_data = cell(q, DL_CORRELATION_DATA) != NULL;
-	set_buf(&ev->correlation_data, cell(q, DL_CORRELATION_DATA));
+	const char *correlation = cell(q, DL_CORRELATION_DATA);
+	size_t clen = correlation ? strlen(correlation) : 0;
+	ev->has_correlation_data = correlation != NULL;
+	buf_reset(&ev->correlation_data);
+	if (correlation && bytea_is_hex(correlation, clen))
+		bytea_decode(correlation, clen,
+		             (unsigned char *)buf_extend(&ev->correlation_data, bytea_length(clen)));
 	event_clear_properties(ev);
 	buf_reset(&ev->payload);
 	const char *payload = cell(q, DL_PAYLOAD);
