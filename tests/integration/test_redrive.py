@@ -9,6 +9,7 @@ that lifts its deny rewrites the file and has Mosquitto read it again (SIGHUP, M
 Requests are rows inserted by SQL.
 """
 
+import base64
 import json
 import os
 import signal
@@ -29,7 +30,10 @@ BRANCHES = {"lifted": "shop/lifted/#", "still": "shop/still/#", "by_id": "shop/b
 
 NOTES = {"table": "public.notes", "topic": "notes/{channel}", "payload": "body", "event_id": "id"}
 TYPED = {"table": "public.typed", "topic": "typed/{kind}", "payload": "body", "event_id": "id",
-         "content_type": "text/x-memo", "properties": {"tenant": "tenant", "kind": "kind"}}
+         "content_type": "text/x-memo", "properties": {"tenant": "tenant", "kind": "kind"},
+         "response_topic": "reply_to", "correlation_data": "corr", "message_expiry": "1h"}
+# Binary correlation data: a NUL byte and bytes that are not UTF-8.
+CORRELATION = b"\x01\x00\xff\xc3"
 
 
 def request_redrive(db, slot, ids=None):
@@ -262,14 +266,16 @@ class RedriveTest(harness.IntegrationCase):
 
     def test_properties_and_content_type_survive(self):
         """A route's user properties and content type are stored with the dead letter and
-        carried again by the re-driven message."""
+        carried again by the re-driven message; so are its response topic, binary
+        correlation data and message expiry."""
         db = self.new_database()
         db.execute("CREATE TABLE public.typed (id bigserial PRIMARY KEY, tenant text, kind text,"
-                   " body text)")
+                   " body text, reply_to text, corr bytea)")
         rec, relay = self.start(db, routes=[harness.default_route(), TYPED])
         with db.transaction() as cur:
-            cur.execute("INSERT INTO public.typed (tenant, kind, body) VALUES"
-                        " ('acme', 'memo', 'first'), ('globex', 'note', 'second') RETURNING id")
+            cur.execute("INSERT INTO public.typed (tenant, kind, body, reply_to, corr) VALUES"
+                        " ('acme', 'memo', 'first', 'replies/a', %s),"
+                        " ('globex', 'note', 'second', NULL, NULL) RETURNING id", (CORRELATION,))
             ids = [str(r[0]) for r in cur.fetchall()]
         wait_until(lambda: len(dead_letters(db, self.name)) == 2, 30, "2 dead letters",
                    check=relay.check_running)
@@ -290,7 +296,24 @@ class RedriveTest(harness.IntegrationCase):
                              ["event-id", "lsn", "commit-time", "source", "origin"])
             self.assertEqual(props[3:5], [("source", "public.typed"), ("origin", "redrive")])
             self.assertEqual(sorted(props[5:]), sorted([("tenant", tenant), ("kind", kind)]))
+            self.assertEqual(m.get("message_expiry"), 3600)
+        self.assertEqual((again[0].get("response_topic"), again[0].get("correlation_data")),
+                         ("replies/a", base64.b64encode(CORRELATION).decode()))
+        self.assertEqual((again[1].get("response_topic"), again[1].get("correlation_data")),
+                         (None, None))
         self.assertEqual({d["outcome"] for d in dead_letters(db, self.name)}, {"published"})
+
+        # A dead letter written before correlation data was stored as hex: its text.
+        old = db.scalar("INSERT INTO outbox_relay.dead_letter (slot_name, event_id, source, topic,"
+                        " commit_lsn, reason, payload, properties) VALUES (%s, 'old-1',"
+                        " 'public.typed', 'typed/old', '0/1', 'refused', 'old'::bytea,"
+                        " '{\"qos\": 1, \"retain\": false, \"correlation_data\": \"corr-1\"}')"
+                        " RETURNING id", (self.name,))
+        rid = request_redrive(db, self.name, [old])
+        self.assertEqual(wait_request(db, rid, relay)["done"], 1)
+        [m] = [m for m in redriven(rec.sync()) if event_id(m) == "old-1"]
+        self.assertEqual((m["topic"], m["payload"], m.get("correlation_data")),
+                         ("typed/old", "old", base64.b64encode(b"corr-1").decode()))
         self.assertEqual(relay.terminate(), 0)
 
 
