@@ -127,6 +127,21 @@ static void append_json_field(struct buf *out, const char *name, const char *val
 	json_append_string(out, value, len);
 }
 
+/* Bytes as hex digits: correlation data is binary, which a JSON string cannot carry (jsonb
+ * refuses a NUL byte, and bytes that are not UTF-8 would be replaced). */
+static void append_hex_field(struct buf *out, const char *name, const char *value, size_t len)
+{
+	static const char digits[] = "0123456789abcdef";
+	buf_putc(out, out->len > 1 ? ',' : '{');
+	json_append_string(out, name, strlen(name));
+	buf_puts(out, ":\"");
+	for (size_t i = 0; i < len; i++) {
+		buf_putc(out, digits[(unsigned char)value[i] >> 4]);
+		buf_putc(out, digits[(unsigned char)value[i] & 15]);
+	}
+	buf_putc(out, '"');
+}
+
 /* What the message would have carried besides topic and payload, as one JSON object. */
 static void describe_properties(const struct event *ev, struct buf *out)
 {
@@ -144,8 +159,8 @@ static void describe_properties(const struct event *ev, struct buf *out)
 	if (ev->has_response_topic)
 		append_json_field(out, "response_topic", ev->response_topic.data, ev->response_topic.len);
 	if (ev->has_correlation_data)
-		append_json_field(out, "correlation_data", ev->correlation_data.data,
-		                  ev->correlation_data.len);
+		append_hex_field(out, "correlation_data_hex", ev->correlation_data.data,
+		                 ev->correlation_data.len);
 	size_t cursor = 0;
 	const char *property, *value;
 	while (event_next_property(ev, &cursor, &property, &value)) {

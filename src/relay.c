@@ -504,6 +504,13 @@ static void step(struct relay *r)
 	mqtt_maintain(r->mqtt, now, relay_streaming(r) && r->stop.reason == RUNNING);
 	dispatch_publish_pending(r);
 	dispatch_receive(r);
+	if (requests_placing(r->requests)) {
+		/* A chunk's high mark stopped the stream (doc/design.md §22): its rows now, then
+		 * what the stream has buffered. Nothing on the sockets would wake the loop for
+		 * either. */
+		dispatch_publish_pending(r);
+		dispatch_receive(r);
+	}
 	dispatch_take_acks(r); /* QoS 0 messages are acknowledged as they are written */
 	now = monotonic_ms();
 	bookkeeping(r, now);

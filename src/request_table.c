@@ -443,7 +443,10 @@ int request_table_read_dead_letters(PGconn *sql, const struct config *cfg, const
 	         "SELECT id, event_id, source, topic, commit_lsn::text, payload,"
 	         " coalesce((properties->>'qos')::int, 1), coalesce((properties->>'retain')::bool, false),"
 	         " properties->>'content_type', coalesce((properties->>'message_expiry')::bigint, 0),"
-	         " properties->>'response_topic', properties->>'correlation_data',"
+	         " properties->>'response_topic',"
+	         /* hex since dead letters could hold a NUL byte; text before */
+	         " coalesce(decode(properties->>'correlation_data_hex', 'hex'),"
+	         " convert_to(properties->>'correlation_data', 'UTF8')),"
 	         " (SELECT string_agg(octet_length(substr(key, 6)) || ':' || substr(key, 6) ||"
 	         " octet_length(value) || ':' || value, '' ORDER BY key)"
 	         " FROM jsonb_each_text(properties) WHERE key LIKE 'user:%')"

@@ -107,8 +107,8 @@ enum dead_letter_column {
 	DL_CONTENT_TYPE,
 	DL_MESSAGE_EXPIRY,
 	DL_RESPONSE_TOPIC,
-	DL_CORRELATION_DATA,
-	DL_USER_PROPERTIES, /* <len>:<name><len>:<value>... (octet lengths), or NULL */
+	DL_CORRELATION_DATA, /* bytea hex text */
+	DL_USER_PROPERTIES,  /* <len>:<name><len>:<value>... (octet lengths), or NULL */
 };
 
 /* Dead letters of the request after the id at positions[0], up to limit. */

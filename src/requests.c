@@ -34,8 +34,17 @@ struct placed {
 
 #define PLACED_MAX 8
 
+/* A request's INSERT can come down the stream a moment before other sessions see it: its
+ * commit record is in the WAL before the committing backend leaves the proc array. A look
+ * the stream asked for that finds nothing looks again, backing off from the first to the
+ * last interval (about a second in all), rather than waiting for the next poll. */
+#define LOOK_AGAIN_FIRST_MS 10
+#define LOOK_AGAIN_LAST_MS 640
+
 struct requests {
 	bool wake;
+	uint32_t look_again_ms; /* after a miss: the stream announced a request (0: not) */
+	int64_t look_at;        /* not before: the next look after a miss */
 	enum phase phase;
 	struct request_row req;
 	struct table_shape shape; /* backfill */
@@ -134,6 +143,13 @@ void requests_wake(struct requests *q)
 	q->wake = true;
 }
 
+void requests_announced(struct requests *q)
+{
+	q->wake = true;
+	q->look_again_ms = LOOK_AGAIN_FIRST_MS;
+	q->look_at = 0;
+}
+
 bool requests_is_table(const struct config *cfg, const struct pgo_relation *rel)
 {
 	return strcmp(rel->name, "request") == 0 &&
@@ -219,6 +235,14 @@ static int start_next(struct requests *q, PGconn *sql, const struct config *cfg)
 	bool found;
 	q->wake = false;
 	int status = request_table_next(sql, cfg, &q->req, &found);
+	if (status == PG_OK && !found && q->look_again_ms && q->look_again_ms <= LOOK_AGAIN_LAST_MS) {
+		q->wake = true; /* not visible yet */
+		q->look_at = monotonic_ms() + q->look_again_ms;
+		q->look_again_ms *= 2;
+		return PG_OK;
+	}
+	if (status == PG_OK)
+		q->look_again_ms = 0;
 	if (status != PG_OK || !found)
 		return status;
 	char why[512];
@@ -345,7 +369,7 @@ static int record_placed(struct requests *q, PGconn *sql, const struct config *c
 int requests_step(struct requests *q, PGconn *sql, const struct config *cfg, struct ledger_pos safe)
 {
 	int status = record_placed(q, sql, cfg, safe);
-	if (status == PG_OK && q->phase == IDLE && q->wake)
+	if (status == PG_OK && q->phase == IDLE && q->wake && monotonic_ms() >= q->look_at)
 		status = start_next(q, sql, cfg);
 	if (status == PG_OK && q->phase == READY && q->nplaced < PLACED_MAX - 1)
 		status = read_chunk(q, sql, cfg);
@@ -590,8 +614,13 @@ static int build_redrive(struct requests *q, struct event *ev, char *why, size_t
 	ev->message_expiry_s = (uint32_t)strtoul(cell(q, DL_MESSAGE_EXPIRY), NULL, 10);
 	ev->has_response_topic = cell(q, DL_RESPONSE_TOPIC) != NULL;
 	set_buf(&ev->response_topic, cell(q, DL_RESPONSE_TOPIC));
-	ev->has_correlation_data = cell(q, DL_CORRELATION_DATA) != NULL;
-	set_buf(&ev->correlation_data, cell(q, DL_CORRELATION_DATA));
+	const char *correlation = cell(q, DL_CORRELATION_DATA);
+	size_t clen = correlation ? strlen(correlation) : 0;
+	ev->has_correlation_data = correlation != NULL;
+	buf_reset(&ev->correlation_data);
+	if (correlation && bytea_is_hex(correlation, clen))
+		bytea_decode(correlation, clen,
+		             (unsigned char *)buf_extend(&ev->correlation_data, bytea_length(clen)));
 	event_clear_properties(ev);
 	buf_reset(&ev->payload);
 	const char *payload = cell(q, DL_PAYLOAD);
