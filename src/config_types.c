@@ -128,6 +128,8 @@ char *cfg_format_ms(uint64_t ms, char *buf, size_t n)
 {
 	if (ms == 0)
 		snprintf(buf, n, "0s");
+	else if (ms % DAYS(1) == 0)
+		snprintf(buf, n, "%llud", (unsigned long long)(ms / DAYS(1)));
 	else if (ms % SECONDS(3600) == 0)
 		snprintf(buf, n, "%lluh", (unsigned long long)(ms / SECONDS(3600)));
 	else if (ms % SECONDS(60) == 0)
@@ -146,13 +148,13 @@ enum duration_parse {
 	DURATION_TOO_LONG,
 };
 
-/* "<digits><unit>" with unit ms, s, m or h, into milliseconds. */
+/* "<digits><unit>" with unit ms, s, m, h or d, into milliseconds. */
 static enum duration_parse parse_duration(const char *text, uint64_t *ms)
 {
 	static const struct {
 		const char *name;
 		uint64_t ms;
-	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 } };
+	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "d", 86400000 } };
 	size_t digits = strspn(text, "0123456789");
 	if (digits == 0)
 		return DURATION_MALFORMED;
@@ -164,6 +166,7 @@ static enum duration_parse parse_duration(const char *text, uint64_t *ms)
 	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
 		if (strcmp(text + digits, units[i].name) != 0)
 			continue;
+		/* count is at most 2^32 here: the product cannot wrap. */
 		if (count > UINT32_MAX || count * units[i].ms > UINT32_MAX)
 			return DURATION_TOO_LONG;
 		*ms = count * units[i].ms;
@@ -193,7 +196,7 @@ static bool convert_duration(const struct key *k, const char *text, void *base, 
 		snprintf(why, n, "expected a duration with a unit, e.g. 250ms, 30s, 5m");
 		return false;
 	case DURATION_MALFORMED:
-		snprintf(why, n, "expected a duration: a whole number followed by ms, s, m or h");
+		snprintf(why, n, "expected a duration: a whole number followed by ms, s, m, h or d");
 		return false;
 	case DURATION_TOO_LONG: describe_duration_range(k, true, why, n); return false;
 	case DURATION_OK: break;

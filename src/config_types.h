@@ -19,6 +19,7 @@
 #define NO_LIMIT INT64_MAX           /* string keys: no upper bound on the length */
 #define MS_MAX ((int64_t)UINT32_MAX) /* duration keys: no bound but the field's width */
 #define SECONDS(n) ((int64_t)(n)*1000)
+#define DAYS(n) (SECONDS(n) * 86400)
 #define PG_NAME_MAX 63 /* PostgreSQL truncates longer identifiers */
 
 struct loader;
@@ -93,7 +94,7 @@ extern const struct key_type cfg_table_name_type;
 bool cfg_parse_int(const char *text, int64_t *out);
 
 /* ms as the file would write it, in the largest unit that divides it ("0s", "90s", "1h",
- * "250ms"). Returns buf. */
+ * "2d", "250ms"). Returns buf. */
 char *cfg_format_ms(uint64_t ms, char *buf, size_t n);
 
 #endif

@@ -345,7 +345,8 @@ START_TEST(durations_accept_every_unit_and_bound)
 	               "  keepalive: 65535s\n"
 	               "  reconnect: {min: 2m, max: 1193h}\n" ROUTES "delivery:\n"
 	               "  checkpoint_interval: 10ms\n"
-	               "  drain_timeout: 0s\n",
+	               "  drain_timeout: 0s\n"
+	               "log: {stats_interval: 49d}\n",
 	        &cfg);
 	ck_assert_uint_eq(cfg.source.status_interval_ms, 100);
 	ck_assert_uint_eq(cfg.source.reconnect.min_ms, 1);
@@ -355,6 +356,7 @@ START_TEST(durations_accept_every_unit_and_bound)
 	ck_assert_uint_eq(cfg.broker.reconnect.max_ms, 1193u * 3600000u);
 	ck_assert_uint_eq(cfg.delivery.checkpoint_interval_ms, 10);
 	ck_assert_uint_eq(cfg.delivery.drain_timeout_ms, 0);
+	ck_assert_uint_eq(cfg.log.stats_interval_ms, 49u * 86400000u);
 	config_finish(&cfg);
 }
 END_TEST
@@ -884,7 +886,7 @@ END_TEST
 START_TEST(bad_durations)
 {
 	expect_errors(SOURCE "  status_interval: 10\n"
-	                     "  reconnect: {min: 5d, max: 1.5s}\n"
+	                     "  reconnect: {min: 5w, max: 1.5s}\n"
 	                     "broker:\n"
 	                     "  reconnect: {min: -1s, max: ms}\n" ROUTES
 	                     "delivery: {drain_timeout: 10 s, checkpoint_interval: 10S}\n",
@@ -892,17 +894,17 @@ START_TEST(bad_durations)
 	              "cfg.yaml:3:20: source.status_interval: expected a duration with a unit, e.g. "
 	              "250ms, 30s, 5m, got \"10\"\n"
 	              "cfg.yaml:4:20: source.reconnect.min: expected a duration: a whole number "
-	              "followed by ms, s, m or h, got \"5d\"\n"
+	              "followed by ms, s, m, h or d, got \"5w\"\n"
 	              "cfg.yaml:4:29: source.reconnect.max: expected a duration: a whole number "
-	              "followed by ms, s, m or h, got \"1.5s\"\n"
+	              "followed by ms, s, m, h or d, got \"1.5s\"\n"
 	              "cfg.yaml:6:20: broker.reconnect.min: expected a duration: a whole number "
-	              "followed by ms, s, m or h, got \"-1s\"\n"
+	              "followed by ms, s, m, h or d, got \"-1s\"\n"
 	              "cfg.yaml:6:30: broker.reconnect.max: expected a duration: a whole number "
-	              "followed by ms, s, m or h, got \"ms\"\n"
+	              "followed by ms, s, m, h or d, got \"ms\"\n"
 	              "cfg.yaml:9:27: delivery.drain_timeout: expected a duration: a whole number "
-	              "followed by ms, s, m or h, got \"10 s\"\n"
+	              "followed by ms, s, m, h or d, got \"10 s\"\n"
 	              "cfg.yaml:9:54: delivery.checkpoint_interval: expected a duration: a whole "
-	              "number followed by ms, s, m or h, got \"10S\"\n");
+	              "number followed by ms, s, m, h or d, got \"10S\"\n");
 }
 END_TEST
 
@@ -914,8 +916,9 @@ START_TEST(durations_out_of_range)
 	               "broker:\n"
 	               "  keepalive: 4s\n"
 	               "  reconnect: {min: 1ms, max: 99999999999999999999h}\n" ROUTES
-	               "delivery: {checkpoint_interval: 61m, drain_timeout: 1194h}\n",
-	        7,
+	               "delivery: {checkpoint_interval: 61m, drain_timeout: 1194h}\n"
+	               "log: {stats_interval: 50d}\n",
+	        8,
 	        "cfg.yaml:3:20: source.status_interval: expected a duration of at least 100ms, "
 	        "got \"99ms\"\n"
 	        "cfg.yaml:4:20: source.reconnect.min: expected a duration of at least 1ms, got \"0ms\"\n"
@@ -927,7 +930,9 @@ START_TEST(durations_out_of_range)
 	        "cfg.yaml:10:33: delivery.checkpoint_interval: expected a duration from 10ms to 1h, "
 	        "got \"61m\"\n"
 	        "cfg.yaml:10:53: delivery.drain_timeout: expected a duration of at most 4294967295ms, "
-	        "got \"1194h\"\n");
+	        "got \"1194h\"\n"
+	        "cfg.yaml:11:23: log.stats_interval: expected a duration of at most 4294967295ms, "
+	        "got \"50d\"\n");
 }
 END_TEST
 
@@ -954,6 +959,10 @@ START_TEST(reconnect_min_above_max)
 	expect_error(SOURCE "broker:\n  reconnect:\n    min: 1m\n" ROUTES,
 	             "cfg.yaml:5:10: broker.reconnect.min: expected a duration no longer than "
 	             "broker.reconnect.max (5s)\n");
+	/* Whole days are written as days. */
+	expect_error(SOURCE "  reconnect: {min: 2d, max: 24h}\n" ROUTES,
+	             "cfg.yaml:3:20: source.reconnect.min: expected a duration no longer than "
+	             "source.reconnect.max (1d)\n");
 	/* Equal is fine. */
 	struct config cfg;
 	load_ok(SOURCE "  reconnect: {min: 1s, max: 1000ms}\n" ROUTES, &cfg);
@@ -1033,8 +1042,8 @@ START_TEST(several_errors_reported_in_file_order)
 	        "got \"10\"\n"
 	        ":5:9: broker.port: expected an integer from 1 to 65535, got \"70000\"\n"
 	        ":6:13: broker.protocol: expected one of mqttv5, mqttv311, got \"mqtt5\"\n"
-	        ":7:14: broker.keepalive: expected a duration: a whole number followed by ms, s, m or h, "
-	        "got \"30x\"\n"
+	        ":7:14: broker.keepalive: expected a duration: a whole number followed by ms, s, m, h "
+	        "or d, got \"30x\"\n"
 	        ":9:5: routes[0].payload: required key is missing\n"
 	        ":11:5: routes[1].topic: required key is missing\n"
 	        ":11:12: routes[1].table: expected \"table\" or \"schema.table\", each name 1 to 63 "
