@@ -78,7 +78,8 @@ static inline bool strings_equal(const char *a, const char *b)
 
 /* Scalar key types. string: bytes within min..max. identifier: a lower-case SQL name.
  * path: a file readable now. secret_file: a password file only its owner may access, read
- * now. bool, int (min..max), duration (milliseconds, min..max), enum (one of names).
+ * now. bool, int (min..max), duration (milliseconds, min..max, in a uint32_t; long_duration
+ * in a uint64_t), enum (one of names).
  * table_name: a route's table, into its schema and table fields. */
 extern const struct key_type cfg_string_type;
 extern const struct key_type cfg_identifier_type;
@@ -87,6 +88,7 @@ extern const struct key_type cfg_secret_file_type;
 extern const struct key_type cfg_bool_type;
 extern const struct key_type cfg_int_type;
 extern const struct key_type cfg_duration_type;
+extern const struct key_type cfg_long_duration_type; /* a uint64_t field, bounded by the key */
 extern const struct key_type cfg_enum_type;
 extern const struct key_type cfg_table_name_type;
 

@@ -207,6 +207,8 @@ START_TEST(full_fixture_sets_every_field)
 	ck_assert_ptr_null(cfg.routes[1].event_id_column);
 	ck_assert_int_eq(cfg.routes[1].qos, 0);
 	ck_assert(!cfg.routes[1].retain);
+	ck_assert_int_eq(cfg.routes[0].cleanup, CLEANUP_NONE);
+	ck_assert_int_eq(cfg.routes[1].cleanup, CLEANUP_DELETE);
 	ck_assert_int_eq(cfg.routes[1].line, 44);
 	ck_assert_int_eq(cfg.routes[1].column, 5);
 	ck_assert_str_eq(cfg.delivery.bookkeeping_schema, "relay_books");
@@ -214,6 +216,7 @@ START_TEST(full_fixture_sets_every_field)
 	ck_assert_uint_eq(cfg.delivery.checkpoint_interval_ms, 1000);
 	ck_assert_uint_eq(cfg.delivery.drain_timeout_ms, 0);
 	ck_assert_int_eq(cfg.delivery.on_reject, REJECT_STOP);
+	ck_assert_uint_eq(cfg.delivery.dead_letter_retention_ms, 7ull * 86400000ull);
 	ck_assert_int_eq(cfg.log.level, LOG_DEBUG);
 	ck_assert_int_eq(cfg.log.format, LOG_FORMAT_JSON);
 	ck_assert_uint_eq(cfg.log.stats_interval_ms, 0);
@@ -273,6 +276,8 @@ START_TEST(minimal_fixture_gets_every_default)
 	ck_assert_uint_eq(cfg.delivery.checkpoint_interval_ms, 200);
 	ck_assert_uint_eq(cfg.delivery.drain_timeout_ms, 10000);
 	ck_assert_int_eq(cfg.delivery.on_reject, REJECT_DEAD_LETTER);
+	ck_assert_uint_eq(cfg.delivery.dead_letter_retention_ms, 30ull * 86400000ull);
+	ck_assert_int_eq(cfg.routes[0].cleanup, CLEANUP_NONE);
 	ck_assert_int_eq(cfg.log.level, LOG_INFO);
 	ck_assert_int_eq(cfg.log.format, LOG_FORMAT_LOGFMT);
 	ck_assert_uint_eq(cfg.log.stats_interval_ms, 60000);
@@ -310,6 +315,8 @@ START_TEST(example_config_shows_the_defaults)
 	ck_assert_uint_eq(ex.source.heartbeat_interval_ms, def.source.heartbeat_interval_ms);
 	ck_assert_int_eq(ex.broker.tls.verify_hostname, def.broker.tls.verify_hostname);
 	ck_assert_int_eq(ex.delivery.on_reject, def.delivery.on_reject);
+	ck_assert_uint_eq(ex.delivery.dead_letter_retention_ms, def.delivery.dead_letter_retention_ms);
+	ck_assert_int_eq(ex.routes[0].cleanup, def.routes[0].cleanup);
 	ck_assert_int_eq(ex.log.level, def.log.level);
 	ck_assert_int_eq(ex.log.format, def.log.format);
 	ck_assert_uint_eq(ex.log.stats_interval_ms, def.log.stats_interval_ms);
@@ -745,6 +752,54 @@ START_TEST(message_routes)
 	        SOURCE "routes:\n  - {message_prefix: m, topic: t, event_id: id}\n",
 	        "cfg.yaml:4:5: routes[0].event_id: a message route has no columns: its body is the message"
 	        " content and its id <commit-lsn>:<index>\n");
+}
+END_TEST
+
+/* cleanup: delete deletes the rows of a table route; a message leaves none. */
+START_TEST(cleanup_applies_to_table_routes)
+{
+	struct config cfg;
+	load_ok(SOURCE "routes:\n  - {table: t, topic: t, payload: p, cleanup: delete}\n"
+	               "  - {table: u, topic: t, payload: p, cleanup: none}\n"
+	               "  - {message_prefix: m, topic: t, cleanup: none}\n",
+	        &cfg);
+	ck_assert_int_eq(cfg.routes[0].cleanup, CLEANUP_DELETE);
+	ck_assert_int_eq(cfg.routes[1].cleanup, CLEANUP_NONE);
+	ck_assert_int_eq(cfg.routes[2].cleanup, CLEANUP_NONE);
+	config_finish(&cfg);
+	expect_error(SOURCE "routes:\n  - {message_prefix: m, topic: t,\n     cleanup: delete}\n",
+	             "cfg.yaml:5:15: routes[0].cleanup: a message route has no row to delete: cleanup"
+	             " applies to table routes\n");
+	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: p, cleanup: truncate}\n",
+	             "cfg.yaml:4:47: routes[0].cleanup: expected one of none, delete, got \"truncate\"\n");
+}
+END_TEST
+
+/* Dead letters are kept for days: the key holds more than the 49 days of the others. */
+START_TEST(dead_letter_retention_bounds)
+{
+	struct config cfg;
+	load_ok(SOURCE ROUTES "delivery: {dead_letter_retention: 3650d}\n", &cfg);
+	ck_assert_uint_eq(cfg.delivery.dead_letter_retention_ms, 3650ull * 86400000ull);
+	config_finish(&cfg);
+	load_ok(SOURCE ROUTES "delivery: {dead_letter_retention: 0s}\n", &cfg);
+	ck_assert_uint_eq(cfg.delivery.dead_letter_retention_ms, 0);
+	config_finish(&cfg);
+	load_ok(SOURCE ROUTES "delivery: {dead_letter_retention: 90m}\n", &cfg);
+	ck_assert_uint_eq(cfg.delivery.dead_letter_retention_ms, 90ull * 60000ull);
+	config_finish(&cfg);
+	expect_error(SOURCE ROUTES "delivery: {dead_letter_retention: 3651d}\n",
+	             "cfg.yaml:5:35: delivery.dead_letter_retention: expected a duration from 0s to 3650d,"
+	             " got \"3651d\"\n");
+	expect_error(SOURCE ROUTES "delivery: {dead_letter_retention: 99999999999999999999d}\n",
+	             "cfg.yaml:5:35: delivery.dead_letter_retention: expected a duration from 0s to 3650d,"
+	             " got \"99999999999999999999d\"\n");
+	expect_error(SOURCE ROUTES "delivery: {dead_letter_retention: 30}\n",
+	             "cfg.yaml:5:35: delivery.dead_letter_retention: expected a duration with a unit, e.g."
+	             " 250ms, 30s, 5m, got \"30\"\n");
+	expect_error(SOURCE ROUTES "delivery: {dead_letter_retention: 1y}\n",
+	             "cfg.yaml:5:35: delivery.dead_letter_retention: expected a duration: a whole number"
+	             " followed by ms, s, m, h or d, got \"1y\"\n");
 }
 END_TEST
 
@@ -1339,6 +1394,8 @@ START_TEST(changed_keys_need_a_restart)
 	               SOURCE ROUTES "broker:\n  tls:\n    ca_file: " FILES "ca.pem\n",
 	               "broker.tls.ca_file ");
 	expect_restart(SOURCE ROUTES, SOURCE ROUTES "delivery:\n  on_reject: stop\n", "delivery.on_reject ");
+	expect_restart(SOURCE ROUTES, SOURCE ROUTES "delivery:\n  dead_letter_retention: 31d\n",
+	               "delivery.dead_letter_retention ");
 }
 END_TEST
 
@@ -1515,6 +1572,7 @@ static Suite *config_suite(void)
 	tcase_add_test(keys, duplicate_keys);
 	tcase_add_test(keys, missing_required_keys);
 	tcase_add_test(keys, message_routes);
+	tcase_add_test(keys, cleanup_applies_to_table_routes);
 	tcase_add_test(keys, empty_section_still_needs_required_keys);
 	tcase_add_test(keys, wrong_node_types);
 	tcase_add_test(keys, routes_must_be_a_non_empty_sequence_of_mappings);
@@ -1528,6 +1586,7 @@ static Suite *config_suite(void)
 	tcase_add_test(values, bad_ints);
 	tcase_add_test(values, bad_durations);
 	tcase_add_test(values, durations_out_of_range);
+	tcase_add_test(values, dead_letter_retention_bounds);
 	tcase_add_test(values, bad_enums);
 	tcase_add_test(values, reconnect_min_above_max);
 	tcase_add_test(values, unset_env_variables);
