@@ -38,6 +38,9 @@ struct event {
 	struct buf correlation_data;
 	/* The route's user properties, in order: see event_add_property / event_next_property. */
 	struct buf user_properties;
+	/* cleanup: delete routes: the row's key (cleanup.h), to delete the row once the
+	 * checkpoint covers the event. Empty for other events. */
+	struct buf cleanup_key;
 };
 
 void event_init(struct event *ev);
