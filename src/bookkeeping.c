@@ -119,6 +119,65 @@ int bookkeeping_save_checkpoint(PGconn *sql, const char *slot, const struct chec
 	                 PGRES_COMMAND_OK, "cannot write the checkpoint", NULL);
 }
 
+/* ---- cleanup: delete (doc/design.md §22.3) ---- */
+
+static int delete_rows(PGconn *sql, struct cleanup_statement st, uint64_t *deleted)
+{
+	PGresult *res;
+	int status =
+	        pg_result(sql, PQsendQueryParams(sql, st.sql, st.nparams, NULL, st.params, NULL, NULL, 0),
+	                  PGRES_COMMAND_OK, "cannot delete acknowledged rows (cleanup: delete)", &res);
+	if (status == PG_OK) {
+		*deleted += strtoull(PQcmdTuples(res), NULL, 10);
+		PQclear(res);
+	}
+	return status;
+}
+
+/* A failed statement leaves the transaction open: end it, if the connection is still up,
+ * so that it holds no lock while the caller decides what becomes of the connection. */
+static void abandon_transaction(PGconn *sql)
+{
+	if (PQstatus(sql) == CONNECTION_OK && PQtransactionStatus(sql) != PQTRANS_IDLE)
+		PQclear(pg_await(sql, PQsendQuery(sql, "ROLLBACK"), "cannot roll back the checkpoint"));
+}
+
+static void log_deleted(uint64_t deleted, size_t keys)
+{
+	char rows[24], acknowledged[24];
+	snprintf(rows, sizeof rows, "%" PRIu64, deleted);
+	snprintf(acknowledged, sizeof acknowledged, "%zu", keys);
+	log_debug("acknowledged rows deleted with the checkpoint", LOG_NUMBER("rows"), rows,
+	          LOG_NUMBER("keys"), acknowledged);
+}
+
+int bookkeeping_save_checkpoint_and_cleanup(PGconn *sql, const char *slot, const struct checkpoint_row *row,
+                                            struct cleanup *c)
+{
+	size_t n = cleanup_build(c, row->pos.acked);
+	if (!n)
+		return bookkeeping_save_checkpoint(sql, slot, row);
+	/* One transaction: the rows go exactly when the checkpoint says their events are done. */
+	int status = pg_exec(sql, "BEGIN", "cannot begin the checkpoint's transaction");
+	if (status == PG_OK)
+		status = bookkeeping_save_checkpoint(sql, slot, row);
+	uint64_t deleted = 0;
+	size_t keys = 0;
+	for (size_t i = 0; i < n && status == PG_OK; i++) {
+		keys += cleanup_statement(c, i).rows;
+		status = delete_rows(sql, cleanup_statement(c, i), &deleted);
+	}
+	if (status == PG_OK)
+		status = pg_exec(sql, "COMMIT", "cannot commit the checkpoint");
+	if (status != PG_OK) {
+		abandon_transaction(sql);
+		return status; /* the keys stay for the next checkpoint */
+	}
+	cleanup_drop(c, row->pos.acked);
+	log_deleted(deleted, keys);
+	return PG_OK;
+}
+
 static void append_json_field(struct buf *out, const char *name, const char *value, size_t len)
 {
 	buf_putc(out, out->len > 1 ? ',' : '{');

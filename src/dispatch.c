@@ -64,6 +64,9 @@ void dispatch_take_acks(struct relay *r)
 				continue;
 		} else {
 			stats_acked(&r->stats);
+			/* Copied now: the event's buffers go back to the store on settling. */
+			cleanup_add(r->cleanup, (struct event_pos){ ev->commit_lsn, ev->index },
+			            &ev->cleanup_key);
 		}
 		delivery_settle(r->delivery, seq);
 	}

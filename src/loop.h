@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "bookkeeping.h"
+#include "cleanup.h"
 #include "config.h"
 #include "delivery.h"
 #include "event.h"
@@ -58,6 +59,9 @@ struct relay {
 	struct event_pos handled;
 	struct checkpoint_row saved; /* what the checkpoint table holds */
 	int64_t checkpoint_at;       /* the earliest next write */
+	/* Rows of cleanup: delete routes whose events are acknowledged, deleted with the
+	 * checkpoint that covers them (cleanup.h). */
+	struct cleanup *cleanup;
 
 	struct {
 		lsn_t target; /* the marker emitted at start */

@@ -110,7 +110,8 @@ static void notify_when_ready(struct relay *r)
 static int save_checkpoint(struct relay *r, struct ledger_pos pos)
 {
 	struct checkpoint_row row = { pos, r->stats.published };
-	int status = bookkeeping_save_checkpoint(source_sql(r->pg), r->cfg->source.slot, &row);
+	int status = bookkeeping_save_checkpoint_and_cleanup(source_sql(r->pg), r->cfg->source.slot, &row,
+	                                                     r->cleanup);
 	if (status == PG_OK)
 		r->saved = row;
 	return status;
@@ -505,6 +506,7 @@ static int relay_init(struct relay *r, struct config *cfg, struct outbox **outbo
 	r->reload = reload_new(cfg, outbox, r->types, opts->log_level_fixed);
 	r->pg = source_new(cfg);
 	r->mqtt = mqtt_new(cfg);
+	r->cleanup = cleanup_new();
 	if (r->sigfd < 0 || !r->mqtt) {
 		log_error("cannot initialise", "error", strerror(errno));
 		return -1;
@@ -517,6 +519,7 @@ static void relay_finish(struct relay *r)
 	source_free(r->pg);
 	mqtt_free(r->mqtt);
 	delivery_free(r->delivery);
+	cleanup_free(r->cleanup);
 	pgo_decoder_free(r->decoder);
 	event_finish(&r->ev);
 	reload_free(r->reload);
