@@ -178,6 +178,51 @@ int bookkeeping_save_checkpoint_and_cleanup(PGconn *sql, const char *slot, const
 	return PG_OK;
 }
 
+/* ---- dead-letter retention (doc/design.md §22.3) ---- */
+
+static int expire_batch(PGconn *sql, const struct config *cfg, const char *schema, uint64_t *deleted)
+{
+	char retention[24], limit[24];
+	snprintf(retention, sizeof retention, "%" PRIu64, cfg->delivery.dead_letter_retention_ms);
+	snprintf(limit, sizeof limit, "%d", DEAD_LETTER_BATCH);
+	struct buf q = BUF_INIT;
+	/* By id, LIMIT in a subquery: DELETE has no LIMIT of its own. */
+	buf_printf(&q,
+	           "DELETE FROM %s.dead_letter WHERE id IN (SELECT id FROM %s.dead_letter"
+	           " WHERE slot_name = $1 AND created_at < now() - $2::bigint * interval '1 millisecond'"
+	           " LIMIT $3::int)",
+	           schema, schema);
+	const char *params[] = { cfg->source.slot, retention, limit };
+	PGresult *res;
+	int status = pg_result(sql, PQsendQueryParams(sql, q.data, 3, NULL, params, NULL, NULL, 0),
+	                       PGRES_COMMAND_OK, "cannot delete old dead letters", &res);
+	buf_finish(&q);
+	*deleted = 0;
+	if (status == PG_OK) {
+		*deleted = strtoull(PQcmdTuples(res), NULL, 10);
+		PQclear(res);
+	}
+	return status;
+}
+
+int bookkeeping_expire_dead_letters(PGconn *sql, const struct config *cfg, int batches, uint64_t *deleted,
+                                    bool *more)
+{
+	const char *name = cfg->delivery.bookkeeping_schema;
+	char *schema = PQescapeIdentifier(sql, name, strlen(name));
+	int status = PG_OK;
+	uint64_t batch = DEAD_LETTER_BATCH;
+	*deleted = 0;
+	/* Each batch its own transaction: short, and what is done stays done. */
+	for (int i = 0; i < batches && batch == DEAD_LETTER_BATCH && status == PG_OK; i++) {
+		status = expire_batch(sql, cfg, schema, &batch);
+		*deleted += batch;
+	}
+	*more = status == PG_OK && batch == DEAD_LETTER_BATCH;
+	PQfreemem(schema);
+	return status;
+}
+
 static void append_json_field(struct buf *out, const char *name, const char *value, size_t len)
 {
 	buf_putc(out, out->len > 1 ? ',' : '{');

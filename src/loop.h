@@ -62,6 +62,11 @@ struct relay {
 	/* Rows of cleanup: delete routes whose events are acknowledged, deleted with the
 	 * checkpoint that covers them (cleanup.h). */
 	struct cleanup *cleanup;
+	/* delivery.dead_letter_retention */
+	struct {
+		bool caught_up; /* the last run left no dead letter past the retention */
+		bool off;       /* the table refused: no more runs in this process */
+	} retention;
 
 	struct {
 		lsn_t target; /* the marker emitted at start */

@@ -193,6 +193,51 @@ static void heartbeat(struct relay *r, int64_t now)
 	        r, pg_emit_marker(source_sql(r->pg), true, HEARTBEAT_PREFIX, r->cfg->source.slot, &lsn));
 }
 
+/* doc/design.md §22.3: dead letters past delivery.dead_letter_retention go once soon after
+ * streaming starts, then hourly. A run takes a few batches only, so that a long-neglected
+ * table does not hold the loop up; the next run follows soon while some are left. */
+#define RETENTION_BATCHES_PER_RUN 3
+#define RETENTION_PERIOD_MS 3600000
+#define RETENTION_SOON_MS 1000
+
+static uint32_t retention_interval(const struct relay *r)
+{
+	if (!r->cfg->delivery.dead_letter_retention_ms || r->retention.off)
+		return 0;
+	return r->retention.caught_up ? RETENTION_PERIOD_MS : RETENTION_SOON_MS;
+}
+
+static void log_expired(uint64_t deleted)
+{
+	char count[24];
+	snprintf(count, sizeof count, "%" PRIu64, deleted);
+	log_info("dead letters past delivery.dead_letter_retention deleted", LOG_NUMBER("deleted"), count);
+}
+
+/* A table that refuses is logged once and left alone: housekeeping is no reason to stop
+ * publishing, nor to drop the session every hour. */
+static void expire_dead_letters(struct relay *r, int64_t now)
+{
+	(void)now;
+	if (!relay_streaming(r) || r->stop.reason != RUNNING)
+		return;
+	uint64_t deleted;
+	bool more;
+	int status = bookkeeping_expire_dead_letters(source_sql(r->pg), r->cfg, RETENTION_BATCHES_PER_RUN,
+	                                             &deleted, &more);
+	if (deleted)
+		log_expired(deleted);
+	if (status == PG_REFUSED)
+		pg_report_refusal(LOG_ERROR, "dead letters cannot be deleted; retention is off until restart",
+		                  NULL, NULL);
+	if (status == PG_FATAL)
+		log_error("dead-letter retention is off until the relay restarts");
+	r->retention.off = status == PG_REFUSED || status == PG_FATAL;
+	if (status == PG_RETRY)
+		relay_pg_lost(r, status);
+	r->retention.caught_up = status == PG_OK && !more;
+}
+
 /* ---- stats and STATUS= (doc/design.md §8) ------------------------------------------ */
 
 /* Asks the server how far its WAL is, once a sample. A lost connection is a lost session;
@@ -292,6 +337,8 @@ static const struct job jobs[] = {
 	{ log_stats, stats_interval },             /* §8 */
 	{ update_status, status_update_interval }, /* §8 */
 	{ watchdog, watchdog_interval },           /* §8 */
+	/* §22.3 */
+	{ expire_dead_letters, retention_interval },
 };
 #define JOB_COUNT (sizeof jobs / sizeof jobs[0])
 _Static_assert(JOB_COUNT <= JOBS_MAX, "raise JOBS_MAX");

@@ -191,6 +191,38 @@ class RetentionTest(harness.IntegrationCase):
                          "the final checkpoint deleted the rest")
         self.assertEqual(set(rec.messages), {str(i) for i in committed}, "nothing lost")
 
+    def test_dead_letters_past_the_retention_are_deleted(self):
+        db = self.new_database()
+        relay = self.new_relay(db, delivery={"dead_letter_retention": "0s"})
+        self.assertEqual(relay.run("--drain"), 0, "creates the bookkeeping tables")
+        old = 3 * DEAD_LETTER_BATCH + 500    # more than one run's batches
+        db.execute("INSERT INTO outbox_relay.dead_letter (slot_name, event_id, reason, created_at)"
+                   " SELECT %s, 'old-' || g, 'test', now() - interval '2 days' - g * interval '1 s'"
+                   " FROM generate_series(1, %s) g", (self.name, old))
+        db.execute("INSERT INTO outbox_relay.dead_letter (slot_name, event_id, reason, created_at)"
+                   " SELECT %s, 'recent-' || g, 'test', now() - interval '23 hours'"
+                   " FROM generate_series(1, 10) g", (self.name,))
+        db.execute("INSERT INTO outbox_relay.dead_letter (slot_name, event_id, reason, created_at)"
+                   " SELECT 'other_slot', 'other-' || g, 'test', now() - interval '2 days'"
+                   " FROM generate_series(1, 10) g")
+
+        def left(prefix):
+            return db.scalar("SELECT count(*) FROM outbox_relay.dead_letter WHERE event_id LIKE %s",
+                             (prefix + "%",))
+
+        relay = self.new_relay(db, name=f"{self.name}_1d", delivery={"dead_letter_retention": "1d"})
+        relay.start()
+        wait_until(lambda: left("old-") == 0, 60, "old dead letters to be deleted",
+                   check=relay.check_running)
+        self.assertEqual(relay.terminate(), 0)
+        self.assertEqual(left("recent-"), 10, "dead letters within the retention stay")
+        self.assertEqual(left("other-"), 10, "other slots' dead letters stay")
+        counts = [int(line.split("deleted=")[1].split()[0]) for line in relay.stderr().splitlines()
+                  if "dead letters past delivery.dead_letter_retention deleted" in line]
+        self.assertEqual(sum(counts), old, relay.stderr())
+        self.assertGreater(len(counts), 1, "a run takes a few batches, then lets the loop go on")
+        self.assertTrue(all(c <= 3 * DEAD_LETTER_BATCH for c in counts), counts)
+
     def test_cleanup_needs_a_key_and_the_delete_privilege(self):
         db = self.new_database()
         db.execute("CREATE TABLE public.heap (LIKE public.outbox)")
