@@ -38,6 +38,10 @@ TABLE_BOUND = 3000
 KILLS = 5
 DEAD_LETTER_BATCH = 10000   # bookkeeping.h
 
+INSERT = ("INSERT INTO public.outbox (aggregate_type, aggregate_id, event_type, payload)"
+          " SELECT 'order', (g %% 13)::text, 'placed', jsonb_build_object('g', g)"
+          " FROM generate_series(1, %s) g RETURNING id")
+
 
 class LoadWriter(threading.Thread):
     """Inserts ROWS_PER_TXN rows a transaction at RATE rows a second on its own connection,
@@ -60,10 +64,7 @@ class LoadWriter(threading.Thread):
         try:
             while time.monotonic() - start < self.seconds:
                 with self.conn.cursor() as cur:
-                    cur.execute("INSERT INTO public.outbox (aggregate_type, aggregate_id, event_type,"
-                                " payload) SELECT 'order', (g %% 13)::text, 'placed',"
-                                " jsonb_build_object('g', g) FROM generate_series(1, %s) g RETURNING id",
-                                (ROWS_PER_TXN,))
+                    cur.execute(INSERT, (ROWS_PER_TXN,))
                     ids = [row[0] for row in cur.fetchall()]
                 self.conn.commit()
                 with self._lock:
@@ -135,8 +136,8 @@ class RetentionTest(harness.IntegrationCase):
         received = set(rec.sync())
         deleted = [i for i in committed if i not in present]
         unreceived = [i for i in deleted if str(i) not in received]
-        self.assertEqual(unreceived[:10], [],
-                         f"{len(unreceived)} of {len(deleted)} deleted rows never reached the subscriber")
+        self.assertEqual(unreceived[:10], [], f"{len(unreceived)} of {len(deleted)} deleted rows"
+                                              " never reached the subscriber")
         return len(deleted)
 
     def published(self, db):
@@ -158,8 +159,8 @@ class RetentionTest(harness.IntegrationCase):
         sampler.finish()
         self.assertEqual(relay.terminate(), 0)
         messages = rec.sync()
-        sys.stderr.write(f"cleanup under load: {len(committed)} rows in {LOAD_S:.0f}s, table at most"
-                         f" {sampler.peak} rows over {sampler.samples} samples\n")
+        sys.stderr.write(f"cleanup under load: {len(committed)} rows in {LOAD_S:.0f}s, table at"
+                         f" most {sampler.peak} rows over {sampler.samples} samples\n")
         self.assertGreater(sampler.samples, LOAD_S * 5, "the table was sampled throughout")
         self.assertLess(sampler.peak, TABLE_BOUND)
         self.assertEqual(sorted(set(messages)), sorted(str(i) for i in committed))
@@ -186,7 +187,8 @@ class RetentionTest(harness.IntegrationCase):
         # Received is not enough: what a killed run published past its checkpoint is
         # published again, and only then deleted.
         wait_until(lambda: self.published(db) == len(committed), 120,
-                   f"the checkpoint to cover all {len(committed)} events", check=relay.check_running)
+                   f"the checkpoint to cover all {len(committed)} events",
+                   check=relay.check_running)
         self.assertEqual(relay.terminate(), 0)
         sampler.finish()
         deleted.append(self.assert_deleted_were_received(db, writer, rec))
