@@ -10,6 +10,13 @@
 -- tables: comma-separated schema-qualified tables; table_schemas: their schemas.
 -- Then give the role a password (ALTER ROLE ... PASSWORD) or another pg_hba.conf method.
 --
+-- A route with cleanup: delete has the relay delete the rows it has published, which takes
+-- DELETE on that table as well (without it the relay refuses to start, naming the table):
+--   GRANT DELETE ON public.outbox TO outbox_relay;
+-- The table needs a primary key, by which the relay tells its rows apart. Dead letters
+-- past delivery.dead_letter_retention are deleted from the bookkeeping schema, which the
+-- role owns.
+--
 -- It also installs, from routed-tables.sql next to this file, the event trigger that puts a
 -- routed table dropped and created again back in the publication in the transaction that
 -- creates it (creating an event trigger takes a superuser; the relay cannot do it as this

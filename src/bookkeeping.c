@@ -119,6 +119,110 @@ int bookkeeping_save_checkpoint(PGconn *sql, const char *slot, const struct chec
 	                 PGRES_COMMAND_OK, "cannot write the checkpoint", NULL);
 }
 
+/* ---- cleanup: delete (doc/design.md §22.3) ---- */
+
+static int delete_rows(PGconn *sql, struct cleanup_statement st, uint64_t *deleted)
+{
+	PGresult *res;
+	int status =
+	        pg_result(sql, PQsendQueryParams(sql, st.sql, st.nparams, NULL, st.params, NULL, NULL, 0),
+	                  PGRES_COMMAND_OK, "cannot delete acknowledged rows (cleanup: delete)", &res);
+	if (status == PG_OK) {
+		*deleted += strtoull(PQcmdTuples(res), NULL, 10);
+		PQclear(res);
+	}
+	return status;
+}
+
+/* A failed statement leaves the transaction open: end it, if the connection is still up,
+ * so that it holds no lock while the caller decides what becomes of the connection. */
+static void abandon_transaction(PGconn *sql)
+{
+	if (PQstatus(sql) == CONNECTION_OK && PQtransactionStatus(sql) != PQTRANS_IDLE)
+		PQclear(pg_await(sql, PQsendQuery(sql, "ROLLBACK"), "cannot roll back the checkpoint"));
+}
+
+static void log_deleted(uint64_t deleted, size_t keys)
+{
+	char rows[24], acknowledged[24];
+	snprintf(rows, sizeof rows, "%" PRIu64, deleted);
+	snprintf(acknowledged, sizeof acknowledged, "%zu", keys);
+	log_debug("acknowledged rows deleted with the checkpoint", LOG_NUMBER("rows"), rows,
+	          LOG_NUMBER("keys"), acknowledged);
+}
+
+int bookkeeping_save_checkpoint_and_cleanup(PGconn *sql, const char *slot, const struct checkpoint_row *row,
+                                            struct cleanup *c)
+{
+	size_t n = cleanup_build(c, row->pos.acked);
+	if (!n)
+		return bookkeeping_save_checkpoint(sql, slot, row);
+	/* One transaction: the rows go exactly when the checkpoint says their events are done. */
+	int status = pg_exec(sql, "BEGIN", "cannot begin the checkpoint's transaction");
+	if (status == PG_OK)
+		status = bookkeeping_save_checkpoint(sql, slot, row);
+	uint64_t deleted = 0;
+	size_t keys = 0;
+	for (size_t i = 0; i < n && status == PG_OK; i++) {
+		keys += cleanup_statement(c, i).rows;
+		status = delete_rows(sql, cleanup_statement(c, i), &deleted);
+	}
+	if (status == PG_OK)
+		status = pg_exec(sql, "COMMIT", "cannot commit the checkpoint");
+	if (status != PG_OK) {
+		abandon_transaction(sql);
+		return status; /* the keys stay for the next checkpoint */
+	}
+	cleanup_drop(c, row->pos.acked);
+	log_deleted(deleted, keys);
+	return PG_OK;
+}
+
+/* ---- dead-letter retention (doc/design.md §22.3) ---- */
+
+static int expire_batch(PGconn *sql, const struct config *cfg, const char *schema, uint64_t *deleted)
+{
+	char retention[24], limit[24];
+	snprintf(retention, sizeof retention, "%" PRIu64, cfg->delivery.dead_letter_retention_ms);
+	snprintf(limit, sizeof limit, "%d", DEAD_LETTER_BATCH);
+	struct buf q = BUF_INIT;
+	/* By id, LIMIT in a subquery: DELETE has no LIMIT of its own. */
+	buf_printf(&q,
+	           "DELETE FROM %s.dead_letter WHERE id IN (SELECT id FROM %s.dead_letter"
+	           " WHERE slot_name = $1 AND created_at < now() - $2::bigint * interval '1 millisecond'"
+	           " LIMIT $3::int)",
+	           schema, schema);
+	const char *params[] = { cfg->source.slot, retention, limit };
+	PGresult *res;
+	int status = pg_result(sql, PQsendQueryParams(sql, q.data, 3, NULL, params, NULL, NULL, 0),
+	                       PGRES_COMMAND_OK, "cannot delete old dead letters", &res);
+	buf_finish(&q);
+	*deleted = 0;
+	if (status == PG_OK) {
+		*deleted = strtoull(PQcmdTuples(res), NULL, 10);
+		PQclear(res);
+	}
+	return status;
+}
+
+int bookkeeping_expire_dead_letters(PGconn *sql, const struct config *cfg, int batches, uint64_t *deleted,
+                                    bool *more)
+{
+	const char *name = cfg->delivery.bookkeeping_schema;
+	char *schema = PQescapeIdentifier(sql, name, strlen(name));
+	int status = PG_OK;
+	uint64_t batch = DEAD_LETTER_BATCH;
+	*deleted = 0;
+	/* Each batch its own transaction: short, and what is done stays done. */
+	for (int i = 0; i < batches && batch == DEAD_LETTER_BATCH && status == PG_OK; i++) {
+		status = expire_batch(sql, cfg, schema, &batch);
+		*deleted += batch;
+	}
+	*more = status == PG_OK && batch == DEAD_LETTER_BATCH;
+	PQfreemem(schema);
+	return status;
+}
+
 static void append_json_field(struct buf *out, const char *name, const char *value, size_t len)
 {
 	buf_putc(out, out->len > 1 ? ',' : '{');

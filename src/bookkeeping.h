@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cleanup.h"
 #include "config.h"
 #include "event.h"
 #include "ledger.h"
@@ -32,6 +33,21 @@ int bookkeeping_load_checkpoint(PGconn *sql, const char *slot, struct checkpoint
 
 /* Writes the row durably. */
 int bookkeeping_save_checkpoint(PGconn *sql, const char *slot, const struct checkpoint_row *row);
+
+/* Writes the row durably and, in the same transaction, deletes the rows of the keys of c
+ * that it covers (doc/design.md §22.3), forgetting those keys once committed. On failure
+ * the keys stay queued for the next write (a row deleted twice is gone once). */
+int bookkeeping_save_checkpoint_and_cleanup(PGconn *sql, const char *slot, const struct checkpoint_row *row,
+                                            struct cleanup *c);
+
+/* Dead letters deleted by one statement at most. */
+#define DEAD_LETTER_BATCH 10000
+
+/* Deletes the slot's dead letters older than delivery.dead_letter_retention (not 0), in up
+ * to batches statements of DEAD_LETTER_BATCH rows: *deleted says how many went, *more
+ * whether the last batch was full (some may be left). */
+int bookkeeping_expire_dead_letters(PGconn *sql, const struct config *cfg, int batches, uint64_t *deleted,
+                                    bool *more);
 
 /* Records an event that can never be published, with why (doc/design.md §7), durably and
  * once per (slot, commit LSN, event id). An event without a topic or id is recorded with

@@ -457,6 +457,57 @@ static void check_column(void *ctx, const char *key, const char *column)
 	c->missing++;
 }
 
+/* cleanup: delete tells rows apart by the replica identity that pgoutput flags (cleanup.h):
+ * the primary key, or a unique index of NOT NULL columns. False, with what is wrong in
+ * problem, for a table without one. */
+static bool identity_fits(const char *identity, bool primary_key, const char *table, char *problem, size_t n)
+{
+	if ((identity[0] == 'd' && primary_key) || identity[0] == 'i')
+		return true;
+	if (identity[0] == 'd')
+		snprintf(problem, n, "delete needs a primary key to tell rows apart, and %s has none", table);
+	else
+		snprintf(problem, n,
+		         "delete tells rows apart by the replica identity, and %s has REPLICA IDENTITY"
+		         " %s: set it to DEFAULT (the primary key)",
+		         table, identity[0] == 'f' ? "FULL" : "NOTHING");
+	return false;
+}
+
+/* The table can say which row an event came from, and the relay may delete it: a missing
+ * DELETE privilege is a refusal like any other (no rows go: the condition is false). */
+static int check_cleanup(PGconn *sql, struct route_check *c)
+{
+	const struct route_config *rc = &c->cfg->routes[c->route];
+	const char *params[] = { rc->schema, rc->table };
+	PGresult *res;
+	int status = pg_query(
+	        sql,
+	        "SELECT t.relreplident, EXISTS (SELECT 1 FROM pg_catalog.pg_index i"
+	        " WHERE i.indrelid = t.oid AND i.indisprimary)"
+	        " FROM pg_catalog.pg_class t JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace"
+	        " WHERE n.nspname = $1 AND t.relname = $2",
+	        2, params, &res, "cannot read the routed table's replica identity");
+	if (status != PG_OK)
+		return status;
+	char problem[256];
+	bool fits = !PQntuples(res) || identity_fits(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1)[0] == 't',
+	                                             c->table, problem, sizeof problem);
+	PQclear(res);
+	if (!fits) {
+		report_route_problem(c, "cleanup", problem);
+		c->missing++;
+		return PG_OK;
+	}
+	struct buf q = BUF_INIT;
+	buf_puts(&q, "DELETE FROM ");
+	append_table(&q, sql, rc);
+	buf_puts(&q, " WHERE false");
+	status = pg_exec(sql, q.data, "cannot delete from a routed table (cleanup: delete)");
+	buf_finish(&q);
+	return status;
+}
+
 static int check_route(PGconn *sql, const struct config *cfg, const struct outbox *o, size_t i, int *missing)
 {
 	const struct route_config *rc = &cfg->routes[i];
@@ -491,10 +542,12 @@ static int check_route(PGconn *sql, const struct config *cfg, const struct outbo
 		c.missing++;
 	} else {
 		outbox_route_columns(o, i, check_column, &c);
+		if (rc->cleanup == CLEANUP_DELETE)
+			status = check_cleanup(sql, &c);
 	}
 	PQclear(c.columns);
 	*missing += c.missing;
-	return PG_OK;
+	return status;
 }
 
 int catalog_check_routes(PGconn *sql, const struct config *cfg, const struct outbox *o)

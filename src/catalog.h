@@ -41,9 +41,10 @@ int catalog_ensure_publication(PGconn *sql, const struct config *cfg);
  * logged, if one left: its rows would not be decoded. */
 int catalog_check_publication(PGconn *sql, const struct config *cfg);
 
-/* Checks that every routed table exists and has every column its route reads. PG_OK,
- * PG_RETRY, or PG_CONFIG after logging each missing table or column with its place in the
- * file. A table that the relay routed before and that the event trigger puts back in the
+/* Checks that every routed table exists and has every column its route reads, and that a
+ * table with cleanup: delete has a key to tell rows apart and may be deleted from (a
+ * refusal otherwise). PG_OK, PG_RETRY, PG_REFUSED, or PG_CONFIG after logging each missing
+ * table, column or key with its place in the file. A table that the relay routed before and that the event trigger puts back in the
  * publication when it is created again may be missing (a warning): dropped for a moment, it
  * costs no row. */
 int catalog_check_routes(PGconn *sql, const struct config *cfg, const struct outbox *o);

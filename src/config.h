@@ -52,6 +52,13 @@ enum mqtt_protocol {
 	BROKER_MQTT_V311,
 };
 
+/* What becomes of a routed row once its event is acknowledged and checkpointed
+ * (doc/design.md §22.3). */
+enum route_cleanup {
+	CLEANUP_NONE,   /* the row stays: the application deletes it, or keeps it */
+	CLEANUP_DELETE, /* the relay deletes it, in the checkpoint's transaction */
+};
+
 /* A table route (table set) publishes INSERTs; a message route (message_prefix set)
  * publishes transactional logical messages whose prefix matches the glob. */
 struct route_config {
@@ -70,6 +77,8 @@ struct route_config {
 	char *correlation_data_column;     /* column holding correlation data */
 	struct route_property *properties; /* user properties, in file order */
 	size_t nproperties;
+	/* Table routes only; default none. */
+	enum route_cleanup cleanup;
 	int line; /* where the route starts in the file, for later messages */
 	int column;
 };
@@ -117,6 +126,8 @@ struct config {
 		uint32_t checkpoint_interval_ms; /* default 200ms */
 		uint32_t drain_timeout_ms;       /* default 10s */
 		enum reject_action on_reject;    /* default dead_letter */
+		/* Default 30d; 0: dead letters are kept. */
+		uint64_t dead_letter_retention_ms;
 	} delivery;
 	struct {
 		enum log_level level;       /* default info */

@@ -26,6 +26,12 @@ static const struct enum_name reject_names[] = {
 	{ NULL, 0 },
 };
 
+static const struct enum_name cleanup_names[] = {
+	{ "none", CLEANUP_NONE },
+	{ "delete", CLEANUP_DELETE },
+	{ NULL, 0 },
+};
+
 static const struct enum_name log_format_names[] = {
 	{ "logfmt", LOG_FORMAT_LOGFMT },
 	{ "json", LOG_FORMAT_JSON },
@@ -298,6 +304,15 @@ const struct key cfg_keys[] = {
 	        .names = reject_names,
 	        .help = "What to do with an event that can never be published",
 	},
+	{
+	        .path = "delivery.dead_letter_retention",
+	        .type = &cfg_long_duration_type,
+	        .offset = CFG(delivery.dead_letter_retention_ms),
+	        .fallback = "30d",
+	        .min = 0,
+	        .max = DAYS(3650),
+	        .help = "How long dead letters are kept; 0s: for ever",
+	},
 
 	{
 	        .path = "log.level",
@@ -427,6 +442,14 @@ const struct key cfg_route_keys[] = {
 		.min = 1,
 		.max = PG_NAME_MAX,
 		.help = "MQTT 5: column holding the Correlation Data",
+	},
+	[ROUTE_KEY_CLEANUP] = {
+		.path = "cleanup",
+		.type = &cfg_enum_type,
+		.offset = ROUTE(cleanup),
+		.fallback = "none",
+		.names = cleanup_names,
+		.help = "What becomes of a row once its event is acknowledged: none or delete",
 	},
 };
 

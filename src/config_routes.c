@@ -49,6 +49,20 @@ static void check_route_kind(struct loader *ld, const struct key_state *seen, ya
 	}
 }
 
+/* A logical message leaves no row behind: there is nothing to delete. cleanup: none is
+ * what a message route does anyway. */
+static void check_cleanup(struct loader *ld, const struct route_config *route, const struct key_state *seen,
+                          const char *shown)
+{
+	char path[64];
+	if (!seen[ROUTE_KEY_MESSAGE_PREFIX].seen || seen[ROUTE_KEY_TABLE].seen ||
+	    !seen[ROUTE_KEY_CLEANUP].valid || route->cleanup != CLEANUP_DELETE)
+		return;
+	snprintf(path, sizeof path, "%s.cleanup", shown);
+	cfg_report(ld, &seen[ROUTE_KEY_CLEANUP].mark, path,
+	           "a message route has no row to delete: cleanup applies to table routes");
+}
+
 static void load_route(struct loader *ld, struct route_config *route, yaml_node_t *node, const char *shown)
 {
 	struct key_state state[ARRAY_SIZE(cfg_route_keys)];
@@ -62,6 +76,7 @@ static void load_route(struct loader *ld, struct route_config *route, yaml_node_
 	route->column = (int)node->start_mark.column + 1;
 	cfg_walk_mapping(ld, &ks, node, "");
 	check_route_kind(ld, state, node, shown);
+	check_cleanup(ld, route, state, shown);
 	cfg_apply_defaults(&ks);
 }
 

@@ -22,6 +22,7 @@
 /* Enum fields are written through an int; make sure that is their size. */
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum log_level is not int-sized");
 _Static_assert(sizeof(enum mqtt_protocol) == sizeof(int), "enum mqtt_protocol is not int-sized");
+_Static_assert(sizeof(enum route_cleanup) == sizeof(int), "enum route_cleanup is not int-sized");
 
 static bool convert_string(const struct key *k, const char *text, void *base, char *why, size_t n)
 {
@@ -128,6 +129,8 @@ char *cfg_format_ms(uint64_t ms, char *buf, size_t n)
 {
 	if (ms == 0)
 		snprintf(buf, n, "0s");
+	else if (ms % DAYS(1) == 0)
+		snprintf(buf, n, "%llud", (unsigned long long)(ms / DAYS(1)));
 	else if (ms % SECONDS(3600) == 0)
 		snprintf(buf, n, "%lluh", (unsigned long long)(ms / SECONDS(3600)));
 	else if (ms % SECONDS(60) == 0)
@@ -146,25 +149,27 @@ enum duration_parse {
 	DURATION_TOO_LONG,
 };
 
-/* "<digits><unit>" with unit ms, s, m or h, into milliseconds. */
-static enum duration_parse parse_duration(const char *text, uint64_t *ms)
+/* "<digits><unit>" with unit ms, s, m, h or d, into milliseconds; longer than limit is
+ * DURATION_TOO_LONG. Digits are read while the count is within limit, so a limit below
+ * 2^59 keeps the count from wrapping. */
+static enum duration_parse parse_duration(const char *text, uint64_t limit, uint64_t *ms)
 {
 	static const struct {
 		const char *name;
 		uint64_t ms;
-	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 } };
+	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "d", 86400000 } };
 	size_t digits = strspn(text, "0123456789");
 	if (digits == 0)
 		return DURATION_MALFORMED;
 	if (text[digits] == '\0')
 		return DURATION_NO_UNIT;
 	uint64_t count = 0;
-	for (size_t i = 0; i < digits && count <= UINT32_MAX; i++)
+	for (size_t i = 0; i < digits && count <= limit; i++)
 		count = count * 10 + (uint64_t)(text[i] - '0');
 	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
 		if (strcmp(text + digits, units[i].name) != 0)
 			continue;
-		if (count > UINT32_MAX || count * units[i].ms > UINT32_MAX)
+		if (count > limit / units[i].ms)
 			return DURATION_TOO_LONG;
 		*ms = count * units[i].ms;
 		return DURATION_OK;
@@ -185,16 +190,22 @@ static void describe_duration_range(const struct key *k, bool too_long, char *wh
 		snprintf(why, n, "expected a duration of at least %s", lo);
 }
 
+/* What is wrong with a duration that is not written as one. */
+static void describe_duration_syntax(enum duration_parse res, char *why, size_t n)
+{
+	if (res == DURATION_NO_UNIT)
+		snprintf(why, n, "expected a duration with a unit, e.g. 250ms, 30s, 5m");
+	else
+		snprintf(why, n, "expected a duration: a whole number followed by ms, s, m, h or d");
+}
+
 static bool convert_duration(const struct key *k, const char *text, void *base, char *why, size_t n)
 {
 	uint64_t ms = 0;
-	switch (parse_duration(text, &ms)) {
+	enum duration_parse res = parse_duration(text, (uint64_t)MS_MAX, &ms);
+	switch (res) {
 	case DURATION_NO_UNIT:
-		snprintf(why, n, "expected a duration with a unit, e.g. 250ms, 30s, 5m");
-		return false;
-	case DURATION_MALFORMED:
-		snprintf(why, n, "expected a duration: a whole number followed by ms, s, m or h");
-		return false;
+	case DURATION_MALFORMED: describe_duration_syntax(res, why, n); return false;
 	case DURATION_TOO_LONG: describe_duration_range(k, true, why, n); return false;
 	case DURATION_OK: break;
 	}
@@ -209,6 +220,31 @@ static bool convert_duration(const struct key *k, const char *text, void *base, 
 static bool equal_duration(const struct key *k, const void *a, const void *b)
 {
 	return *(const uint32_t *)key_field_const(k, a) == *(const uint32_t *)key_field_const(k, b);
+}
+
+/* A 64-bit field for what is counted in days: its bounds are always the key's own. */
+static bool convert_long_duration(const struct key *k, const char *text, void *base, char *why, size_t n)
+{
+	uint64_t ms = 0;
+	enum duration_parse res = parse_duration(text, (uint64_t)k->max, &ms);
+	if (res == DURATION_OK && ms >= (uint64_t)k->min) {
+		*(uint64_t *)key_field(k, base) = ms;
+		return true;
+	}
+	if (res == DURATION_OK || res == DURATION_TOO_LONG) {
+		char lo[32], hi[32];
+		snprintf(why, n, "expected a duration from %s to %s",
+		         cfg_format_ms((uint64_t)k->min, lo, sizeof lo),
+		         cfg_format_ms((uint64_t)k->max, hi, sizeof hi));
+	} else {
+		describe_duration_syntax(res, why, n);
+	}
+	return false;
+}
+
+static bool equal_long_duration(const struct key *k, const void *a, const void *b)
+{
+	return *(const uint64_t *)key_field_const(k, a) == *(const uint64_t *)key_field_const(k, b);
 }
 
 static bool convert_enum(const struct key *k, const char *text, void *base, char *why, size_t n)
@@ -415,6 +451,11 @@ const struct key_type cfg_int_type = {
 const struct key_type cfg_duration_type = {
 	.convert = convert_duration,
 	.equal = equal_duration,
+	.doc_name = "duration",
+};
+const struct key_type cfg_long_duration_type = {
+	.convert = convert_long_duration,
+	.equal = equal_long_duration,
 	.doc_name = "duration",
 };
 const struct key_type cfg_enum_type = {

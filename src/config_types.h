@@ -19,6 +19,7 @@
 #define NO_LIMIT INT64_MAX           /* string keys: no upper bound on the length */
 #define MS_MAX ((int64_t)UINT32_MAX) /* duration keys: no bound but the field's width */
 #define SECONDS(n) ((int64_t)(n)*1000)
+#define DAYS(n) (SECONDS(n) * 86400)
 #define PG_NAME_MAX 63 /* PostgreSQL truncates longer identifiers */
 
 struct loader;
@@ -77,7 +78,8 @@ static inline bool strings_equal(const char *a, const char *b)
 
 /* Scalar key types. string: bytes within min..max. identifier: a lower-case SQL name.
  * path: a file readable now. secret_file: a password file only its owner may access, read
- * now. bool, int (min..max), duration (milliseconds, min..max), enum (one of names).
+ * now. bool, int (min..max), duration (milliseconds, min..max, in a uint32_t; long_duration
+ * in a uint64_t), enum (one of names).
  * table_name: a route's table, into its schema and table fields. */
 extern const struct key_type cfg_string_type;
 extern const struct key_type cfg_identifier_type;
@@ -86,6 +88,7 @@ extern const struct key_type cfg_secret_file_type;
 extern const struct key_type cfg_bool_type;
 extern const struct key_type cfg_int_type;
 extern const struct key_type cfg_duration_type;
+extern const struct key_type cfg_long_duration_type; /* a uint64_t field, bounded by the key */
 extern const struct key_type cfg_enum_type;
 extern const struct key_type cfg_table_name_type;
 
@@ -93,7 +96,7 @@ extern const struct key_type cfg_table_name_type;
 bool cfg_parse_int(const char *text, int64_t *out);
 
 /* ms as the file would write it, in the largest unit that divides it ("0s", "90s", "1h",
- * "250ms"). Returns buf. */
+ * "2d", "250ms"). Returns buf. */
 char *cfg_format_ms(uint64_t ms, char *buf, size_t n);
 
 #endif

@@ -67,6 +67,9 @@ void dispatch_take_acks(struct relay *r)
 				continue;
 		} else {
 			stats_acked(&r->stats);
+			/* Copied now: the event's buffers go back to the store on settling. */
+			cleanup_add(r->cleanup, (struct event_pos){ ev->commit_lsn, ev->index },
+			            &ev->cleanup_key);
 			if (ev->redrive_of &&
 			    requests_settled(r->requests, source_sql(r->pg), r->cfg, ev, NULL) != PG_OK)
 				log_warn("a re-driven dead letter is published but not marked so");
@@ -150,6 +153,7 @@ static bool next_event(struct relay *r)
 {
 	r->ev.origin = NULL;
 	r->ev.redrive_of = 0;
+	buf_reset(&r->ev.cleanup_key); /* set by the builder of a cleanup: delete route's rows */
 	r->ev_pending = txn_next_event(&r->txn, r->handled, &r->ev);
 	return r->ev_pending;
 }

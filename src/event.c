@@ -28,6 +28,7 @@ void event_finish(struct event *ev)
 	buf_finish(&ev->correlation_data);
 	buf_finish(&ev->user_properties);
 	buf_finish(&ev->stored_content_type);
+	buf_finish(&ev->cleanup_key);
 }
 
 void event_clear_properties(struct event *ev)

@@ -43,6 +43,9 @@ struct event {
 	const char *origin;
 	int64_t redrive_of;
 	struct buf stored_content_type;
+	/* cleanup: delete routes: the row's key (cleanup.h), to delete the row once the
+	 * checkpoint covers the event. Empty for other events. */
+	struct buf cleanup_key;
 };
 
 #define EVENT_ORIGIN_BACKFILL "backfill"

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "bookkeeping.h"
+#include "cleanup.h"
 #include "config.h"
 #include "delivery.h"
 #include "event.h"
@@ -60,6 +61,14 @@ struct relay {
 	struct event_pos handled;
 	struct checkpoint_row saved; /* what the checkpoint table holds */
 	int64_t checkpoint_at;       /* the earliest next write */
+	/* Rows of cleanup: delete routes whose events are acknowledged, deleted with the
+	 * checkpoint that covers them (cleanup.h). */
+	struct cleanup *cleanup;
+	/* delivery.dead_letter_retention */
+	struct {
+		bool caught_up; /* the last run left no dead letter past the retention */
+		bool off;       /* the table refused: no more runs in this process */
+	} retention;
 
 	struct {
 		lsn_t target; /* the marker emitted at start */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bytea.h"
+#include "cleanup.h"
 #include "json.h"
 #include "template.h"
 #include "typemap.h"
@@ -268,6 +269,7 @@ static void apply_route(const struct outbox_route *r, struct event *ev)
 	ev->content_type = r->content_type;
 	/* MQTT counts expiry in whole seconds; a configured sub-second expiry still expires. */
 	ev->message_expiry_s = (r->cfg->message_expiry_ms + 999) / 1000;
+	buf_reset(&ev->cleanup_key); /* reused buffers: only outbox_build sets one */
 }
 
 /* "<commit-lsn>:<index>", from the LSN text formatted once per transaction. */
@@ -462,6 +464,15 @@ static int build_event_id(struct outbox_route *r, const struct pgo_tuple *row, s
 	return 0;
 }
 
+/* doc/design.md §22.3: the row goes once its event is acknowledged and checkpointed. A
+ * dead-lettered event's row stays, so only an event that can be published gets a key. */
+static void set_cleanup_key(const struct outbox_route *r, const struct pgo_relation *rel,
+                            const struct pgo_tuple *row, struct event *ev)
+{
+	if (r->cfg->cleanup == CLEANUP_DELETE)
+		cleanup_key_from_row(&ev->cleanup_key, rel, row);
+}
+
 int outbox_build(struct outbox_route *r, const struct pgo_relation *rel, const struct pgo_tuple *row,
                  struct event *ev, char *why, size_t whylen)
 {
@@ -491,5 +502,8 @@ int outbox_build(struct outbox_route *r, const struct pgo_relation *rel, const s
 	if (build_event_id(r, row, ev, why, whylen) < 0 || build_payload(r, rel, row, ev, why, whylen) < 0)
 		return -1;
 	fill_values(r, rel, row);
-	return template_expand(r->topic, r->values, &ev->topic, why, whylen);
+	if (template_expand(r->topic, r->values, &ev->topic, why, whylen) < 0)
+		return -1;
+	set_cleanup_key(r, rel, row, ev);
+	return 0;
 }

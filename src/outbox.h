@@ -48,7 +48,8 @@ struct outbox_route *outbox_route_message(struct outbox *o, const char *prefix);
  * Builds the event for a routed INSERT into ev (ev->commit_lsn, ->index,
  * ->lsn_text and ->commit_time_text must be set by the caller). Returns 0, or -1 with the
  * reason in why when the row cannot form a message (e.g. a topic field is NULL, a column
- * is missing).
+ * is missing). For a route with cleanup: delete, ev->cleanup_key gets the row's key
+ * (cleanup.h); every other event has it empty.
  */
 int outbox_build(struct outbox_route *route, const struct pgo_relation *rel, const struct pgo_tuple *row,
                  struct event *ev, char *why, size_t whylen);

@@ -111,7 +111,8 @@ static void notify_when_ready(struct relay *r)
 static int save_checkpoint(struct relay *r, struct ledger_pos pos)
 {
 	struct checkpoint_row row = { pos, r->stats.published };
-	int status = bookkeeping_save_checkpoint(source_sql(r->pg), r->cfg->source.slot, &row);
+	int status = bookkeeping_save_checkpoint_and_cleanup(source_sql(r->pg), r->cfg->source.slot, &row,
+	                                                     r->cleanup);
 	if (status == PG_OK)
 		r->saved = row;
 	return status;
@@ -218,6 +219,51 @@ static void heartbeat(struct relay *r, int64_t now)
 	        r, pg_emit_marker(source_sql(r->pg), true, HEARTBEAT_PREFIX, r->cfg->source.slot, &lsn));
 }
 
+/* doc/design.md §22.3: dead letters past delivery.dead_letter_retention go once soon after
+ * streaming starts, then hourly. A run takes a few batches only, so that a long-neglected
+ * table does not hold the loop up; the next run follows soon while some are left. */
+#define RETENTION_BATCHES_PER_RUN 3
+#define RETENTION_PERIOD_MS 3600000
+#define RETENTION_SOON_MS 1000
+
+static uint32_t retention_interval(const struct relay *r)
+{
+	if (!r->cfg->delivery.dead_letter_retention_ms || r->retention.off)
+		return 0;
+	return r->retention.caught_up ? RETENTION_PERIOD_MS : RETENTION_SOON_MS;
+}
+
+static void log_expired(uint64_t deleted)
+{
+	char count[24];
+	snprintf(count, sizeof count, "%" PRIu64, deleted);
+	log_info("dead letters past delivery.dead_letter_retention deleted", LOG_NUMBER("deleted"), count);
+}
+
+/* A table that refuses is logged once and left alone: housekeeping is no reason to stop
+ * publishing, nor to drop the session every hour. */
+static void expire_dead_letters(struct relay *r, int64_t now)
+{
+	(void)now;
+	if (!relay_streaming(r) || r->stop.reason != RUNNING)
+		return;
+	uint64_t deleted;
+	bool more;
+	int status = bookkeeping_expire_dead_letters(source_sql(r->pg), r->cfg, RETENTION_BATCHES_PER_RUN,
+	                                             &deleted, &more);
+	if (deleted)
+		log_expired(deleted);
+	if (status == PG_REFUSED)
+		pg_report_refusal(LOG_ERROR, "dead letters cannot be deleted; retention is off until restart",
+		                  NULL, NULL);
+	if (status == PG_FATAL)
+		log_error("dead-letter retention is off until the relay restarts");
+	r->retention.off = status == PG_REFUSED || status == PG_FATAL;
+	if (status == PG_RETRY)
+		relay_pg_lost(r, status);
+	r->retention.caught_up = status == PG_OK && !more;
+}
+
 /* ---- stats and STATUS= (doc/design.md §8) ------------------------------------------ */
 
 /* Asks the server how far its WAL is, once a sample. A lost connection is a lost session;
@@ -318,6 +364,7 @@ static const struct job jobs[] = {
 	{ update_status, status_update_interval },    /* §8 */
 	{ watchdog, watchdog_interval },              /* §8 */
 	{ look_for_requests, request_poll_interval }, /* §22 */
+	{ expire_dead_letters, retention_interval },  /* §22.3 */
 };
 #define JOB_COUNT (sizeof jobs / sizeof jobs[0])
 _Static_assert(JOB_COUNT <= JOBS_MAX, "raise JOBS_MAX");
@@ -543,6 +590,7 @@ static int relay_init(struct relay *r, struct config *cfg, struct outbox **outbo
 	r->reload = reload_new(cfg, outbox, r->types, opts->log_level_fixed);
 	r->pg = source_new(cfg);
 	r->mqtt = mqtt_new(cfg);
+	r->cleanup = cleanup_new();
 	if (r->sigfd < 0 || !r->mqtt) {
 		log_error("cannot initialise", "error", strerror(errno));
 		return -1;
@@ -556,6 +604,7 @@ static void relay_finish(struct relay *r)
 	mqtt_free(r->mqtt);
 	delivery_free(r->delivery);
 	requests_free(r->requests);
+	cleanup_free(r->cleanup);
 	pgo_decoder_free(r->decoder);
 	event_finish(&r->ev);
 	reload_free(r->reload);

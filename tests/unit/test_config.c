@@ -207,6 +207,8 @@ START_TEST(full_fixture_sets_every_field)
 	ck_assert_ptr_null(cfg.routes[1].event_id_column);
 	ck_assert_int_eq(cfg.routes[1].qos, 0);
 	ck_assert(!cfg.routes[1].retain);
+	ck_assert_int_eq(cfg.routes[0].cleanup, CLEANUP_NONE);
+	ck_assert_int_eq(cfg.routes[1].cleanup, CLEANUP_DELETE);
 	ck_assert_int_eq(cfg.routes[1].line, 44);
 	ck_assert_int_eq(cfg.routes[1].column, 5);
 	ck_assert_str_eq(cfg.delivery.bookkeeping_schema, "relay_books");
@@ -214,6 +216,7 @@ START_TEST(full_fixture_sets_every_field)
 	ck_assert_uint_eq(cfg.delivery.checkpoint_interval_ms, 1000);
 	ck_assert_uint_eq(cfg.delivery.drain_timeout_ms, 0);
 	ck_assert_int_eq(cfg.delivery.on_reject, REJECT_STOP);
+	ck_assert_uint_eq(cfg.delivery.dead_letter_retention_ms, 7ull * 86400000ull);
 	ck_assert_int_eq(cfg.log.level, LOG_DEBUG);
 	ck_assert_int_eq(cfg.log.format, LOG_FORMAT_JSON);
 	ck_assert_uint_eq(cfg.log.stats_interval_ms, 0);
@@ -273,6 +276,8 @@ START_TEST(minimal_fixture_gets_every_default)
 	ck_assert_uint_eq(cfg.delivery.checkpoint_interval_ms, 200);
 	ck_assert_uint_eq(cfg.delivery.drain_timeout_ms, 10000);
 	ck_assert_int_eq(cfg.delivery.on_reject, REJECT_DEAD_LETTER);
+	ck_assert_uint_eq(cfg.delivery.dead_letter_retention_ms, 30ull * 86400000ull);
+	ck_assert_int_eq(cfg.routes[0].cleanup, CLEANUP_NONE);
 	ck_assert_int_eq(cfg.log.level, LOG_INFO);
 	ck_assert_int_eq(cfg.log.format, LOG_FORMAT_LOGFMT);
 	ck_assert_uint_eq(cfg.log.stats_interval_ms, 60000);
@@ -310,6 +315,8 @@ START_TEST(example_config_shows_the_defaults)
 	ck_assert_uint_eq(ex.source.heartbeat_interval_ms, def.source.heartbeat_interval_ms);
 	ck_assert_int_eq(ex.broker.tls.verify_hostname, def.broker.tls.verify_hostname);
 	ck_assert_int_eq(ex.delivery.on_reject, def.delivery.on_reject);
+	ck_assert_uint_eq(ex.delivery.dead_letter_retention_ms, def.delivery.dead_letter_retention_ms);
+	ck_assert_int_eq(ex.routes[0].cleanup, def.routes[0].cleanup);
 	ck_assert_int_eq(ex.log.level, def.log.level);
 	ck_assert_int_eq(ex.log.format, def.log.format);
 	ck_assert_uint_eq(ex.log.stats_interval_ms, def.log.stats_interval_ms);
@@ -345,7 +352,8 @@ START_TEST(durations_accept_every_unit_and_bound)
 	               "  keepalive: 65535s\n"
 	               "  reconnect: {min: 2m, max: 1193h}\n" ROUTES "delivery:\n"
 	               "  checkpoint_interval: 10ms\n"
-	               "  drain_timeout: 0s\n",
+	               "  drain_timeout: 0s\n"
+	               "log: {stats_interval: 49d}\n",
 	        &cfg);
 	ck_assert_uint_eq(cfg.source.status_interval_ms, 100);
 	ck_assert_uint_eq(cfg.source.reconnect.min_ms, 1);
@@ -355,6 +363,7 @@ START_TEST(durations_accept_every_unit_and_bound)
 	ck_assert_uint_eq(cfg.broker.reconnect.max_ms, 1193u * 3600000u);
 	ck_assert_uint_eq(cfg.delivery.checkpoint_interval_ms, 10);
 	ck_assert_uint_eq(cfg.delivery.drain_timeout_ms, 0);
+	ck_assert_uint_eq(cfg.log.stats_interval_ms, 49u * 86400000u);
 	config_finish(&cfg);
 }
 END_TEST
@@ -771,6 +780,54 @@ START_TEST(message_routes)
 }
 END_TEST
 
+/* cleanup: delete deletes the rows of a table route; a message leaves none. */
+START_TEST(cleanup_applies_to_table_routes)
+{
+	struct config cfg;
+	load_ok(SOURCE "routes:\n  - {table: t, topic: t, payload: p, cleanup: delete}\n"
+	               "  - {table: u, topic: t, payload: p, cleanup: none}\n"
+	               "  - {message_prefix: m, topic: t, cleanup: none}\n",
+	        &cfg);
+	ck_assert_int_eq(cfg.routes[0].cleanup, CLEANUP_DELETE);
+	ck_assert_int_eq(cfg.routes[1].cleanup, CLEANUP_NONE);
+	ck_assert_int_eq(cfg.routes[2].cleanup, CLEANUP_NONE);
+	config_finish(&cfg);
+	expect_error(SOURCE "routes:\n  - {message_prefix: m, topic: t,\n     cleanup: delete}\n",
+	             "cfg.yaml:5:15: routes[0].cleanup: a message route has no row to delete: cleanup"
+	             " applies to table routes\n");
+	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: p, cleanup: truncate}\n",
+	             "cfg.yaml:4:47: routes[0].cleanup: expected one of none, delete, got \"truncate\"\n");
+}
+END_TEST
+
+/* Dead letters are kept for days: the key holds more than the 49 days of the others. */
+START_TEST(dead_letter_retention_bounds)
+{
+	struct config cfg;
+	load_ok(SOURCE ROUTES "delivery: {dead_letter_retention: 3650d}\n", &cfg);
+	ck_assert_uint_eq(cfg.delivery.dead_letter_retention_ms, 3650ull * 86400000ull);
+	config_finish(&cfg);
+	load_ok(SOURCE ROUTES "delivery: {dead_letter_retention: 0s}\n", &cfg);
+	ck_assert_uint_eq(cfg.delivery.dead_letter_retention_ms, 0);
+	config_finish(&cfg);
+	load_ok(SOURCE ROUTES "delivery: {dead_letter_retention: 90m}\n", &cfg);
+	ck_assert_uint_eq(cfg.delivery.dead_letter_retention_ms, 90ull * 60000ull);
+	config_finish(&cfg);
+	expect_error(SOURCE ROUTES "delivery: {dead_letter_retention: 3651d}\n",
+	             "cfg.yaml:5:35: delivery.dead_letter_retention: expected a duration from 0s to 3650d,"
+	             " got \"3651d\"\n");
+	expect_error(SOURCE ROUTES "delivery: {dead_letter_retention: 99999999999999999999d}\n",
+	             "cfg.yaml:5:35: delivery.dead_letter_retention: expected a duration from 0s to 3650d,"
+	             " got \"99999999999999999999d\"\n");
+	expect_error(SOURCE ROUTES "delivery: {dead_letter_retention: 30}\n",
+	             "cfg.yaml:5:35: delivery.dead_letter_retention: expected a duration with a unit, e.g."
+	             " 250ms, 30s, 5m, got \"30\"\n");
+	expect_error(SOURCE ROUTES "delivery: {dead_letter_retention: 1y}\n",
+	             "cfg.yaml:5:35: delivery.dead_letter_retention: expected a duration: a whole number"
+	             " followed by ms, s, m, h or d, got \"1y\"\n");
+}
+END_TEST
+
 /* An empty section stands for an empty mapping, so what it must hold is still missing. */
 START_TEST(empty_section_still_needs_required_keys)
 {
@@ -909,7 +966,7 @@ END_TEST
 START_TEST(bad_durations)
 {
 	expect_errors(SOURCE "  status_interval: 10\n"
-	                     "  reconnect: {min: 5d, max: 1.5s}\n"
+	                     "  reconnect: {min: 5w, max: 1.5s}\n"
 	                     "broker:\n"
 	                     "  reconnect: {min: -1s, max: ms}\n" ROUTES
 	                     "delivery: {drain_timeout: 10 s, checkpoint_interval: 10S}\n",
@@ -917,17 +974,17 @@ START_TEST(bad_durations)
 	              "cfg.yaml:3:20: source.status_interval: expected a duration with a unit, e.g. "
 	              "250ms, 30s, 5m, got \"10\"\n"
 	              "cfg.yaml:4:20: source.reconnect.min: expected a duration: a whole number "
-	              "followed by ms, s, m or h, got \"5d\"\n"
+	              "followed by ms, s, m, h or d, got \"5w\"\n"
 	              "cfg.yaml:4:29: source.reconnect.max: expected a duration: a whole number "
-	              "followed by ms, s, m or h, got \"1.5s\"\n"
+	              "followed by ms, s, m, h or d, got \"1.5s\"\n"
 	              "cfg.yaml:6:20: broker.reconnect.min: expected a duration: a whole number "
-	              "followed by ms, s, m or h, got \"-1s\"\n"
+	              "followed by ms, s, m, h or d, got \"-1s\"\n"
 	              "cfg.yaml:6:30: broker.reconnect.max: expected a duration: a whole number "
-	              "followed by ms, s, m or h, got \"ms\"\n"
+	              "followed by ms, s, m, h or d, got \"ms\"\n"
 	              "cfg.yaml:9:27: delivery.drain_timeout: expected a duration: a whole number "
-	              "followed by ms, s, m or h, got \"10 s\"\n"
+	              "followed by ms, s, m, h or d, got \"10 s\"\n"
 	              "cfg.yaml:9:54: delivery.checkpoint_interval: expected a duration: a whole "
-	              "number followed by ms, s, m or h, got \"10S\"\n");
+	              "number followed by ms, s, m, h or d, got \"10S\"\n");
 }
 END_TEST
 
@@ -939,8 +996,9 @@ START_TEST(durations_out_of_range)
 	               "broker:\n"
 	               "  keepalive: 4s\n"
 	               "  reconnect: {min: 1ms, max: 99999999999999999999h}\n" ROUTES
-	               "delivery: {checkpoint_interval: 61m, drain_timeout: 1194h}\n",
-	        7,
+	               "delivery: {checkpoint_interval: 61m, drain_timeout: 1194h}\n"
+	               "log: {stats_interval: 50d}\n",
+	        8,
 	        "cfg.yaml:3:20: source.status_interval: expected a duration of at least 100ms, "
 	        "got \"99ms\"\n"
 	        "cfg.yaml:4:20: source.reconnect.min: expected a duration of at least 1ms, got \"0ms\"\n"
@@ -952,7 +1010,9 @@ START_TEST(durations_out_of_range)
 	        "cfg.yaml:10:33: delivery.checkpoint_interval: expected a duration from 10ms to 1h, "
 	        "got \"61m\"\n"
 	        "cfg.yaml:10:53: delivery.drain_timeout: expected a duration of at most 4294967295ms, "
-	        "got \"1194h\"\n");
+	        "got \"1194h\"\n"
+	        "cfg.yaml:11:23: log.stats_interval: expected a duration of at most 4294967295ms, "
+	        "got \"50d\"\n");
 }
 END_TEST
 
@@ -979,6 +1039,10 @@ START_TEST(reconnect_min_above_max)
 	expect_error(SOURCE "broker:\n  reconnect:\n    min: 1m\n" ROUTES,
 	             "cfg.yaml:5:10: broker.reconnect.min: expected a duration no longer than "
 	             "broker.reconnect.max (5s)\n");
+	/* Whole days are written as days. */
+	expect_error(SOURCE "  reconnect: {min: 2d, max: 24h}\n" ROUTES,
+	             "cfg.yaml:3:20: source.reconnect.min: expected a duration no longer than "
+	             "source.reconnect.max (1d)\n");
 	/* Equal is fine. */
 	struct config cfg;
 	load_ok(SOURCE "  reconnect: {min: 1s, max: 1000ms}\n" ROUTES, &cfg);
@@ -1058,8 +1122,8 @@ START_TEST(several_errors_reported_in_file_order)
 	        "got \"10\"\n"
 	        ":5:9: broker.port: expected an integer from 1 to 65535, got \"70000\"\n"
 	        ":6:13: broker.protocol: expected one of mqttv5, mqttv311, got \"mqtt5\"\n"
-	        ":7:14: broker.keepalive: expected a duration: a whole number followed by ms, s, m or h, "
-	        "got \"30x\"\n"
+	        ":7:14: broker.keepalive: expected a duration: a whole number followed by ms, s, m, h "
+	        "or d, got \"30x\"\n"
 	        ":9:5: routes[0].payload: required key is missing\n"
 	        ":11:5: routes[1].topic: required key is missing\n"
 	        ":11:12: routes[1].table: expected \"table\" or \"schema.table\", each name 1 to 63 "
@@ -1355,6 +1419,8 @@ START_TEST(changed_keys_need_a_restart)
 	               SOURCE ROUTES "broker:\n  tls:\n    ca_file: " FILES "ca.pem\n",
 	               "broker.tls.ca_file ");
 	expect_restart(SOURCE ROUTES, SOURCE ROUTES "delivery:\n  on_reject: stop\n", "delivery.on_reject ");
+	expect_restart(SOURCE ROUTES, SOURCE ROUTES "delivery:\n  dead_letter_retention: 31d\n",
+	               "delivery.dead_letter_retention ");
 }
 END_TEST
 
@@ -1532,6 +1598,7 @@ static Suite *config_suite(void)
 	tcase_add_test(keys, duplicate_keys);
 	tcase_add_test(keys, missing_required_keys);
 	tcase_add_test(keys, message_routes);
+	tcase_add_test(keys, cleanup_applies_to_table_routes);
 	tcase_add_test(keys, empty_section_still_needs_required_keys);
 	tcase_add_test(keys, wrong_node_types);
 	tcase_add_test(keys, routes_must_be_a_non_empty_sequence_of_mappings);
@@ -1545,6 +1612,7 @@ static Suite *config_suite(void)
 	tcase_add_test(values, bad_ints);
 	tcase_add_test(values, bad_durations);
 	tcase_add_test(values, durations_out_of_range);
+	tcase_add_test(values, dead_letter_retention_bounds);
 	tcase_add_test(values, bad_enums);
 	tcase_add_test(values, reconnect_min_above_max);
 	tcase_add_test(values, unset_env_variables);

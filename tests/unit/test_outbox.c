@@ -166,6 +166,35 @@ START_TEST(reserved_prefix_is_never_routed)
 }
 END_TEST
 
+/* doc/design.md §22.3: an event of a cleanup: delete route carries its row's key; any other
+ * event, built into the same reused buffers, carries none. */
+START_TEST(cleanup_routes_carry_the_row_key)
+{
+	struct fixture f;
+	fixture_init(&f, "doc", true);
+	f.route.cleanup = CLEANUP_DELETE;
+	build(&f);
+	const char key[] = "public\0events\0id\0\0007";
+	ck_assert_uint_eq(f.ev.cleanup_key.len, sizeof key);
+	ck_assert_mem_eq(f.ev.cleanup_key.data, key, sizeof key);
+
+	/* A row that cannot be published (NULL topic value) is dead-lettered, and stays. */
+	struct pgo_value null_id[] = { { PGO_VALUE_NULL, NULL, 0 }, values[1], values[2] };
+	struct pgo_tuple bad = { 3, null_id };
+	char why[200];
+	struct outbox_route *r = outbox_route_table(f.outbox, &relation);
+	ck_assert_int_eq(outbox_build(r, &relation, &bad, &f.ev, why, sizeof why), -1);
+	ck_assert_uint_eq(f.ev.cleanup_key.len, 0);
+
+	build(&f);
+	ck_assert_uint_gt(f.ev.cleanup_key.len, 0);
+	f.route.cleanup = CLEANUP_NONE;
+	build(&f);
+	ck_assert_uint_eq(f.ev.cleanup_key.len, 0);
+	fixture_finish(&f);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("outbox");
@@ -179,6 +208,9 @@ int main(void)
 	TCase *messages = tcase_create("messages");
 	tcase_add_test(messages, reserved_prefix_is_never_routed);
 	suite_add_tcase(s, messages);
+	TCase *cleanup = tcase_create("cleanup");
+	tcase_add_test(cleanup, cleanup_routes_carry_the_row_key);
+	suite_add_tcase(s, cleanup);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
