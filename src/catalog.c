@@ -136,6 +136,14 @@ static int request_table_state(PGconn *sql, const struct config *cfg, bool *exis
 	return PG_OK;
 }
 
+/* "ALTER PUBLICATION <publication> ADD TABLE ": the table follows. */
+static void begin_add_table(struct buf *q, PGconn *sql, const struct config *cfg)
+{
+	buf_puts(q, "ALTER PUBLICATION ");
+	pg_append_identifier(q, sql, cfg->source.publication);
+	buf_puts(q, " ADD TABLE ");
+}
+
 static void append_request_table(struct buf *q, PGconn *sql, const struct config *cfg)
 {
 	pg_append_identifier(q, sql, cfg->delivery.bookkeeping_schema);
@@ -156,9 +164,7 @@ static int publish_request_table(PGconn *sql, const struct config *cfg)
 		return PG_OK;
 	}
 	struct buf q = BUF_INIT;
-	buf_puts(&q, "ALTER PUBLICATION ");
-	pg_append_identifier(&q, sql, cfg->source.publication);
-	buf_puts(&q, " ADD TABLE ");
+	begin_add_table(&q, sql, cfg);
 	append_request_table(&q, sql, cfg);
 	status = pg_exec(sql, q.data, "cannot add the request table to the publication");
 	buf_finish(&q);
@@ -254,9 +260,7 @@ static int extend_publication(PGconn *sql, const struct config *cfg, const struc
 		return PG_FATAL;
 	}
 	struct buf q = BUF_INIT;
-	buf_puts(&q, "ALTER PUBLICATION ");
-	pg_append_identifier(&q, sql, cfg->source.publication);
-	buf_puts(&q, " ADD TABLE ");
+	begin_add_table(&q, sql, cfg);
 	append_table(&q, sql, rc);
 	const char *what = "cannot add a table to the publication";
 	PGresult *res = pg_await(sql, PQsendQuery(sql, q.data), what);

@@ -8,10 +8,10 @@
 #include "log.h"
 #include "util.h"
 
-int pg_emit_marker(PGconn *sql, bool transactional, const char *prefix, const char *slot, lsn_t *lsn)
+int pg_emit_marker(PGconn *sql, bool transactional, const char *prefix, const char *content, lsn_t *lsn)
 {
 	PGresult *res;
-	const char *params[] = { transactional ? "true" : "false", prefix, slot };
+	const char *params[] = { transactional ? "true" : "false", prefix, content };
 	int status = pg_query(sql, "SELECT pg_logical_emit_message($1::boolean, $2, $3)::text", 3, params,
 	                      &res, "cannot emit a logical message");
 	if (status != PG_OK)

@@ -17,13 +17,13 @@
 #include "pgconn.h"
 #include "pgframe.h"
 
-/* Emits a logical message with prefix (one of the relay's own, below) over the SQL
- * connection; *lsn is its position. Never published.
+/* Emits a logical message with prefix (one of the relay's own, below, or the watermarks of
+ * watermark.h) and content over the SQL connection; *lsn is its position. Never published.
  * Non-transactional (the --drain marker, doc/design.md §18): it arrives on its own, after
  * everything committed before the call. Transactional (the heartbeat, §17): it commits in a
  * transaction of its own, which takes a transaction id, and arrives as Begin, Message,
  * Commit. */
-int pg_emit_marker(PGconn *sql, bool transactional, const char *prefix, const char *slot, lsn_t *lsn);
+int pg_emit_marker(PGconn *sql, bool transactional, const char *prefix, const char *content, lsn_t *lsn);
 #define DRAIN_MARKER_PREFIX "outbox-relay.drain"
 #define HEARTBEAT_PREFIX "outbox-relay.heartbeat"
 

@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "pgconn.h"
+#include "pgstream.h"
 #include "util.h"
 #include "watermark.h"
 
@@ -493,16 +494,5 @@ int request_table_redriven(PGconn *sql, const struct config *cfg, int64_t id, co
 
 int request_table_mark(PGconn *sql, const char *text, lsn_t *lsn)
 {
-	const char *params[] = { WATERMARK_PREFIX, text };
-	PGresult *res;
-	int status = own_query(sql, "SELECT pg_logical_emit_message(true, $1, $2)::text", 2, params, &res,
-	                       "cannot emit a watermark");
-	if (status != PG_OK)
-		return status;
-	if (lsn_parse(PQgetvalue(res, 0, 0), lsn) < 0) {
-		log_error("unexpected LSN from pg_logical_emit_message", "value", PQgetvalue(res, 0, 0));
-		status = PG_FATAL;
-	}
-	PQclear(res);
-	return status;
+	return pg_emit_marker(sql, true, WATERMARK_PREFIX, text, lsn);
 }
