@@ -334,14 +334,18 @@ pg_time_t dispatch_oldest_pending(struct relay *r)
 	return r->ev_pending ? r->ev.commit_time : 0;
 }
 
+bool dispatch_can_place(const struct relay *r)
+{
+	return r->delivery && requests_placing(r->requests) && !r->ev_pending && r->stop.reason == RUNNING &&
+	       relay_streaming(r) && !delivery_republishing(r->delivery) && delivery_has_room(r->delivery);
+}
+
 /* A chunk of a request (doc/design.md §22) becomes the events of its marker's transaction,
  * while the stream waits. */
 static void place_rows(struct relay *r)
 {
 	char why[256];
-	while (!r->ev_pending && r->stop.reason == RUNNING && relay_streaming(r) &&
-	       !delivery_republishing(r->delivery) && delivery_has_room(r->delivery) &&
-	       requests_next_row(r->requests)) {
+	while (dispatch_can_place(r) && requests_next_row(r->requests)) {
 		if (!next_event(r))
 			continue; /* handled before the session was lost */
 		if (requests_build(r->requests, *r->outbox, &r->ev, why, sizeof why) < 0)

@@ -435,6 +435,9 @@ static int poll_timeout(const struct relay *r, int64_t now)
 		at = earliest(at, r->checkpoint_at);
 	if (r->stop.reason == STOP_SIGNAL)
 		at = earliest(at, r->stop.deadline);
+	/* The stream reached a chunk's high mark in this step: place it without waiting. */
+	if (dispatch_can_place(r))
+		at = now;
 	at = earliest(at, now + 1000);
 	return at <= now ? 0 : (int)(at - now);
 }
