@@ -156,8 +156,10 @@ static bool next_event(struct relay *r)
 
 static void handle_insert(struct relay *r, const struct pgo_relation *rel, const struct pgo_tuple *row)
 {
-	if (requests_is_table(r->cfg, rel))
+	if (requests_is_table(r->cfg, rel)) {
 		requests_wake(r->requests);
+		relay_requests_soon(r);
+	}
 	requests_note_change(r->requests, rel, row);
 	struct outbox_route *route = r->txn.open ? outbox_route_table(*r->outbox, rel) : NULL;
 	if (!route || !next_event(r))

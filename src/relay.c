@@ -321,6 +321,17 @@ static const struct job jobs[] = {
 #define JOB_COUNT (sizeof jobs / sizeof jobs[0])
 _Static_assert(JOB_COUNT <= JOBS_MAX, "raise JOBS_MAX");
 
+/* How soon the request table is looked at again after the stream brought a request. */
+#define REQUEST_RECHECK_MS 100
+
+void relay_requests_soon(struct relay *r)
+{
+	int64_t at = monotonic_ms() + REQUEST_RECHECK_MS;
+	for (size_t i = 0; i < JOB_COUNT; i++)
+		if (jobs[i].run == look_for_requests && r->job_at[i] > at)
+			r->job_at[i] = at;
+}
+
 /* Runs the jobs that are due. A job is armed (not run) the first time it is seen, and again
  * when its interval was off. */
 static void run_jobs(struct relay *r, int64_t now)
