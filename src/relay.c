@@ -428,6 +428,13 @@ static void handle_signals(struct relay *r)
 
 /* ---- the loop ----------------------------------------------------------------------- */
 
+/* The broker is connected (again) only while the stream is up: with PostgreSQL away there
+ * is nothing to publish. */
+static bool broker_wanted(const struct relay *r)
+{
+	return relay_streaming(r) && r->stop.reason == RUNNING;
+}
+
 static int64_t earliest(int64_t a, int64_t b)
 {
 	if (a <= 0)
@@ -439,7 +446,7 @@ static int64_t earliest(int64_t a, int64_t b)
 
 static int poll_timeout(const struct relay *r, int64_t now)
 {
-	int64_t at = earliest(source_deadline(r->pg), mqtt_deadline(r->mqtt));
+	int64_t at = earliest(source_deadline(r->pg), mqtt_deadline(r->mqtt, broker_wanted(r)));
 	for (size_t i = 0; i < JOB_COUNT; i++)
 		at = earliest(at, r->job_at[i]);
 	if (checkpoint_behind(r))
@@ -512,7 +519,7 @@ static void step(struct relay *r)
 {
 	int64_t now = monotonic_ms();
 	maintain_source(r, now);
-	mqtt_maintain(r->mqtt, now, relay_streaming(r) && r->stop.reason == RUNNING);
+	mqtt_maintain(r->mqtt, now, broker_wanted(r));
 	dispatch_publish_pending(r);
 	dispatch_receive(r);
 	dispatch_take_acks(r); /* QoS 0 messages are acknowledged as they are written */
