@@ -13,7 +13,9 @@ Scenarios: single (200,000 one-row transactions), batch (2,000 x 100-row transac
 big (one 1,000,000-row transaction), each drained at QoS 0, 1 and 2; live1k and live5k
 (a fixed insert rate for 10 s, commit-to-subscriber latency at QoS 1); mqtt311 (the single
 backlog at QoS 1 and 2 over MQTT 3.1.1 with in-flight windows of 20 and 1,000, and MQTT 5 with
-1,000). --quick runs 1/20 of the sizes (2 s for the live ones). --profile instead runs
+1,000); backfill (a 200,000-row table published on a backfill request, beside the read and broker
+limits, and the 1,000/s live latency without and during a backfill). --quick runs 1/20 of the
+sizes (2 s for the live ones). --profile instead runs
 `perf record -g` on the relay draining the single-row backlog at QoS 1 and writes
 bench/PROFILE.md.
 """
@@ -86,7 +88,18 @@ WINDOWS = {
 }
 PROTOCOL_WINDOWS = (("mqttv311", 20), ("mqttv311", 1000), ("mqttv5", 1000))
 PUBLISHER_PROTOCOL = {"mqttv5": "5", "mqttv311": "311"}   # bench_publisher's PROTOCOL argument
-SCENARIOS = list(BACKLOGS) + list(LIVES) + list(WINDOWS)
+# Backfill (doc/design.md §22.1): rows already in the table before the slot, published on a
+# request by a relay that is streaming and idle; (full, --quick) rows. The read limit reads the
+# same table by primary key in chunks of READ_CHUNK rows.
+BACKFILL_ROWS = (200000, 10000)
+READ_CHUNK = 10000
+# The live latency without and during a backfill of another table: (rows of that table,
+# inserts/s, seconds), full and --quick. The backfill must outlast the measurement: at the
+# 35-50,000 rows/s it runs at beside the live inserts on 2 cores, 500,000 rows would last
+# barely longer than 10 s; the relay is stopped once the measurement is done.
+BACKFILL_LIVE = ((1000000, 1000, 10), (200000, 1000, 2))
+BACKFILL_TOPIC = "backfill/{aggregate_type}/{aggregate_id}"   # the backfilled table's route
+SCENARIOS = list(BACKLOGS) + list(LIVES) + list(WINDOWS) + ["backfill"]
 
 SQL_FUNCTIONS = f"""
 -- About 200 bytes of JSON; "t" (the shortest key, so jsonb prints it first) is the insert
@@ -107,6 +120,17 @@ BEGIN
       SELECT 'order', ((i::bigint * rows_per_tx + g) % {TOPICS})::text, 'OrderPlaced',
              bench_payload(i::bigint * rows_per_tx + g)
       FROM generate_series(0, rows_per_tx - 1) AS g;
+    COMMIT;
+  END LOOP;
+END $$;
+-- n rows already in a table of the outbox's shape (the backfill scenario), as bench_fill
+-- makes them, in transactions of 10,000 rows.
+CREATE PROCEDURE bench_rows(tbl regclass, n int) LANGUAGE plpgsql AS $$
+BEGIN
+  FOR lo IN 0 .. n - 1 BY 10000 LOOP
+    EXECUTE format('INSERT INTO %s (aggregate_type, aggregate_id, event_type, payload)
+        SELECT ''order'', (g %% {TOPICS})::text, ''OrderPlaced'', bench_payload(g)
+        FROM generate_series($1::bigint, $2::bigint) AS g', tbl) USING lo, least(n, lo + 10000) - 1;
     COMMIT;
   END LOOP;
 END $$;
@@ -306,10 +330,10 @@ class Bench:
 
     # measuring tools
 
-    def subscriber(self, count, qos, latency=False):
+    def subscriber(self, count, qos, latency=False, topic_filter="bench/#"):
         self.runs += 1
         argv = [tool("bench_subscriber"), "-p", str(self.mqtt.port), "-n", str(count), "-q", str(qos),
-                "-t", "bench/#", "-i", "30"] + (["-L"] if latency else [])
+                "-t", topic_filter, "-i", "30"] + (["-L"] if latency else [])
         sub = Child(argv, f"sub{self.runs}", self.workdir)
         line = sub.proc.stdout.readline()
         if line.strip() != b"ready":
@@ -336,11 +360,15 @@ class Bench:
         return {"count": res["count"], "rate": res["count"] / span if span > 0 else float("inf"),
                 "first_us": res["first_us"], "last_us": res["last_us"], "latency": res.get("latency_us")}
 
-    def relay_file(self, db, slot, qos, protocol="mqttv5", window=WINDOW):
-        route = {"table": "public.outbox", "topic": TOPIC_TEMPLATE, "payload": "payload",
-                 "event_id": "id", "qos": qos}
-        config = relay_config(self.pg, self.mqtt, db.name, slot, [route])
-        config["source"].update(publication=PUBLICATION, create_slot=False, create_publication=False)
+    @staticmethod
+    def route(qos, table="public.outbox", topic=TOPIC_TEMPLATE):
+        return {"table": table, "topic": topic, "payload": "payload", "event_id": "id", "qos": qos}
+
+    def relay_file(self, db, slot, qos, protocol="mqttv5", window=WINDOW, routes=None, create_publication=False):
+        """create_publication: the relay adds what the publication lacks, its request table
+        among it (doc/design.md §22), so that a request reaches it in the stream."""
+        config = relay_config(self.pg, self.mqtt, db.name, slot, routes or [self.route(qos)])
+        config["source"].update(publication=PUBLICATION, create_slot=False, create_publication=create_publication)
         config["broker"].update(protocol=protocol, max_inflight=window)
         config["log"] = {"level": "info", "stats_interval": "0s"}
         path = os.path.join(self.workdir, f"{db.name}.{slot}.yaml")
@@ -670,6 +698,234 @@ class Bench:
                          f"| {ms('p999')} | {ms('max')} | {r['cpu_us']:.1f} | {rss} |")
         return lines
 
+    # --- backfill --------------------------------------------------------------------
+
+    def backfill(self):
+        count = BACKFILL_ROWS[1 if self.quick else 0]
+        title = f"Backfill: a table of {count:,} rows, QoS 1"
+        print(f"\n== {title}", flush=True)
+        db = self.new_database("bench_backfill")
+        gen_s, payload = self.write_table(db, "public.outbox", count)
+        # After the rows: they are not in the slot's stream, only the backfill publishes them.
+        db.execute("SELECT pg_create_logical_replication_slot('relay_bf', 'pgoutput')")
+        read = self.read_limit(db, "public.outbox", count)
+        print(f"   read limit (bench_read): {read['rate']:,.0f} rows/s", flush=True)
+        broker = self.broker_limit(count, 1, payload)
+        print(f"   broker limit: {broker['rate']:,.0f} ev/s", flush=True)
+        relay = self.backfill_relay(db, "relay_bf", "public.outbox", count)
+        print(f"   backfill: {relay['rate']:,.0f} rows/s, first row after {relay['first_ms']:.0f} ms, relay CPU "
+              f"{relay['cpu_us']:.1f} µs/row, peak RSS {relay['rss_mb']:.1f} MB", flush=True)
+        self.drop_database(db)
+        res = {"relay": relay, "read": read, "broker": broker}
+        self.facts["backfill"] = res
+        table = self.backfill_table(res)
+        self.sections.append((title, table, [
+            f"{count:,} rows of the backlogs' shape (payload {payload} B), written in {gen_s:.1f} s before "
+            "the slot was created, so only the backfill publishes them. The relay streams, idle, until "
+            "`INSERT INTO outbox_relay.request (slot_name, kind, route) VALUES (…, 'backfill', "
+            "'public.outbox')`; *to done* is that insert's time to the request's `finished_at`, *to last "
+            "received* to the subscriber's last message, *backfill rows/s* = rows ÷ the later of the two. "
+            f"The first backfilled row reached the subscriber {relay['first_ms']:.0f} ms after the insert.",
+            f"Read limit: `bench_read`, one libpq connection running `SELECT * … WHERE id > $1 ORDER BY id "
+            f"LIMIT {READ_CHUNK:,}` until the table is read, text results, every value walked; "
+            f"{read['chunks']} chunks, {read['mb']:.0f} MB, {read['cpu_us']:.2f} µs CPU/row of its own; "
+            "rate = rows ÷ its wall time, connection included. Broker limit: bench_publisher at QoS 1, "
+            f"as in the backlogs ({broker['cpu_us']:.1f} µs CPU/event). Relay CPU µs/row: its CPU from the "
+            "request's insert to its end; peak RSS over the relay's whole run. "
+            + (f"Relay memory at the request's end: {relay['memory']}." if relay["memory"] else "")]))
+        print("\n".join(table), flush=True)
+        self.backfill_live()
+
+    def write_table(self, db, table, count):
+        """count rows in table, vacuumed (hint bits and visibility set now, not by the first
+        reader; reltuples for the request's total). Returns (seconds to write, payload bytes)."""
+        db.execute("SET synchronous_commit = off")
+        t0 = time.monotonic()
+        db.execute("CALL bench_rows(%s, %s)", (table, count))
+        gen_s = time.monotonic() - t0
+        db.execute("SET synchronous_commit = on")
+        db.execute(f"VACUUM (ANALYZE) {table}")
+        self.settle(db)
+        payload = int(db.scalar(f"SELECT avg(octet_length(payload::text)) FROM (SELECT payload FROM {table} "
+                                "LIMIT 1000) s"))
+        print(f"   {count:,} rows in {table} written in {gen_s:.1f} s, payload {payload} B", flush=True)
+        return gen_s, payload
+
+    def read_limit(self, db, table, count):
+        child = Child([tool("bench_read"), self.pg.conninfo(db.name), table, "id", str(READ_CHUNK)],
+                      f"{db.name}.read", self.workdir)
+        out, _ = child.proc.communicate(timeout=3600)
+        rc = child.wait()
+        if rc != 0:
+            raise RuntimeError(f"bench_read failed ({rc}): {child.stderr_tail()}")
+        res = json_line(out.decode())
+        if res["rows"] != count:
+            raise RuntimeError(f"bench_read read {res['rows']} of {count} rows")
+        wall = res["wall_us"] / 1e6
+        return {"rate": count / wall, "wall_s": wall, "cpu_us": res["cpu_us"] / count, "chunks": res["chunks"],
+                "mb": res["bytes"] / 1e6}
+
+    @staticmethod
+    def request_backfill(db, slot, route):
+        return db.scalar("INSERT INTO outbox_relay.request (slot_name, kind, route) VALUES (%s, 'backfill', %s) "
+                         "RETURNING id", (slot, route))
+
+    @staticmethod
+    def request_row(db, rid):
+        row = db.query("SELECT state, done, total, error, extract(epoch FROM created_at), "
+                       "extract(epoch FROM updated_at), extract(epoch FROM finished_at) "
+                       "FROM outbox_relay.request WHERE id = %s", (rid,))[0]
+        return dict(zip(("state", "done", "total", "error", "created", "updated", "finished"), row))
+
+    def wait_request(self, db, rid, relay, interval=0.02):
+        """The request's row once it has ended, or None if its `done` did not move for STALL_S
+        (the relay is then asked for a stats line and left running)."""
+        last, moved = None, time.monotonic()
+        while True:
+            self.alive(relay)
+            row = self.request_row(db, rid)
+            if row["state"] in ("done", "failed"):
+                return row
+            if row["done"] != last:
+                last, moved = row["done"], time.monotonic()
+            elif time.monotonic() - moved > STALL_S:
+                relay.signal(signal.SIGUSR1)   # a stats line for the log
+                time.sleep(0.5)
+                print(f"   !! backfill stalled at {row['done']:,} rows ({row['state']}); the relay's log:\n"
+                      f"{relay.stderr_tail(5)}", flush=True)
+                return None
+            time.sleep(interval)
+
+    def start_backfill_relay(self, db, slot, cfg):
+        relay = self.rusage_child(f"{db.name}.relay", [RELAY, "-c", cfg])
+        self.wait_streaming(db, slot, relay)
+        pids = relay.children()
+        if not pids:
+            raise RuntimeError(f"the relay is not running: {relay.stderr_tail()}")
+        return relay, pids[0]
+
+    def stop_backfill_relay(self, relay):
+        rc = relay.stop(timeout=60)
+        if rc != 0:
+            raise RuntimeError(f"the relay exited {rc}: {relay.stderr_tail()}")
+        return self.rusage(relay)
+
+    def backfill_relay(self, db, slot, table, count):
+        cfg = self.relay_file(db, slot, 1, create_publication=True)
+        sub = self.subscriber(count, 1)
+        relay, pid = self.start_backfill_relay(db, slot, cfg)
+        cpu0, broker0 = cpu_seconds(pid), self.broker_cpu()
+        rid = self.request_backfill(db, slot, table)
+        row = self.wait_request(db, rid, relay)
+        cpu = cpu_seconds(pid) - cpu0
+        broker_us = (self.broker_cpu() - broker0) * 1e6 / count
+        memory = ", ".join(f"{k} {v}" for k, v in self.memory(relay).items())
+        got = self.finish_subscriber(sub, timeout=60 if row else 1)
+        ru = self.stop_backfill_relay(relay)
+        if row is None or row["state"] != "done":
+            raise RuntimeError(f"the backfill did not end: {row['error'] if row else 'stalled'}; the subscriber "
+                               f"got {got['count']:,} of {count:,} rows")
+        res = self.rates(got, count)
+        if row["done"] != count:
+            raise RuntimeError(f"the backfill counted {row['done']:,} rows of {count:,}")
+        created = float(row["created"])
+        to_done = float(row["finished"]) - created
+        to_last = res["last_us"] / 1e6 - created
+        res.update(rate=count / max(to_done, to_last), sub_rate=res["rate"], to_done=to_done, to_last=to_last,
+                   first_ms=(res["first_us"] / 1e6 - created) * 1000, cpu_us=cpu * 1e6 / count,
+                   rss_mb=ru["maxrss_kb"] / 1024, broker_us=broker_us, memory=memory)
+        return res
+
+    @staticmethod
+    def backfill_table(res):
+        rel, read, bro = res["relay"], res["read"], res["broker"]
+        return ["| rows | backfill rows/s | to done s | to last received s | at the subscriber rows/s "
+                "| read limit rows/s | broker limit ev/s | backfill ÷ read | backfill ÷ broker "
+                "| relay CPU µs/row | relay peak RSS MB | broker CPU µs/ev: backfill / limit |",
+                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+                f"| {rel['count']:,} | {rel['rate']:,.0f} | {rel['to_done']:.2f} | {rel['to_last']:.2f} "
+                f"| {rel['sub_rate']:,.0f} | {read['rate']:,.0f} | {bro['rate']:,.0f} "
+                f"| {rel['rate'] / read['rate']:.2f} | {rel['rate'] / bro['rate']:.2f} | {rel['cpu_us']:.1f} "
+                f"| {rel['rss_mb']:.1f} | {rel['broker_us']:.1f} / {bro['broker_us']:.1f} |"]
+
+    def backfill_live(self):
+        rows, rate, seconds = BACKFILL_LIVE[1 if self.quick else 0]
+        count = rate * seconds
+        title = (f"live: {rate:,} inserts/s for {seconds} s, QoS 1, without and during a backfill of "
+                 f"{rows:,} rows")
+        print(f"\n== {title}", flush=True)
+        db = self.new_database("bench_backfill_live")
+        # Another table, routed to other topics: the latency subscriber sees only the live rows.
+        db.execute("CREATE TABLE public.outbox_history (LIKE public.outbox INCLUDING ALL)")
+        db.execute("ALTER TABLE public.outbox_history SET (autovacuum_enabled = false)")
+        db.execute(f"ALTER PUBLICATION {PUBLICATION} ADD TABLE public.outbox_history")
+        gen_s, _ = self.write_table(db, "public.outbox_history", rows)
+        slot = "relay_live"
+        db.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (slot,))
+        routes = [self.route(1), self.route(1, "public.outbox_history", BACKFILL_TOPIC)]
+        cfg = self.relay_file(db, slot, 1, routes=routes, create_publication=True)
+        relay, pid = self.start_backfill_relay(db, slot, cfg)
+        without = self.live_run(db, pid, rate, seconds, count, 0)
+        print(f"   without a backfill: p50 {without['latency']['p50'] / 1000:.2f} ms, "
+              f"p99 {without['latency']['p99'] / 1000:.2f} ms", flush=True)
+        bsub = self.subscriber(rows, 1, topic_filter="backfill/#")
+        rid = self.request_backfill(db, slot, "public.outbox_history")
+        wait_until(lambda: self.request_row(db, rid)["done"] > 0, 60, "the backfill's first chunk",
+                   check=lambda: self.alive(relay), interval=0.02)
+        before = self.request_row(db, rid)
+        during = self.live_run(db, pid, rate, seconds, count, count)
+        after = self.request_row(db, rid)
+        print(f"   during the backfill: p50 {during['latency']['p50'] / 1000:.2f} ms, "
+              f"p99 {during['latency']['p99'] / 1000:.2f} ms; {after['done'] - before['done']:,} rows "
+              f"backfilled meanwhile, {after['state']} at its end", flush=True)
+        if after["state"] == "failed":
+            raise RuntimeError(f"the backfill failed: {after['error']}")
+        memory = ", ".join(f"{k} {v}" for k, v in self.memory(relay).items())
+        ru = self.stop_backfill_relay(relay)   # the rest of the backfill is not measured
+        self.finish_subscriber(bsub, timeout=1)
+        self.drop_database(db)
+        span = float(after["updated"]) - float(before["updated"])
+        during.update(backfilled=after["done"] - before["done"], lasted=after["state"] == "running")
+        res = {"without": without, "during": during, "rows": rows, "rss_mb": ru["maxrss_kb"] / 1024}
+        self.facts["backfill_live"] = {"relay": res}
+        table = self.backfill_live_table(res)
+        lasted = ("it was still running when the measurement ended" if during["lasted"] else
+                  "**it ended before the measurement did**: the last part of the measurement ran without it")
+        self.sections.append((title, table, [
+            "One relay, QoS 1, two routes: `public.outbox` (the live inserts, topics `bench/…`) and "
+            f"`public.outbox_history`, {rows:,} rows written in {gen_s:.1f} s before the slot (topics "
+            "`backfill/…`, which a second subscriber takes). The live measurement ran first without a "
+            "request, then again from the moment the backfill's first chunk was acknowledged; "
+            f"{during['backfilled']:,} rows were backfilled during it (acknowledged chunks: "
+            f"{during['backfilled'] / span:,.0f} rows/s), and {lasted}; then the relay was stopped. "
+            "Latency: receive time − the row's clock_timestamp() at INSERT, as in the live scenarios; "
+            "relay CPU % = its CPU time ÷ the measurement's wall time. "
+            f"Relay peak RSS over both: {res['rss_mb']:.1f} MB"
+            + (f"; its memory at the end: {memory}." if memory else ".")]))
+        print("\n".join(table), flush=True)
+
+    def live_run(self, db, pid, rate, seconds, count, first):
+        sub = self.subscriber(count, 1, latency=True)
+        cpu0, t0 = cpu_seconds(pid), time.monotonic()
+        db.execute("CALL bench_live(%s, %s, %s)", (rate, seconds, first))
+        res = self.rates(self.finish_subscriber(sub, timeout=60), count)
+        res["cpu_pct"] = (cpu_seconds(pid) - cpu0) * 100 / (time.monotonic() - t0)
+        return res
+
+    @staticmethod
+    def backfill_live_table(res):
+        lines = ["| | events | events/s | p50 ms | p99 ms | p99.9 ms | max ms | relay CPU % "
+                 "| rows backfilled meanwhile |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for label, key in (("relay, no backfill", "without"), ("relay, during a backfill", "during")):
+            r = res[key]
+            lat = r["latency"]
+            back = f"{r['backfilled']:,}" if "backfilled" in r else "–"
+            lines.append(f"| {label} | {r['count']:,} | {r['rate']:,.0f} | {lat['p50'] / 1000:.2f} "
+                         f"| {lat['p99'] / 1000:.2f} | {lat['p999'] / 1000:.2f} | {lat['max'] / 1000:.2f} "
+                         f"| {r['cpu_pct']:.0f} | {back} |")
+        return lines
+
     # --- profile ---------------------------------------------------------------------
 
     def profile(self):
@@ -786,6 +1042,8 @@ class Bench:
                         self.backlog(name)
                     elif name in WINDOWS:
                         self.windows(name)
+                    elif name == "backfill":
+                        self.backfill()
                     else:
                         self.live(name)
                 except (RuntimeError, TimeoutError, subprocess.TimeoutExpired) as e:

@@ -160,8 +160,10 @@ static bool next_event(struct relay *r)
 
 static void handle_insert(struct relay *r, const struct pgo_relation *rel, const struct pgo_tuple *row)
 {
-	if (requests_is_table(r->cfg, rel))
-		requests_announced(r->requests);
+	if (requests_is_table(r->cfg, rel)) {
+		requests_wake(r->requests);
+		relay_requests_soon(r);
+	}
 	requests_note_change(r->requests, rel, row);
 	struct outbox_route *route = r->txn.open ? outbox_route_table(*r->outbox, rel) : NULL;
 	if (!route || !next_event(r))
@@ -338,15 +340,20 @@ pg_time_t dispatch_oldest_pending(struct relay *r)
 	return r->ev_pending ? r->ev.commit_time : 0;
 }
 
+bool dispatch_can_place(const struct relay *r)
+{
+	/* A clean stop places the rest of the chunk first: its events then go out once. */
+	return r->delivery && requests_placing(r->requests) && !r->ev_pending &&
+	       r->stop.reason != STOP_FATAL && relay_streaming(r) && !delivery_republishing(r->delivery) &&
+	       delivery_has_room(r->delivery);
+}
+
 /* A chunk of a request (doc/design.md §22) becomes the events of its marker's transaction,
  * while the stream waits. */
 static void place_rows(struct relay *r)
 {
 	char why[256];
-	/* A clean stop places the rest of the chunk first: its events then go out once. */
-	while (!r->ev_pending && r->stop.reason != STOP_FATAL && relay_streaming(r) &&
-	       !delivery_republishing(r->delivery) && delivery_has_room(r->delivery) &&
-	       requests_next_row(r->requests)) {
+	while (dispatch_can_place(r) && requests_next_row(r->requests)) {
 		if (!next_event(r))
 			continue; /* handled before the session was lost */
 		if (requests_build(r->requests, *r->outbox, &r->ev, why, sizeof why) < 0)

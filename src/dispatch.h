@@ -25,8 +25,12 @@ void dispatch_take_acks(struct relay *r);
 /* A new MQTT session: sets aside what must be published again. */
 void dispatch_session_started(struct relay *r, enum mqtt_session session);
 
-/* Publishes what a lost session set aside, then the decoded event. */
+/* Publishes what a lost session set aside, then the decoded event, then a request's chunk. */
 void dispatch_publish_pending(struct relay *r);
+
+/* Whether a request's chunk waits to be placed and has room now: work for the next step,
+ * which nothing on the sockets would wake the loop for (the stream is not read meanwhile). */
+bool dispatch_can_place(const struct relay *r);
 
 /* Events received and not yet acknowledged, and the commit time of the oldest (0: none). */
 size_t dispatch_pending(const struct relay *r);

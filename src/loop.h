@@ -126,6 +126,12 @@ static inline void relay_pg_lost(struct relay *r, int status)
 		relay_fail_config(r);
 }
 
+/* The stream brought a request (doc/design.md §22): committed, but the SQL session may not
+ * see it yet, since the walsender can send a commit before the inserting session has made
+ * it visible. Besides the look at once, the request table is looked at again shortly
+ * (relay.c). */
+void relay_requests_soon(struct relay *r);
+
 /* What a query's status means for the session: go on, stop for good, or reconnect.
  * Returns true on PG_OK. */
 static inline bool relay_query_done(struct relay *r, int status)

@@ -503,10 +503,10 @@ const char *mqtt_trouble(const struct mqtt *m)
 	return m->trouble[0] ? m->trouble : "broker not connected yet";
 }
 
-int64_t mqtt_deadline(const struct mqtt *m)
+int64_t mqtt_deadline(const struct mqtt *m, bool wanted)
 {
-	if (m->state == MQTT_DENIED)
-		return 0; /* nothing more to do */
+	if (m->state == MQTT_DENIED || (m->state == MQTT_DOWN && !wanted))
+		return 0; /* nothing more to do, or not now */
 	return m->state == MQTT_DOWN ? m->retry_at : m->last_misc_ms + 1000;
 }
 

@@ -69,8 +69,9 @@ void mqtt_mark_started(struct mqtt *m);
  * the broker refuses the credentials (mqtt.example:8883)"), or NULL when up. */
 const char *mqtt_trouble(const struct mqtt *m);
 
-/* When mqtt_maintain or mqtt_tick next has work (monotonic ms). */
-int64_t mqtt_deadline(const struct mqtt *m);
+/* When mqtt_maintain, called with the same wanted, or mqtt_tick next has work (monotonic
+ * ms; 0: nothing). A connection that is down and not wanted has none. */
+int64_t mqtt_deadline(const struct mqtt *m, bool wanted);
 
 /* Connections lost so far. */
 uint64_t mqtt_reconnects(const struct mqtt *m);

@@ -369,6 +369,17 @@ static const struct job jobs[] = {
 #define JOB_COUNT (sizeof jobs / sizeof jobs[0])
 _Static_assert(JOB_COUNT <= JOBS_MAX, "raise JOBS_MAX");
 
+/* How soon the request table is looked at again after the stream brought a request. */
+#define REQUEST_RECHECK_MS 100
+
+void relay_requests_soon(struct relay *r)
+{
+	int64_t at = monotonic_ms() + REQUEST_RECHECK_MS;
+	for (size_t i = 0; i < JOB_COUNT; i++)
+		if (jobs[i].run == look_for_requests && r->job_at[i] > at)
+			r->job_at[i] = at;
+}
+
 /* Runs the jobs that are due. A job is armed (not run) the first time it is seen, and again
  * when its interval was off. */
 static void run_jobs(struct relay *r, int64_t now)
@@ -467,6 +478,13 @@ static void handle_signals(struct relay *r)
 
 /* ---- the loop ----------------------------------------------------------------------- */
 
+/* The broker is connected (again) only while the stream is up: with PostgreSQL away there
+ * is nothing to publish. */
+static bool broker_wanted(const struct relay *r)
+{
+	return relay_streaming(r) && r->stop.reason == RUNNING;
+}
+
 static int64_t earliest(int64_t a, int64_t b)
 {
 	if (a <= 0)
@@ -478,13 +496,16 @@ static int64_t earliest(int64_t a, int64_t b)
 
 static int poll_timeout(const struct relay *r, int64_t now)
 {
-	int64_t at = earliest(source_deadline(r->pg), mqtt_deadline(r->mqtt));
+	int64_t at = earliest(source_deadline(r->pg), mqtt_deadline(r->mqtt, broker_wanted(r)));
 	for (size_t i = 0; i < JOB_COUNT; i++)
 		at = earliest(at, r->job_at[i]);
 	if (checkpoint_behind(r))
 		at = earliest(at, r->checkpoint_at);
 	if (r->stop.reason == STOP_SIGNAL)
 		at = earliest(at, r->stop.deadline);
+	/* The stream reached a chunk's high mark in this step: place it without waiting. */
+	if (dispatch_can_place(r))
+		at = now;
 	at = earliest(at, now + 1000);
 	return at <= now ? 0 : (int)(at - now);
 }
@@ -548,16 +569,9 @@ static void step(struct relay *r)
 {
 	int64_t now = monotonic_ms();
 	maintain_source(r, now);
-	mqtt_maintain(r->mqtt, now, relay_streaming(r) && r->stop.reason == RUNNING);
+	mqtt_maintain(r->mqtt, now, broker_wanted(r));
 	dispatch_publish_pending(r);
 	dispatch_receive(r);
-	if (requests_placing(r->requests)) {
-		/* A chunk's high mark stopped the stream (doc/design.md §22): its rows now, then
-		 * what the stream has buffered. Nothing on the sockets would wake the loop for
-		 * either. */
-		dispatch_publish_pending(r);
-		dispatch_receive(r);
-	}
 	dispatch_take_acks(r); /* QoS 0 messages are acknowledged as they are written */
 	now = monotonic_ms();
 	bookkeeping(r, now);

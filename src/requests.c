@@ -34,17 +34,8 @@ struct placed {
 
 #define PLACED_MAX 8
 
-/* A request's INSERT can come down the stream a moment before other sessions see it: its
- * commit record is in the WAL before the committing backend leaves the proc array. A look
- * the stream asked for that finds nothing looks again, backing off from the first to the
- * last interval (about a second in all), rather than waiting for the next poll. */
-#define LOOK_AGAIN_FIRST_MS 10
-#define LOOK_AGAIN_LAST_MS 640
-
 struct requests {
 	bool wake;
-	uint32_t look_again_ms; /* after a miss: the stream announced a request (0: not) */
-	int64_t look_at;        /* not before: the next look after a miss */
 	enum phase phase;
 	struct request_row req;
 	struct table_shape shape; /* backfill */
@@ -143,13 +134,6 @@ void requests_wake(struct requests *q)
 	q->wake = true;
 }
 
-void requests_announced(struct requests *q)
-{
-	q->wake = true;
-	q->look_again_ms = LOOK_AGAIN_FIRST_MS;
-	q->look_at = 0;
-}
-
 bool requests_is_table(const struct config *cfg, const struct pgo_relation *rel)
 {
 	return strcmp(rel->name, "request") == 0 &&
@@ -235,14 +219,6 @@ static int start_next(struct requests *q, PGconn *sql, const struct config *cfg)
 	bool found;
 	q->wake = false;
 	int status = request_table_next(sql, cfg, &q->req, &found);
-	if (status == PG_OK && !found && q->look_again_ms && q->look_again_ms <= LOOK_AGAIN_LAST_MS) {
-		q->wake = true; /* not visible yet */
-		q->look_at = monotonic_ms() + q->look_again_ms;
-		q->look_again_ms *= 2;
-		return PG_OK;
-	}
-	if (status == PG_OK)
-		q->look_again_ms = 0;
 	if (status != PG_OK || !found)
 		return status;
 	char why[512];
@@ -369,7 +345,7 @@ static int record_placed(struct requests *q, PGconn *sql, const struct config *c
 int requests_step(struct requests *q, PGconn *sql, const struct config *cfg, struct ledger_pos safe)
 {
 	int status = record_placed(q, sql, cfg, safe);
-	if (status == PG_OK && q->phase == IDLE && q->wake && monotonic_ms() >= q->look_at)
+	if (status == PG_OK && q->phase == IDLE && q->wake)
 		status = start_next(q, sql, cfg);
 	if (status == PG_OK && q->phase == READY && q->nplaced < PLACED_MAX - 1)
 		status = read_chunk(q, sql, cfg);

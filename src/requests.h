@@ -29,10 +29,6 @@ void requests_free(struct requests *q);
 /* Look for a request at the next step: at the start of a session, and now and then. */
 void requests_wake(struct requests *q);
 
-/* The stream brought a new request: as requests_wake, and a look that does not find it yet
- * (its commit not yet visible to other sessions) is tried again shortly. */
-void requests_announced(struct requests *q);
-
 /* True for the request table itself: its inserts are new requests. */
 bool requests_is_table(const struct config *cfg, const struct pgo_relation *rel);
 

@@ -15,6 +15,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import harness  # noqa: E402
+from harness import insert_event  # noqa: E402
 from harness.mosquitto import PERSISTENCE_CONFIG, prepare_persistence  # noqa: E402
 from harness.delivery import DeliveryReport, full_size, wait_for_all  # noqa: E402
 
@@ -57,6 +58,37 @@ class OutagesTest(harness.IntegrationCase):
         # What the relay had in flight, and what the broker had in flight to the recorder.
         relay = self.stream(db, outage, max_duplicates=2 * MAX_INFLIGHT)
         self.assertIn("disconnected from broker", relay.stderr())
+
+    def test_both_away_the_relay_sleeps(self):
+        """With PostgreSQL away the broker is not reconnected, and the time of its next
+        attempt does not keep the loop awake: the relay waits without spinning, and goes on
+        once both are back."""
+        db = self.new_database()
+        relay = self.new_relay(db).start()
+        relay.wait_for_slot(db, self.name)
+        self.mqtt.stop()
+        db.close()
+        self.pg.stop()
+        time.sleep(1.0)   # both losses seen, the first retries made
+        before = cpu_seconds(relay.proc.pid)
+        time.sleep(3.0)
+        used = cpu_seconds(relay.proc.pid) - before
+        self.pg.start()
+        self.mqtt.start()
+        db.reconnect()
+        self.assertLess(used, 0.3, f"the relay used {used:.2f} s of CPU in 3 s with both servers away")
+        rec = self.start_recorder()
+        with db.transaction() as cur:
+            insert_event(cur, "order", "1", "placed", '{"back": true}')
+        rec.wait_for_count(1, check=relay.check_running)
+        self.assertEqual(relay.terminate(), 0)
+
+
+def cpu_seconds(pid):
+    """utime + stime of a running process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":
