@@ -59,6 +59,13 @@ enum route_cleanup {
 	CLEANUP_DELETE, /* the relay deletes it, in the checkpoint's transaction */
 };
 
+/* Whether a table route's rows that are already there are published when the relay first
+ * starts (doc/design.md §22.1, a backfill request queued before the slot is made). */
+enum route_snapshot {
+	SNAPSHOT_NEVER,   /* only what is committed once the slot exists */
+	SNAPSHOT_INITIAL, /* and, at the first start, every row already in the table */
+};
+
 /* A table route (table set) publishes INSERTs; a message route (message_prefix set)
  * publishes transactional logical messages whose prefix matches the glob. */
 struct route_config {
@@ -79,6 +86,7 @@ struct route_config {
 	size_t nproperties;
 	/* Table routes only; default none. */
 	enum route_cleanup cleanup;
+	enum route_snapshot snapshot;
 	int line; /* where the route starts in the file, for later messages */
 	int column;
 };

@@ -32,6 +32,12 @@ static const struct enum_name cleanup_names[] = {
 	{ NULL, 0 },
 };
 
+static const struct enum_name snapshot_names[] = {
+	{ "never", SNAPSHOT_NEVER },
+	{ "initial", SNAPSHOT_INITIAL },
+	{ NULL, 0 },
+};
+
 static const struct enum_name log_format_names[] = {
 	{ "logfmt", LOG_FORMAT_LOGFMT },
 	{ "json", LOG_FORMAT_JSON },
@@ -450,6 +456,14 @@ const struct key cfg_route_keys[] = {
 		.fallback = "none",
 		.names = cleanup_names,
 		.help = "What becomes of a row once its event is acknowledged: none or delete",
+	},
+	[ROUTE_KEY_SNAPSHOT] = {
+		.path = "snapshot",
+		.type = &cfg_enum_type,
+		.offset = ROUTE(snapshot),
+		.fallback = "never",
+		.names = snapshot_names,
+		.help = "initial: at the first start, publish the rows already in the table (a backfill)",
 	},
 };
 

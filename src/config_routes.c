@@ -63,6 +63,25 @@ static void check_cleanup(struct loader *ld, const struct route_config *route, c
 	           "a message route has no row to delete: cleanup applies to table routes");
 }
 
+/* A snapshot is a backfill: a table route whose events carry an id column (what a row read
+ * later can be given; doc/design.md §22.1). */
+static void check_snapshot(struct loader *ld, const struct route_config *route, const struct key_state *seen,
+                           const char *shown)
+{
+	char path[64];
+	if (!seen[ROUTE_KEY_SNAPSHOT].valid || route->snapshot != SNAPSHOT_INITIAL)
+		return;
+	snprintf(path, sizeof path, "%s.snapshot", shown);
+	if (seen[ROUTE_KEY_MESSAGE_PREFIX].seen && !seen[ROUTE_KEY_TABLE].seen)
+		cfg_report(ld, &seen[ROUTE_KEY_SNAPSHOT].mark, path,
+		           "a message route has no rows to take a snapshot of: snapshot applies to table "
+		           "routes");
+	else if (!seen[ROUTE_KEY_EVENT_ID].seen)
+		cfg_report(ld, &seen[ROUTE_KEY_SNAPSHOT].mark, path,
+		           "snapshot: initial needs event_id: a row read from the table cannot know the"
+		           " <commit-lsn>:<index> id its insert had");
+}
+
 static void load_route(struct loader *ld, struct route_config *route, yaml_node_t *node, const char *shown)
 {
 	struct key_state state[ARRAY_SIZE(cfg_route_keys)];
@@ -77,6 +96,7 @@ static void load_route(struct loader *ld, struct route_config *route, yaml_node_
 	cfg_walk_mapping(ld, &ks, node, "");
 	check_route_kind(ld, state, node, shown);
 	check_cleanup(ld, route, state, shown);
+	check_snapshot(ld, route, state, shown);
 	cfg_apply_defaults(&ks);
 }
 

@@ -23,6 +23,7 @@
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum log_level is not int-sized");
 _Static_assert(sizeof(enum mqtt_protocol) == sizeof(int), "enum mqtt_protocol is not int-sized");
 _Static_assert(sizeof(enum route_cleanup) == sizeof(int), "enum route_cleanup is not int-sized");
+_Static_assert(sizeof(enum route_snapshot) == sizeof(int), "enum route_snapshot is not int-sized");
 
 static bool convert_string(const struct key *k, const char *text, void *base, char *why, size_t n)
 {

@@ -18,6 +18,7 @@
 #include "pgoutput.h"
 #include "pgstream.h"
 #include "reload.h"
+#include "request_table.h"
 #include "signals.h"
 #include "source.h"
 #include "stats.h"
@@ -58,6 +59,9 @@ static int open_session(struct relay *r, int64_t now)
 		status = bookkeeping_prepare(sql, cfg);
 	if (status == PG_OK && !r->delivery)
 		status = load_checkpoint(r);
+	/* Before the slot: the snapshot's reads then cover every row the stream will not. */
+	if (status == PG_OK && r->saved.pos.confirmed_lsn == LSN_INVALID)
+		status = request_table_seed(sql, cfg);
 	lsn_t slot_confirmed = LSN_INVALID;
 	if (status == PG_OK)
 		status = catalog_prepare(sql, cfg, r->saved.pos.confirmed_lsn, &slot_confirmed);

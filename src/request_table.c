@@ -155,6 +155,37 @@ int request_table_next(PGconn *sql, const struct config *cfg, struct request_row
 	return *found ? read_positions(sql, cfg, row) : PG_OK;
 }
 
+static int seed_route(PGconn *sql, const struct config *cfg, const struct route_config *rc)
+{
+	struct buf q = BUF_INIT, route = BUF_INIT;
+	buf_printf(&route, "%s.%s", rc->schema, rc->table);
+	buf_puts(&q, "INSERT INTO ");
+	append_table_name(&q, sql, cfg, "request");
+	buf_puts(&q, " (slot_name, kind, route) SELECT $1, 'backfill', $2 WHERE NOT EXISTS (SELECT 1 FROM ");
+	append_table_name(&q, sql, cfg, "request");
+	buf_puts(&q, " WHERE slot_name = $1 AND kind = 'backfill' AND route = $2 AND where_clause IS NULL)");
+	const char *params[] = { cfg->source.slot, route.data };
+	PGresult *res;
+	int status = own_query(sql, q.data, 2, params, &res, "cannot queue a snapshot");
+	if (status == PG_OK && strcmp(PQcmdTuples(res), "1") == 0)
+		log_info("snapshot queued: the rows already in the table are published by a backfill",
+		         "route", route.data);
+	if (status == PG_OK)
+		PQclear(res);
+	buf_finish(&q);
+	buf_finish(&route);
+	return status;
+}
+
+int request_table_seed(PGconn *sql, const struct config *cfg)
+{
+	int status = PG_OK;
+	for (size_t i = 0; i < cfg->nroutes && status == PG_OK; i++)
+		if (cfg->routes[i].table && cfg->routes[i].snapshot == SNAPSHOT_INITIAL)
+			status = seed_route(sql, cfg, &cfg->routes[i]);
+	return status;
+}
+
 static int update_request(PGconn *sql, const struct config *cfg, const char *set, int n,
                           const char *const *params)
 {

@@ -46,6 +46,11 @@ void request_row_finish(struct request_row *row);
  * A missing request table (an older bookkeeping schema) reads as none. */
 int request_table_next(PGconn *sql, const struct config *cfg, struct request_row *row, bool *found);
 
+/* The first start (no checkpoint yet): a backfill request for every route with snapshot:
+ * initial that has none yet, queued before the slot is made so that no row falls between
+ * the two. */
+int request_table_seed(PGconn *sql, const struct config *cfg);
+
 /* state running, started_at and the total estimate (-1: unknown). */
 int request_table_start(PGconn *sql, const struct config *cfg, int64_t id, int64_t total);
 

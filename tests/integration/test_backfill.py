@@ -111,6 +111,26 @@ class BackfillTest(harness.IntegrationCase):
         self.assertIn("no table route", failed.stdout() + failed.stderr())
         self.assertEqual(relay.terminate(), 0)
 
+    def test_snapshot_initial_publishes_the_rows_there_at_the_first_start_once(self):
+        db = self.new_database()
+        fill(db, 1, 3000)
+        route = dict(harness.default_route(), snapshot="initial")
+        rec, relay = self.start(db, routes=[route])
+        rid = db.scalar("SELECT id FROM outbox_relay.request WHERE slot_name = %s", (self.name,))
+        self.assertIsNotNone(rid, "the snapshot is a request")
+        self.assertEqual(wait_request(db, rid, relay)["state"], "done")
+        with db.transaction() as cur:
+            live = insert_event(cur, "order", "live", "placed", '{"live": true}')
+        wait_until(lambda: str(live[0]) in [event_id(m) for m in rec.sync()], 30, "the live event")
+        self.assertEqual(relay.terminate(), 0)
+        relay.start()
+        relay.wait_for_slot(db, self.name)
+        self.assertEqual(relay.terminate(), 0)
+        self.assertEqual(db.scalar("SELECT count(*) FROM outbox_relay.request"), 1,
+                         "a later start queues no second snapshot")
+        back = sorted(int(event_id(m)) for m in backfilled(rec.sync()))
+        self.assertIn(back, (list(range(1, 3001)), list(range(1, 3002))))
+
     def test_bad_requests_fail_with_their_reason_and_the_stream_goes_on(self):
         db = self.new_database()
         db.execute("CREATE TABLE public.keyless (id bigint, aggregate_type text, aggregate_id text,"

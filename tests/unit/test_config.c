@@ -800,6 +800,25 @@ START_TEST(cleanup_applies_to_table_routes)
 }
 END_TEST
 
+/* snapshot: initial is a backfill: a table route whose events carry an id column. */
+START_TEST(snapshot_needs_a_table_route_with_an_event_id)
+{
+	struct config cfg;
+	load_ok(SOURCE "routes:\n  - {table: t, topic: t, payload: p, event_id: id, snapshot: initial}\n"
+	               "  - {table: u, topic: t, payload: p}\n",
+	        &cfg);
+	ck_assert_int_eq(cfg.routes[0].snapshot, SNAPSHOT_INITIAL);
+	ck_assert_int_eq(cfg.routes[1].snapshot, SNAPSHOT_NEVER);
+	config_finish(&cfg);
+	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: p, snapshot: initial}\n",
+	             "cfg.yaml:4:48: routes[0].snapshot: snapshot: initial needs event_id: a row read from"
+	             " the table cannot know the <commit-lsn>:<index> id its insert had\n");
+	expect_error(SOURCE "routes:\n  - {message_prefix: m, topic: t, snapshot: initial}\n",
+	             "cfg.yaml:4:45: routes[0].snapshot: a message route has no rows to take a snapshot of:"
+	             " snapshot applies to table routes\n");
+}
+END_TEST
+
 /* Dead letters are kept for days: the key holds more than the 49 days of the others. */
 START_TEST(dead_letter_retention_bounds)
 {
@@ -1599,6 +1618,7 @@ static Suite *config_suite(void)
 	tcase_add_test(keys, missing_required_keys);
 	tcase_add_test(keys, message_routes);
 	tcase_add_test(keys, cleanup_applies_to_table_routes);
+	tcase_add_test(keys, snapshot_needs_a_table_route_with_an_event_id);
 	tcase_add_test(keys, empty_section_still_needs_required_keys);
 	tcase_add_test(keys, wrong_node_types);
 	tcase_add_test(keys, routes_must_be_a_non_empty_sequence_of_mappings);
