@@ -392,6 +392,20 @@ static bool names_a_route(const struct config *cfg, const char *schema, const ch
 	return false;
 }
 
+/* Queues the request the INSERT q makes, says so ("request 7 queued: <queued>"), and with
+ * follow (the request's name in progress lines) follows it to its end. An exit status. */
+static int queue_and_follow(const struct config *cfg, PGconn **sql, const char *q, int n,
+                            const char *const *params, const char *queued, const char *follow_as)
+{
+	int64_t id = 0;
+	int result = queue(*sql, q, n, params, &id);
+	if (result != EXIT_CLEAN)
+		return result;
+	printf("request %" PRId64 " queued: %s\n", id, queued);
+	fflush(stdout);
+	return follow_as ? follow(cfg, sql, id, follow_as) : result;
+}
+
 /* --backfill ROUTE: the table as given, "public." before a bare name, as the file reads a
  * route's table. The relay checks it and fails the request, saying why, if it names no
  * route: the warning here is a courtesy. */
@@ -420,14 +434,10 @@ static int backfill(const struct config *cfg, PGconn **sql, const struct client_
 	append_table(&q, *sql, cfg);
 	buf_puts(&q, " (slot_name, kind, route, where_clause) VALUES ($1, 'backfill', $2, $3) RETURNING id");
 	const char *params[] = { cfg->source.slot, route.data, o->where };
-	int64_t id = 0;
-	int result = queue(*sql, q.data, 3, params, &id);
-	if (result == EXIT_CLEAN) {
-		printf("request %" PRId64 " queued: backfill of %s\n", id, shown.data);
-		fflush(stdout);
-		if (o->wait)
-			result = follow(cfg, sql, id, what.data);
-	}
+	struct buf queued = BUF_INIT;
+	buf_printf(&queued, "backfill of %s", shown.data);
+	int result = queue_and_follow(cfg, sql, q.data, 3, params, queued.data, o->wait ? what.data : NULL);
+	buf_finish(&queued);
 	buf_finish(&route);
 	buf_finish(&shown);
 	buf_finish(&q);
@@ -459,14 +469,10 @@ static int redrive(const struct config *cfg, PGconn **sql, const struct client_o
 	append_table(&q, *sql, cfg);
 	buf_puts(&q, " (slot_name, kind, dead_letter_ids) VALUES ($1, 'redrive', $2::bigint[]) RETURNING id");
 	const char *params[] = { cfg->source.slot, o->nids ? ids.data : NULL };
-	int64_t id = 0;
-	int result = queue(*sql, q.data, 2, params, &id);
-	if (result == EXIT_CLEAN) {
-		printf("request %" PRId64 " queued: redrive of %s\n", id, target.data);
-		fflush(stdout);
-		if (o->wait)
-			result = follow(cfg, sql, id, what.data);
-	}
+	struct buf queued = BUF_INIT;
+	buf_printf(&queued, "redrive of %s", target.data);
+	int result = queue_and_follow(cfg, sql, q.data, 2, params, queued.data, o->wait ? what.data : NULL);
+	buf_finish(&queued);
 	buf_finish(&ids);
 	buf_finish(&q);
 	buf_finish(&target);
