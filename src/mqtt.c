@@ -63,7 +63,8 @@ struct mqtt {
 	 * acknowledgements never reach the ack queue. */
 	int status_mids[STATUS_INFLIGHT_MAX]; /* in the client, not yet acknowledged */
 	size_t nstatus;
-	bool status_said; /* this connection published on the status topic */
+	bool status_said;    /* this connection published on the status topic */
+	bool status_refused; /* the broker refused a status message (said once) */
 };
 
 static void ack_push(struct ack_queue *q, int mid, int reason)
@@ -327,8 +328,14 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid, int reason,
 	struct mqtt *m = obj;
 	(void)mosq;
 	(void)props;
-	if (status_acked(m, mid))
-		return; /* not an event, whatever the broker said of it */
+	if (status_acked(m, mid)) {
+		/* Not an event, whatever the broker said of it; a refusal is an ACL to fix. */
+		if (reason >= 0x80 && !m->status_refused)
+			log_warn("the broker refuses messages on the status topic", "topic",
+			         m->cfg->broker.status_topic, "reason", mosquitto_reason_string(reason));
+		m->status_refused |= reason >= 0x80;
+		return;
+	}
 	if (!reason_is_session_trouble(reason)) {
 		/* The connection carries data: a later failure starts the backoff afresh. */
 		m->carried = true;

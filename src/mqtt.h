@@ -116,7 +116,7 @@ const char *mqtt_reason_text(int reason);
 bool mqtt_status_due(const struct mqtt *m);
 
 /* Publishes payload on the status topic. False when there is none, the connection is not
- * up, or the broker has not acknowledged the last few (their renewal waits). */
+ * up, or the broker has not acknowledged the last few (this one is skipped). */
 bool mqtt_publish_status(struct mqtt *m, const char *payload, size_t len);
 
 /* Sends DISCONNECT and closes, waiting at most timeout_ms for the status messages to be

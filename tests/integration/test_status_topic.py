@@ -189,6 +189,33 @@ class StatusTopicTest(harness.IntegrationCase):
         self.assertTrue(retained)
         self.assertEqual((last["state"], last["published"], last["pending"]), ("stopped", 3, 0))
 
+    def test_refused_by_the_broker_events_go_on(self):
+        """A broker whose ACL leaves the status topic out refuses each status message (MQTT 5
+        says so, 0x87): the relay warns once, and the events it publishes are not held up."""
+        acl = os.path.join(self.workdir, f"{self.name}.acl")
+        with open(acl, "w") as f:
+            f.write("topic readwrite shop/#\ntopic readwrite harness/#\n")
+        os.chmod(acl, 0o644)   # the broker runs as another user
+        broker = harness.Mosquitto(self.workdir, name=f"{self.name}.mosquitto",
+                                   extra_config=f"acl_file {acl}\n")
+        broker.start()
+        self.addCleanup(broker.stop)
+        rec = harness.Recorder(broker, self.workdir, ("shop/#",), name=f"{self.name}.events")
+        self.addCleanup(rec.stop)
+        rec.start()
+        db = self.new_database()
+        relay = self.status_relay(db, port=broker.port).start()
+        self.ready(relay)
+        warning = "the broker refuses messages on the status topic"
+        wait_until(lambda: warning in relay.stderr(), 30, "the warning", check=relay.check_running)
+        self.insert(db, 5)
+        rec.wait_for_count(5, check=relay.check_running)
+        time.sleep(2)   # renewals, refused again
+        self.assertEqual(relay.stderr().count(warning), 1, relay.stderr())
+        self.assertIn("reason=\"Not authorized\"", relay.stderr())
+        self.assertEqual(relay.terminate(), 0)
+        self.assertEqual(self.checkpoint(db)["published"], 5)
+
     def test_standby_says_nothing_until_it_takes_over(self):
         db = self.new_database()
         active = self.status_relay(db, name="active").start()
