@@ -729,7 +729,10 @@ bool mqtt_status_due(const struct mqtt *m)
 
 bool mqtt_publish_status(struct mqtt *m, const char *payload, size_t len)
 {
-	if (!m->cfg->broker.status_topic || m->state != MQTT_UP || m->nstatus == STATUS_INFLIGHT_MAX)
+	if (!m->cfg->broker.status_topic || m->state != MQTT_UP)
+		return false;
+	m->status_said = true; /* tried: after a failure the next renewal tries again */
+	if (m->nstatus == STATUS_INFLIGHT_MAX)
 		return false;
 	mosquitto_property *props = status_properties(m);
 	int mid = 0;
@@ -743,7 +746,6 @@ bool mqtt_publish_status(struct mqtt *m, const char *payload, size_t len)
 		return false;
 	}
 	m->status_mids[m->nstatus++] = mid;
-	m->status_said = true;
 	return true;
 }
 

@@ -112,7 +112,7 @@ const char *mqtt_reason_text(int reason);
  */
 
 /* True when a status topic is configured, the connection is up and nothing has been
- * published on the topic since it came up. */
+ * published (or tried) on the topic since it came up. */
 bool mqtt_status_due(const struct mqtt *m);
 
 /* Publishes payload on the status topic. False when there is none, the connection is not
