@@ -7,6 +7,7 @@ PACKAGES=(
 	libpq-dev libmosquitto-dev libyaml-dev check libsystemd-dev
 	postgresql mosquitto
 	python3 python3-psycopg2
+	prometheus-mqtt-exporter	# test_status_topic: a monitoring system reads the status topic
 	valgrind openssl
 	mandoc systemd man-db procps
 	cppcheck clang-tidy clang-format

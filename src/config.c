@@ -19,6 +19,7 @@
 #include "config_loader.h"
 #include "config_types.h"
 #include "config_walk.h"
+#include "template.h"
 #include "util.h"
 
 #define FILE_SIZE_MAX ((size_t)1024 * 1024)
@@ -90,6 +91,50 @@ static void resolve_hosts(struct loader *ld, const struct keyset *ks, struct con
 #define MAX_INFLIGHT_MQTTV5 1000
 #define MAX_INFLIGHT_MQTTV311 20
 
+/* broker.status_topic: a topic template whose one placeholder is {client_id} ("{{" and "}}"
+ * are braces), expanded here; an empty one is none. */
+static void check_status_topic(struct loader *ld, const struct keyset *ks, struct config *cfg)
+{
+	static const char *const path = "broker.status_topic";
+	const yaml_mark_t *mark = &state_of(ks, path)->mark;
+	char **topic = &cfg->broker.status_topic;
+	if (*topic && !**topic) {
+		free(*topic);
+		*topic = NULL;
+	}
+	if (!*topic || !cfg->broker.client_id)
+		return;
+	char why[256];
+	struct template *t = template_parse(*topic, why, sizeof why);
+	if (!t) {
+		cfg_report(ld, mark, path, "expected a topic: %s", why);
+		return;
+	}
+	struct template_value id = { cfg->broker.client_id, strlen(cfg->broker.client_id), false };
+	size_t n = template_nfields(t);
+	struct template_value *values = xcalloc(n + 1, sizeof *values);
+	bool ok = true;
+	for (size_t i = 0; i < n && ok; i++) {
+		ok = strcmp(template_field(t, i), "client_id") == 0;
+		if (!ok)
+			cfg_report(ld, mark, path, "expected {client_id} as the only placeholder, got {%s}",
+			           template_field(t, i));
+		values[i] = id;
+	}
+	struct buf out = BUF_INIT;
+	if (ok && template_expand(t, values, &out, why, sizeof why) < 0)
+		cfg_report(ld, mark, path, "broker.client_id cannot go in a topic: %s", why);
+	else if (ok && out.data[0] == '$')
+		cfg_report(ld, mark, path, "expected a topic not starting with \"$\" (the broker's own)");
+	else if (ok) {
+		free(*topic);
+		*topic = xstrdup(out.data);
+	}
+	buf_finish(&out);
+	free(values);
+	template_free(t);
+}
+
 static void check_broker(struct loader *ld, const struct keyset *ks, struct config *cfg, yaml_node_t *root)
 {
 	resolve_hosts(ld, ks, cfg);
@@ -112,6 +157,7 @@ static void check_broker(struct loader *ld, const struct keyset *ks, struct conf
 		           "a client certificate needs broker.tls.key_file");
 	else if (key->seen && !cert->seen)
 		cfg_report(ld, &key->mark, "broker.tls.key_file", "a client key needs broker.tls.cert_file");
+	check_status_topic(ld, ks, cfg);
 }
 
 /* ---- File and document ---- */

@@ -125,6 +125,8 @@ struct config {
 		int max_inflight;                /* 1..65535; unset: 1000 (mqttv5), 20 (mqttv311) */
 		uint32_t session_expiry_ms;      /* default 1h; 0: no persistent session */
 		struct backoff_config reconnect; /* default 100ms .. 30s */
+		/* The status topic, {client_id} put in once loaded; NULL: none (unset or ""). */
+		char *status_topic;
 	} broker;
 	struct route_config *routes; /* at least one */
 	size_t nroutes;

@@ -260,6 +260,14 @@ const struct key cfg_keys[] = {
 	        .max = MS_MAX,
 	        .help = "Longest delay between two attempts to connect to the broker",
 	},
+	{
+	        .path = "broker.status_topic",
+	        .type = &cfg_string_type,
+	        .offset = CFG(broker.status_topic),
+	        .min = 0,
+	        .max = NO_LIMIT,
+	        .help = "Topic of the relay's retained status and Will; {client_id} is put in",
+	},
 
 	{
 	        .path = "routes",

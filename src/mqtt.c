@@ -10,8 +10,10 @@
 #include <string.h>
 
 #include "backoff.h"
+#include "buf.h"
 #include "log.h"
 #include "refusal.h"
+#include "status_topic.h"
 #include "util.h"
 
 /* What the relay knows of the broker's session for its client id. */
@@ -29,6 +31,10 @@ struct ack_queue {
 	struct mqtt_ack *items;
 	size_t cap, head, count;
 };
+
+/* Status messages (broker.status_topic) published and not yet acknowledged: a few at most,
+ * since one goes out a stats interval. */
+#define STATUS_INFLIGHT_MAX 8
 
 struct mqtt {
 	const struct config *cfg;
@@ -52,6 +58,13 @@ struct mqtt {
 	bool reset_client;         /* before the next connection, drop the messages the client holds */
 	bool connect_now;          /* the next connection follows at once, to the same broker */
 	enum mqtt_session started; /* for mqtt_take_session */
+
+	/* The status topic (doc/design.md §8). Its messages are not events: their
+	 * acknowledgements never reach the ack queue. */
+	int status_mids[STATUS_INFLIGHT_MAX]; /* in the client, not yet acknowledged */
+	size_t nstatus;
+	bool status_said;    /* this connection published on the status topic */
+	bool status_refused; /* the broker refused a status message (said once) */
 };
 
 static void ack_push(struct ack_queue *q, int mid, int reason)
@@ -160,6 +173,7 @@ static void on_session(struct mqtt *m, bool present)
 	m->carried = false;
 	m->trouble[0] = '\0';
 	m->started = resumed ? MQTT_SESSION_RESUMED : MQTT_SESSION_NEW;
+	m->status_said = false;
 	log_connected(m, resumed ? "resumed" : "new");
 }
 
@@ -296,12 +310,32 @@ static bool reason_is_session_trouble(int reason)
 	       reason == MQTT_RC_QUOTA_EXCEEDED;
 }
 
+/* A status message's acknowledgement: true, and it is forgotten, when mid is one. */
+static bool status_acked(struct mqtt *m, int mid)
+{
+	for (size_t i = 0; i < m->nstatus; i++) {
+		if (m->status_mids[i] == mid) {
+			m->status_mids[i] = m->status_mids[--m->nstatus];
+			return true;
+		}
+	}
+	return false;
+}
+
 static void on_publish(struct mosquitto *mosq, void *obj, int mid, int reason,
                        const mosquitto_property *props)
 {
 	struct mqtt *m = obj;
 	(void)mosq;
 	(void)props;
+	if (status_acked(m, mid)) {
+		/* Not an event, whatever the broker said of it; a refusal is an ACL to fix. */
+		if (reason >= 0x80 && !m->status_refused)
+			log_warn("the broker refuses messages on the status topic", "topic",
+			         m->cfg->broker.status_topic, "reason", mosquitto_reason_string(reason));
+		m->status_refused |= reason >= 0x80;
+		return;
+	}
 	if (!reason_is_session_trouble(reason)) {
 		/* The connection carries data: a later failure starts the backoff afresh. */
 		m->carried = true;
@@ -360,6 +394,40 @@ static int set_credentials(struct mosquitto *mosq, const struct config *cfg)
 	return 0;
 }
 
+/* application/json on MQTT 5, for the status topic's messages and its Will. */
+static mosquitto_property *status_properties(const struct mqtt *m)
+{
+	mosquitto_property *props = NULL;
+	if (m->cfg->broker.protocol == BROKER_MQTT_V5)
+		mosquitto_property_add_string(&props, MQTT_PROP_CONTENT_TYPE, "application/json");
+	return props;
+}
+
+/*
+ * doc/design.md §8: the broker publishes the Will, retained, when a connection ends without
+ * DISCONNECT (the relay was killed, or the connection was lost), so that the status topic
+ * says "offline". Every client object gets it: the first and each replacement. On MQTT 5 it
+ * has no Will Delay Interval, so the broker publishes it at once rather than after a delay
+ * that a quick reconnection would cancel; the reconnected relay says "online" again.
+ */
+static int set_will(struct mqtt *m)
+{
+	if (!m->cfg->broker.status_topic)
+		return 0;
+	struct buf payload = BUF_INIT;
+	status_topic_offline(&payload, m->cfg->broker.client_id);
+	mosquitto_property *props = status_properties(m);
+	int rc = mosquitto_will_set_v5(m->mosq, m->cfg->broker.status_topic, (int)payload.len, payload.data,
+	                               1, true, props);
+	buf_finish(&payload); /* copied */
+	if (rc != MOSQ_ERR_SUCCESS) {
+		mosquitto_property_free_all(&props); /* the library keeps them only on success */
+		log_error("cannot set the MQTT Will", "error", mosquitto_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
 /* Sets a new or reinitialised client up from the configuration. */
 static int setup_client(struct mqtt *m)
 {
@@ -375,7 +443,7 @@ static int setup_client(struct mqtt *m)
 	mosquitto_disconnect_v5_callback_set(m->mosq, on_disconnect);
 	mosquitto_publish_v5_callback_set(m->mosq, on_publish);
 	mosquitto_log_callback_set(m->mosq, on_log);
-	return 0;
+	return set_will(m);
 }
 
 /* A persistent session needs clean start off; a purge, and every connection without
@@ -422,6 +490,7 @@ void mqtt_free(struct mqtt *m)
 static int replace_client(struct mqtt *m)
 {
 	m->reset_client = false;
+	m->nstatus = 0; /* their ids are free again in the new client */
 	int rc = mosquitto_reinitialise(m->mosq, m->cfg->broker.client_id, clean_start(m), m);
 	if (rc != MOSQ_ERR_SUCCESS || setup_client(m) < 0) {
 		log_error("cannot set the MQTT client up again", "error", mosquitto_strerror(rc));
@@ -653,8 +722,55 @@ const char *mqtt_reason_text(int reason)
 	return mosquitto_reason_string(reason);
 }
 
+bool mqtt_status_due(const struct mqtt *m)
+{
+	return m->cfg->broker.status_topic && m->state == MQTT_UP && !m->status_said;
+}
+
+bool mqtt_publish_status(struct mqtt *m, const char *payload, size_t len)
+{
+	if (!m->cfg->broker.status_topic || m->state != MQTT_UP)
+		return false;
+	m->status_said = true; /* tried: after a failure the next renewal tries again */
+	if (m->nstatus == STATUS_INFLIGHT_MAX)
+		return false;
+	mosquitto_property *props = status_properties(m);
+	int mid = 0;
+	int rc = mosquitto_publish_v5(m->mosq, &mid, m->cfg->broker.status_topic, (int)len, payload, 1, true,
+	                              props);
+	mosquitto_property_free_all(&props);
+	/* As for an event at QoS 1: queued once it got this far, even if writing failed. */
+	if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN && rc != MOSQ_ERR_CONN_LOST &&
+	    rc != MOSQ_ERR_ERRNO) {
+		log_warn("cannot publish on the status topic", "error", mosquitto_strerror(rc));
+		return false;
+	}
+	m->status_mids[m->nstatus++] = mid;
+	return true;
+}
+
+/* Until the status messages are acknowledged or deadline: the last is the relay's goodbye,
+ * and the DISCONNECT that follows keeps the broker from publishing the Will instead. */
+static void wait_status_acks(struct mqtt *m, int64_t deadline)
+{
+	while (m->state == MQTT_UP && m->nstatus > 0) {
+		int64_t now = monotonic_ms();
+		struct pollfd p = { .fd = mosquitto_socket(m->mosq), .events = POLLIN };
+		if (mosquitto_want_write(m->mosq))
+			p.events |= POLLOUT;
+		if (now >= deadline || p.fd < 0 || poll(&p, 1, (int)(deadline - now)) <= 0)
+			return;
+		if (p.revents & (POLLIN | POLLERR | POLLHUP))
+			check_io(m, mosquitto_loop_read(m->mosq, 1), "read");
+		if (p.revents & POLLOUT && m->state == MQTT_UP)
+			check_io(m, mosquitto_loop_write(m->mosq, 1), "write");
+	}
+}
+
 void mqtt_disconnect(struct mqtt *m, int timeout_ms, bool end_session)
 {
+	int64_t deadline = monotonic_ms() + timeout_ms;
+	wait_status_acks(m, deadline);
 	if (!connected(m))
 		return;
 	/* With nothing in flight the session holds nothing worth keeping: MQTT 5 lets us end it,
@@ -664,7 +780,6 @@ void mqtt_disconnect(struct mqtt *m, int timeout_ms, bool end_session)
 		mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, 0);
 	mosquitto_disconnect_v5(m->mosq, MQTT_RC_NORMAL_DISCONNECTION, props);
 	mosquitto_property_free_all(&props);
-	int64_t deadline = monotonic_ms() + timeout_ms;
 	while (mosquitto_want_write(m->mosq) && monotonic_ms() < deadline) {
 		struct pollfd p = { .fd = mosquitto_socket(m->mosq), .events = POLLOUT };
 		if (p.fd < 0 || poll(&p, 1, (int)(deadline - monotonic_ms())) <= 0)

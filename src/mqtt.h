@@ -105,8 +105,23 @@ enum mqtt_publish_result mqtt_publish(struct mqtt *m, const struct event *ev, in
 /* The name of an MQTT 5 reason code ("Not authorized"). */
 const char *mqtt_reason_text(int reason);
 
-/* Sends DISCONNECT and closes, waiting at most timeout_ms for the socket to drain.
- * end_session: nothing is in flight, so an MQTT 5 persistent session may end with it. */
+/*
+ * The status topic (broker.status_topic, doc/design.md §8). The client's Will says "offline"
+ * there. Status messages are retained, QoS 1, and not events: their acknowledgements never
+ * reach mqtt_next_ack. Like events, they count against the broker's Receive Maximum.
+ */
+
+/* True when a status topic is configured, the connection is up and nothing has been
+ * published (or tried) on the topic since it came up. */
+bool mqtt_status_due(const struct mqtt *m);
+
+/* Publishes payload on the status topic. False when there is none, the connection is not
+ * up, or the broker has not acknowledged the last few (this one is skipped). */
+bool mqtt_publish_status(struct mqtt *m, const char *payload, size_t len);
+
+/* Sends DISCONNECT and closes, waiting at most timeout_ms for the status messages to be
+ * acknowledged and the socket to drain. end_session: nothing is in flight, so an MQTT 5
+ * persistent session may end with it. */
 void mqtt_disconnect(struct mqtt *m, int timeout_ms, bool end_session);
 
 #endif

@@ -22,11 +22,13 @@
 #include "signals.h"
 #include "source.h"
 #include "stats.h"
+#include "status_topic.h"
 #include "txn.h"
 #include "typemap.h"
 #include "util.h"
 #include "dispatch.h"
 #include "loop.h"
+#include "build_config.h"
 
 /* Quietly while waiting as a standby: it is read again on every attempt, since the active
  * relay moves it on. */
@@ -347,6 +349,53 @@ static void follow_state(struct relay *r, int64_t now)
 		update_status(r, now);
 }
 
+/* ---- the status topic (doc/design.md §8) ------------------------------------------- */
+
+/* Renewed every log.stats_interval, or every minute when the stats line is off. */
+#define STATUS_TOPIC_RENEWAL_MS 60000
+
+static uint32_t status_topic_interval(const struct relay *r)
+{
+	if (!r->cfg->broker.status_topic)
+		return 0;
+	return stats_interval(r) ? stats_interval(r) : STATUS_TOPIC_RENEWAL_MS;
+}
+
+/* state, with the stats line's figures of the moment. */
+static void say_status(struct relay *r, const char *state, int64_t now)
+{
+	struct stats_view v = take_stats(r, &r->stats.topic, now);
+	struct status_topic_who who = { r->cfg->broker.client_id, r->cfg->source.slot, OUTBOX_RELAY_VERSION };
+	struct buf msg = BUF_INIT;
+	status_topic_report(&msg, state, &who, pg_now(), &v);
+	mqtt_publish_status(r->mqtt, msg.data, msg.len);
+	buf_finish(&msg);
+}
+
+/* "online" once the relay has started (a standby never connects), on every new connection
+ * and then at each renewal, until it stops. */
+static void say_online(struct relay *r, int64_t now)
+{
+	if (r->ready_sent && r->stop.reason == RUNNING && mqtt_state(r->mqtt) == MQTT_UP)
+		say_status(r, "online", now);
+}
+
+/* "stopped" after a clean stop. After a failure, "offline": the DISCONNECT that follows keeps
+ * the broker from publishing the Will, which would have said so. */
+static void say_goodbye(struct relay *r)
+{
+	if (mqtt_state(r->mqtt) != MQTT_UP)
+		return; /* the Will said "offline" when the connection was lost */
+	if (r->stop.reason != STOP_FATAL) {
+		say_status(r, "stopped", monotonic_ms());
+		return;
+	}
+	struct buf msg = BUF_INIT;
+	status_topic_offline(&msg, r->cfg->broker.client_id);
+	mqtt_publish_status(r->mqtt, msg.data, msg.len);
+	buf_finish(&msg);
+}
+
 /* The watchdog proves the loop turns, not that both sides are up: a relay waiting out an
  * outage is healthy. */
 static void watchdog(struct relay *r, int64_t now)
@@ -369,6 +418,7 @@ static const struct job jobs[] = {
 	{ watchdog, watchdog_interval },              /* §8 */
 	{ look_for_requests, request_poll_interval }, /* §22 */
 	{ expire_dead_letters, retention_interval },  /* §22.3 */
+	{ say_online, status_topic_interval },        /* §8 */
 };
 #define JOB_COUNT (sizeof jobs / sizeof jobs[0])
 _Static_assert(JOB_COUNT <= JOBS_MAX, "raise JOBS_MAX");
@@ -586,6 +636,8 @@ static void step(struct relay *r)
 		relay_pg_lost(r, PG_RETRY);
 	run_jobs(r, now);
 	follow_state(r, now);
+	if (mqtt_status_due(r->mqtt))
+		say_online(r, now);
 }
 
 static int relay_init(struct relay *r, struct config *cfg, struct outbox **outbox,
@@ -647,6 +699,7 @@ int relay_run(struct config *cfg, struct outbox **outbox, const struct relay_opt
 	notify_stopping();
 	if (r.stop.reason != STOP_FATAL)
 		final_bookkeeping(&r);
+	say_goodbye(&r);
 	mqtt_disconnect(r.mqtt, 2000, flushed(&r));
 	stats_summary(&r.stats, r.delivery ? delivery_inflight(r.delivery) : 0, source_confirmed(r.pg));
 	int status = r.stop.reason != STOP_FATAL ? EXIT_CLEAN : r.stop.exit_status;

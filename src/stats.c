@@ -10,7 +10,7 @@ void stats_init(struct stats *s, int64_t now)
 {
 	memset(s, 0, sizeof *s);
 	s->complete_at = now;
-	s->line.at = s->status.at = now;
+	s->line.at = s->status.at = s->topic.at = now;
 }
 
 void stats_acked(struct stats *s)

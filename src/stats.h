@@ -39,6 +39,7 @@ struct stats {
 	int64_t complete_at;      /* when, as far as the relay knows, it had read all the server had */
 	struct stats_mark line;   /* the stats line's rate interval */
 	struct stats_mark status; /* STATUS='s */
+	struct stats_mark topic;  /* the status topic's (broker.status_topic) */
 };
 
 /* What the rest of the relay knows at the moment of a sample. */
@@ -88,8 +89,8 @@ bool stats_wal_unsure(const struct stats *s);
 struct stats_view stats_compute(const struct stats *s, const struct stats_mark *since,
                                 const struct stats_input *in);
 
-/* A sample was taken at now for *mark (&s->line or &s->status): its next interval begins,
- * and a stalled relay that found nothing unread knows it had everything at now. */
+/* A sample was taken at now for *mark (&s->line, &s->status or &s->topic): its next interval
+ * begins, and a stalled relay that found nothing unread knows it had everything at now. */
 void stats_sampled(struct stats *s, struct stats_mark *mark, int64_t now);
 
 /* Logs the stats line. */

@@ -178,6 +178,7 @@ START_TEST(full_fixture_sets_every_field)
 	ck_assert_int_eq(cfg.broker.max_inflight, 64);
 	ck_assert_uint_eq(cfg.broker.reconnect.min_ms, 1000);
 	ck_assert_uint_eq(cfg.broker.reconnect.max_ms, 3600000);
+	ck_assert_str_eq(cfg.broker.status_topic, "relays/relay-shop-with-a-client-id-longer-than-23/status");
 	ck_assert_uint_eq(cfg.nroutes, 2);
 	ck_assert_str_eq(cfg.routes[0].schema, "sales");
 	ck_assert_str_eq(cfg.routes[0].table, "outbox");
@@ -198,7 +199,7 @@ START_TEST(full_fixture_sets_every_field)
 	ck_assert_uint_eq(cfg.routes[1].nproperties, 0);
 	ck_assert_ptr_null(cfg.routes[1].content_type);
 	ck_assert_uint_eq(cfg.routes[1].message_expiry_ms, 0);
-	ck_assert_int_eq(cfg.routes[0].line, 31);
+	ck_assert_int_eq(cfg.routes[0].line, 32);
 	ck_assert_int_eq(cfg.routes[0].column, 5);
 	ck_assert_str_eq(cfg.routes[1].schema, "public");
 	ck_assert_str_eq(cfg.routes[1].table, "Audit_Log");
@@ -209,7 +210,7 @@ START_TEST(full_fixture_sets_every_field)
 	ck_assert(!cfg.routes[1].retain);
 	ck_assert_int_eq(cfg.routes[0].cleanup, CLEANUP_NONE);
 	ck_assert_int_eq(cfg.routes[1].cleanup, CLEANUP_DELETE);
-	ck_assert_int_eq(cfg.routes[1].line, 44);
+	ck_assert_int_eq(cfg.routes[1].line, 45);
 	ck_assert_int_eq(cfg.routes[1].column, 5);
 	ck_assert_str_eq(cfg.delivery.bookkeeping_schema, "relay_books");
 	ck_assert(!cfg.delivery.create_bookkeeping);
@@ -256,6 +257,7 @@ START_TEST(minimal_fixture_gets_every_default)
 	ck_assert_int_eq(cfg.broker.max_inflight, 1000);
 	ck_assert_uint_eq(cfg.broker.reconnect.min_ms, 100);
 	ck_assert_uint_eq(cfg.broker.reconnect.max_ms, 5000);
+	ck_assert_ptr_null(cfg.broker.status_topic);
 	ck_assert_uint_eq(cfg.nroutes, 1);
 	ck_assert_str_eq(cfg.routes[0].schema, "public");
 	ck_assert_str_eq(cfg.routes[0].table, "outbox");
@@ -1304,6 +1306,45 @@ START_TEST(tls_keys)
 }
 END_TEST
 
+/* {client_id} is the one placeholder; the topic is stored with it put in, and must be one. */
+START_TEST(status_topic)
+{
+	struct config cfg;
+	load_ok(SOURCE
+	        "broker:\n  client_id: relay-1\n  status_topic: \"outbox-relay/{client_id}/status\"\n" ROUTES,
+	        &cfg);
+	ck_assert_str_eq(cfg.broker.status_topic, "outbox-relay/relay-1/status");
+	config_finish(&cfg);
+	load_ok(SOURCE "broker:\n  status_topic: \"relay/{{x}}/{client_id}{client_id}\"\n" ROUTES, &cfg);
+	ck_assert_str_eq(cfg.broker.status_topic, "relay/{x}/outbox-relayoutbox-relay");
+	config_finish(&cfg);
+	load_ok(SOURCE "broker:\n  status_topic: \"\"\n" ROUTES, &cfg);
+	ck_assert_ptr_null(cfg.broker.status_topic);
+	config_finish(&cfg);
+	expect_error(SOURCE "broker:\n  status_topic: \"relay/{slot}/status\"\n" ROUTES,
+	             "cfg.yaml:4:17: broker.status_topic: expected {client_id} as the only placeholder, got"
+	             " {slot}\n");
+	expect_error(SOURCE "broker:\n  status_topic: relay/+/status\n" ROUTES,
+	             "cfg.yaml:4:17: broker.status_topic: expected a topic: \"+\" is an MQTT wildcard and"
+	             " cannot appear in a topic\n");
+	expect_error(SOURCE "broker:\n  status_topic: \"relay/#\"\n" ROUTES,
+	             "cfg.yaml:4:17: broker.status_topic: expected a topic: \"#\" is an MQTT wildcard and"
+	             " cannot appear in a topic\n");
+	expect_error(SOURCE "broker:\n  status_topic: \"relay/{client_id\"\n" ROUTES,
+	             "cfg.yaml:4:17: broker.status_topic: expected a topic: unclosed \"{\" at offset 6\n");
+	expect_error(SOURCE "broker:\n  client_id: a+b\n  status_topic: \"s/{client_id}\"\n" ROUTES,
+	             "cfg.yaml:5:17: broker.status_topic: broker.client_id cannot go in a topic: field"
+	             " {client_id} contains \"+\"\n");
+	expect_error(SOURCE "broker:\n  status_topic: $SYS/relay\n" ROUTES,
+	             "cfg.yaml:4:17: broker.status_topic: expected a topic not starting with \"$\" (the"
+	             " broker's own)\n");
+	/* Without the placeholder, a client id no topic can hold does not matter. */
+	load_ok(SOURCE "broker:\n  client_id: a#b\n  status_topic: relay/status\n" ROUTES, &cfg);
+	ck_assert_str_eq(cfg.broker.status_topic, "relay/status");
+	config_finish(&cfg);
+}
+END_TEST
+
 START_TEST(route_properties)
 {
 	struct config cfg;
@@ -1434,6 +1475,7 @@ START_TEST(changed_keys_need_a_restart)
 	expect_restart(SOURCE ROUTES, SOURCE ROUTES "broker:\n  protocol: mqttv311\n",
 	               "broker.protocol broker.max_inflight ");
 	expect_restart(SOURCE ROUTES, SOURCE ROUTES "broker:\n  tls: {}\n", "broker.tls ");
+	expect_restart(SOURCE ROUTES, SOURCE ROUTES "broker:\n  status_topic: s\n", "broker.status_topic ");
 	expect_restart(SOURCE ROUTES "broker:\n  tls: {}\n",
 	               SOURCE ROUTES "broker:\n  tls:\n    ca_file: " FILES "ca.pem\n",
 	               "broker.tls.ca_file ");
@@ -1644,6 +1686,7 @@ static Suite *config_suite(void)
 	tcase_add_test(values, password_is_never_echoed);
 	tcase_add_test(values, broker_hosts);
 	tcase_add_test(values, tls_keys);
+	tcase_add_test(values, status_topic);
 	tcase_add_test(values, route_properties);
 	tcase_add_test(values, new_enums);
 	tcase_add_test(values, password_in_conninfo_is_noticed);

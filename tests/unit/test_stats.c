@@ -60,9 +60,11 @@ START_TEST(line_and_status_have_their_own_intervals)
 	for (int i = 0; i < 10; i++)
 		stats_acked(&s);
 	stats_sampled(&s, &s.status, 5000); /* STATUS= took its share */
+	stats_sampled(&s, &s.topic, 8000);  /* and so did the status topic */
 	struct stats_input in = input(10000);
 	ck_assert_double_eq_tol(line(&s, &in).rate, 1.0, 1e-9);
 	ck_assert_double_eq(stats_compute(&s, &s.status, &in).rate, 0.0);
+	ck_assert_double_eq(stats_compute(&s, &s.topic, &in).rate, 0.0);
 }
 END_TEST
 
