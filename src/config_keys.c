@@ -451,6 +451,13 @@ const struct key cfg_route_keys[] = {
 		.names = cleanup_names,
 		.help = "What becomes of a row once its event is acknowledged: none or delete",
 	},
+	[ROUTE_KEY_CHANGES] = {
+		.path = "changes",
+		.type = &cfg_changes_type,
+		.offset = ROUTE(changes),
+		.fallback = "[insert]",
+		.help = "Which changes of the table are published: insert, update, delete",
+	},
 };
 
 _Static_assert(ARRAY_SIZE(cfg_route_keys) == ROUTE_KEY_COUNT,
