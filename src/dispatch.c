@@ -162,13 +162,16 @@ static void try_publish(struct relay *r)
 }
 
 /* The pending event, and a second one of the same change behind it, as far as the MQTT
- * client takes them now. */
+ * client takes them now. The stream was read with room for one event: the second waits for
+ * room in the window. */
 static void publish_now(struct relay *r)
 {
-	bool second = r->ev_next_pending;
-	try_publish(r);
-	if (second && r->ev_pending && !r->ev_next_pending)
+	while (r->ev_pending && delivery_has_room(r->delivery)) {
+		struct event_pos pos = pending_pos(r);
 		try_publish(r);
+		if (r->ev_pending && !event_pos_after(pending_pos(r), pos))
+			break; /* not now */
+	}
 }
 
 /* The event just built holds all it needs: the message it came from is freed before the
