@@ -317,6 +317,7 @@ START_TEST(example_config_shows_the_defaults)
 	ck_assert_int_eq(ex.delivery.on_reject, def.delivery.on_reject);
 	ck_assert_uint_eq(ex.delivery.dead_letter_retention_ms, def.delivery.dead_letter_retention_ms);
 	ck_assert_int_eq(ex.routes[0].cleanup, def.routes[0].cleanup);
+	ck_assert_uint_eq(ex.routes[0].changes, def.routes[0].changes);
 	ck_assert_int_eq(ex.log.level, def.log.level);
 	ck_assert_int_eq(ex.log.format, def.log.format);
 	ck_assert_uint_eq(ex.log.stats_interval_ms, def.log.stats_interval_ms);
