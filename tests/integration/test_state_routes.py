@@ -200,6 +200,38 @@ class StateRoutesTest(harness.IntegrationCase):
         self.assertEqual(json.loads(messages[1]["payload"]), {"id": 1, "body": body, "n": 2})
         self.assertEqual(db.scalar("SELECT count(*) FROM outbox_relay.dead_letter"), 0)
 
+    def test_a_backfill_fills_the_mirror_beside_key_changes_and_deletes(self):
+        """doc/design.md §23: a backfill publishes rows as inserts; a key changed or deleted
+        while a chunk is open does not come back; the request table's own UPDATEs, in the
+        publication now that it publishes updates, are ignored."""
+        db = self.new_database()
+        db.execute(ITEMS_DDL)
+        db.execute("INSERT INTO public.items SELECT g, g % 5, NULL"
+                   " FROM generate_series(1, 3000) AS g")
+        rec, relay = self.start(db, [state_route(self.name)])
+        rid = db.scalar("INSERT INTO outbox_relay.request (slot_name, kind, route)"
+                        " VALUES (%s, 'backfill', 'public.items') RETURNING id", (self.name,))
+        for i in range(1, 3000, 97):
+            with db.transaction() as cur:
+                cur.execute("UPDATE public.items SET id = id + 100000 WHERE id = %s", (i,))
+                cur.execute("DELETE FROM public.items WHERE id = %s", (i + 1,))
+        harness.wait_until(lambda: db.scalar("SELECT state FROM outbox_relay.request WHERE id = %s",
+                                             (rid,)) in ("done", "failed"), 120,
+                           "the backfill to end", check=relay.check_running)
+        self.assertEqual(db.scalar("SELECT state FROM outbox_relay.request WHERE id = %s", (rid,)),
+                         "done")
+        lsn = harness.parse_lsn(db.scalar("SELECT pg_current_wal_insert_lsn()::text"))
+        harness.wait_until(lambda: harness.parse_lsn(self.slot_confirmed(db)) >= lsn, 120,
+                           "everything to be confirmed", check=relay.check_running)
+        self.assertEqual(relay.terminate(), 0)
+        backfilled = [m for m in rec.messages
+                      if dict(harness.user_properties(m)).get("origin") == "backfill"]
+        self.assertTrue(backfilled)
+        self.assertEqual({user_property(m, "op") for m in backfilled}, {"insert"})
+        self.assertNotIn("UPDATE of an outbox table", relay.stderr())
+        self.assertEqual(self.retained(), {f"{self.name}/{i}": row(i, q, ok) for i, q, ok in
+                                           db.query("SELECT id, qty, ok FROM public.items")})
+
     # --- configurations the database does not fit: exit 78, naming table and fix --------
 
     def refused(self, db, routes, **overrides):
