@@ -1,6 +1,7 @@
 /*
  * The mapping from decoded changes to MQTT messages: which relations are routed, and for
- * a routed INSERT, the topic, payload, event id and QoS of its event (doc/design.md §5).
+ * a routed INSERT, the topic, payload, event id and QoS of its event (doc/design.md §5);
+ * for the UPDATEs and DELETEs of routes whose changes ask for them, theirs (§23).
  *
  * Routes are compiled once from the configuration. Column names are bound to column
  * positions per relation and re-bound when the relation is redefined (schema change).
