@@ -30,6 +30,8 @@ GRANT CONNECT ON DATABASE :"DBNAME" TO :"role";
 GRANT USAGE ON SCHEMA :table_schemas TO :"role";
 GRANT SELECT ON :tables TO :"role";
 CREATE SCHEMA :"schema" AUTHORIZATION :"role";
+-- Routes that publish updates and deletes (routes[].changes) need
+-- WITH (publish = 'insert, update, delete') instead.
 CREATE PUBLICATION :"publication" FOR TABLE :tables WITH (publish = 'insert');
 
 SET outbox_relay.bookkeeping_schema = :'schema';

@@ -258,6 +258,8 @@ static void describe_properties(const struct event *ev, struct buf *out)
 		append_json_field(out, "content_type", ev->content_type, strlen(ev->content_type));
 	if (ev->origin)
 		append_json_field(out, "origin", ev->origin, strlen(ev->origin));
+	if (ev->op)
+		append_json_field(out, "op", ev->op, strlen(ev->op));
 	if (ev->message_expiry_s)
 		buf_printf(out, ",\"message_expiry\":%u", (unsigned)ev->message_expiry_s);
 	if (ev->has_response_topic)

@@ -177,6 +177,83 @@ static int publish_request_table(PGconn *sql, const struct config *cfg)
 	return status;
 }
 
+/* ---- what the publication publishes (doc/design.md §19) ---- */
+
+/* The changes the routes publish: inserts always (the request table's wake requests), and
+ * the updates and deletes of routes whose changes hold them. */
+static unsigned wanted_changes(const struct config *cfg)
+{
+	unsigned changes = ROUTE_CHANGE_INSERT;
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		if (cfg->routes[i].table)
+			changes |= cfg->routes[i].changes;
+	return changes;
+}
+
+/* The publish option's value: "insert, update". */
+static void append_publish(struct buf *b, unsigned changes, bool truncate)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} names[] = { { ROUTE_CHANGE_INSERT, "insert" },
+		      { ROUTE_CHANGE_UPDATE, "update" },
+		      { ROUTE_CHANGE_DELETE, "delete" } };
+	size_t start = b->len;
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (changes & names[i].bit)
+			buf_printf(b, "%s%s", b->len > start ? ", " : "", names[i].name);
+	if (truncate)
+		buf_printf(b, "%struncate", b->len > start ? ", " : "");
+}
+
+/* An existing publication publishes what the routes need: widened when the relay may
+ * (never narrowed: others may count on the rest), else exit 78 with the statement. */
+static int ensure_publish(PGconn *sql, const struct config *cfg)
+{
+	const char *params[] = { cfg->source.publication };
+	PGresult *res;
+	int status = pg_query(sql,
+	                      "SELECT pubinsert, pubupdate, pubdelete, pubtruncate"
+	                      " FROM pg_catalog.pg_publication WHERE pubname = $1",
+	                      1, params, &res, "cannot read what the publication publishes");
+	if (status != PG_OK)
+		return status;
+	unsigned have = 0;
+	bool truncate = false;
+	if (PQntuples(res) > 0) {
+		static const unsigned bits[] = { ROUTE_CHANGE_INSERT, ROUTE_CHANGE_UPDATE,
+			                         ROUTE_CHANGE_DELETE };
+		for (int i = 0; i < 3; i++)
+			if (PQgetvalue(res, 0, i)[0] == 't')
+				have |= bits[i];
+		truncate = PQgetvalue(res, 0, 3)[0] == 't';
+	}
+	PQclear(res);
+	unsigned wanted = wanted_changes(cfg);
+	if (!(wanted & ~have))
+		return PG_OK;
+	struct buf q = BUF_INIT, publish = BUF_INIT;
+	append_publish(&publish, have | wanted, truncate);
+	buf_puts(&q, "ALTER PUBLICATION ");
+	pg_append_identifier(&q, sql, cfg->source.publication);
+	buf_printf(&q, " SET (publish = '%s')", publish.data);
+	if (!cfg->source.create_publication) {
+		log_error("the publication does not publish every change the routes publish and"
+		          " create_publication is false: run the SQL given as the publication's owner",
+		          "publication", cfg->source.publication, "publish", publish.data, "sql", q.data);
+		status = PG_CONFIG;
+	} else {
+		status = pg_exec(sql, q.data, "cannot change what the publication publishes");
+		if (status == PG_OK)
+			log_info("the publication publishes what the routes need", "publication",
+			         cfg->source.publication, "publish", publish.data);
+	}
+	buf_finish(&publish);
+	buf_finish(&q);
+	return status;
+}
+
 static int create_publication(PGconn *sql, const struct config *cfg)
 {
 	struct buf q = BUF_INIT;
@@ -200,7 +277,9 @@ static int create_publication(PGconn *sql, const struct config *cfg)
 		append_table(&q, sql, rc);
 		first = false;
 	}
-	buf_puts(&q, " WITH (publish = 'insert')");
+	buf_puts(&q, " WITH (publish = '");
+	append_publish(&q, wanted_changes(cfg), false);
+	buf_puts(&q, "')");
 	if (status == PG_OK)
 		status = pg_exec(sql, q.data, "cannot create the publication");
 	buf_finish(&q);
@@ -317,6 +396,8 @@ int catalog_ensure_publication(PGconn *sql, const struct config *cfg)
 			if (cfg->routes[i].table && !st[i].published)
 				status = add_missing_table(sql, cfg, &cfg->routes[i], &st[i]);
 		free(st);
+		if (status == PG_OK)
+			status = ensure_publish(sql, cfg);
 		if (status == PG_OK)
 			status = publish_request_table(sql, cfg);
 	} else if (cfg->source.create_publication) {
@@ -443,7 +524,7 @@ struct route_check {
 static void report_route_problem(const struct route_check *c, const char *key, const char *problem)
 {
 	const struct route_config *rc = &c->cfg->routes[c->route];
-	char where[512];
+	char where[1024];
 	snprintf(where, sizeof where, "%s:%d:%d: routes[%zu].%s: %s", c->cfg->path, rc->line, rc->column,
 	         c->route, key, problem);
 	log_error("the configuration does not match the database", "error", where);
@@ -512,6 +593,194 @@ static int check_cleanup(PGconn *sql, struct route_check *c)
 	return status;
 }
 
+/* ---- replica identity: what an UPDATE or DELETE carries of the old row (doc/design.md
+ * §5) ---- */
+
+/* Columns of the identity query, one row per column of the table. */
+enum identity_column {
+	ID_REPLIDENT, /* pg_class.relreplident: d, i, f or n */
+	ID_HAS_INDEX, /* the primary key (d) or the USING INDEX index (i) exists */
+	ID_NAME,
+	ID_KEY,       /* the column is in that index */
+	ID_TOASTABLE, /* its values may be stored out of line */
+};
+
+struct identity_check {
+	struct route_check *c;
+	PGconn *sql;
+	PGresult *res;
+	char fix[300];  /* ALTER TABLE ... REPLICA IDENTITY FULL */
+	char keys[200]; /* the key columns, "a, b" */
+};
+
+static bool identity_flag(const struct identity_check *ic, int row, enum identity_column col)
+{
+	return PQgetvalue(ic->res, row, col)[0] == 't';
+}
+
+static int identity_row(const struct identity_check *ic, const char *column)
+{
+	for (int i = 0; i < PQntuples(ic->res); i++)
+		if (strcmp(PQgetvalue(ic->res, i, ID_NAME), column) == 0)
+			return i;
+	return -1;
+}
+
+/* A name as SQL takes it: plain when it is a lower-case identifier, else quoted. */
+static void append_sql_name(struct buf *b, PGconn *sql, const char *name)
+{
+	bool plain = (*name >= 'a' && *name <= 'z') || *name == '_';
+	for (const char *p = name; *p && plain; p++)
+		plain = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_';
+	if (plain)
+		buf_puts(b, name);
+	else
+		pg_append_identifier(b, sql, name);
+}
+
+static void identity_fix(struct identity_check *ic, const struct route_config *rc)
+{
+	struct buf b = BUF_INIT;
+	buf_puts(&b, "ALTER TABLE ");
+	append_sql_name(&b, ic->sql, rc->schema);
+	buf_putc(&b, '.');
+	append_sql_name(&b, ic->sql, rc->table);
+	buf_puts(&b, " REPLICA IDENTITY FULL");
+	snprintf(ic->fix, sizeof ic->fix, "%s", b.data);
+	buf_finish(&b);
+	size_t used = 0;
+	ic->keys[0] = '\0';
+	for (int i = 0; i < PQntuples(ic->res) && used < sizeof ic->keys; i++)
+		if (identity_flag(ic, i, ID_KEY))
+			used += (size_t)snprintf(ic->keys + used, sizeof ic->keys - used, "%s%s",
+			                         used ? ", " : "", PQgetvalue(ic->res, i, ID_NAME));
+}
+
+static void identity_problem(struct identity_check *ic, const char *key, const char *problem)
+{
+	report_route_problem(ic->c, key, problem);
+	ic->c->missing++;
+}
+
+/* A table without a usable replica identity: nothing of the old row is carried, and
+ * PostgreSQL refuses UPDATE and DELETE on it once the publication publishes them. */
+static void check_identity_exists(struct identity_check *ic, const struct route_config *rc)
+{
+	char ident = PQgetvalue(ic->res, 0, ID_REPLIDENT)[0];
+	const char *what = ident == 'n'   ? "REPLICA IDENTITY NOTHING"
+	                   : ident == 'i' ? "no replica identity index"
+	                                  : "no primary key";
+	char problem[1024];
+	if (rc->changes & (ROUTE_CHANGE_UPDATE | ROUTE_CHANGE_DELETE)) {
+		snprintf(problem, sizeof problem,
+		         "%s has %s: an UPDATE or DELETE carries nothing of the old row, and PostgreSQL"
+		         " refuses both once the publication publishes them; give it a primary key or run"
+		         " %s",
+		         ic->c->table, what, ic->fix);
+		identity_problem(ic, "changes", problem);
+	} else {
+		snprintf(problem, sizeof problem,
+		         "the publication publishes updates and deletes for other routes, and %s has %s:"
+		         " PostgreSQL would refuse UPDATE and DELETE on it; give it a primary key or run %s",
+		         ic->c->table, what, ic->fix);
+		identity_problem(ic, "table", problem);
+	}
+}
+
+/* A DELETE, and an UPDATE that moves a row, must say which topic to clear: every column of
+ * the topic in the replica identity. */
+static void check_topic_column(void *ctx, const char *key, const char *column)
+{
+	struct identity_check *ic = ctx;
+	int row = identity_row(ic, column);
+	if (strcmp(key, "topic") != 0 || row < 0 || identity_flag(ic, row, ID_KEY))
+		return;
+	char problem[1024];
+	snprintf(problem, sizeof problem,
+	         "column \"%s\" is not in the replica identity of %s (%s): a DELETE, or an UPDATE"
+	         " that changes it, does not carry its old value, so its old topic could not be"
+	         " cleared; run %s, or build the topic from key columns only",
+	         column, ic->c->table, ic->keys, ic->fix);
+	identity_problem(ic, key, problem);
+}
+
+static void report_toast(struct identity_check *ic, const char *key, const char *column, bool row)
+{
+	char problem[1024];
+	snprintf(problem, sizeof problem,
+	         "%scolumn \"%s\" of %s may be stored out of line (TOAST), and an UPDATE that leaves"
+	         " it unchanged carries its value only with REPLICA IDENTITY FULL; run %s, or leave"
+	         " update out of changes",
+	         row ? "payload: row and envelope need every column of an updated row, and " : "", column,
+	         ic->c->table, ic->fix);
+	identity_problem(ic, key, problem);
+}
+
+/* A column an UPDATE's message reads, besides the topic (checked above) and the id (not
+ * used by updates), must come with every UPDATE. */
+static void check_toast_column(void *ctx, const char *key, const char *column)
+{
+	struct identity_check *ic = ctx;
+	int row = identity_row(ic, column);
+	if (strcmp(key, "topic") == 0 || strcmp(key, "event_id") == 0 || row < 0 ||
+	    identity_flag(ic, row, ID_KEY) || !identity_flag(ic, row, ID_TOASTABLE))
+		return;
+	report_toast(ic, key, column, false);
+}
+
+static void check_toast_row(struct identity_check *ic)
+{
+	for (int i = 0; i < PQntuples(ic->res); i++) {
+		if (!identity_flag(ic, i, ID_KEY) && identity_flag(ic, i, ID_TOASTABLE)) {
+			report_toast(ic, "payload", PQgetvalue(ic->res, i, ID_NAME), true);
+			return;
+		}
+	}
+}
+
+/* When any route publishes updates or deletes: the table has a replica identity; and for
+ * a route that publishes them itself, without REPLICA IDENTITY FULL, its topic comes from
+ * key columns and an UPDATE carries every column its messages read. */
+static int check_identity(PGconn *sql, struct route_check *c, const struct outbox *o)
+{
+	const struct route_config *rc = &c->cfg->routes[c->route];
+	const char *params[] = { rc->schema, rc->table };
+	struct identity_check ic = { .c = c, .sql = sql };
+	int status = pg_query(
+	        sql,
+	        "SELECT t.relreplident, i.indexrelid IS NOT NULL, a.attname,"
+	        " coalesce(a.attnum = ANY (i.indkey), false),"
+	        " a.attlen = -1 AND a.attstorage <> 'p' AND a.attgenerated = ''"
+	        " FROM pg_catalog.pg_class t JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace"
+	        " JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0"
+	        " AND NOT a.attisdropped"
+	        " LEFT JOIN pg_catalog.pg_index i ON i.indrelid = t.oid AND CASE t.relreplident"
+	        " WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END"
+	        " WHERE n.nspname = $1 AND t.relname = $2 ORDER BY a.attnum",
+	        2, params, &ic.res, "cannot read the routed table's replica identity");
+	if (status != PG_OK)
+		return status;
+	if (PQntuples(ic.res) == 0) {
+		PQclear(ic.res);
+		return PG_OK;
+	}
+	identity_fix(&ic, rc);
+	char ident = PQgetvalue(ic.res, 0, ID_REPLIDENT)[0];
+	if (ident != 'f' && !identity_flag(&ic, 0, ID_HAS_INDEX)) {
+		check_identity_exists(&ic, rc);
+	} else if (ident != 'f' && (rc->changes & (ROUTE_CHANGE_UPDATE | ROUTE_CHANGE_DELETE))) {
+		outbox_route_columns(o, c->route, check_topic_column, &ic);
+		bool row = rc->payload_column && (strcmp(rc->payload_column, "row") == 0 ||
+		                                  strcmp(rc->payload_column, "envelope") == 0);
+		if ((rc->changes & ROUTE_CHANGE_UPDATE) && row)
+			check_toast_row(&ic);
+		if (rc->changes & ROUTE_CHANGE_UPDATE)
+			outbox_route_columns(o, c->route, check_toast_column, &ic);
+	}
+	PQclear(ic.res);
+	return PG_OK;
+}
+
 static int check_route(PGconn *sql, const struct config *cfg, const struct outbox *o, size_t i, int *missing)
 {
 	const struct route_config *rc = &cfg->routes[i];
@@ -548,6 +817,8 @@ static int check_route(PGconn *sql, const struct config *cfg, const struct outbo
 		outbox_route_columns(o, i, check_column, &c);
 		if (rc->cleanup == CLEANUP_DELETE)
 			status = check_cleanup(sql, &c);
+		if (status == PG_OK && !c.missing && wanted_changes(cfg) != ROUTE_CHANGE_INSERT)
+			status = check_identity(sql, &c, o);
 	}
 	PQclear(c.columns);
 	*missing += c.missing;

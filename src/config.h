@@ -66,8 +66,17 @@ enum route_snapshot {
 	SNAPSHOT_INITIAL, /* and, at the first start, every row already in the table */
 };
 
-/* A table route (table set) publishes INSERTs; a message route (message_prefix set)
- * publishes transactional logical messages whose prefix matches the glob. */
+/* Which changes of a table route's rows are published (routes[].changes, doc/design.md §5):
+ * bits. */
+enum route_change {
+	ROUTE_CHANGE_INSERT = 1,
+	ROUTE_CHANGE_UPDATE = 2,
+	ROUTE_CHANGE_DELETE = 4,
+};
+
+/* A table route (table set) publishes INSERTs, and UPDATEs and DELETEs if its changes say
+ * so; a message route (message_prefix set) publishes transactional logical messages whose
+ * prefix matches the glob. */
 struct route_config {
 	char *schema; /* "public" when the table is not qualified; NULL for message routes */
 	char *table;
@@ -87,6 +96,8 @@ struct route_config {
 	/* Table routes only; default none. */
 	enum route_cleanup cleanup;
 	enum route_snapshot snapshot;
+	/* Table routes only: ROUTE_CHANGE_* bits; default insert. */
+	unsigned changes;
 	int line; /* where the route starts in the file, for later messages */
 	int column;
 };

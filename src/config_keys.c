@@ -473,6 +473,13 @@ const struct key cfg_route_keys[] = {
 		.names = snapshot_names,
 		.help = "initial: at the first start, publish the rows already in the table (a backfill)",
 	},
+	[ROUTE_KEY_CHANGES] = {
+		.path = "changes",
+		.type = &cfg_changes_type,
+		.offset = ROUTE(changes),
+		.fallback = "[insert]",
+		.help = "Which changes of the table are published: insert, update, delete",
+	},
 };
 
 _Static_assert(ARRAY_SIZE(cfg_route_keys) == ROUTE_KEY_COUNT,

@@ -82,6 +82,40 @@ static void check_snapshot(struct loader *ld, const struct route_config *route, 
 		           " <commit-lsn>:<index> id its insert had");
 }
 
+/* changes: rows only a table has; cleanup: delete would have the relay publish its own
+ * deletions; op is a property the relay sets on such a route's messages. */
+static void check_changes(struct loader *ld, const struct route_config *route, const struct key_state *seen,
+                          const char *shown)
+{
+	char path[96];
+	const struct key_state *changes = &seen[ROUTE_KEY_CHANGES];
+	if (changes->seen && seen[ROUTE_KEY_MESSAGE_PREFIX].seen && !seen[ROUTE_KEY_TABLE].seen) {
+		snprintf(path, sizeof path, "%s.changes", shown);
+		cfg_report(ld, &changes->mark, path,
+		           "a message route has no rows: changes applies to table routes");
+		return;
+	}
+	if (!changes->seen || !route->table)
+		return;
+	if ((route->changes & ROUTE_CHANGE_DELETE) && seen[ROUTE_KEY_CLEANUP].valid &&
+	    route->cleanup == CLEANUP_DELETE) {
+		snprintf(path, sizeof path, "%s.changes", shown);
+		cfg_report(ld, &changes->mark, path,
+		           "cleanup: delete deletes the rows whose events are published, and delete in"
+		           " changes would publish those deletions too: leave out one of them");
+	}
+	if (!(route->changes & (ROUTE_CHANGE_UPDATE | ROUTE_CHANGE_DELETE)))
+		return;
+	for (size_t i = 0; i < route->nproperties; i++) {
+		if (strcmp(route->properties[i].name, "op") != 0)
+			continue;
+		snprintf(path, sizeof path, "%s.properties.op", shown);
+		cfg_report(ld, &seen[ROUTE_KEY_PROPERTIES].mark, path,
+		           "the relay sets op on every message of a route that publishes updates or"
+		           " deletes; choose another name");
+	}
+}
+
 static void load_route(struct loader *ld, struct route_config *route, yaml_node_t *node, const char *shown)
 {
 	struct key_state state[ARRAY_SIZE(cfg_route_keys)];
@@ -97,6 +131,7 @@ static void load_route(struct loader *ld, struct route_config *route, yaml_node_
 	check_route_kind(ld, state, node, shown);
 	check_cleanup(ld, route, state, shown);
 	check_snapshot(ld, route, state, shown);
+	check_changes(ld, route, state, shown);
 	cfg_apply_defaults(&ks);
 }
 
@@ -213,6 +248,85 @@ static void release_properties(const struct key *k, void *base)
 	route->properties = NULL;
 	route->nproperties = 0;
 }
+
+/* ---- Route changes ---- */
+
+static const struct enum_name change_names[] = {
+	{ "insert", ROUTE_CHANGE_INSERT },
+	{ "update", ROUTE_CHANGE_UPDATE },
+	{ "delete", ROUTE_CHANGE_DELETE },
+	{ NULL, 0 },
+};
+
+#define CHANGES_EXPECTED "expected a list of insert, update and delete, such as [insert, update, delete]"
+
+/* The bit of one word (len bytes), or 0. */
+static unsigned change_bit(const char *word, size_t len)
+{
+	for (const struct enum_name *e = change_names; e->name; e++)
+		if (strlen(e->name) == len && memcmp(word, e->name, len) == 0)
+			return (unsigned)e->value;
+	return 0;
+}
+
+static void load_changes(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
+                         const char *shown)
+{
+	unsigned *changes = key_field(k, base);
+	*changes = 0;
+	if (node->type != YAML_SEQUENCE_NODE) {
+		cfg_report(ld, &node->start_mark, shown, CHANGES_EXPECTED ", got %s", cfg_node_kind(node));
+		return;
+	}
+	yaml_node_item_t *items = node->data.sequence.items.start;
+	size_t n = (size_t)(node->data.sequence.items.top - items);
+	if (n == 0)
+		cfg_report(ld, &node->start_mark, shown,
+		           "expected at least one of insert, update and delete");
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *item = cfg_node(ld, items[i]);
+		char *word = cfg_scalar_value(ld, item, shown);
+		if (!word)
+			continue;
+		unsigned bit = change_bit(word, strlen(word));
+		if (!bit)
+			cfg_report_got(ld, &item->start_mark, shown, "expected insert, update or delete",
+			               word, false);
+		else if (*changes & bit)
+			cfg_report(ld, &item->start_mark, shown, "%s is listed twice", word);
+		*changes |= bit;
+		free(word);
+	}
+}
+
+/* The default, written as in the file: "[insert]", "[insert, update]". */
+static bool convert_changes(const struct key *k, const char *text, void *base, char *why, size_t n)
+{
+	unsigned *changes = key_field(k, base);
+	size_t len = strlen(text);
+	*changes = 0;
+	if (len < 2 || text[0] != '[' || text[len - 1] != ']') {
+		snprintf(why, n, CHANGES_EXPECTED);
+		return false;
+	}
+	for (const char *p = text + 1; p < text + len - 1;) {
+		size_t word = strcspn(p, ", ]");
+		unsigned bit = word ? change_bit(p, word) : 0;
+		if (word && !bit) {
+			snprintf(why, n, CHANGES_EXPECTED);
+			return false;
+		}
+		*changes |= bit;
+		p += word ? word : 1;
+	}
+	return *changes != 0;
+}
+
+const struct key_type cfg_changes_type = {
+	.load = load_changes,
+	.convert = convert_changes,
+	.doc_name = "list",
+};
 
 const struct key_type cfg_routes_type = {
 	.load = load_routes,

@@ -104,12 +104,17 @@ static void republish(struct relay *r)
 
 /* ---- events ------------------------------------------------------------------------- */
 
-/* The pending event at pos is published or set aside: a replay skips it from now on. */
+static void take_next(struct relay *r);
+
+/* The pending event at pos is published or set aside: a replay skips it from now on. A
+ * second event of the same change takes its place. */
 static void event_handled(struct relay *r, struct event_pos pos)
 {
 	r->handled = pos;
 	r->ev_pending = false;
 	event_trim(&r->ev);
+	if (r->ev_next_pending)
+		take_next(r);
 }
 
 static struct event_pos pending_pos(const struct relay *r)
@@ -127,6 +132,23 @@ static void set_aside(struct relay *r, const char *why)
 		event_handled(r, pending_pos(r));
 }
 
+/* The second event of a change becomes the pending one; one that could not be built is
+ * dead-lettered now, in its turn. */
+static void take_next(struct relay *r)
+{
+	struct event spare = r->ev;
+	r->ev = r->ev_next;
+	r->ev_next = spare;
+	r->ev_next_pending = false;
+	r->ev_pending = true;
+	if (r->ev_next_why[0]) {
+		char why[sizeof r->ev_next_why];
+		memcpy(why, r->ev_next_why, sizeof why);
+		r->ev_next_why[0] = '\0';
+		set_aside(r, why);
+	}
+}
+
 static void try_publish(struct relay *r)
 {
 	char why[256];
@@ -139,6 +161,19 @@ static void try_publish(struct relay *r)
 		event_handled(r, pos);
 }
 
+/* The pending event, and a second one of the same change behind it, as far as the MQTT
+ * client takes them now. The stream was read with room for one event: the second waits for
+ * room in the window. */
+static void publish_now(struct relay *r)
+{
+	while (r->ev_pending && delivery_has_room(r->delivery)) {
+		struct event_pos pos = pending_pos(r);
+		try_publish(r);
+		if (r->ev_pending && !event_pos_after(pending_pos(r), pos))
+			break; /* not now */
+	}
+}
+
 /* The event just built holds all it needs: the message it came from is freed before the
  * MQTT client copies the payload, so that a huge one is not in memory once more meanwhile.
  * Nothing may read the message (the decoded change) after this. */
@@ -146,7 +181,7 @@ static void publish_built(struct relay *r)
 {
 	if (source_stream(r->pg))
 		pgstream_release(source_stream(r->pg));
-	try_publish(r);
+	publish_now(r);
 }
 
 static bool next_event(struct relay *r)
@@ -166,10 +201,87 @@ static void handle_insert(struct relay *r, const struct pgo_relation *rel, const
 	}
 	requests_note_change(r->requests, rel, row);
 	struct outbox_route *route = r->txn.open ? outbox_route_table(*r->outbox, rel) : NULL;
-	if (!route || !next_event(r))
+	if (!route || !outbox_route_publishes(route, ROUTE_CHANGE_INSERT) || !next_event(r))
 		return;
 	char why[256];
 	if (outbox_build(route, rel, row, &r->ev, why, sizeof why) < 0)
+		set_aside(r, why);
+	else
+		publish_built(r);
+}
+
+/* ---- updates and deletes of routes that publish them (doc/design.md §5) ---- */
+
+/* Numbers the next event of the change being handled: the first into r->ev, a second one
+ * behind it into r->ev_next. NULL for a replay: published before. */
+static struct event *next_change_event(struct relay *r)
+{
+	if (!r->ev_pending)
+		return next_event(r) ? &r->ev : NULL;
+	struct event *ev = &r->ev_next;
+	ev->origin = NULL;
+	ev->redrive_of = 0;
+	buf_reset(&ev->cleanup_key);
+	r->ev_next_why[0] = '\0';
+	r->ev_next_pending = txn_next_event(&r->txn, r->handled, ev);
+	return r->ev_next_pending ? ev : NULL;
+}
+
+/* After building ev (status 0, or -1 with why): one that cannot be published is set aside,
+ * the second of a change in its turn. False when the change must not go on: the session
+ * was lost (it comes again) or the relay stops. */
+static bool built(struct relay *r, const struct event *ev, int status, const char *why)
+{
+	if (status == 0)
+		return true;
+	if (ev == &r->ev_next) {
+		snprintf(r->ev_next_why, sizeof r->ev_next_why, "%s", why);
+		return true;
+	}
+	set_aside(r, why);
+	return r->txn.open && !r->ev_pending;
+}
+
+static void handle_update(struct relay *r, const struct pgo_relation *rel, const struct pgo_tuple *old,
+                          const struct pgo_tuple *new_row)
+{
+	/* A changed key: a chunk row read under the old one is stale as well (doc/design.md
+	 * §22.1). */
+	if (old)
+		requests_note_change(r->requests, rel, old);
+	requests_note_change(r->requests, rel, new_row);
+	struct outbox_route *route = outbox_route_table(*r->outbox, rel);
+	if (route && !outbox_route_publishes(route, ROUTE_CHANGE_UPDATE)) {
+		if (outbox_update_is_new(*r->outbox, rel))
+			log_warn("UPDATE of an outbox table is not published (outbox rows are inserted, not "
+			         "changed)",
+			         "schema", rel->schema, "table", rel->name);
+		return;
+	}
+	if (!route || !r->txn.open)
+		return;
+	const struct pgo_tuple *row = outbox_update_row(route, rel, old, new_row);
+	char why[256];
+	struct event *ev;
+	/* Off its old topic: cleared there first, then published on the new one. */
+	if (outbox_update_moves(route, rel, old, row) && (ev = next_change_event(r)) &&
+	    !built(r, ev, outbox_build_delete(route, rel, old, ev, why, sizeof why), why))
+		return;
+	if ((ev = next_change_event(r)) &&
+	    !built(r, ev, outbox_build_update(route, rel, old, row, ev, why, sizeof why), why))
+		return;
+	if (r->ev_pending)
+		publish_built(r);
+}
+
+static void handle_delete(struct relay *r, const struct pgo_relation *rel, const struct pgo_tuple *old)
+{
+	requests_note_change(r->requests, rel, old);
+	struct outbox_route *route = r->txn.open ? outbox_route_table(*r->outbox, rel) : NULL;
+	if (!route || !outbox_route_publishes(route, ROUTE_CHANGE_DELETE) || !next_event(r))
+		return;
+	char why[256];
+	if (outbox_build_delete(route, rel, old, &r->ev, why, sizeof why) < 0)
 		set_aside(r, why);
 	else
 		publish_built(r);
@@ -242,15 +354,10 @@ static void handle_change(struct relay *r, const struct pgo_msg *msg)
 	case PGO_INSERT: handle_insert(r, msg->u.insert.rel, &msg->u.insert.tuple); break;
 	case PGO_MESSAGE: handle_message(r, msg); break;
 	case PGO_RELATION: learn_types(r, msg->u.relation); break;
-	case PGO_DELETE:
-		requests_note_change(r->requests, msg->u.delete.rel, &msg->u.delete.old_tuple);
-		break;
+	case PGO_DELETE: handle_delete(r, msg->u.delete.rel, &msg->u.delete.old_tuple); break;
 	case PGO_UPDATE:
-		requests_note_change(r->requests, msg->u.update.rel, &msg->u.update.new_tuple);
-		if (outbox_update_is_new(*r->outbox, msg->u.update.rel))
-			log_warn("UPDATE of an outbox table is not published (outbox rows are inserted, not "
-			         "changed)",
-			         "schema", msg->u.update.rel->schema, "table", msg->u.update.rel->name);
+		handle_update(r, msg->u.update.rel, msg->u.update.has_old ? &msg->u.update.old_tuple : NULL,
+		              &msg->u.update.new_tuple);
 		break;
 	default: break; /* the rest is not published */
 	}
@@ -328,7 +435,8 @@ void dispatch_receive(struct relay *r)
 /* Events received and not yet acknowledged: in flight, and the one decoded. */
 size_t dispatch_pending(const struct relay *r)
 {
-	return (r->delivery ? delivery_inflight(r->delivery) : 0) + (r->ev_pending ? 1 : 0);
+	return (r->delivery ? delivery_inflight(r->delivery) : 0) + (r->ev_pending ? 1 : 0) +
+	       (r->ev_next_pending ? 1 : 0);
 }
 
 /* The commit time of the oldest of them; 0: none. */
@@ -372,6 +480,6 @@ void dispatch_publish_pending(struct relay *r)
 		republish(r);
 	bool going_on = r->stop.reason == RUNNING || requests_placing(r->requests);
 	if (r->ev_pending && going_on && !delivery_republishing(r->delivery))
-		try_publish(r);
+		publish_now(r);
 	place_rows(r);
 }

@@ -52,3 +52,12 @@ bool event_next_property(const struct event *ev, size_t *cursor, const char **na
 	*cursor = (size_t)(*value - ev->user_properties.data) + strlen(*value) + 1;
 	return true;
 }
+
+const char *event_op_named(const char *name, size_t len)
+{
+	static const char *const ops[] = { EVENT_OP_INSERT, EVENT_OP_UPDATE, EVENT_OP_DELETE };
+	for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+		if (strlen(ops[i]) == len && memcmp(name, ops[i], len) == 0)
+			return ops[i];
+	return NULL;
+}

@@ -42,6 +42,9 @@ struct event {
 	 * origin); a re-driven event's dead letter id (0: none) and the content type it stored. */
 	const char *origin;
 	int64_t redrive_of;
+	/* doc/design.md §5: EVENT_OP_* (the user property op) on the events of a route that
+	 * publishes updates or deletes; NULL on every other event. */
+	const char *op;
 	struct buf stored_content_type;
 	/* cleanup: delete routes: the row's key (cleanup.h), to delete the row once the
 	 * checkpoint covers the event. Empty for other events. */
@@ -50,6 +53,13 @@ struct event {
 
 #define EVENT_ORIGIN_BACKFILL "backfill"
 #define EVENT_ORIGIN_REDRIVE "redrive"
+
+#define EVENT_OP_INSERT "insert"
+#define EVENT_OP_UPDATE "update"
+#define EVENT_OP_DELETE "delete"
+
+/* The EVENT_OP_* constant spelt name (len bytes), or NULL. */
+const char *event_op_named(const char *name, size_t len);
 
 void event_init(struct event *ev);
 void event_finish(struct event *ev);

@@ -57,6 +57,12 @@ struct relay {
 	struct txn txn;  /* the transaction being received */
 	struct event ev; /* decoded, not yet taken by the MQTT client */
 	bool ev_pending;
+	/* A second event of the same change, published after ev: an UPDATE that moves a row to
+	 * another topic clears the old one first (doc/design.md §5). Only while ev_pending;
+	 * ev_next_why non-empty: it cannot be published, and is dead-lettered in its turn. */
+	struct event ev_next;
+	bool ev_next_pending;
+	char ev_next_why[256];
 	/* Newest event published or set aside: a replay skips everything up to here. */
 	struct event_pos handled;
 	struct checkpoint_row saved; /* what the checkpoint table holds */
@@ -122,6 +128,7 @@ static inline void relay_pg_lost(struct relay *r, int status)
 	txn_end(&r->txn);
 	requests_session_lost(r->requests, r->ev_pending);
 	r->ev_pending = false;
+	r->ev_next_pending = false;
 	if (source_state(r->pg) == SOURCE_REFUSED)
 		relay_fail_config(r);
 }

@@ -663,6 +663,8 @@ static void add_event_properties(mosquitto_property **props, const struct event 
 	mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, "source", ev->source);
 	if (ev->origin)
 		mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, "origin", ev->origin);
+	if (ev->op)
+		mosquitto_property_add_string_pair(props, MQTT_PROP_USER_PROPERTY, "op", ev->op);
 	if (ev->content_type)
 		mosquitto_property_add_string(props, MQTT_PROP_CONTENT_TYPE, ev->content_type);
 	if (ev->message_expiry_s)

@@ -56,6 +56,13 @@ struct outbox_route {
 	const char *content_type;    /* configured, or implied by a JSON payload */
 	char bind_error[200];        /* non-empty: the relation lacks a configured column */
 	bool update_warned;
+	/* changes holds update or delete: every event carries op, an envelope op and old_key
+	 * (doc/design.md §5). */
+	bool carries_op;
+	struct pgo_value *merged; /* outbox_update_row's copy of a row, nmerged values */
+	int nmerged;
+	struct pgo_tuple merged_row;
+	struct buf old_topic, new_topic; /* outbox_update_moves's */
 };
 
 struct outbox {
@@ -84,6 +91,7 @@ static int route_compile(struct outbox_route *r, const struct config *cfg, size_
 
 	r->cfg = rc;
 	r->content_type = rc->content_type;
+	r->carries_op = rc->table && (rc->changes & (ROUTE_CHANGE_UPDATE | ROUTE_CHANGE_DELETE));
 	r->payload_mode = PAYLOAD_COLUMN;
 	if (rc->payload_column && strcmp(rc->payload_column, "row") == 0)
 		r->payload_mode = PAYLOAD_ROW;
@@ -113,6 +121,9 @@ static void route_finish(struct outbox_route *r)
 	free(r->values);
 	free(r->fields);
 	free(r->property_columns);
+	free(r->merged);
+	buf_finish(&r->old_topic);
+	buf_finish(&r->new_topic);
 }
 
 struct outbox *outbox_new(const struct config *cfg, FILE *errs)
@@ -270,6 +281,7 @@ static void apply_route(const struct outbox_route *r, struct event *ev)
 	/* MQTT counts expiry in whole seconds; a configured sub-second expiry still expires. */
 	ev->message_expiry_s = (r->cfg->message_expiry_ms + 999) / 1000;
 	buf_reset(&ev->cleanup_key); /* reused buffers: only outbox_build sets one */
+	ev->op = NULL;               /* the builders of rows set it */
 }
 
 /* "<commit-lsn>:<index>", from the LSN text formatted once per transaction. */
@@ -397,10 +409,30 @@ static void set_column_properties(const struct outbox_route *r, const struct pgo
 	set_user_properties(r, row, ev);
 }
 
+/* The columns of the replica identity (those rel flags) as a JSON object, from t. */
+static void append_key(struct buf *out, const struct outbox_route *r, const struct pgo_relation *rel,
+                       const struct pgo_tuple *t)
+{
+	bool first = true;
+	buf_putc(out, '{');
+	for (int c = 0; c < rel->ncolumns && c < t->ncolumns; c++) {
+		if (!rel->columns[c].key)
+			continue;
+		if (!first)
+			buf_putc(out, ',');
+		first = false;
+		json_append_string(out, rel->columns[c].name, strlen(rel->columns[c].name));
+		buf_putc(out, ':');
+		json_append_value(out, column_type(r, rel, c), &t->values[c]);
+	}
+	buf_putc(out, '}');
+}
+
 /* {"event_id", "source", "lsn", "commit_time", "row"}: the metadata MQTT 3.1.1 cannot
- * carry as properties. */
+ * carry as properties. An event with an op also has "op" and "old_key" (key_row's key, or
+ * null), and a deletion has "row" null. */
 static void build_envelope(const struct outbox_route *r, const struct pgo_relation *rel,
-                           const struct pgo_tuple *row, struct event *ev)
+                           const struct pgo_tuple *row, const struct pgo_tuple *key_row, struct event *ev)
 {
 	struct buf *out = &ev->payload;
 	buf_puts(out, "{\"event_id\":");
@@ -415,13 +447,26 @@ static void build_envelope(const struct outbox_route *r, const struct pgo_relati
 		buf_puts(out, ",\"origin\":");
 		json_append_string(out, ev->origin, strlen(ev->origin));
 	}
+	if (ev->op) {
+		buf_puts(out, ",\"op\":");
+		json_append_string(out, ev->op, strlen(ev->op));
+		buf_puts(out, ",\"old_key\":");
+		if (key_row)
+			append_key(out, r, rel, key_row);
+		else
+			buf_puts(out, "null");
+	}
 	buf_puts(out, ",\"row\":");
-	json_append_row(out, r->types, rel, row);
+	if (row)
+		json_append_row(out, r->types, rel, row);
+	else
+		buf_puts(out, "null");
 	buf_putc(out, '}');
 }
 
+/* key_row: where the envelope of an event with an op takes old_key from; NULL: none. */
 static int build_payload(struct outbox_route *r, const struct pgo_relation *rel, const struct pgo_tuple *row,
-                         struct event *ev, char *why, size_t whylen)
+                         const struct pgo_tuple *key_row, struct event *ev, char *why, size_t whylen)
 {
 	buf_reset(&ev->payload);
 	if (r->payload_mode == PAYLOAD_ROW) {
@@ -429,7 +474,7 @@ static int build_payload(struct outbox_route *r, const struct pgo_relation *rel,
 		return 0;
 	}
 	if (r->payload_mode == PAYLOAD_ENVELOPE) {
-		build_envelope(r, rel, row, ev);
+		build_envelope(r, rel, row, key_row, ev);
 		return 0;
 	}
 	const struct pgo_value *cell = &row->values[r->payload_column];
@@ -478,6 +523,8 @@ int outbox_build(struct outbox_route *r, const struct pgo_relation *rel, const s
 {
 	ev->source = r->source;
 	apply_route(r, ev);
+	if (r->carries_op)
+		ev->op = EVENT_OP_INSERT;
 	buf_reset(&ev->topic);
 	buf_reset(&ev->payload);
 	buf_reset(&ev->event_id);
@@ -487,7 +534,7 @@ int outbox_build(struct outbox_route *r, const struct pgo_relation *rel, const s
 		if (r->event_id_column >= 0 || !r->cfg->event_id_column)
 			build_event_id(r, row, ev, why, whylen);
 		if (r->payload_mode != PAYLOAD_COLUMN || r->payload_column >= 0)
-			build_payload(r, rel, row, ev, why, whylen);
+			build_payload(r, rel, row, NULL, ev, why, whylen);
 		snprintf(why, whylen, "%s", r->bind_error);
 		return -1;
 	}
@@ -499,11 +546,173 @@ int outbox_build(struct outbox_route *r, const struct pgo_relation *rel, const s
 	}
 	/* Id and payload first: an event rejected for its topic is dead-lettered with them. */
 	buf_reset(&ev->topic);
-	if (build_event_id(r, row, ev, why, whylen) < 0 || build_payload(r, rel, row, ev, why, whylen) < 0)
+	if (build_event_id(r, row, ev, why, whylen) < 0 ||
+	    build_payload(r, rel, row, NULL, ev, why, whylen) < 0)
 		return -1;
 	fill_values(r, rel, row);
 	if (template_expand(r->topic, r->values, &ev->topic, why, whylen) < 0)
 		return -1;
 	set_cleanup_key(r, rel, row, ev);
 	return 0;
+}
+
+/* ---- updates and deletes (doc/design.md §5) ---- */
+
+bool outbox_route_publishes(const struct outbox_route *r, enum route_change change)
+{
+	return r->cfg->table && (r->cfg->changes & change);
+}
+
+/* Whether old carries column c: a column of the replica identity with a value. */
+static bool carried(const struct pgo_relation *rel, const struct pgo_tuple *old, int c)
+{
+	return old && c < old->ncolumns && c < rel->ncolumns && rel->columns[c].key &&
+	       old->values[c].kind != PGO_VALUE_UNCHANGED;
+}
+
+const struct pgo_tuple *outbox_update_row(struct outbox_route *r, const struct pgo_relation *rel,
+                                          const struct pgo_tuple *old, const struct pgo_tuple *row)
+{
+	bool unchanged = false;
+	for (int c = 0; c < row->ncolumns && !unchanged; c++)
+		unchanged = row->values[c].kind == PGO_VALUE_UNCHANGED && carried(rel, old, c);
+	if (!unchanged)
+		return row;
+	if (r->nmerged < row->ncolumns) {
+		r->merged = xrealloc(r->merged, (size_t)row->ncolumns * sizeof *r->merged);
+		r->nmerged = row->ncolumns;
+	}
+	for (int c = 0; c < row->ncolumns; c++) {
+		bool take_old = row->values[c].kind == PGO_VALUE_UNCHANGED && carried(rel, old, c);
+		r->merged[c] = take_old ? old->values[c] : row->values[c];
+	}
+	r->merged_row = (struct pgo_tuple){ row->ncolumns, r->merged };
+	return &r->merged_row;
+}
+
+/* The first topic column outside the replica identity, which an old row carries only with
+ * REPLICA IDENTITY FULL; or -1. */
+static int topic_column_not_carried(const struct outbox_route *r, const struct pgo_relation *rel)
+{
+	for (size_t i = 0; i < r->nfields; i++)
+		if (r->fields[i].source == FIELD_COLUMN && !rel->columns[r->fields[i].column].key)
+			return r->fields[i].column;
+	return -1;
+}
+
+bool outbox_update_moves(struct outbox_route *r, const struct pgo_relation *rel, const struct pgo_tuple *old,
+                         const struct pgo_tuple *row)
+{
+	char why[200];
+	/* Without the old values of the topic's columns the old topic is unknown: a route that
+	 * needs them is refused at start (catalog.c), unless the replica identity is FULL. */
+	if (!old || r->bind_error[0] || topic_column_not_carried(r, rel) >= 0)
+		return false;
+	fill_values(r, rel, old);
+	if (template_expand(r->topic, r->values, &r->old_topic, why, sizeof why) < 0)
+		return false; /* nothing was published there */
+	fill_values(r, rel, row);
+	if (template_expand(r->topic, r->values, &r->new_topic, why, sizeof why) < 0)
+		return true;
+	return r->old_topic.len != r->new_topic.len ||
+	       memcmp(r->old_topic.data, r->new_topic.data, r->new_topic.len) != 0;
+}
+
+/* Whether the route reads column c for a message other than the whole row. */
+static bool reads_column(const struct outbox_route *r, int c)
+{
+	if (c == r->payload_column || c == r->response_topic_column || c == r->correlation_data_column)
+		return true;
+	for (size_t i = 0; i < r->nfields; i++)
+		if (r->fields[i].source == FIELD_COLUMN && r->fields[i].column == c)
+			return true;
+	for (size_t i = 0; i < r->cfg->nproperties; i++)
+		if (r->property_columns[i] == c)
+			return true;
+	return false;
+}
+
+/* The first column the event of an UPDATE needs and row does not carry, or -1. */
+static int missing_unchanged(const struct outbox_route *r, const struct pgo_tuple *row)
+{
+	for (int c = 0; c < row->ncolumns; c++)
+		if (row->values[c].kind == PGO_VALUE_UNCHANGED &&
+		    (r->payload_mode != PAYLOAD_COLUMN || reads_column(r, c)))
+			return c;
+	return -1;
+}
+
+/* What the events of an UPDATE and a DELETE share: the route, op, the id (always
+ * <commit-lsn>:<index>: the row's id column names its insert, doc/design.md §2.5) and
+ * properties from t. Returns -1 with the reason in why. */
+static int begin_change(struct outbox_route *r, const struct pgo_relation *rel, const struct pgo_tuple *t,
+                        const char *op, struct event *ev, char *why, size_t whylen)
+{
+	ev->source = r->source;
+	apply_route(r, ev);
+	ev->op = op;
+	buf_reset(&ev->topic);
+	buf_reset(&ev->payload);
+	default_event_id(ev);
+	event_clear_properties(ev);
+	ev->has_response_topic = ev->has_correlation_data = false;
+	if (r->bind_error[0]) {
+		snprintf(why, whylen, "%s", r->bind_error);
+		return -1;
+	}
+	set_column_properties(r, rel, t, ev);
+	if (ev->correlation_data.len > UINT16_MAX) {
+		snprintf(why, whylen, "correlation_data is %zu bytes, more than MQTT's 65535",
+		         ev->correlation_data.len);
+		return -1;
+	}
+	return 0;
+}
+
+int outbox_build_update(struct outbox_route *r, const struct pgo_relation *rel, const struct pgo_tuple *old,
+                        const struct pgo_tuple *row, struct event *ev, char *why, size_t whylen)
+{
+	int status = begin_change(r, rel, row, EVENT_OP_UPDATE, ev, why, whylen);
+	/* The payload first: a dead letter keeps what can be had. */
+	if ((r->payload_mode != PAYLOAD_COLUMN || r->payload_column >= 0) &&
+	    build_payload(r, rel, row, old ? old : row, ev, why, whylen) < 0)
+		return -1;
+	if (status < 0)
+		return -1;
+	int missing = missing_unchanged(r, row);
+	if (missing >= 0) {
+		snprintf(why, whylen,
+		         "the UPDATE does not carry column \"%s\", unchanged and stored out of line"
+		         " (TOAST): %s needs REPLICA IDENTITY FULL for its value",
+		         rel->columns[missing].name, r->source);
+		return -1;
+	}
+	fill_values(r, rel, row);
+	return template_expand(r->topic, r->values, &ev->topic, why, whylen);
+}
+
+int outbox_build_delete(struct outbox_route *r, const struct pgo_relation *rel, const struct pgo_tuple *old,
+                        struct event *ev, char *why, size_t whylen)
+{
+	int status = begin_change(r, rel, old, EVENT_OP_DELETE, ev, why, whylen);
+	if (r->cfg->retain) {
+		ev->content_type = NULL; /* a zero-length retained message clears the topic */
+	} else if (r->payload_mode == PAYLOAD_ENVELOPE) {
+		build_envelope(r, rel, NULL, old, ev);
+	} else {
+		append_key(&ev->payload, r, rel, old);
+		ev->content_type = "application/json";
+	}
+	if (status < 0)
+		return -1;
+	int column = topic_column_not_carried(r, rel);
+	if (column >= 0) {
+		snprintf(why, whylen,
+		         "the old row does not carry topic column \"%s\": it is not in the replica"
+		         " identity of %s (REPLICA IDENTITY FULL would carry it)",
+		         rel->columns[column].name, r->source);
+		return -1;
+	}
+	fill_values(r, rel, old);
+	return template_expand(r->topic, r->values, &ev->topic, why, whylen);
 }

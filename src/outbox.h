@@ -1,6 +1,7 @@
 /*
  * The mapping from decoded changes to MQTT messages: which relations are routed, and for
- * a routed INSERT, the topic, payload, event id and QoS of its event (doc/design.md §5).
+ * a routed INSERT, the topic, payload, event id and QoS of its event (doc/design.md §5);
+ * for the UPDATEs and DELETEs of routes whose changes ask for them, theirs (§23).
  *
  * Routes are compiled once from the configuration. Column names are bound to column
  * positions per relation and re-bound when the relation is redefined (schema change).
@@ -65,7 +66,47 @@ typedef void (*outbox_column_fn)(void *ctx, const char *key, const char *column)
 void outbox_route_columns(const struct outbox *o, size_t i, outbox_column_fn fn, void *ctx);
 
 /* True the first time an UPDATE of rel is seen (outbox rows are not meant to change:
- * doc/design.md §5 warns once per table and publishes nothing). */
+ * doc/design.md §5 warns once per table and publishes nothing). Routes whose changes
+ * hold update publish them instead. */
 bool outbox_update_is_new(struct outbox *o, const struct pgo_relation *rel);
+
+/* Whether route publishes this kind of change of its table (routes[].changes). */
+bool outbox_route_publishes(const struct outbox_route *route, enum route_change change);
+
+/*
+ * UPDATEs and DELETEs of a route whose changes hold them (doc/design.md §5). old is the old
+ * row as the stream carries it: the columns of the replica identity, which rel flags (every
+ * column with REPLICA IDENTITY FULL, else the key, the others NULL); NULL when an UPDATE
+ * carries none (its key did not change). Caller fields of ev as for outbox_build; the id
+ * is always <commit-lsn>:<index> (doc/design.md §2.5).
+ */
+
+/* The new row of an UPDATE as its events see it: a value the UPDATE left unchanged and
+ * stored out of line (PGO_VALUE_UNCHANGED) taken from old when old carries it. row itself
+ * when it holds none; else a copy owned by the route, valid until the next call and while
+ * row and old are. */
+const struct pgo_tuple *outbox_update_row(struct outbox_route *route, const struct pgo_relation *rel,
+                                          const struct pgo_tuple *old, const struct pgo_tuple *row);
+
+/* Whether an UPDATE takes the row off the topic its old version was published on: the old
+ * topic can be formed from old and the new one differs from it, or cannot be formed. Such
+ * an UPDATE makes two events: the old topic cleared (outbox_build_delete with old), then
+ * the new row (outbox_build_update). row: from outbox_update_row. */
+bool outbox_update_moves(struct outbox_route *route, const struct pgo_relation *rel,
+                         const struct pgo_tuple *old, const struct pgo_tuple *row);
+
+/* The event of an UPDATE (op update): the new row (from outbox_update_row) on its topic.
+ * The envelope's old_key is taken from old, or from row when old is NULL. Returns 0, or -1
+ * with the reason in why (as outbox_build; also for a value the UPDATE did not carry). */
+int outbox_build_update(struct outbox_route *route, const struct pgo_relation *rel,
+                        const struct pgo_tuple *old, const struct pgo_tuple *row, struct event *ev, char *why,
+                        size_t whylen);
+
+/* The event of a DELETE, or of clearing an updated row's old topic (op delete), on the
+ * topic formed from old: with retain, a zero-length message, which clears the topic's
+ * retained message; otherwise old's key as a JSON object (an envelope with it as old_key
+ * and row null). Returns 0, or -1 with the reason in why. */
+int outbox_build_delete(struct outbox_route *route, const struct pgo_relation *rel,
+                        const struct pgo_tuple *old, struct event *ev, char *why, size_t whylen);
 
 #endif

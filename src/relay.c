@@ -651,6 +651,7 @@ static int relay_init(struct relay *r, struct config *cfg, struct outbox **outbo
 	r->ask_wal = true;
 	stats_init(&r->stats, monotonic_ms());
 	event_init(&r->ev);
+	event_init(&r->ev_next);
 	srandom((unsigned)(getpid() ^ monotonic_ms()));
 	r->sigfd = signals_open();
 	r->decoder = pgo_decoder_new();
@@ -677,6 +678,7 @@ static void relay_finish(struct relay *r)
 	cleanup_free(r->cleanup);
 	pgo_decoder_free(r->decoder);
 	event_finish(&r->ev);
+	event_finish(&r->ev_next);
 	reload_free(r->reload);
 	typemap_free(r->types);
 	if (r->sigfd >= 0)

@@ -481,7 +481,8 @@ int request_table_read_dead_letters(PGconn *sql, const struct config *cfg, const
 	         " convert_to(properties->>'correlation_data', 'UTF8')),"
 	         " (SELECT string_agg(octet_length(substr(key, 6)) || ':' || substr(key, 6) ||"
 	         " octet_length(value) || ':' || value, '' ORDER BY key)"
-	         " FROM jsonb_each_text(properties) WHERE key LIKE 'user:%')"
+	         " FROM jsonb_each_text(properties) WHERE key LIKE 'user:%'),"
+	         " properties->>'op'"
 	         " FROM ");
 	append_table_name(&q, sql, cfg, "dead_letter");
 	buf_printf(&q,

@@ -114,6 +114,7 @@ enum dead_letter_column {
 	DL_RESPONSE_TOPIC,
 	DL_CORRELATION_DATA, /* bytea hex text */
 	DL_USER_PROPERTIES,  /* <len>:<name><len>:<value>... (octet lengths), or NULL */
+	DL_OP,               /* insert, update, delete, or NULL (doc/design.md §5) */
 };
 
 /* Dead letters of the request after the id at positions[0], up to limit. */

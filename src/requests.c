@@ -606,6 +606,8 @@ static int build_redrive(struct requests *q, struct event *ev, char *why, size_t
 		bytea_decode(payload, plen, (unsigned char *)to);
 	}
 	set_buf(&ev->topic, cell(q, DL_TOPIC));
+	const char *op = cell(q, DL_OP);
+	ev->op = op ? event_op_named(op, strlen(op)) : NULL;
 	if (cell(q, DL_USER_PROPERTIES) && parse_user_properties(cell(q, DL_USER_PROPERTIES), ev) < 0) {
 		snprintf(why, whylen, "the dead letter's user properties cannot be read back");
 		return -1;

@@ -319,6 +319,7 @@ START_TEST(example_config_shows_the_defaults)
 	ck_assert_int_eq(ex.delivery.on_reject, def.delivery.on_reject);
 	ck_assert_uint_eq(ex.delivery.dead_letter_retention_ms, def.delivery.dead_letter_retention_ms);
 	ck_assert_int_eq(ex.routes[0].cleanup, def.routes[0].cleanup);
+	ck_assert_uint_eq(ex.routes[0].changes, def.routes[0].changes);
 	ck_assert_int_eq(ex.log.level, def.log.level);
 	ck_assert_int_eq(ex.log.format, def.log.format);
 	ck_assert_uint_eq(ex.log.stats_interval_ms, def.log.stats_interval_ms);
@@ -779,6 +780,46 @@ START_TEST(message_routes)
 	        SOURCE "routes:\n  - {message_prefix: m, topic: t, event_id: id}\n",
 	        "cfg.yaml:4:5: routes[0].event_id: a message route has no columns: its body is the message"
 	        " content and its id <commit-lsn>:<index>\n");
+}
+END_TEST
+
+/* changes: which of a table's changes a route publishes (doc/design.md §5). */
+START_TEST(changes_lists_the_published_changes)
+{
+	struct config cfg;
+	load_ok(SOURCE "routes:\n  - {table: t, topic: t, payload: p}\n"
+	               "  - {table: u, topic: t, payload: p, changes: [insert, update, delete]}\n"
+	               "  - {table: v, topic: t, payload: p, changes: [delete]}\n",
+	        &cfg);
+	ck_assert_uint_eq(cfg.routes[0].changes, ROUTE_CHANGE_INSERT);
+	ck_assert_uint_eq(cfg.routes[1].changes,
+	                  ROUTE_CHANGE_INSERT | ROUTE_CHANGE_UPDATE | ROUTE_CHANGE_DELETE);
+	ck_assert_uint_eq(cfg.routes[2].changes, ROUTE_CHANGE_DELETE);
+	config_finish(&cfg);
+	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: p, changes: [insert, upsert]}\n",
+	             "cfg.yaml:4:56: routes[0].changes: expected insert, update or delete, got \"upsert\"\n");
+	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: p, changes: [update, update]}\n",
+	             "cfg.yaml:4:56: routes[0].changes: update is listed twice\n");
+	expect_error(
+	        SOURCE "routes:\n  - {table: t, topic: t, payload: p, changes: []}\n",
+	        "cfg.yaml:4:47: routes[0].changes: expected at least one of insert, update and delete\n");
+	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: p, changes: update}\n",
+	             "cfg.yaml:4:47: routes[0].changes: expected a list of insert, update and delete, such as"
+	             " [insert, update, delete], got a scalar\n");
+	expect_error(SOURCE "routes:\n  - {message_prefix: m, topic: t, changes: [insert]}\n",
+	             "cfg.yaml:4:44: routes[0].changes: a message route has no rows: changes applies to"
+	             " table routes\n");
+	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: p, cleanup: delete,\n"
+	                    "     changes: [insert, delete]}\n",
+	             "cfg.yaml:5:15: routes[0].changes: cleanup: delete deletes the rows whose events are"
+	             " published, and delete in changes would publish those deletions too: leave out one"
+	             " of them\n");
+	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: p, changes: [update],\n"
+	                    "     properties: {op: o}}\n",
+	             "cfg.yaml:5:18: routes[0].properties.op: the relay sets op on every message of a route"
+	             " that publishes updates or deletes; choose another name\n");
+	load_ok(SOURCE "routes:\n  - {table: t, topic: t, payload: p, properties: {op: o}}\n", &cfg);
+	config_finish(&cfg);
 }
 END_TEST
 
@@ -1661,6 +1702,7 @@ static Suite *config_suite(void)
 	tcase_add_test(keys, message_routes);
 	tcase_add_test(keys, cleanup_applies_to_table_routes);
 	tcase_add_test(keys, snapshot_needs_a_table_route_with_an_event_id);
+	tcase_add_test(keys, changes_lists_the_published_changes);
 	tcase_add_test(keys, empty_section_still_needs_required_keys);
 	tcase_add_test(keys, wrong_node_types);
 	tcase_add_test(keys, routes_must_be_a_non_empty_sequence_of_mappings);

@@ -195,6 +195,205 @@ START_TEST(cleanup_routes_carry_the_row_key)
 }
 END_TEST
 
+/* ---- routes that publish updates and deletes (doc/design.md §5) ---- */
+
+#define ALL_CHANGES (ROUTE_CHANGE_INSERT | ROUTE_CHANGE_UPDATE | ROUTE_CHANGE_DELETE)
+
+/* The same table with REPLICA IDENTITY FULL: every column is in the identity. */
+static struct pgo_column full_columns[] = {
+	{ "id", T_INT8, -1, true },
+	{ "doc", D_ORDER_DOC, -1, true },
+	{ "blob", D_BLOB, -1, true },
+};
+static const struct pgo_relation full_relation = { 20001, "public", "events", 'f', 3, full_columns, 1 };
+
+/* The old key of row 6 as a DELETE (or a key-changing UPDATE) carries it by default. */
+static const struct pgo_value key6_values[] = {
+	{ PGO_VALUE_TEXT, "6", 1 },
+	{ PGO_VALUE_NULL, NULL, 0 },
+	{ PGO_VALUE_NULL, NULL, 0 },
+};
+static const struct pgo_tuple key6 = { 3, key6_values };
+
+static void state_init(struct fixture *f, const char *payload, const char *topic, bool retain)
+{
+	fixture_init(f, payload, true);
+	outbox_free(f->outbox);
+	f->route.topic = (char *)topic;
+	f->route.changes = ALL_CHANGES;
+	f->route.retain = retain;
+	f->outbox = outbox_new(&f->cfg, stderr);
+	ck_assert_ptr_nonnull(f->outbox);
+	outbox_use_types(f->outbox, f->types);
+	snprintf(f->ev.lsn_text, sizeof f->ev.lsn_text, "0/10");
+	f->ev.index = 2;
+}
+
+static struct outbox_route *state_route(struct fixture *f, const struct pgo_relation *rel)
+{
+	struct outbox_route *r = outbox_route_table(f->outbox, rel);
+	ck_assert_ptr_nonnull(r);
+	return r;
+}
+
+START_TEST(inserts_carry_op_only_on_routes_with_changes)
+{
+	struct fixture f;
+	fixture_init(&f, "doc", true);
+	f.route.changes = ROUTE_CHANGE_INSERT;
+	build(&f);
+	ck_assert_ptr_null(f.ev.op);
+	fixture_finish(&f);
+
+	state_init(&f, "envelope", "t/{id}", true);
+	char why[200] = "";
+	struct outbox_route *r = state_route(&f, &relation);
+	ck_assert(outbox_route_publishes(r, ROUTE_CHANGE_UPDATE));
+	ck_assert_int_eq(outbox_build(r, &relation, &row, &f.ev, why, sizeof why), 0);
+	ck_assert_str_eq(f.ev.op, EVENT_OP_INSERT);
+	ck_assert_str_eq(f.ev.event_id.data, "7"); /* an insert keeps its id column */
+	ck_assert_ptr_nonnull(strstr(f.ev.payload.data, "\"op\":\"insert\",\"old_key\":null,\"row\":{"));
+	fixture_finish(&f);
+}
+END_TEST
+
+START_TEST(update_publishes_the_new_row_with_its_own_id)
+{
+	struct fixture f;
+	state_init(&f, "row", "t/{id}", true);
+	char why[200] = "";
+	struct outbox_route *r = state_route(&f, &relation);
+	ck_assert(!outbox_update_moves(r, &relation, NULL, &row));
+	ck_assert_ptr_eq(outbox_update_row(r, &relation, NULL, &row), &row);
+	ck_assert_int_eq(outbox_build_update(r, &relation, NULL, &row, &f.ev, why, sizeof why), 0);
+	ck_assert_str_eq(f.ev.op, EVENT_OP_UPDATE);
+	ck_assert_str_eq(f.ev.topic.data, "t/7");
+	ck_assert_str_eq(f.ev.event_id.data, "0/10:2");
+	ck_assert_str_eq(f.ev.payload.data, "{\"id\":7,\"doc\":{\"k\": 1},\"blob\":\"AP8Q\"}");
+	ck_assert(f.ev.retain);
+	fixture_finish(&f);
+}
+END_TEST
+
+START_TEST(delete_with_retain_clears_the_topic)
+{
+	struct fixture f;
+	state_init(&f, "row", "t/{id}", true);
+	char why[200] = "";
+	struct outbox_route *r = state_route(&f, &relation);
+	ck_assert_int_eq(outbox_build_delete(r, &relation, &key6, &f.ev, why, sizeof why), 0);
+	ck_assert_str_eq(f.ev.op, EVENT_OP_DELETE);
+	ck_assert_str_eq(f.ev.topic.data, "t/6");
+	ck_assert_uint_eq(f.ev.payload.len, 0);
+	ck_assert_ptr_null(f.ev.content_type);
+	ck_assert(f.ev.retain);
+	ck_assert_int_eq(f.ev.qos, 1);
+	ck_assert_str_eq(f.ev.event_id.data, "0/10:2");
+	fixture_finish(&f);
+}
+END_TEST
+
+START_TEST(delete_without_retain_publishes_the_old_key)
+{
+	struct fixture f;
+	char why[200] = "";
+	state_init(&f, "blob", "t/{id}", false);
+	ck_assert_int_eq(
+	        outbox_build_delete(state_route(&f, &relation), &relation, &key6, &f.ev, why, sizeof why), 0);
+	ck_assert_str_eq(f.ev.payload.data, "{\"id\":6}");
+	ck_assert_str_eq(f.ev.content_type, "application/json");
+	fixture_finish(&f);
+
+	state_init(&f, "envelope", "t/{id}", false);
+	ck_assert_int_eq(
+	        outbox_build_delete(state_route(&f, &relation), &relation, &key6, &f.ev, why, sizeof why), 0);
+	ck_assert_str_eq(f.ev.payload.data,
+	                 "{\"event_id\":\"0/10:2\",\"source\":\"public.events\",\"lsn\":\"0/10\","
+	                 "\"commit_time\":\"\",\"op\":\"delete\",\"old_key\":{\"id\":6},"
+	                 "\"row\":null}");
+	fixture_finish(&f);
+}
+END_TEST
+
+/* doc/design.md §5: an UPDATE that changes the topic clears the old one, then publishes. */
+START_TEST(update_of_the_key_moves_the_row)
+{
+	struct fixture f;
+	state_init(&f, "envelope", "t/{id}", true);
+	char why[200] = "";
+	struct outbox_route *r = state_route(&f, &relation);
+	ck_assert(outbox_update_moves(r, &relation, &key6, &row));
+	ck_assert_int_eq(outbox_build_delete(r, &relation, &key6, &f.ev, why, sizeof why), 0);
+	ck_assert_str_eq(f.ev.topic.data, "t/6");
+	ck_assert_uint_eq(f.ev.payload.len, 0);
+	ck_assert_int_eq(outbox_build_update(r, &relation, &key6, &row, &f.ev, why, sizeof why), 0);
+	ck_assert_str_eq(f.ev.topic.data, "t/7");
+	ck_assert_ptr_nonnull(
+	        strstr(f.ev.payload.data, "\"op\":\"update\",\"old_key\":{\"id\":6},\"row\":{\"id\":7"));
+	/* The same key in the old row: it stays where it is. */
+	const struct pgo_value same[] = { values[0],
+		                          { PGO_VALUE_NULL, NULL, 0 },
+		                          { PGO_VALUE_NULL, NULL, 0 } };
+	const struct pgo_tuple same_key = { 3, same };
+	ck_assert(!outbox_update_moves(r, &relation, &same_key, &row));
+	fixture_finish(&f);
+}
+END_TEST
+
+/* A topic column outside the key: only REPLICA IDENTITY FULL tells where the row was. */
+START_TEST(topic_from_a_column_outside_the_key)
+{
+	struct fixture f;
+	state_init(&f, "id", "t/{blob}", true);
+	char why[200] = "";
+	struct outbox_route *r = state_route(&f, &relation);
+	ck_assert(!outbox_update_moves(r, &relation, &key6, &row));
+	ck_assert_int_eq(outbox_build_delete(r, &relation, &key6, &f.ev, why, sizeof why), -1);
+	ck_assert_ptr_nonnull(strstr(why, "topic column \"blob\""));
+
+	const struct pgo_value old_values[] = { values[0], values[1], { PGO_VALUE_TEXT, "\\x01", 4 } };
+	const struct pgo_tuple old = { 3, old_values };
+	r = state_route(&f, &full_relation);
+	ck_assert(outbox_update_moves(r, &full_relation, &old, &row));
+	ck_assert_int_eq(outbox_build_delete(r, &full_relation, &old, &f.ev, why, sizeof why), 0);
+	ck_assert_str_eq(f.ev.topic.data, "t/\\x01");
+	ck_assert(!outbox_update_moves(r, &full_relation, &row, &row));
+	fixture_finish(&f);
+}
+END_TEST
+
+/* An unchanged TOASTed value: from the old row with REPLICA IDENTITY FULL, else the event
+ * cannot be built. */
+START_TEST(unchanged_toast_comes_from_the_old_row)
+{
+	struct fixture f;
+	state_init(&f, "row", "t/{id}", true);
+	char why[200] = "";
+	const struct pgo_value new_values[] = { values[0], values[1], { PGO_VALUE_UNCHANGED, NULL, 0 } };
+	const struct pgo_tuple new_row = { 3, new_values };
+
+	struct outbox_route *r = state_route(&f, &full_relation);
+	const struct pgo_tuple *merged = outbox_update_row(r, &full_relation, &row, &new_row);
+	ck_assert_ptr_ne(merged, &new_row);
+	ck_assert_int_eq(merged->values[2].kind, PGO_VALUE_TEXT);
+	ck_assert_int_eq(outbox_build_update(r, &full_relation, &row, merged, &f.ev, why, sizeof why), 0);
+	ck_assert_str_eq(f.ev.payload.data, "{\"id\":7,\"doc\":{\"k\": 1},\"blob\":\"AP8Q\"}");
+
+	r = state_route(&f, &relation);
+	merged = outbox_update_row(r, &relation, NULL, &new_row);
+	ck_assert_ptr_eq(merged, &new_row);
+	ck_assert_int_eq(outbox_build_update(r, &relation, NULL, merged, &f.ev, why, sizeof why), -1);
+	ck_assert_ptr_nonnull(strstr(why, "column \"blob\""));
+	fixture_finish(&f);
+
+	/* A route that does not read the column does not need it. */
+	state_init(&f, "doc", "t/{id}", true);
+	r = state_route(&f, &relation);
+	ck_assert_int_eq(outbox_build_update(r, &relation, NULL, &new_row, &f.ev, why, sizeof why), 0);
+	fixture_finish(&f);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("outbox");
@@ -211,6 +410,15 @@ int main(void)
 	TCase *cleanup = tcase_create("cleanup");
 	tcase_add_test(cleanup, cleanup_routes_carry_the_row_key);
 	suite_add_tcase(s, cleanup);
+	TCase *changes = tcase_create("changes");
+	tcase_add_test(changes, inserts_carry_op_only_on_routes_with_changes);
+	tcase_add_test(changes, update_publishes_the_new_row_with_its_own_id);
+	tcase_add_test(changes, delete_with_retain_clears_the_topic);
+	tcase_add_test(changes, delete_without_retain_publishes_the_old_key);
+	tcase_add_test(changes, update_of_the_key_moves_the_row);
+	tcase_add_test(changes, topic_from_a_column_outside_the_key);
+	tcase_add_test(changes, unchanged_toast_comes_from_the_old_row);
+	suite_add_tcase(s, changes);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
