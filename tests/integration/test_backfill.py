@@ -82,18 +82,21 @@ class BackfillTest(harness.IntegrationCase):
 
     def test_sigterm_during_a_backfill_publishes_nothing_twice(self):
         db = self.new_database()
-        fill(db, 1, 30000)
+        fill(db, 1, 60000)
         rec, relay = self.start(db)
         rid = request_backfill(db, self.name, "public.outbox")
-        for stop in range(3):
-            wait_until(lambda: request_row(db, rid)["done"] > 6000 * (stop + 1), 120,
+        for _ in range(3):
+            # Each run moves the backfill on before it is stopped.
+            before = request_row(db, rid)["done"]
+            wait_until(lambda before=before: request_row(db, rid)["done"] > before + 3000, 120,
                        "the backfill to move on", check=relay.check_running, interval=0.05)
             self.assertEqual(relay.terminate(), 0)
             relay.start()
+            relay.wait_for_slot(db, self.name)
         self.assertEqual(wait_request(db, rid, relay)["state"], "done")
         ids = [int(event_id(m)) for m in backfilled(rec.sync())]
         self.assertEqual(len(ids), len(set(ids)), "a clean stop made a backfill repeat rows")
-        self.assertEqual(sorted(ids), list(range(1, 30001)))
+        self.assertEqual(sorted(ids), list(range(1, 60001)))
         self.assertEqual(relay.terminate(), 0)
 
     def test_the_client_queues_a_backfill_and_follows_it_to_the_end(self):
