@@ -524,7 +524,7 @@ struct route_check {
 static void report_route_problem(const struct route_check *c, const char *key, const char *problem)
 {
 	const struct route_config *rc = &c->cfg->routes[c->route];
-	char where[1024];
+	char where[2048]; /* the file, the key and a problem of up to 1024 bytes */
 	snprintf(where, sizeof where, "%s:%d:%d: routes[%zu].%s: %s", c->cfg->path, rc->line, rc->column,
 	         c->route, key, problem);
 	log_error("the configuration does not match the database", "error", where);
