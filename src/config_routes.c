@@ -116,6 +116,23 @@ static void check_changes(struct loader *ld, const struct route_config *route, c
 	}
 }
 
+/* where and columns shape a table's rows in the publication: a message has none. */
+static void check_filters(struct loader *ld, const struct key_state *seen, const char *shown)
+{
+	static const enum route_key keys[] = { ROUTE_KEY_WHERE, ROUTE_KEY_COLUMNS };
+	char path[96];
+	if (!seen[ROUTE_KEY_MESSAGE_PREFIX].seen || seen[ROUTE_KEY_TABLE].seen)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		if (!seen[keys[i]].seen)
+			continue;
+		snprintf(path, sizeof path, "%s.%s", shown, cfg_route_keys[keys[i]].path);
+		cfg_report(ld, &seen[keys[i]].mark, path,
+		           "a message route has no rows: %s applies to table routes",
+		           cfg_route_keys[keys[i]].path);
+	}
+}
+
 static void load_route(struct loader *ld, struct route_config *route, yaml_node_t *node, const char *shown)
 {
 	struct key_state state[ARRAY_SIZE(cfg_route_keys)];
@@ -132,6 +149,7 @@ static void load_route(struct loader *ld, struct route_config *route, yaml_node_
 	check_cleanup(ld, route, state, shown);
 	check_snapshot(ld, route, state, shown);
 	check_changes(ld, route, state, shown);
+	check_filters(ld, state, shown);
 	cfg_apply_defaults(&ks);
 }
 
@@ -321,6 +339,63 @@ static bool convert_changes(const struct key *k, const char *text, void *base, c
 	}
 	return *changes != 0;
 }
+
+/* ---- Route columns ---- */
+
+static void load_columns(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
+                         const char *shown)
+{
+	struct route_config *route = base;
+	(void)k;
+	if (node->type != YAML_SEQUENCE_NODE) {
+		cfg_report(ld, &node->start_mark, shown, "expected a list of column names, got %s",
+		           cfg_node_kind(node));
+		return;
+	}
+	yaml_node_item_t *items = node->data.sequence.items.start;
+	size_t n = (size_t)(node->data.sequence.items.top - items);
+	if (n == 0) {
+		cfg_report(ld, &node->start_mark, shown, "expected at least one column");
+		return;
+	}
+	route->columns = xcalloc(n, sizeof *route->columns);
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *item = cfg_node(ld, items[i]);
+		char *name = cfg_scalar_value(ld, item, shown);
+		bool twice = false;
+		for (size_t j = 0; name && j < route->ncolumns; j++)
+			twice = twice || strcmp(route->columns[j], name) == 0;
+		if (!name)
+			continue;
+		if (!*name || strlen(name) > PG_NAME_MAX)
+			cfg_report_got(ld, &item->start_mark, shown,
+			               "expected a column name of 1 to 63 bytes", name, false);
+		else if (twice)
+			cfg_report(ld, &item->start_mark, shown, "column \"%s\" is listed twice", name);
+		else {
+			route->columns[route->ncolumns++] = name;
+			continue;
+		}
+		free(name);
+	}
+}
+
+static void release_columns(const struct key *k, void *base)
+{
+	struct route_config *route = base;
+	(void)k;
+	for (size_t i = 0; i < route->ncolumns; i++)
+		free(route->columns[i]);
+	free(route->columns);
+	route->columns = NULL;
+	route->ncolumns = 0;
+}
+
+const struct key_type cfg_columns_type = {
+	.load = load_columns,
+	.release = release_columns,
+	.doc_name = "list",
+};
 
 const struct key_type cfg_changes_type = {
 	.load = load_changes,
