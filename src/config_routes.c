@@ -117,10 +117,17 @@ static void check_changes(struct loader *ld, const struct route_config *route, c
 }
 
 /* where and columns shape a table's rows in the publication: a message has none. */
-static void check_filters(struct loader *ld, const struct key_state *seen, const char *shown)
+static void check_filters(struct loader *ld, const struct route_config *route, const struct key_state *seen,
+                          const char *shown)
 {
 	static const enum route_key keys[] = { ROUTE_KEY_WHERE, ROUTE_KEY_COLUMNS };
 	char path[96];
+	/* One expression: the event trigger writes it into a statement as a superuser. */
+	if (route->row_filter && strchr(route->row_filter, ';')) {
+		snprintf(path, sizeof path, "%s.where", shown);
+		cfg_report(ld, &seen[ROUTE_KEY_WHERE].mark, path,
+		           "expected one SQL expression, without ';' (write chr(59) for the character)");
+	}
 	if (!seen[ROUTE_KEY_MESSAGE_PREFIX].seen || seen[ROUTE_KEY_TABLE].seen)
 		return;
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
@@ -149,7 +156,7 @@ static void load_route(struct loader *ld, struct route_config *route, yaml_node_
 	check_cleanup(ld, route, state, shown);
 	check_snapshot(ld, route, state, shown);
 	check_changes(ld, route, state, shown);
-	check_filters(ld, state, shown);
+	check_filters(ld, route, state, shown);
 	cfg_apply_defaults(&ks);
 }
 

@@ -183,6 +183,20 @@ class RowFiltersTest(harness.IntegrationCase):
         relay.wait_for_slot(db, self.name)
         self.assertEqual(relay.terminate(), 0)
 
+    def test_a_table_created_again_keeps_its_filter(self):
+        db = self.new_database(outbox=False)
+        db.execute(EVENTS_DDL)
+        rec, relay = self.start(db, [route(self.name, where=EU, columns=["id", "region"])])
+        db.execute("DROP TABLE public.events")
+        db.execute(EVENTS_DDL)
+        self.assertEqual(publication_table(db, self.name), (["id", "region"], "(region = 'eu'::text)"))
+        fill(db, 1, 4)
+        rec.wait_for_count(2, check=relay.check_running)
+        messages = rec.sync()
+        self.assertEqual(relay.terminate(), 0)
+        self.assertEqual([json.loads(payload_bytes(m)) for m in messages],
+                         [{"id": 2, "region": "eu"}, {"id": 4, "region": "eu"}])
+
 
 if __name__ == "__main__":
     harness.main()

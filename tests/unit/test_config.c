@@ -849,6 +849,9 @@ START_TEST(where_and_columns_filter_table_routes)
 	expect_error(SOURCE "routes:\n  - {message_prefix: m, topic: t, where: \"a = 1\"}\n",
 	             "cfg.yaml:4:42: routes[0].where: a message route has no rows: where applies to"
 	             " table routes\n");
+	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: p, where: \"a = 1; b\"}\n",
+	             "cfg.yaml:4:45: routes[0].where: expected one SQL expression, without ';' (write"
+	             " chr(59) for the character)\n");
 	expect_error(SOURCE "routes:\n  - {message_prefix: m, topic: t, columns: [a]}\n",
 	             "cfg.yaml:4:44: routes[0].columns: a message route has no rows: columns applies to"
 	             " table routes\n");
