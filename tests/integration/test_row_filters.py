@@ -197,6 +197,26 @@ class RowFiltersTest(harness.IntegrationCase):
         self.assertEqual([json.loads(payload_bytes(m)) for m in messages],
                          [{"id": 2, "region": "eu"}, {"id": 4, "region": "eu"}])
 
+    def test_a_backfill_reads_only_the_filtered_rows_and_columns(self):
+        db = self.new_database(outbox=False)
+        db.execute(EVENTS_DDL)
+        fill(db, 1, 100)
+        rec, relay = self.start(db, [route(self.name, where=EU, columns=["id", "region"])])
+        rid = db.scalar("INSERT INTO outbox_relay.request (slot_name, kind, route, where_clause)"
+                        " VALUES (%s, 'backfill', 'public.events', 'id <= 50') RETURNING id",
+                        (self.name,))
+        wait_until(lambda: db.scalar("SELECT state FROM outbox_relay.request WHERE id = %s",
+                                     (rid,)) in ("done", "failed"), 120, "the backfill",
+                   check=relay.check_running, interval=0.1)
+        self.assertEqual(db.scalar("SELECT coalesce(error, state) FROM outbox_relay.request"
+                                   " WHERE id = %s", (rid,)), "done")
+        messages = rec.sync()
+        self.assertEqual(relay.terminate(), 0)
+        self.assertTrue(all(dict(user_properties(m)).get("origin") == "backfill"
+                            for m in messages))
+        self.assertEqual([json.loads(payload_bytes(m)) for m in messages],
+                         [{"id": i, "region": "eu"} for i in range(2, 51, 2)])
+
 
 if __name__ == "__main__":
     harness.main()
