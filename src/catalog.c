@@ -114,6 +114,17 @@ static void append_table_spec(struct buf *b, PGconn *conn, const struct route_co
 		buf_printf(b, " WHERE (%s)", rc->row_filter);
 }
 
+/* Whether route i is the first of the routes of its table (several may route one table,
+ * and the configuration gives them the same where and columns). */
+static bool first_of_table(const struct config *cfg, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (cfg->routes[j].table && strcmp(cfg->routes[j].schema, cfg->routes[i].schema) == 0 &&
+		    strcmp(cfg->routes[j].table, cfg->routes[i].table) == 0)
+			return false;
+	return true;
+}
+
 static bool has_filters(const struct route_config *rc)
 {
 	return rc->table && (rc->row_filter || rc->ncolumns);
@@ -524,7 +535,7 @@ static int create_publication(PGconn *sql, const struct config *cfg)
 	for (size_t i = 0; i < cfg->nroutes && status == PG_OK; i++) {
 		const struct route_config *rc = &cfg->routes[i];
 		struct routed_state st;
-		if (!rc->table)
+		if (!rc->table || !first_of_table(cfg, i))
 			continue;
 		/* A table the event trigger adds when it is created cannot be named yet. */
 		status = routed_state(sql, cfg, rc, &st);
@@ -663,7 +674,7 @@ int catalog_ensure_publication(PGconn *sql, const struct config *cfg)
 			if (cfg->routes[i].table && !st[i].published)
 				status = add_missing_table(sql, cfg, &cfg->routes[i], &st[i]);
 		for (size_t i = 0; i < cfg->nroutes && status == PG_OK; i++)
-			if (cfg->routes[i].table && st[i].exists)
+			if (cfg->routes[i].table && st[i].exists && first_of_table(cfg, i))
 				status = ensure_filters(sql, cfg, &cfg->routes[i]);
 		free(st);
 		if (status == PG_OK)

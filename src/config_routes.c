@@ -160,6 +160,45 @@ static void load_route(struct loader *ld, struct route_config *route, yaml_node_
 	cfg_apply_defaults(&ks);
 }
 
+static bool same_columns(const struct route_config *a, const struct route_config *b)
+{
+	if (a->ncolumns != b->ncolumns)
+		return false;
+	for (size_t i = 0; i < a->ncolumns; i++)
+		if (strcmp(a->columns[i], b->columns[i]) != 0)
+			return false;
+	return true;
+}
+
+/* The publication has one row filter and one column list per table: the routes of one
+ * table must agree on them. */
+static void check_same_filters(struct loader *ld, const struct config *cfg, const char *shown)
+{
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		const struct route_config *b = &cfg->routes[i];
+		for (size_t j = 0; b->table && b->schema && j < i; j++) {
+			const struct route_config *a = &cfg->routes[j];
+			if (!a->table || !a->schema || strcmp(a->schema, b->schema) != 0 ||
+			    strcmp(a->table, b->table) != 0)
+				continue;
+			if (!strings_equal(a->row_filter, b->row_filter) || !same_columns(a, b)) {
+				yaml_mark_t mark = { .line = (size_t)b->line - 1,
+					             .column = (size_t)b->column - 1 };
+				char path[96];
+				snprintf(path, sizeof path, "%s[%zu].%s", shown, i,
+				         strings_equal(a->row_filter, b->row_filter) ? "columns" : "where");
+				cfg_report(
+				        ld, &mark, path,
+				        "routes[%zu] routes the same table with another where or columns: the"
+				        " publication has one row filter and one column list per table; give"
+				        " them the same",
+				        j);
+			}
+			break;
+		}
+	}
+}
+
 static void load_routes(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
                         const char *shown)
 {
@@ -184,6 +223,7 @@ static void load_routes(struct loader *ld, const struct key *k, yaml_node_t *nod
 		load_route(ld, &cfg->routes[i], cfg_node(ld, items[i]), item);
 		free(item);
 	}
+	check_same_filters(ld, cfg, shown);
 }
 
 static void release_routes(const struct key *k, void *base)

@@ -849,6 +849,15 @@ START_TEST(where_and_columns_filter_table_routes)
 	expect_error(SOURCE "routes:\n  - {message_prefix: m, topic: t, where: \"a = 1\"}\n",
 	             "cfg.yaml:4:42: routes[0].where: a message route has no rows: where applies to"
 	             " table routes\n");
+	load_ok(SOURCE "routes:\n  - {table: t, topic: a, payload: p, where: \"a = 1\", columns: [p]}\n"
+	               "  - {table: public.t, topic: b, payload: p, where: \"a = 1\", columns: [p]}\n",
+	        &cfg);
+	config_finish(&cfg);
+	expect_error(SOURCE "routes:\n  - {table: t, topic: a, payload: p, where: \"a = 1\"}\n"
+	                    "  - {table: public.t, topic: b, payload: p}\n",
+	             "cfg.yaml:5:5: routes[1].where: routes[0] routes the same table with another where or"
+	             " columns: the publication has one row filter and one column list per table; give"
+	             " them the same\n");
 	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: p, where: \"a = 1; b\"}\n",
 	             "cfg.yaml:4:45: routes[0].where: expected one SQL expression, without ';' (write"
 	             " chr(59) for the character)\n");
