@@ -289,9 +289,23 @@ static int ensure_publish(PGconn *sql, const struct config *cfg)
 
 #define FILTER_VERSION 150000
 
-static bool publishes_old_rows(const struct config *cfg)
+/* Whether the publication publishes updates or deletes, or will: the routes want them, or
+ * it does already (the relay never narrows it; CREATE PUBLICATION's default has them). */
+static int publishes_old_rows(PGconn *sql, const struct config *cfg, bool *yes)
 {
-	return (wanted_changes(cfg) & (ROUTE_CHANGE_UPDATE | ROUTE_CHANGE_DELETE)) != 0;
+	*yes = (wanted_changes(cfg) & (ROUTE_CHANGE_UPDATE | ROUTE_CHANGE_DELETE)) != 0;
+	if (*yes)
+		return PG_OK;
+	const char *params[] = { cfg->source.publication };
+	PGresult *res;
+	int status = pg_query(
+	        sql, "SELECT pubupdate OR pubdelete FROM pg_catalog.pg_publication WHERE pubname = $1", 1,
+	        params, &res, "cannot read what the publication publishes");
+	if (status == PG_OK) {
+		*yes = PQntuples(res) > 0 && PQgetvalue(res, 0, 0)[0] == 't';
+		PQclear(res);
+	}
+	return status;
 }
 
 /* With updates or deletes published, PostgreSQL refuses a table's UPDATEs and DELETEs when
@@ -300,13 +314,15 @@ static bool publishes_old_rows(const struct config *cfg)
  * column list's side is checked with the routes (check_filter_columns). */
 static int check_filter_identity(PGconn *sql, const struct config *cfg, const struct route_config *rc)
 {
-	if (!rc->row_filter || !publishes_old_rows(cfg))
-		return PG_OK;
+	bool old_rows = false;
+	int status = rc->row_filter ? publishes_old_rows(sql, cfg, &old_rows) : PG_OK;
+	if (status != PG_OK || !old_rows)
+		return status;
 	struct buf name = BUF_INIT;
 	append_table(&name, sql, rc);
 	const char *params[] = { cfg->source.publication, name.data };
 	PGresult *res;
-	int status = pg_query(
+	status = pg_query(
 	        sql,
 	        "SELECT DISTINCT a.attname FROM pg_catalog.pg_publication_rel pr"
 	        " JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid"
@@ -1141,8 +1157,10 @@ static int check_filters(PGconn *sql, struct route_check *c, const struct outbox
 	if (c->missing)
 		return PG_OK;
 	outbox_route_columns(o, c->route, check_listed_column, c);
-	if (c->missing || !publishes_old_rows(c->cfg))
-		return PG_OK;
+	bool old_rows = false;
+	int status = c->missing ? PG_OK : publishes_old_rows(sql, c->cfg, &old_rows);
+	if (status != PG_OK || c->missing || !old_rows)
+		return status;
 	return check_list_identity(sql, c);
 }
 

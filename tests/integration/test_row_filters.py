@@ -136,10 +136,23 @@ class RowFiltersTest(harness.IntegrationCase):
         self.assertIn("column \"body\" of the replica identity (FULL: every column) of"
                       " public.events is not in columns", errors(relay)[0])
 
+    def test_a_publication_that_publishes_updates_already_is_checked_too(self):
+        db = self.new_database(outbox=False)
+        db.execute(EVENTS_DDL)
+        # CREATE PUBLICATION's default publishes updates and deletes; the relay never narrows it.
+        db.execute(f"CREATE PUBLICATION {self.name} FOR TABLE public.events")
+        relay = self.new_relay(db, routes=[route(self.name, where=EU)])
+        self.assertEqual(relay.run(), 78)
+        self.assertIn("reads column \"region\", which is not in the table's replica identity",
+                      relay.stderr().replace('\\"', '"'))
+        self.assertEqual(publication_table(db, self.name)[1], None)
+        db.execute("UPDATE public.events SET body = 'c'")
+
     def test_an_existing_publication_gets_the_filter_at_start(self):
         db = self.new_database(outbox=False)
         db.execute(EVENTS_DDL)
-        db.execute(f"CREATE PUBLICATION {self.name} FOR TABLE public.events")
+        db.execute(f"CREATE PUBLICATION {self.name} FOR TABLE public.events"
+                   " WITH (publish = 'insert')")
         rec, relay = self.start(db, [route(self.name, where=EU, columns=["id", "region", "body"])])
         self.assertIn("the publication's column list and row filter for a routed table are the"
                       " route's", relay.stderr())
@@ -166,7 +179,8 @@ class RowFiltersTest(harness.IntegrationCase):
     def test_a_mismatching_publication_is_refused_with_the_statement(self):
         db = self.new_database(outbox=False)
         db.execute(EVENTS_DDL)
-        db.execute(f"CREATE PUBLICATION {self.name} FOR TABLE public.events WHERE (region = 'us')")
+        db.execute(f"CREATE PUBLICATION {self.name} FOR TABLE public.events WHERE (region = 'us')"
+                   " WITH (publish = 'insert')")
         relay = self.new_relay(db, routes=[route(self.name, where=EU)],
                                source={"create_publication": False})
         self.assertEqual(relay.run(), 78)
