@@ -6,10 +6,12 @@
 -- publication, so the rows written to a table created again are never decoded until the
 -- table is back in it. This installs, in the relay's bookkeeping schema:
 --
---   routed_table         the tables the relay routes, per publication; the relay keeps it
+--   routed_table         the tables the relay routes, per publication, with the route's
+--                        column list and row filter (PostgreSQL 15); the relay keeps it
 --                        up to date when it starts and when it reloads its configuration;
 --   add_routed_tables()  a SECURITY DEFINER function that adds every listed table that
---                        exists and is not in its publication;
+--                        exists and is not in its publication, with its column list and
+--                        row filter, so that it is never published unfiltered;
 --   an event trigger     (SCHEMA_add_routed_tables) that runs the function at the end of
 --                        CREATE TABLE, CREATE TABLE AS, SELECT INTO, ALTER TABLE (RENAME,
 --                        SET SCHEMA), CREATE SCHEMA and ALTER SCHEMA (RENAME), inside the
@@ -67,16 +69,26 @@ BEGIN
     IF list_oid IS NULL THEN
         EXECUTE pg_catalog.format(
             'CREATE TABLE %s (publication text NOT NULL, schema_name text NOT NULL,'
-            ' table_name text NOT NULL, PRIMARY KEY (publication, schema_name, table_name))', list);
+            ' table_name text NOT NULL, column_list text[], row_filter text,'
+            ' PRIMARY KEY (publication, schema_name, table_name))', list);
         list_oid := pg_catalog.to_regclass(list);
     ELSIF NOT EXISTS (SELECT FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
                       WHERE c.oid = list_oid AND c.relkind = 'r' AND r.rolsuper) THEN
         RAISE EXCEPTION 'outbox-relay: % is not a table owned by a superuser', list
             USING HINT = 'Drop it and run this again; the relay lists its tables again when it starts.';
     END IF;
+    -- A list made before routes had a column list and a row filter (PostgreSQL 15).
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a
+                   WHERE a.attrelid = list_oid AND a.attname = 'row_filter' AND NOT a.attisdropped) THEN
+        EXECUTE pg_catalog.format('ALTER TABLE %s ADD COLUMN IF NOT EXISTS column_list text[],'
+                                  ' ADD COLUMN IF NOT EXISTS row_filter text', list);
+    END IF;
     IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = bk_owner)
-       AND NOT pg_catalog.has_table_privilege(bk_owner, list_oid, 'SELECT, INSERT, DELETE') THEN
-        EXECUTE pg_catalog.format('GRANT SELECT, INSERT, DELETE ON %s TO %I', list,
+       AND NOT (pg_catalog.has_table_privilege(bk_owner, list_oid, 'SELECT')
+                AND pg_catalog.has_table_privilege(bk_owner, list_oid, 'INSERT')
+                AND pg_catalog.has_table_privilege(bk_owner, list_oid, 'UPDATE')
+                AND pg_catalog.has_table_privilege(bk_owner, list_oid, 'DELETE')) THEN
+        EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO %I', list,
                                   pg_catalog.pg_get_userbyid(bk_owner));
     END IF;
 
@@ -84,6 +96,7 @@ BEGIN
     body := pg_catalog.format($body$
 DECLARE
     t record;
+    spec text;
     detail text;
 BEGIN
     -- Locked first, so that the list stays the table checked here until the end.
@@ -98,7 +111,7 @@ BEGIN
         RETURN;
     END IF;
     FOR t IN
-        SELECT p.pubname, n.nspname, c.relname
+        SELECT p.pubname, n.nspname, c.relname, l.column_list, l.row_filter
         FROM %1$s l
         JOIN pg_catalog.pg_publication p ON p.pubname = l.publication
         JOIN pg_catalog.pg_namespace n ON n.nspname = l.schema_name
@@ -108,8 +121,22 @@ BEGIN
                           WHERE pr.prpubid = p.oid AND pr.prrelid = c.oid)
         ORDER BY 1, 2, 3
     LOOP
+        -- With the route's column list and row filter: never published unfiltered. The
+        -- filter is one expression, and a ';' could end the statement and start another.
+        spec := pg_catalog.format('%%I.%%I', t.nspname, t.relname);
+        IF t.column_list IS NOT NULL THEN
+            spec := spec || ' (' || (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(col), ', ' ORDER BY i)
+                                     FROM pg_catalog.unnest(t.column_list) WITH ORDINALITY AS u (col, i)) || ')';
+        END IF;
+        IF t.row_filter IS NOT NULL THEN
+            IF pg_catalog.strpos(t.row_filter, ';') > 0 THEN
+                RAISE EXCEPTION 'outbox-relay: the row filter listed for routed table %%.%% holds a '';''', t.nspname, t.relname
+                    USING HINT = 'outbox-relay publishes this table filtered and would publish rows it must not.';
+            END IF;
+            spec := spec || ' WHERE (' || t.row_filter || ')';
+        END IF;
         BEGIN
-            EXECUTE pg_catalog.format('ALTER PUBLICATION %%I ADD TABLE %%I.%%I', t.pubname, t.nspname, t.relname);
+            EXECUTE pg_catalog.format('ALTER PUBLICATION %%I ADD TABLE %%s', t.pubname, spec);
             RAISE NOTICE 'outbox-relay: routed table %%.%% added to publication %%', t.nspname, t.relname, t.pubname;
         EXCEPTION
             WHEN duplicate_object THEN

@@ -99,6 +99,37 @@ static void append_table(struct buf *b, PGconn *conn, const struct route_config 
 	pg_append_identifier(b, conn, rc->table);
 }
 
+/* A routed table as the publication names it: schema.table, then the route's column list
+ * and row filter (PostgreSQL 15) when it has them. */
+static void append_table_spec(struct buf *b, PGconn *conn, const struct route_config *rc)
+{
+	append_table(b, conn, rc);
+	for (size_t i = 0; i < rc->ncolumns; i++) {
+		buf_puts(b, i ? ", " : " (");
+		pg_append_identifier(b, conn, rc->columns[i]);
+	}
+	if (rc->ncolumns)
+		buf_putc(b, ')');
+	if (rc->row_filter)
+		buf_printf(b, " WHERE (%s)", rc->row_filter);
+}
+
+/* Whether route i is the first of the routes of its table (several may route one table,
+ * and the configuration gives them the same where and columns). */
+static bool first_of_table(const struct config *cfg, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (cfg->routes[j].table && strcmp(cfg->routes[j].schema, cfg->routes[i].schema) == 0 &&
+		    strcmp(cfg->routes[j].table, cfg->routes[i].table) == 0)
+			return false;
+	return true;
+}
+
+static bool has_filters(const struct route_config *rc)
+{
+	return rc->table && (rc->row_filter || rc->ncolumns);
+}
+
 static int publication_exists(PGconn *sql, const char *name, bool *exists)
 {
 	PGresult *res;
@@ -254,6 +285,261 @@ static int ensure_publish(PGconn *sql, const struct config *cfg)
 	return status;
 }
 
+/* ---- row filters and column lists (PostgreSQL 15) ---- */
+
+#define FILTER_VERSION 150000
+
+/* Whether the publication publishes updates or deletes, or will: the routes want them, or
+ * it does already (the relay never narrows it; CREATE PUBLICATION's default has them). */
+static int publishes_old_rows(PGconn *sql, const struct config *cfg, bool *yes)
+{
+	*yes = (wanted_changes(cfg) & (ROUTE_CHANGE_UPDATE | ROUTE_CHANGE_DELETE)) != 0;
+	if (*yes)
+		return PG_OK;
+	const char *params[] = { cfg->source.publication };
+	PGresult *res;
+	int status = pg_query(
+	        sql, "SELECT pubupdate OR pubdelete FROM pg_catalog.pg_publication WHERE pubname = $1", 1,
+	        params, &res, "cannot read what the publication publishes");
+	if (status == PG_OK) {
+		*yes = PQntuples(res) > 0 && PQgetvalue(res, 0, 0)[0] == 't';
+		PQclear(res);
+	}
+	return status;
+}
+
+/* With updates or deletes published, PostgreSQL refuses a table's UPDATEs and DELETEs when
+ * its row filter reads a column outside the replica identity: checked against the filter as
+ * the publication holds it (its node tree's column numbers), before that is committed. The
+ * column list's side is checked with the routes (check_filter_columns). */
+static int check_filter_identity(PGconn *sql, const struct config *cfg, const struct route_config *rc)
+{
+	bool old_rows = false;
+	int status = rc->row_filter ? publishes_old_rows(sql, cfg, &old_rows) : PG_OK;
+	if (status != PG_OK || !old_rows)
+		return status;
+	struct buf name = BUF_INIT;
+	append_table(&name, sql, rc);
+	const char *params[] = { cfg->source.publication, name.data };
+	PGresult *res;
+	status = pg_query(
+	        sql,
+	        "SELECT DISTINCT a.attname FROM pg_catalog.pg_publication_rel pr"
+	        " JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid"
+	        " JOIN pg_catalog.pg_class t ON t.oid = pr.prrelid"
+	        " CROSS JOIN LATERAL pg_catalog.regexp_matches(pr.prqual::text, ':varattno (\\d+) ', 'g') m"
+	        " JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attnum = m[1]::int2"
+	        " LEFT JOIN pg_catalog.pg_index i ON i.indrelid = t.oid AND CASE t.relreplident"
+	        " WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END"
+	        " WHERE p.pubname = $1 AND pr.prrelid = pg_catalog.to_regclass($2) AND t.relreplident <> 'f'"
+	        " AND NOT coalesce(a.attnum = ANY (i.indkey), false)",
+	        2, params, &res, "cannot read the columns of a row filter");
+	if (status == PG_OK && PQntuples(res) > 0) {
+		char problem[768];
+		snprintf(problem, sizeof problem,
+		         "routes[].where of %s.%s reads column \"%s\", which is not in the table's"
+		         " replica identity: the publication publishes updates and deletes, and"
+		         " PostgreSQL would refuse the table's UPDATEs and DELETEs; filter on key"
+		         " columns only, or run ALTER TABLE %s REPLICA IDENTITY FULL",
+		         rc->schema, rc->table, PQgetvalue(res, 0, 0), name.data);
+		log_error("the configuration does not match the database", "error", problem);
+		status = PG_CONFIG;
+	}
+	if (status == PG_OK || status == PG_CONFIG)
+		PQclear(res);
+	buf_finish(&name);
+	return status;
+}
+
+static int check_filters_identity(PGconn *sql, const struct config *cfg, const struct route_config *only)
+{
+	int status = PG_OK;
+	for (size_t i = 0; i < cfg->nroutes && status == PG_OK; i++)
+		if ((!only || &cfg->routes[i] == only) && cfg->routes[i].table)
+			status = check_filter_identity(sql, cfg, &cfg->routes[i]);
+	return status;
+}
+
+/* PostgreSQL's text of the table's row filter in the publication; NULL when it has none. */
+static int read_row_filter(PGconn *sql, const struct config *cfg, const struct route_config *rc,
+                           char **filter)
+{
+	struct buf name = BUF_INIT;
+	append_table(&name, sql, rc);
+	const char *params[] = { cfg->source.publication, name.data };
+	PGresult *res;
+	int status = pg_query(sql,
+	                      "SELECT pg_catalog.pg_get_expr(pr.prqual, pr.prrelid)"
+	                      " FROM pg_catalog.pg_publication_rel pr"
+	                      " JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid"
+	                      " WHERE p.pubname = $1 AND pr.prrelid = pg_catalog.to_regclass($2)",
+	                      2, params, &res, "cannot read a row filter of the publication");
+	buf_finish(&name);
+	*filter = NULL;
+	if (status != PG_OK)
+		return status;
+	if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0))
+		*filter = xstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return PG_OK;
+}
+
+static int rollback(PGconn *sql, int status)
+{
+	int end = pg_exec(sql, "ROLLBACK", "cannot roll back a change of the publication");
+	return status != PG_OK ? status : end;
+}
+
+/* Runs statements that change the publication in one transaction, which commits only when
+ * no row filter would have PostgreSQL refuse UPDATEs and DELETEs (rc: that route's; NULL:
+ * every route's). With same_as: only when the table's row filter, as PostgreSQL writes it,
+ * is no longer that text (*changed says which). A duplicate table (the event trigger was
+ * quicker) is no error. */
+static int apply_checked(PGconn *sql, const struct config *cfg, const struct route_config *rc,
+                         const char *statements, const char *what, const char *same_as, bool *changed)
+{
+	struct buf q = BUF_INIT;
+	buf_printf(&q, "BEGIN; %s", statements);
+	PGresult *res = pg_await(sql, PQsendQuery(sql, q.data), what);
+	buf_finish(&q);
+	if (changed)
+		*changed = false;
+	if (!res)
+		return PG_RETRY;
+	int status = PG_OK;
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		bool duplicate = state && strcmp(state, "42710") == 0;
+		status = duplicate ? PG_OK : pg_failure(sql, res, what);
+		PQclear(res);
+		return rollback(sql, status);
+	}
+	PQclear(res);
+	if (same_as && rc) {
+		char *now = NULL;
+		status = read_row_filter(sql, cfg, rc, &now);
+		bool same = status == PG_OK && now && strcmp(now, same_as) == 0;
+		free(now);
+		if (status != PG_OK || same)
+			return rollback(sql, status);
+	}
+	status = check_filters_identity(sql, cfg, rc);
+	if (status != PG_OK)
+		return rollback(sql, status);
+	if (changed)
+		*changed = true;
+	return pg_exec(sql, "COMMIT", what);
+}
+
+/* The configured filter and PostgreSQL's text of it (NULL: none) say the same, as far as
+ * text tells: equal, or equal but for the outer parentheses PostgreSQL adds. */
+static bool filter_text_equal(const char *have, const char *want)
+{
+	if (!have || !want)
+		return !have && !want;
+	size_t hl = strlen(have), wl = strlen(want);
+	return strcmp(have, want) == 0 ||
+	       (hl == wl + 2 && have[0] == '(' && have[hl - 1] == ')' && strncmp(have + 1, want, wl) == 0);
+}
+
+/* Whether the publication's column list for the table (rows of attname, the first column
+ * saying whether there is a list) is the route's. */
+static bool column_list_equal(const PGresult *res, const struct route_config *rc)
+{
+	if (PQgetvalue(res, 0, 0)[0] != 't')
+		return rc->ncolumns == 0;
+	size_t n = 0;
+	for (int r = 0; r < PQntuples(res); r++) {
+		if (PQgetisnull(res, r, 2))
+			continue;
+		bool found = false;
+		for (size_t i = 0; i < rc->ncolumns && !found; i++)
+			found = strcmp(rc->columns[i], PQgetvalue(res, r, 2)) == 0;
+		if (!found)
+			return false;
+		n++;
+	}
+	return n == rc->ncolumns;
+}
+
+/* A routed table in an existing publication has the route's column list and row filter:
+ * if not, it is dropped from the publication and added again with them in one transaction,
+ * so that no change falls between; with create_publication false, exit 78 with the SQL. */
+static int ensure_filters(PGconn *sql, const struct config *cfg, const struct route_config *rc)
+{
+	if (PQserverVersion(sql) < FILTER_VERSION)
+		return PG_OK; /* check_route refused where and columns */
+	struct buf name = BUF_INIT;
+	append_table(&name, sql, rc);
+	const char *params[] = { cfg->source.publication, name.data };
+	PGresult *res;
+	int status = pg_query(sql,
+	                      "SELECT pr.prattrs IS NOT NULL, pg_catalog.pg_get_expr(pr.prqual, pr.prrelid),"
+	                      " a.attname FROM pg_catalog.pg_publication_rel pr"
+	                      " JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid"
+	                      " LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = pr.prrelid"
+	                      " AND a.attnum = ANY (pr.prattrs)"
+	                      " WHERE p.pubname = $1 AND pr.prrelid = pg_catalog.to_regclass($2)",
+	                      2, params, &res, "cannot read the publication's filters");
+	buf_finish(&name);
+	if (status != PG_OK)
+		return status;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		if (!has_filters(rc))
+			return PG_OK;
+		log_error("the publication covers a routed table without naming it (FOR ALL TABLES or"
+		          " FOR TABLES IN SCHEMA), and cannot give it the route's where or columns: name"
+		          " the tables in the publication (FOR TABLE)",
+		          "publication", cfg->source.publication, "schema", rc->schema, "table", rc->table);
+		return PG_CONFIG;
+	}
+	char *have = PQgetisnull(res, 0, 1) ? NULL : xstrdup(PQgetvalue(res, 0, 1));
+	bool columns_same = column_list_equal(res, rc);
+	PQclear(res);
+	bool filter_same = filter_text_equal(have, rc->row_filter);
+	if (columns_same && filter_same) {
+		free(have);
+		return check_filter_identity(sql, cfg, rc);
+	}
+	struct buf q = BUF_INIT;
+	buf_puts(&q, "ALTER PUBLICATION ");
+	pg_append_identifier(&q, sql, cfg->source.publication);
+	buf_puts(&q, " DROP TABLE ");
+	append_table(&q, sql, rc);
+	buf_puts(&q, "; ");
+	begin_add_table(&q, sql, cfg);
+	append_table_spec(&q, sql, rc);
+	if (!cfg->source.create_publication) {
+		struct buf shown = BUF_INIT;
+		buf_printf(&shown, "BEGIN; %s; COMMIT", q.data);
+		log_error("the publication's column list or row filter for a routed table is not the"
+		          " route's and create_publication is false: run the SQL given as the"
+		          " publication's owner (the row filter is compared as PostgreSQL writes it:"
+		          " pg_publication_tables.rowfilter)",
+		          "publication", cfg->source.publication, "schema", rc->schema, "table", rc->table,
+		          "rowfilter", have ? have : "", "sql", shown.data);
+		buf_finish(&shown);
+		status = PG_CONFIG;
+	} else {
+		/* Only the filter's text differs: PostgreSQL's own text of the route's filter says
+		 * whether it is a change. */
+		const char *same_as = columns_same && have && rc->row_filter ? have : NULL;
+		bool changed = false;
+		status = apply_checked(sql, cfg, rc, q.data,
+		                       "cannot change a table's filters in the publication", same_as,
+		                       &changed);
+		if (status == PG_OK && changed)
+			log_info("the publication's column list and row filter for a routed table are the"
+			         " route's",
+			         "publication", cfg->source.publication, "schema", rc->schema, "table",
+			         rc->table);
+	}
+	buf_finish(&q);
+	free(have);
+	return status;
+}
+
 static int create_publication(PGconn *sql, const struct config *cfg)
 {
 	struct buf q = BUF_INIT;
@@ -265,7 +551,7 @@ static int create_publication(PGconn *sql, const struct config *cfg)
 	for (size_t i = 0; i < cfg->nroutes && status == PG_OK; i++) {
 		const struct route_config *rc = &cfg->routes[i];
 		struct routed_state st;
-		if (!rc->table)
+		if (!rc->table || !first_of_table(cfg, i))
 			continue;
 		/* A table the event trigger adds when it is created cannot be named yet. */
 		status = routed_state(sql, cfg, rc, &st);
@@ -274,14 +560,14 @@ static int create_publication(PGconn *sql, const struct config *cfg)
 			continue;
 		}
 		buf_puts(&q, first ? " FOR TABLE " : ", ");
-		append_table(&q, sql, rc);
+		append_table_spec(&q, sql, rc);
 		first = false;
 	}
 	buf_puts(&q, " WITH (publish = '");
 	append_publish(&q, wanted_changes(cfg), false);
 	buf_puts(&q, "')");
 	if (status == PG_OK)
-		status = pg_exec(sql, q.data, "cannot create the publication");
+		status = apply_checked(sql, cfg, NULL, q.data, "cannot create the publication", NULL, NULL);
 	buf_finish(&q);
 	if (status == PG_OK)
 		log_info("publication created", "publication", cfg->source.publication);
@@ -340,8 +626,16 @@ static int extend_publication(PGconn *sql, const struct config *cfg, const struc
 	}
 	struct buf q = BUF_INIT;
 	begin_add_table(&q, sql, cfg);
-	append_table(&q, sql, rc);
+	append_table_spec(&q, sql, rc);
 	const char *what = "cannot add a table to the publication";
+	if (has_filters(rc) && wanted_changes(cfg) != ROUTE_CHANGE_INSERT) {
+		/* In a transaction, so that a filter PostgreSQL would refuse UPDATEs for is never
+		 * committed. The event trigger's 42710 is not told apart here: the filters are
+		 * compared next anyway. */
+		int status = apply_checked(sql, cfg, rc, q.data, what, NULL, NULL);
+		buf_finish(&q);
+		return status;
+	}
 	PGresult *res = pg_await(sql, PQsendQuery(sql, q.data), what);
 	buf_finish(&q);
 	if (!res)
@@ -395,6 +689,9 @@ int catalog_ensure_publication(PGconn *sql, const struct config *cfg)
 		for (size_t i = 0; i < cfg->nroutes && status == PG_OK; i++)
 			if (cfg->routes[i].table && !st[i].published)
 				status = add_missing_table(sql, cfg, &cfg->routes[i], &st[i]);
+		for (size_t i = 0; i < cfg->nroutes && status == PG_OK; i++)
+			if (cfg->routes[i].table && st[i].exists && first_of_table(cfg, i))
+				status = ensure_filters(sql, cfg, &cfg->routes[i]);
 		free(st);
 		if (status == PG_OK)
 			status = ensure_publish(sql, cfg);
@@ -781,6 +1078,92 @@ static int check_identity(PGconn *sql, struct route_check *c, const struct outbo
 	return PG_OK;
 }
 
+/* ---- where and columns against the table ---- */
+
+static void check_listed_column(void *ctx, const char *key, const char *column)
+{
+	struct route_check *c = ctx;
+	const struct route_config *rc = &c->cfg->routes[c->route];
+	for (size_t i = 0; i < rc->ncolumns; i++)
+		if (strcmp(rc->columns[i], column) == 0)
+			return;
+	char problem[512];
+	snprintf(problem, sizeof problem,
+	         "column \"%s\" is read by routes[%zu].%s but is not in columns: the publication would"
+	         " not send it; add it to columns",
+	         column, c->route, key);
+	report_route_problem(c, "columns", problem);
+	c->missing++;
+}
+
+/* With updates or deletes published, PostgreSQL refuses UPDATE and DELETE on a table whose
+ * column list leaves out a column of its replica identity (every column with FULL). */
+static int check_list_identity(PGconn *sql, struct route_check *c)
+{
+	const struct route_config *rc = &c->cfg->routes[c->route];
+	const char *params[] = { rc->schema, rc->table };
+	PGresult *res;
+	int status = pg_query(sql,
+	                      "SELECT a.attname, t.relreplident FROM pg_catalog.pg_class t"
+	                      " JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace"
+	                      " JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0"
+	                      " AND NOT a.attisdropped"
+	                      " LEFT JOIN pg_catalog.pg_index i ON i.indrelid = t.oid AND CASE t.relreplident"
+	                      " WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END"
+	                      " WHERE n.nspname = $1 AND t.relname = $2"
+	                      " AND (t.relreplident = 'f' OR a.attnum = ANY (i.indkey)) ORDER BY a.attnum",
+	                      2, params, &res, "cannot read the routed table's replica identity");
+	if (status != PG_OK)
+		return status;
+	for (int r = 0; r < PQntuples(res); r++) {
+		const char *column = PQgetvalue(res, r, 0);
+		bool listed = false;
+		for (size_t i = 0; i < rc->ncolumns && !listed; i++)
+			listed = strcmp(rc->columns[i], column) == 0;
+		if (listed)
+			continue;
+		char problem[512];
+		snprintf(problem, sizeof problem,
+		         "column \"%s\" of the replica identity%s of %s is not in columns: the publication"
+		         " publishes updates and deletes, and PostgreSQL would refuse the table's UPDATEs"
+		         " and DELETEs; add it to columns",
+		         column, PQgetvalue(res, r, 1)[0] == 'f' ? " (FULL: every column)" : "", c->table);
+		report_route_problem(c, "columns", problem);
+		c->missing++;
+		break;
+	}
+	PQclear(res);
+	return PG_OK;
+}
+
+static int check_filters(PGconn *sql, struct route_check *c, const struct outbox *o)
+{
+	const struct route_config *rc = &c->cfg->routes[c->route];
+	if (!has_filters(rc))
+		return PG_OK;
+	if (PQserverVersion(sql) < FILTER_VERSION) {
+		char problem[256];
+		snprintf(problem, sizeof problem,
+		         "a row filter or column list of a publication needs PostgreSQL 15 or later, and"
+		         " the server is older");
+		report_route_problem(c, rc->row_filter ? "where" : "columns", problem);
+		c->missing++;
+		return PG_OK;
+	}
+	if (!rc->ncolumns)
+		return PG_OK;
+	for (size_t i = 0; i < rc->ncolumns; i++)
+		check_column(c, "columns", rc->columns[i]);
+	if (c->missing)
+		return PG_OK;
+	outbox_route_columns(o, c->route, check_listed_column, c);
+	bool old_rows = false;
+	int status = c->missing ? PG_OK : publishes_old_rows(sql, c->cfg, &old_rows);
+	if (status != PG_OK || c->missing || !old_rows)
+		return status;
+	return check_list_identity(sql, c);
+}
+
 static int check_route(PGconn *sql, const struct config *cfg, const struct outbox *o, size_t i, int *missing)
 {
 	const struct route_config *rc = &cfg->routes[i];
@@ -815,7 +1198,9 @@ static int check_route(PGconn *sql, const struct config *cfg, const struct outbo
 		c.missing++;
 	} else {
 		outbox_route_columns(o, i, check_column, &c);
-		if (rc->cleanup == CLEANUP_DELETE)
+		if (!c.missing)
+			status = check_filters(sql, &c, o);
+		if (status == PG_OK && rc->cleanup == CLEANUP_DELETE)
 			status = check_cleanup(sql, &c);
 		if (status == PG_OK && !c.missing && wanted_changes(cfg) != ROUTE_CHANGE_INSERT)
 			status = check_identity(sql, &c, o);

@@ -98,6 +98,11 @@ struct route_config {
 	enum route_snapshot snapshot;
 	/* Table routes only: ROUTE_CHANGE_* bits; default insert. */
 	unsigned changes;
+	/* Table routes only, PostgreSQL 15: the publication's row filter (an SQL boolean
+	 * expression over the table's columns) and column list; NULL / 0: none. */
+	char *row_filter;
+	char **columns;
+	size_t ncolumns;
 	int line; /* where the route starts in the file, for later messages */
 	int column;
 };

@@ -480,6 +480,20 @@ const struct key cfg_route_keys[] = {
 		.fallback = "[insert]",
 		.help = "Which changes of the table are published: insert, update, delete",
 	},
+	[ROUTE_KEY_WHERE] = {
+		.path = "where",
+		.type = &cfg_string_type,
+		.offset = ROUTE(row_filter),
+		.min = 1,
+		.max = NO_LIMIT,
+		.help = "PostgreSQL 15 row filter: rows for which it is not true never leave the database",
+	},
+	[ROUTE_KEY_COLUMNS] = {
+		.path = "columns",
+		.type = &cfg_columns_type,
+		.offset = ROUTE(columns),
+		.help = "PostgreSQL 15 column list: the only columns that leave the database",
+	},
 };
 
 _Static_assert(ARRAY_SIZE(cfg_route_keys) == ROUTE_KEY_COUNT,

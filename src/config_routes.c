@@ -116,6 +116,30 @@ static void check_changes(struct loader *ld, const struct route_config *route, c
 	}
 }
 
+/* where and columns shape a table's rows in the publication: a message has none. */
+static void check_filters(struct loader *ld, const struct route_config *route, const struct key_state *seen,
+                          const char *shown)
+{
+	static const enum route_key keys[] = { ROUTE_KEY_WHERE, ROUTE_KEY_COLUMNS };
+	char path[96];
+	/* One expression: the event trigger writes it into a statement as a superuser. */
+	if (route->row_filter && strchr(route->row_filter, ';')) {
+		snprintf(path, sizeof path, "%s.where", shown);
+		cfg_report(ld, &seen[ROUTE_KEY_WHERE].mark, path,
+		           "expected one SQL expression, without ';' (write chr(59) for the character)");
+	}
+	if (!seen[ROUTE_KEY_MESSAGE_PREFIX].seen || seen[ROUTE_KEY_TABLE].seen)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		if (!seen[keys[i]].seen)
+			continue;
+		snprintf(path, sizeof path, "%s.%s", shown, cfg_route_keys[keys[i]].path);
+		cfg_report(ld, &seen[keys[i]].mark, path,
+		           "a message route has no rows: %s applies to table routes",
+		           cfg_route_keys[keys[i]].path);
+	}
+}
+
 static void load_route(struct loader *ld, struct route_config *route, yaml_node_t *node, const char *shown)
 {
 	struct key_state state[ARRAY_SIZE(cfg_route_keys)];
@@ -132,7 +156,47 @@ static void load_route(struct loader *ld, struct route_config *route, yaml_node_
 	check_cleanup(ld, route, state, shown);
 	check_snapshot(ld, route, state, shown);
 	check_changes(ld, route, state, shown);
+	check_filters(ld, route, state, shown);
 	cfg_apply_defaults(&ks);
+}
+
+static bool same_columns(const struct route_config *a, const struct route_config *b)
+{
+	if (a->ncolumns != b->ncolumns)
+		return false;
+	for (size_t i = 0; i < a->ncolumns; i++)
+		if (strcmp(a->columns[i], b->columns[i]) != 0)
+			return false;
+	return true;
+}
+
+/* The publication has one row filter and one column list per table: the routes of one
+ * table must agree on them. */
+static void check_same_filters(struct loader *ld, const struct config *cfg, const char *shown)
+{
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		const struct route_config *b = &cfg->routes[i];
+		for (size_t j = 0; b->table && b->schema && j < i; j++) {
+			const struct route_config *a = &cfg->routes[j];
+			if (!a->table || !a->schema || strcmp(a->schema, b->schema) != 0 ||
+			    strcmp(a->table, b->table) != 0)
+				continue;
+			if (!strings_equal(a->row_filter, b->row_filter) || !same_columns(a, b)) {
+				yaml_mark_t mark = { .line = (size_t)b->line - 1,
+					             .column = (size_t)b->column - 1 };
+				char path[96];
+				snprintf(path, sizeof path, "%s[%zu].%s", shown, i,
+				         strings_equal(a->row_filter, b->row_filter) ? "columns" : "where");
+				cfg_report(
+				        ld, &mark, path,
+				        "routes[%zu] routes the same table with another where or columns: the"
+				        " publication has one row filter and one column list per table; give"
+				        " them the same",
+				        j);
+			}
+			break;
+		}
+	}
 }
 
 static void load_routes(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
@@ -159,6 +223,7 @@ static void load_routes(struct loader *ld, const struct key *k, yaml_node_t *nod
 		load_route(ld, &cfg->routes[i], cfg_node(ld, items[i]), item);
 		free(item);
 	}
+	check_same_filters(ld, cfg, shown);
 }
 
 static void release_routes(const struct key *k, void *base)
@@ -321,6 +386,63 @@ static bool convert_changes(const struct key *k, const char *text, void *base, c
 	}
 	return *changes != 0;
 }
+
+/* ---- Route columns ---- */
+
+static void load_columns(struct loader *ld, const struct key *k, yaml_node_t *node, void *base,
+                         const char *shown)
+{
+	struct route_config *route = base;
+	(void)k;
+	if (node->type != YAML_SEQUENCE_NODE) {
+		cfg_report(ld, &node->start_mark, shown, "expected a list of column names, got %s",
+		           cfg_node_kind(node));
+		return;
+	}
+	yaml_node_item_t *items = node->data.sequence.items.start;
+	size_t n = (size_t)(node->data.sequence.items.top - items);
+	if (n == 0) {
+		cfg_report(ld, &node->start_mark, shown, "expected at least one column");
+		return;
+	}
+	route->columns = xcalloc(n, sizeof *route->columns);
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *item = cfg_node(ld, items[i]);
+		char *name = cfg_scalar_value(ld, item, shown);
+		bool twice = false;
+		for (size_t j = 0; name && j < route->ncolumns; j++)
+			twice = twice || strcmp(route->columns[j], name) == 0;
+		if (!name)
+			continue;
+		if (!*name || strlen(name) > PG_NAME_MAX)
+			cfg_report_got(ld, &item->start_mark, shown,
+			               "expected a column name of 1 to 63 bytes", name, false);
+		else if (twice)
+			cfg_report(ld, &item->start_mark, shown, "column \"%s\" is listed twice", name);
+		else {
+			route->columns[route->ncolumns++] = name;
+			continue;
+		}
+		free(name);
+	}
+}
+
+static void release_columns(const struct key *k, void *base)
+{
+	struct route_config *route = base;
+	(void)k;
+	for (size_t i = 0; i < route->ncolumns; i++)
+		free(route->columns[i]);
+	free(route->columns);
+	route->columns = NULL;
+	route->ncolumns = 0;
+}
+
+const struct key_type cfg_columns_type = {
+	.load = load_columns,
+	.release = release_columns,
+	.doc_name = "list",
+};
 
 const struct key_type cfg_changes_type = {
 	.load = load_changes,

@@ -12,5 +12,6 @@
 extern const struct key_type cfg_routes_type;
 extern const struct key_type cfg_properties_type;
 extern const struct key_type cfg_changes_type;
+extern const struct key_type cfg_columns_type; /* routes[].columns: into columns, ncolumns */
 
 #endif

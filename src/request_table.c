@@ -279,50 +279,78 @@ void table_shape_finish(struct table_shape *t)
 	table_shape_init(t);
 }
 
+/* The rows of the columns in the route's column list (all when it has none). */
 static void fill_shape(struct table_shape *t, const PGresult *res, const char *schema, const char *table)
 {
-	int n = PQntuples(res);
+	int n = 0;
+	for (int r = 0; r < PQntuples(res); r++)
+		n += PQgetvalue(res, r, 6)[0] == 't';
 	t->table_oid = (uint32_t)strtoul(PQgetvalue(res, 0, 0), NULL, 10);
 	t->rel.oid = 0;
 	t->rel.schema = xstrdup(schema);
 	t->rel.name = xstrdup(table);
 	t->rel.replica_identity = 'd';
 	t->rel.ncolumns = n;
-	t->rel.columns = xcalloc((size_t)n, sizeof *t->rel.columns);
-	t->key_columns = xcalloc((size_t)n, sizeof *t->key_columns);
-	t->key_types = xcalloc((size_t)n, sizeof *t->key_types);
-	for (int i = 0; i < n; i++) {
-		struct pgo_column *c = &t->rel.columns[i];
-		c->name = xstrdup(PQgetvalue(res, i, 1));
-		c->type_oid = (uint32_t)strtoul(PQgetvalue(res, i, 2), NULL, 10);
-		c->typmod = (int32_t)strtol(PQgetvalue(res, i, 3), NULL, 10);
-		c->key = !PQgetisnull(res, i, 5);
-		if (!c->key)
+	t->rel.columns = xcalloc(n ? (size_t)n : 1, sizeof *t->rel.columns);
+	t->key_columns = xcalloc(n ? (size_t)n : 1, sizeof *t->key_columns);
+	t->key_types = xcalloc(n ? (size_t)n : 1, sizeof *t->key_types);
+	for (int r = 0, i = 0; r < PQntuples(res); r++) {
+		if (PQgetvalue(res, r, 6)[0] != 't')
 			continue;
-		int k = (int)strtol(PQgetvalue(res, i, 5), NULL, 10);
-		if (k >= 0 && k < n) {
-			t->key_columns[k] = i;
-			t->key_types[k] = xstrdup(PQgetvalue(res, i, 4));
-			t->nkeys++;
+		struct pgo_column *c = &t->rel.columns[i];
+		c->name = xstrdup(PQgetvalue(res, r, 1));
+		c->type_oid = (uint32_t)strtoul(PQgetvalue(res, r, 2), NULL, 10);
+		c->typmod = (int32_t)strtol(PQgetvalue(res, r, 3), NULL, 10);
+		c->key = !PQgetisnull(res, r, 5);
+		if (c->key) {
+			int k = (int)strtol(PQgetvalue(res, r, 5), NULL, 10);
+			if (k >= 0 && k < n) {
+				t->key_columns[k] = i;
+				t->key_types[k] = xstrdup(PQgetvalue(res, r, 4));
+				t->nkeys++;
+			}
 		}
+		i++;
 	}
 }
 
-int request_table_shape(PGconn *sql, const char *schema, const char *table, struct table_shape *t, char *why,
-                        size_t whylen)
+/* A key column the column list leaves out: the first, or NULL. */
+static const char *key_left_out(const PGresult *res)
+{
+	for (int i = 0; i < PQntuples(res); i++)
+		if (!PQgetisnull(res, i, 5) && PQgetvalue(res, i, 6)[0] != 't')
+			return PQgetvalue(res, i, 1);
+	return NULL;
+}
+
+int request_table_shape(PGconn *sql, const char *schema, const char *table, const char *const *columns,
+                        size_t ncolumns, struct table_shape *t, char *why, size_t whylen)
 {
 	static const char query[] =
 	        "SELECT c.oid, a.attname, a.atttypid, a.atttypmod, format_type(a.atttypid, a.atttypmod),"
 	        /* int2vector counts from 0: the column's place in the key, from 0 */
-	        " array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1)"
+	        " array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1),"
+	        /* in the column list ($3, a text[]; NULL: every column) */
+	        " $3::text[] IS NULL OR a.attname = ANY ($3::text[])"
 	        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
 	        " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
 	        " AND a.attgenerated = ''"
 	        " LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary"
 	        " WHERE n.nspname = $1 AND c.relname = $2 ORDER BY a.attnum";
-	const char *params[] = { schema, table };
+	struct buf list = BUF_INIT;
+	for (size_t i = 0; i < ncolumns; i++) {
+		buf_puts(&list, i ? ",\"" : "{\"");
+		for (const char *p = columns[i]; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				buf_putc(&list, '\\');
+			buf_putc(&list, *p);
+		}
+		buf_puts(&list, i + 1 == ncolumns ? "\"}" : "\"");
+	}
+	const char *params[] = { schema, table, ncolumns ? list.data : NULL };
 	PGresult *res;
-	int status = own_query(sql, query, 2, params, &res, "cannot read a table's columns");
+	int status = own_query(sql, query, 3, params, &res, "cannot read a table's columns");
+	buf_finish(&list);
 	if (status != PG_OK)
 		return status;
 	table_shape_finish(t);
@@ -330,8 +358,16 @@ int request_table_shape(PGconn *sql, const char *schema, const char *table, stru
 		snprintf(why, whylen, "table %s.%s does not exist", schema, table);
 		status = REQUEST_BAD;
 	} else {
-		fill_shape(t, res, schema, table);
-		if (t->nkeys == 0) {
+		const char *left_out = ncolumns ? key_left_out(res) : NULL;
+		if (!left_out)
+			fill_shape(t, res, schema, table);
+		if (left_out) {
+			snprintf(why, whylen,
+			         "the route's columns leave out primary key column %s of %s.%s: a backfill"
+			         " reads rows in key order; add it to columns",
+			         left_out, schema, table);
+			status = REQUEST_BAD;
+		} else if (t->nkeys == 0) {
 			snprintf(why, whylen,
 			         "table %s.%s has no primary key: its rows cannot be read in chunks", schema,
 			         table);

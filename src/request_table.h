@@ -77,10 +77,11 @@ struct table_shape {
 void table_shape_init(struct table_shape *t);
 void table_shape_finish(struct table_shape *t);
 
-/* Reads the shape of schema.table. REQUEST_BAD when it does not exist or has no primary
- * key. */
-int request_table_shape(PGconn *sql, const char *schema, const char *table, struct table_shape *t, char *why,
-                        size_t whylen);
+/* Reads the shape of schema.table: with ncolumns, only those columns (a route's column list,
+ * which must hold the primary key). REQUEST_BAD when it does not exist, has no primary key
+ * or the columns leave out a column of it. */
+int request_table_shape(PGconn *sql, const char *schema, const char *table, const char *const *columns,
+                        size_t ncolumns, struct table_shape *t, char *why, size_t whylen);
 
 /* Estimates the rows to do: the planner's count for the whole table, -1 with a condition. */
 int request_table_estimate(PGconn *sql, const struct table_shape *t, bool has_where, int64_t *total);

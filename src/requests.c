@@ -40,6 +40,7 @@ struct requests {
 	struct request_row req;
 	struct table_shape shape; /* backfill */
 	const char *where;        /* backfill: NULL for all rows */
+	struct buf where_both;    /* backfill: the route's row filter and the request's condition */
 	uint32_t chunk_rows;
 	int64_t chunk_no; /* unique per process, so that markers of an earlier one never match */
 
@@ -110,6 +111,8 @@ static void end_request(struct requests *q)
 	drop_chunk(q);
 	clear_placed(q);
 	table_shape_finish(&q->shape);
+	buf_finish(&q->where_both);
+	q->where = NULL;
 	request_row_finish(&q->req);
 	q->phase = IDLE;
 	q->wake = true;
@@ -194,9 +197,19 @@ static int prepare_backfill(struct requests *q, PGconn *sql, const struct config
 		        schema, table);
 		return REQUEST_BAD;
 	}
-	int status = request_table_shape(sql, schema, table, &q->shape, why, whylen);
+	/* The rows and columns the publication lets through: a backfilled event has the shape
+	 * of a live one, and no row the route's where leaves out is published. */
+	int status = request_table_shape(sql, schema, table, (const char *const *)rc->columns, rc->ncolumns,
+	                                 &q->shape, why, whylen);
 	q->shape.rel.generation = ++shape_generation;
 	q->where = q->req.has_where ? q->req.where.data : NULL;
+	if (rc->row_filter) {
+		buf_finish(&q->where_both);
+		buf_printf(&q->where_both, "(%s)", rc->row_filter);
+		if (q->where)
+			buf_printf(&q->where_both, " AND (%s)", q->where);
+		q->where = q->where_both.data;
+	}
 	if (status == PG_OK && q->where)
 		status = request_table_check_where(sql, &q->shape, q->where, why, whylen);
 	if (status == PG_OK)

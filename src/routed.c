@@ -114,33 +114,36 @@ static char *list_name(PGconn *sql, const struct config *cfg)
 	return name;
 }
 
-int routed_list_update(PGconn *sql, const struct config *cfg)
+static bool warned_old_list;
+
+/* The list as it was before routes had filters: tables only. A route with filters would
+ * have its table added unfiltered when it is created again: said once. */
+static int list_update_tables_only(PGconn *sql, const struct config *cfg)
 {
-	const char *params[] = { cfg->delivery.bookkeeping_schema };
-	bool exists;
-	int status = query_bool(sql,
-	                        "SELECT pg_catalog.to_regclass(pg_catalog.quote_ident($1) || '." LIST_TABLE
-	                        "') IS NOT NULL",
-	                        1, params, &exists, "cannot look up the list of routed tables");
-	if (status != PG_OK || !exists)
-		return status; /* not installed: routed_prepare has said what that means */
 	char *list = list_name(sql, cfg);
 	if (!list)
 		return pg_failure(sql, NULL, "cannot quote the bookkeeping schema's name");
-
-	/* One statement: rows of routes no longer configured go, new ones come, the rest stay. */
 	size_t n = 1;
 	const char **values = xcalloc(1 + 2 * cfg->nroutes, sizeof *values);
 	struct buf q = BUF_INIT, want = BUF_INIT;
+	bool filtered = false;
 	values[0] = cfg->source.publication;
 	for (size_t i = 0; i < cfg->nroutes; i++) {
 		const struct route_config *rc = &cfg->routes[i];
 		if (!rc->table)
 			continue;
+		filtered = filtered || rc->row_filter || rc->ncolumns;
 		buf_printf(&want, "%s($%zu::text, $%zu::text)", n > 1 ? ", " : "", n + 1, n + 2);
 		values[n++] = rc->schema;
 		values[n++] = rc->table;
 	}
+	if (filtered && !warned_old_list)
+		log_warn("the list of routed tables predates column lists and row filters: a routed table"
+		         " with them created again would be added to the publication unfiltered. A"
+		         " superuser runs the SQL file again (see outbox-relay(8), ROUTED TABLES)",
+		         "bookkeeping_schema", cfg->delivery.bookkeeping_schema, "sql_file",
+		         ROUTED_TABLES_SQL_FILE);
+	warned_old_list = warned_old_list || filtered;
 	if (n == 1) {
 		buf_printf(&q, "DELETE FROM %s WHERE publication = $1", list);
 	} else {
@@ -153,10 +156,100 @@ int routed_list_update(PGconn *sql, const struct config *cfg)
 		           " SELECT $1, schema_name, table_name FROM want ON CONFLICT DO NOTHING",
 		           want.data, list, list);
 	}
+	int status = pg_result(sql, PQsendQueryParams(sql, q.data, (int)n, NULL, values, NULL, NULL, 0),
+	                       PGRES_COMMAND_OK, "cannot update the list of routed tables", NULL);
+	buf_finish(&q);
+	buf_finish(&want);
+	free(values);
+	free(list);
+	return status;
+}
+
+/* The route's column list as a text[] literal: {"a","b"}. */
+static const char *append_text_array(struct buf *b, const struct route_config *rc)
+{
+	buf_putc(b, '{');
+	for (size_t i = 0; i < rc->ncolumns; i++) {
+		buf_puts(b, i ? ",\"" : "\"");
+		for (const char *p = rc->columns[i]; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				buf_putc(b, '\\');
+			buf_putc(b, *p);
+		}
+		buf_putc(b, '"');
+	}
+	buf_putc(b, '}');
+	return b->data;
+}
+
+int routed_list_update(PGconn *sql, const struct config *cfg)
+{
+	const char *params[] = { cfg->delivery.bookkeeping_schema };
+	bool exists;
+	int status = query_bool(sql,
+	                        "SELECT pg_catalog.to_regclass(pg_catalog.quote_ident($1) || '." LIST_TABLE
+	                        "') IS NOT NULL",
+	                        1, params, &exists, "cannot look up the list of routed tables");
+	if (status != PG_OK || !exists)
+		return status; /* not installed: routed_prepare has said what that means */
+	/* A list installed before routes had filters: the tables only, said once. */
+	bool filters;
+	status = query_bool(sql,
+	                    "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid ="
+	                    " pg_catalog.to_regclass(pg_catalog.quote_ident($1) || '." LIST_TABLE "')"
+	                    " AND attname = 'row_filter' AND NOT attisdropped)",
+	                    1, params, &filters, "cannot look up the list of routed tables");
+	if (status != PG_OK)
+		return status;
+	if (!filters)
+		return list_update_tables_only(sql, cfg);
+	char *list = list_name(sql, cfg);
+	if (!list)
+		return pg_failure(sql, NULL, "cannot quote the bookkeeping schema's name");
+
+	/* One statement: rows of routes no longer configured go, new ones come, changed ones
+	 * change, the rest stay. */
+	size_t n = 1;
+	const char **values = xcalloc(1 + 4 * cfg->nroutes, sizeof *values);
+	struct buf *arrays = xcalloc(cfg->nroutes ? cfg->nroutes : 1, sizeof *arrays);
+	struct buf q = BUF_INIT, want = BUF_INIT;
+	values[0] = cfg->source.publication;
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		const struct route_config *rc = &cfg->routes[i];
+		if (!rc->table)
+			continue;
+		buf_printf(&want, "%s($%zu::text, $%zu::text, $%zu::text[], $%zu::text)", n > 1 ? ", " : "",
+		           n + 1, n + 2, n + 3, n + 4);
+		values[n++] = rc->schema;
+		values[n++] = rc->table;
+		values[n++] = rc->ncolumns ? append_text_array(&arrays[i], rc) : NULL;
+		values[n++] = rc->row_filter;
+	}
+	if (n == 1) {
+		buf_printf(&q, "DELETE FROM %s WHERE publication = $1", list);
+	} else {
+		buf_printf(
+		        &q,
+		        "WITH want (schema_name, table_name, column_list, row_filter) AS (VALUES %s),"
+		        " gone AS (DELETE FROM %s l WHERE l.publication = $1 AND NOT EXISTS"
+		        " (SELECT FROM want w WHERE w.schema_name = l.schema_name"
+		        " AND w.table_name = l.table_name))"
+		        " INSERT INTO %s AS l (publication, schema_name, table_name, column_list, row_filter)"
+		        " SELECT DISTINCT ON (schema_name, table_name) $1, schema_name, table_name,"
+		        " column_list, row_filter FROM want"
+		        " ON CONFLICT (publication, schema_name, table_name) DO UPDATE"
+		        " SET column_list = excluded.column_list, row_filter = excluded.row_filter"
+		        " WHERE (l.column_list, l.row_filter)"
+		        " IS DISTINCT FROM (excluded.column_list, excluded.row_filter)",
+		        want.data, list, list);
+	}
 	status = pg_result(sql, PQsendQueryParams(sql, q.data, (int)n, NULL, values, NULL, NULL, 0),
 	                   PGRES_COMMAND_OK, "cannot update the list of routed tables", NULL);
 	buf_finish(&q);
 	buf_finish(&want);
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		buf_finish(&arrays[i]);
+	free(arrays);
 	free(values);
 	free(list);
 	return status;

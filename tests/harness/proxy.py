@@ -15,6 +15,7 @@ class Proxy:
     drop(): resets every current connection (RST, as a dead path looks).
     freeze() / thaw(): stops and resumes forwarding while keeping the sockets open, as a
     frozen peer or a black-holed path looks.
+    downstream / upstream: bytes forwarded from the server and to it, over every connection.
     """
 
     def __init__(self, target_port):
@@ -31,6 +32,9 @@ class Proxy:
         self.frozen = threading.Event()
         self.lock = threading.Lock()
         self.accepted = 0
+        self.servers = set()        # the sockets to the target
+        self.downstream = 0
+        self.upstream = 0
         self.stopping = False
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -58,6 +62,7 @@ class Proxy:
             self.selector.register(sock, selectors.EVENT_READ, None)
         self.peers[client] = server
         self.peers[server] = client
+        self.servers.add(server)
 
     def _forward(self, sock):
         try:
@@ -70,6 +75,10 @@ class Proxy:
         if not data or other is None:
             self._close_pair(sock)
             return
+        if sock in self.servers:
+            self.downstream += len(data)
+        else:
+            self.upstream += len(data)
         try:
             other.setblocking(True)
             other.sendall(data)
@@ -89,10 +98,16 @@ class Proxy:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             s.close()
             del self.peers[s]
+            self.servers.discard(s)
 
     def connections(self):
         with self.lock:
             return len(self.peers) // 2
+
+    def received(self):
+        """Bytes forwarded from the server so far."""
+        with self.lock:
+            return self.downstream
 
     def drop(self):
         with self.lock:

@@ -823,6 +823,50 @@ START_TEST(changes_lists_the_published_changes)
 }
 END_TEST
 
+/* where and columns: the publication's row filter and column list (PostgreSQL 15). */
+START_TEST(where_and_columns_filter_table_routes)
+{
+	struct config cfg;
+	load_ok(SOURCE "routes:\n  - {table: t, topic: t, payload: row, where: \"kind = 'a'\","
+	               " columns: [id, kind, body]}\n"
+	               "  - {table: u, topic: t, payload: p}\n",
+	        &cfg);
+	ck_assert_str_eq(cfg.routes[0].row_filter, "kind = 'a'");
+	ck_assert_uint_eq(cfg.routes[0].ncolumns, 3);
+	ck_assert_str_eq(cfg.routes[0].columns[0], "id");
+	ck_assert_str_eq(cfg.routes[0].columns[2], "body");
+	ck_assert_ptr_null(cfg.routes[1].row_filter);
+	ck_assert_uint_eq(cfg.routes[1].ncolumns, 0);
+	config_finish(&cfg);
+	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: p, columns: []}\n",
+	             "cfg.yaml:4:47: routes[0].columns: expected at least one column\n");
+	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: p, columns: [id, p, id]}\n",
+	             "cfg.yaml:4:55: routes[0].columns: column \"id\" is listed twice\n");
+	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: p, columns: id}\n",
+	             "cfg.yaml:4:47: routes[0].columns: expected a list of column names, got a scalar\n");
+	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: p, where: \"\"}\n",
+	             "cfg.yaml:4:45: routes[0].where: expected a non-empty string, got \"\"\n");
+	expect_error(SOURCE "routes:\n  - {message_prefix: m, topic: t, where: \"a = 1\"}\n",
+	             "cfg.yaml:4:42: routes[0].where: a message route has no rows: where applies to"
+	             " table routes\n");
+	load_ok(SOURCE "routes:\n  - {table: t, topic: a, payload: p, where: \"a = 1\", columns: [p]}\n"
+	               "  - {table: public.t, topic: b, payload: p, where: \"a = 1\", columns: [p]}\n",
+	        &cfg);
+	config_finish(&cfg);
+	expect_error(SOURCE "routes:\n  - {table: t, topic: a, payload: p, where: \"a = 1\"}\n"
+	                    "  - {table: public.t, topic: b, payload: p}\n",
+	             "cfg.yaml:5:5: routes[1].where: routes[0] routes the same table with another where or"
+	             " columns: the publication has one row filter and one column list per table; give"
+	             " them the same\n");
+	expect_error(SOURCE "routes:\n  - {table: t, topic: t, payload: p, where: \"a = 1; b\"}\n",
+	             "cfg.yaml:4:45: routes[0].where: expected one SQL expression, without ';' (write"
+	             " chr(59) for the character)\n");
+	expect_error(SOURCE "routes:\n  - {message_prefix: m, topic: t, columns: [a]}\n",
+	             "cfg.yaml:4:44: routes[0].columns: a message route has no rows: columns applies to"
+	             " table routes\n");
+}
+END_TEST
+
 /* cleanup: delete deletes the rows of a table route; a message leaves none. */
 START_TEST(cleanup_applies_to_table_routes)
 {
@@ -1703,6 +1747,7 @@ static Suite *config_suite(void)
 	tcase_add_test(keys, cleanup_applies_to_table_routes);
 	tcase_add_test(keys, snapshot_needs_a_table_route_with_an_event_id);
 	tcase_add_test(keys, changes_lists_the_published_changes);
+	tcase_add_test(keys, where_and_columns_filter_table_routes);
 	tcase_add_test(keys, empty_section_still_needs_required_keys);
 	tcase_add_test(keys, wrong_node_types);
 	tcase_add_test(keys, routes_must_be_a_non_empty_sequence_of_mappings);
