@@ -311,3 +311,18 @@ void pg_append_identifier(struct buf *b, PGconn *conn, const char *name)
 	buf_puts(b, quoted);
 	PQfreemem(quoted);
 }
+
+void pg_append_text_array(struct buf *b, const char *const *items, size_t n)
+{
+	buf_putc(b, '{');
+	for (size_t i = 0; i < n; i++) {
+		buf_puts(b, i ? ",\"" : "\"");
+		for (const char *p = items[i]; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				buf_putc(b, '\\');
+			buf_putc(b, *p);
+		}
+		buf_putc(b, '"');
+	}
+	buf_putc(b, '}');
+}

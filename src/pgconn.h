@@ -69,6 +69,9 @@ int pg_exec(PGconn *conn, const char *sql, const char *what);
 int pg_query(PGconn *conn, const char *sql, int n, const char *const *params, PGresult **res,
              const char *what);
 
+/* Appends n strings as a text[] literal, {"a","b"}, each quoted. */
+void pg_append_text_array(struct buf *b, const char *const *items, size_t n);
+
 /* Appends name as a quoted SQL identifier. */
 void pg_append_identifier(struct buf *b, PGconn *conn, const char *name);
 

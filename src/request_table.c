@@ -213,21 +213,12 @@ int request_table_start(PGconn *sql, const struct config *cfg, int64_t id, int64
 /* positions as an array literal's elements, each quoted. */
 static void append_array(struct buf *out, const struct buf *positions, int n)
 {
-	buf_putc(out, '{');
+	const char **items = xcalloc((size_t)n + 1, sizeof *items);
 	const char *p = positions->data;
-	for (int i = 0; i < n; i++) {
-		if (i)
-			buf_putc(out, ',');
-		buf_putc(out, '"');
-		for (; *p; p++) {
-			if (*p == '"' || *p == '\\')
-				buf_putc(out, '\\');
-			buf_putc(out, *p);
-		}
-		p++;
-		buf_putc(out, '"');
-	}
-	buf_putc(out, '}');
+	for (int i = 0; i < n; i++, p += strlen(p) + 1)
+		items[i] = p;
+	pg_append_text_array(out, items, (size_t)n);
+	free(items);
 }
 
 int request_table_progress(PGconn *sql, const struct config *cfg, int64_t id, const struct buf *positions,

@@ -168,17 +168,7 @@ static int list_update_tables_only(PGconn *sql, const struct config *cfg)
 /* The route's column list as a text[] literal: {"a","b"}. */
 static const char *append_text_array(struct buf *b, const struct route_config *rc)
 {
-	buf_putc(b, '{');
-	for (size_t i = 0; i < rc->ncolumns; i++) {
-		buf_puts(b, i ? ",\"" : "\"");
-		for (const char *p = rc->columns[i]; *p; p++) {
-			if (*p == '"' || *p == '\\')
-				buf_putc(b, '\\');
-			buf_putc(b, *p);
-		}
-		buf_putc(b, '"');
-	}
-	buf_putc(b, '}');
+	pg_append_text_array(b, (const char *const *)rc->columns, rc->ncolumns);
 	return b->data;
 }
 
