@@ -195,10 +195,8 @@ static bool next_event(struct relay *r)
 
 static void handle_insert(struct relay *r, const struct pgo_relation *rel, const struct pgo_tuple *row)
 {
-	if (requests_is_table(r->cfg, rel)) {
-		requests_wake(r->requests);
+	if (requests_is_table(r->cfg, rel))
 		relay_requests_soon(r);
-	}
 	requests_note_change(r->requests, rel, row);
 	struct outbox_route *route = r->txn.open ? outbox_route_table(*r->outbox, rel) : NULL;
 	if (!route || !outbox_route_publishes(route, ROUTE_CHANGE_INSERT) || !next_event(r))

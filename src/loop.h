@@ -90,9 +90,10 @@ struct relay {
 	bool ready_sent;
 
 	struct stats stats;
-	struct stats_state shown; /* what STATUS= last said */
-	bool ask_wal;             /* the server answers for its WAL position */
-	int64_t job_at[JOBS_MAX]; /* per job: when it runs next; 0: not armed */
+	struct stats_state shown;  /* what STATUS= last said */
+	bool ask_wal;              /* the server answers for its WAL position */
+	int64_t job_at[JOBS_MAX];  /* per job: when it runs next; 0: not armed */
+	int64_t requests_again_at; /* relay_requests_soon: look again then; 0: no */
 	int sigfd;
 };
 
@@ -133,11 +134,15 @@ static inline void relay_pg_lost(struct relay *r, int status)
 		relay_fail_config(r);
 }
 
-/* The stream brought a request (doc/design.md §22): committed, but the SQL session may not
- * see it yet, since the walsender can send a commit before the inserting session has made
- * it visible. Besides the look at once, the request table is looked at again shortly
- * (relay.c). */
-void relay_requests_soon(struct relay *r);
+/* The stream brought a request: look for it now, and again shortly, since the walsender can
+ * send a commit before the inserting session has made it visible (relay.c looks again at
+ * requests_again_at). */
+#define REQUEST_RECHECK_MS 100
+static inline void relay_requests_soon(struct relay *r)
+{
+	requests_wake(r->requests);
+	r->requests_again_at = monotonic_ms() + REQUEST_RECHECK_MS;
+}
 
 /* What a query's status means for the session: go on, stop for good, or reconnect.
  * Returns true on PG_OK. */

@@ -423,15 +423,13 @@ static const struct job jobs[] = {
 #define JOB_COUNT (sizeof jobs / sizeof jobs[0])
 _Static_assert(JOB_COUNT <= JOBS_MAX, "raise JOBS_MAX");
 
-/* How soon the request table is looked at again after the stream brought a request. */
-#define REQUEST_RECHECK_MS 100
-
-void relay_requests_soon(struct relay *r)
+/* A request the stream brought, which the first look may have missed. */
+static void look_again_for_requests(struct relay *r, int64_t now)
 {
-	int64_t at = monotonic_ms() + REQUEST_RECHECK_MS;
-	for (size_t i = 0; i < JOB_COUNT; i++)
-		if (jobs[i].run == look_for_requests && r->job_at[i] > at)
-			r->job_at[i] = at;
+	if (!r->requests_again_at || now < r->requests_again_at)
+		return;
+	r->requests_again_at = 0;
+	requests_wake(r->requests);
 }
 
 /* Runs the jobs that are due. A job is armed (not run) the first time it is seen, and again
@@ -555,6 +553,7 @@ static int poll_timeout(const struct relay *r, int64_t now)
 		at = earliest(at, r->job_at[i]);
 	if (checkpoint_behind(r))
 		at = earliest(at, r->checkpoint_at);
+	at = earliest(at, r->requests_again_at);
 	if (r->stop.reason == STOP_SIGNAL)
 		at = earliest(at, r->stop.deadline);
 	/* The stream reached a chunk's high mark in this step: place it without waiting. */
@@ -635,6 +634,7 @@ static void step(struct relay *r)
 	if (source_tick(r->pg, now, reading) != PG_OK)
 		relay_pg_lost(r, PG_RETRY);
 	run_jobs(r, now);
+	look_again_for_requests(r, now);
 	follow_state(r, now);
 	if (mqtt_status_due(r->mqtt))
 		say_online(r, now);
