@@ -54,7 +54,7 @@ struct requests {
 	struct event_pos last;
 	bool any;
 	lsn_t mark_lsn;
-	int64_t skipped; /* rows left to the stream, over the request */
+	int64_t skipped; /* rows of the request left to the stream by this process (logged) */
 
 	/* The budget counts what the live stream waits for: the read, and the placing, which
 	 * goes at the broker's pace once the window is full. */
@@ -219,12 +219,14 @@ static int prepare_backfill(struct requests *q, PGconn *sql, const struct config
 
 static void log_request(const char *msg, const struct requests *q)
 {
-	char id[24], done[24];
+	char id[24], done[24], skipped[24];
 	snprintf(id, sizeof id, "%" PRId64, q->req.id);
 	snprintf(done, sizeof done, "%" PRId64, q->req.done);
+	snprintf(skipped, sizeof skipped, "%" PRId64, q->skipped);
 	log_info(msg, LOG_NUMBER("request"), id, "kind",
 	         q->req.kind == REQUEST_BACKFILL ? "backfill" : "redrive", "route",
-	         q->req.route.len ? q->req.route.data : "", LOG_NUMBER("done"), done);
+	         q->req.route.len ? q->req.route.data : "", LOG_NUMBER("done"), done,
+	         LOG_NUMBER("left_to_the_stream"), skipped);
 }
 
 static int start_next(struct requests *q, PGconn *sql, const struct config *cfg)
@@ -249,6 +251,7 @@ static int start_next(struct requests *q, PGconn *sql, const struct config *cfg)
 	q->phase = READY;
 	q->chunk_rows = CHUNK_ROWS_FIRST;
 	q->published = q->req.done;
+	q->skipped = 0;
 	q->refused = q->req.refused;
 	log_request(q->req.npositions ? "request resumed" : "request started", q);
 	return PG_OK;
@@ -402,26 +405,26 @@ static void close_placement(struct requests *q, int count, bool end)
 		q->chunk_rows =
 		        chunk_rows_next(q->chunk_rows, (uint32_t)q->nrows,
 		                        q->read_ms + monotonic_ms() - q->placing_since, q->chunk_bytes);
-	if (count > 0 && q->nplaced < PLACED_MAX) {
+	/* A record of what it placed, for the progress once acknowledged; a chunk with no row
+	 * left records only the end. */
+	if ((count > 0 || end) && q->nplaced < PLACED_MAX) {
 		struct placed *p = &q->placed[q->nplaced++];
-		p->any = q->any;
+		p->any = count > 0 && q->any;
 		p->last = q->last;
 		p->mark_lsn = q->mark_lsn;
 		p->rows = count;
 		p->end = end;
-		cursor_of_row(q, count - 1, &p->positions, &p->npositions);
-		/* The next chunk reads after it. */
-		buf_reset(&q->req.positions);
-		buf_append(&q->req.positions, p->positions.data, p->positions.len);
-		q->req.npositions = p->npositions;
-	} else if (count == 0 && end && q->nplaced < PLACED_MAX) {
-		struct placed *p = &q->placed[q->nplaced++];
-		p->any = false;
-		p->rows = 0;
-		p->end = true;
-		buf_reset(&p->positions);
-		buf_append(&p->positions, q->req.positions.data, q->req.positions.len);
-		p->npositions = q->req.npositions;
+		if (count > 0) {
+			cursor_of_row(q, count - 1, &p->positions, &p->npositions);
+			/* The next chunk reads after it. */
+			buf_reset(&q->req.positions);
+			buf_append(&q->req.positions, p->positions.data, p->positions.len);
+			q->req.npositions = p->npositions;
+		} else {
+			buf_reset(&p->positions);
+			buf_append(&p->positions, q->req.positions.data, q->req.positions.len);
+			p->npositions = q->req.npositions;
+		}
 	}
 	drop_chunk(q);
 	q->phase = end ? FINISHING : READY;
