@@ -308,6 +308,22 @@ static int publishes_old_rows(PGconn *sql, const struct config *cfg, bool *yes)
 	return status;
 }
 
+/* Runs query, whose $1 is the publication and $2 the route's table (its quoted name, left in
+ * *name for messages when name is not NULL): what the publication holds of the table. */
+static int query_published_table(PGconn *sql, const struct config *cfg, const struct route_config *rc,
+                                 const char *query, const char *what, PGresult **res, struct buf *name)
+{
+	struct buf table = BUF_INIT;
+	append_table(&table, sql, rc);
+	const char *params[] = { cfg->source.publication, table.data };
+	int status = pg_query(sql, query, 2, params, res, what);
+	if (name)
+		*name = table;
+	else
+		buf_finish(&table);
+	return status;
+}
+
 /* With updates or deletes published, PostgreSQL refuses a table's UPDATEs and DELETEs when
  * its row filter reads a column outside the replica identity: checked against the filter as
  * the publication holds it (its node tree's column numbers), before that is committed. The
@@ -319,11 +335,9 @@ static int check_filter_identity(PGconn *sql, const struct config *cfg, const st
 	if (status != PG_OK || !old_rows)
 		return status;
 	struct buf name = BUF_INIT;
-	append_table(&name, sql, rc);
-	const char *params[] = { cfg->source.publication, name.data };
 	PGresult *res;
-	status = pg_query(
-	        sql,
+	status = query_published_table(
+	        sql, cfg, rc,
 	        "SELECT DISTINCT a.attname FROM pg_catalog.pg_publication_rel pr"
 	        " JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid"
 	        " JOIN pg_catalog.pg_class t ON t.oid = pr.prrelid"
@@ -333,7 +347,7 @@ static int check_filter_identity(PGconn *sql, const struct config *cfg, const st
 	        " WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident ELSE false END"
 	        " WHERE p.pubname = $1 AND pr.prrelid = pg_catalog.to_regclass($2) AND t.relreplident <> 'f'"
 	        " AND NOT coalesce(a.attnum = ANY (i.indkey), false)",
-	        2, params, &res, "cannot read the columns of a row filter");
+	        "cannot read the columns of a row filter", &res, &name);
 	if (status == PG_OK && PQntuples(res) > 0) {
 		char problem[768];
 		snprintf(problem, sizeof problem,
@@ -364,17 +378,14 @@ static int check_filters_identity(PGconn *sql, const struct config *cfg, const s
 static int read_row_filter(PGconn *sql, const struct config *cfg, const struct route_config *rc,
                            char **filter)
 {
-	struct buf name = BUF_INIT;
-	append_table(&name, sql, rc);
-	const char *params[] = { cfg->source.publication, name.data };
 	PGresult *res;
-	int status = pg_query(sql,
-	                      "SELECT pg_catalog.pg_get_expr(pr.prqual, pr.prrelid)"
-	                      " FROM pg_catalog.pg_publication_rel pr"
-	                      " JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid"
-	                      " WHERE p.pubname = $1 AND pr.prrelid = pg_catalog.to_regclass($2)",
-	                      2, params, &res, "cannot read a row filter of the publication");
-	buf_finish(&name);
+	int status =
+	        query_published_table(sql, cfg, rc,
+	                              "SELECT pg_catalog.pg_get_expr(pr.prqual, pr.prrelid)"
+	                              " FROM pg_catalog.pg_publication_rel pr"
+	                              " JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid"
+	                              " WHERE p.pubname = $1 AND pr.prrelid = pg_catalog.to_regclass($2)",
+	                              "cannot read a row filter of the publication", &res, NULL);
 	*filter = NULL;
 	if (status != PG_OK)
 		return status;
@@ -469,19 +480,16 @@ static int ensure_filters(PGconn *sql, const struct config *cfg, const struct ro
 {
 	if (PQserverVersion(sql) < FILTER_VERSION)
 		return PG_OK; /* check_route refused where and columns */
-	struct buf name = BUF_INIT;
-	append_table(&name, sql, rc);
-	const char *params[] = { cfg->source.publication, name.data };
 	PGresult *res;
-	int status = pg_query(sql,
-	                      "SELECT pr.prattrs IS NOT NULL, pg_catalog.pg_get_expr(pr.prqual, pr.prrelid),"
-	                      " a.attname FROM pg_catalog.pg_publication_rel pr"
-	                      " JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid"
-	                      " LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = pr.prrelid"
-	                      " AND a.attnum = ANY (pr.prattrs)"
-	                      " WHERE p.pubname = $1 AND pr.prrelid = pg_catalog.to_regclass($2)",
-	                      2, params, &res, "cannot read the publication's filters");
-	buf_finish(&name);
+	int status = query_published_table(
+	        sql, cfg, rc,
+	        "SELECT pr.prattrs IS NOT NULL, pg_catalog.pg_get_expr(pr.prqual, pr.prrelid),"
+	        " a.attname FROM pg_catalog.pg_publication_rel pr"
+	        " JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid"
+	        " LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = pr.prrelid"
+	        " AND a.attnum = ANY (pr.prattrs)"
+	        " WHERE p.pubname = $1 AND pr.prrelid = pg_catalog.to_regclass($2)",
+	        "cannot read the publication's filters", &res, NULL);
 	if (status != PG_OK)
 		return status;
 	if (PQntuples(res) == 0) {
