@@ -392,16 +392,23 @@ static bool names_a_route(const struct config *cfg, const char *schema, const ch
 	return false;
 }
 
-/* Queues the request the INSERT q makes, says so ("request 7 queued: <queued>"), and with
- * follow (the request's name in progress lines) follows it to its end. An exit status. */
-static int queue_and_follow(const struct config *cfg, PGconn **sql, const char *q, int n,
-                            const char *const *params, const char *queued, const char *follow_as)
+/* Inserts a request (columns: its "(...) VALUES (...)" with n parameters), says so
+ * ("request 7 queued: <kind> of <target>"), and with follow_as (its name in progress lines)
+ * follows it to its end. An exit status. */
+static int queue_and_follow(const struct config *cfg, PGconn **sql, const char *columns, int n,
+                            const char *const *params, const char *kind, const char *target,
+                            const char *follow_as)
 {
+	struct buf q = BUF_INIT;
+	buf_puts(&q, "INSERT INTO ");
+	append_table(&q, *sql, cfg);
+	buf_printf(&q, " %s RETURNING id", columns);
 	int64_t id = 0;
-	int result = queue(*sql, q, n, params, &id);
+	int result = queue(*sql, q.data, n, params, &id);
+	buf_finish(&q);
 	if (result != EXIT_CLEAN)
 		return result;
-	printf("request %" PRId64 " queued: %s\n", id, queued);
+	printf("request %" PRId64 " queued: %s of %s\n", id, kind, target);
 	fflush(stdout);
 	return follow_as ? follow(cfg, sql, id, follow_as) : result;
 }
@@ -412,7 +419,7 @@ static int queue_and_follow(const struct config *cfg, PGconn **sql, const char *
 static int backfill(const struct config *cfg, PGconn **sql, const struct client_options *o)
 {
 	char *schema = NULL, *table = NULL;
-	struct buf route = BUF_INIT, shown = BUF_INIT, q = BUF_INIT, what = BUF_INIT;
+	struct buf route = BUF_INIT, shown = BUF_INIT, what = BUF_INIT;
 	bool known = false;
 	if (config_table_name(o->route, &schema, &table)) {
 		buf_printf(&route, "%s.%s", schema, table);
@@ -430,17 +437,12 @@ static int backfill(const struct config *cfg, PGconn **sql, const struct client_
 		        "request\n",
 		        shown.data, cfg->path);
 
-	buf_puts(&q, "INSERT INTO ");
-	append_table(&q, *sql, cfg);
-	buf_puts(&q, " (slot_name, kind, route, where_clause) VALUES ($1, 'backfill', $2, $3) RETURNING id");
 	const char *params[] = { cfg->source.slot, route.data, o->where };
-	struct buf queued = BUF_INIT;
-	buf_printf(&queued, "backfill of %s", shown.data);
-	int result = queue_and_follow(cfg, sql, q.data, 3, params, queued.data, o->wait ? what.data : NULL);
-	buf_finish(&queued);
+	int result = queue_and_follow(
+	        cfg, sql, "(slot_name, kind, route, where_clause) VALUES ($1, 'backfill', $2, $3)", 3, params,
+	        "backfill", shown.data, o->wait ? what.data : NULL);
 	buf_finish(&route);
 	buf_finish(&shown);
-	buf_finish(&q);
 	buf_finish(&what);
 	return result;
 }
@@ -448,7 +450,7 @@ static int backfill(const struct config *cfg, PGconn **sql, const struct client_
 /* --redrive [--id N...]: the ids as an array, or NULL for every dead letter of the slot. */
 static int redrive(const struct config *cfg, PGconn **sql, const struct client_options *o)
 {
-	struct buf ids = BUF_INIT, q = BUF_INIT, target = BUF_INIT, what = BUF_INIT;
+	struct buf ids = BUF_INIT, target = BUF_INIT, what = BUF_INIT;
 	if (o->nids == 0) {
 		buf_puts(&target, "all dead letters");
 	} else {
@@ -465,16 +467,11 @@ static int redrive(const struct config *cfg, PGconn **sql, const struct client_o
 	}
 	buf_printf(&what, "redrive %s", target.data);
 
-	buf_puts(&q, "INSERT INTO ");
-	append_table(&q, *sql, cfg);
-	buf_puts(&q, " (slot_name, kind, dead_letter_ids) VALUES ($1, 'redrive', $2::bigint[]) RETURNING id");
 	const char *params[] = { cfg->source.slot, o->nids ? ids.data : NULL };
-	struct buf queued = BUF_INIT;
-	buf_printf(&queued, "redrive of %s", target.data);
-	int result = queue_and_follow(cfg, sql, q.data, 2, params, queued.data, o->wait ? what.data : NULL);
-	buf_finish(&queued);
+	int result = queue_and_follow(
+	        cfg, sql, "(slot_name, kind, dead_letter_ids) VALUES ($1, 'redrive', $2::bigint[])", 2,
+	        params, "redrive", target.data, o->wait ? what.data : NULL);
 	buf_finish(&ids);
-	buf_finish(&q);
 	buf_finish(&target);
 	buf_finish(&what);
 	return result;
