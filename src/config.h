@@ -86,6 +86,10 @@ struct route_config {
 	char *event_id_column; /* NULL: "<commit-lsn>:<index>" */
 	int qos;               /* 0, 1, 2; default 1 */
 	bool retain;           /* default false */
+	/* An MQTT 5 broker whose CONNACK takes less than qos or retain ask (Maximum QoS 1,
+	 * Retain Available 0): publish at QoS 1 / without retain rather than refuse to start;
+	 * default false (doc/design.md §24). */
+	bool downgrade;
 	/* MQTT 5 only: */
 	char *content_type;                /* NULL: application/json for JSON payloads, else none */
 	uint32_t message_expiry_ms;        /* 0: none; whole seconds on the wire */

@@ -418,6 +418,13 @@ const struct key cfg_route_keys[] = {
 		.fallback = "false",
 		.help = "Publish with the retain flag",
 	},
+	[ROUTE_KEY_DOWNGRADE] = {
+		.path = "downgrade",
+		.type = &cfg_bool_type,
+		.offset = ROUTE(downgrade),
+		.fallback = "false",
+		.help = "On an MQTT 5 broker that takes less: QoS 2 as QoS 1, retain dropped",
+	},
 	[ROUTE_KEY_CONTENT_TYPE] = {
 		.path = "content_type",
 		.type = &cfg_string_type,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "backoff.h"
+#include "broker_limits.h"
 #include "buf.h"
 #include "log.h"
 #include "refusal.h"
@@ -65,6 +66,18 @@ struct mqtt {
 	size_t nstatus;
 	bool status_said;    /* this connection published on the status topic */
 	bool status_refused; /* the broker refused a status message (said once) */
+
+	/* What the broker said it takes (MQTT 5 CONNACK; everything on 3.1.1). */
+	struct broker_limits limits;
+	/* MQTT 5 connections the broker closed after CONNECT without answering, in a row. */
+	int unanswered;
+	/* QoS 2 on a broker that answers it with PUBACK (doc/design.md §24): the packet
+	 * identifiers of QoS 2 messages the client holds, whether this connection completed one,
+	 * and whether the client was seen to receive a PUBACK for one. */
+	uint8_t qos2_mids[65536 / 8];
+	bool qos2_completed;
+	bool qos2_pubacked;
+	int qos2_breaks; /* connections ended by a protocol error while QoS 2 messages were held */
 };
 
 static void ack_push(struct ack_queue *q, int mid, int reason)
@@ -174,6 +187,7 @@ static void on_session(struct mqtt *m, bool present)
 	m->trouble[0] = '\0';
 	m->started = resumed ? MQTT_SESSION_RESUMED : MQTT_SESSION_NEW;
 	m->status_said = false;
+	m->qos2_completed = false;
 	log_connected(m, resumed ? "resumed" : "new");
 }
 
@@ -254,7 +268,7 @@ static void connack_refused(struct mqtt *m, int rc)
 		return;
 	}
 	char port[8], fix[512], in[16] = "";
-	struct refusal_who who = { m->cfg->broker.username, NULL, m->cfg->broker.client_id };
+	struct refusal_who who = { m->cfg->broker.username, NULL, m->cfg->broker.client_id, v5 };
 	snprintf(port, sizeof port, "%d", current_host(m)->port);
 	refusal_fix(r, &who, fix, sizeof fix);
 	note_trouble(m, "broker refused the relay", refusal_cause(r));
@@ -272,17 +286,178 @@ static void connack_refused(struct mqtt *m, int rc)
 	          (const char *)NULL);
 }
 
+/* What an MQTT 5 CONNACK says the broker takes; MQTT 3.1.1 says nothing. */
+static struct broker_limits read_limits(const struct mqtt *m, const mosquitto_property *props)
+{
+	struct broker_limits l = broker_limits_unsaid();
+	if (m->cfg->broker.protocol != BROKER_MQTT_V5)
+		return l;
+	uint8_t byte;
+	if (mosquitto_property_read_byte(props, MQTT_PROP_MAXIMUM_QOS, &byte, false))
+		l.max_qos = byte;
+	if (mosquitto_property_read_byte(props, MQTT_PROP_RETAIN_AVAILABLE, &byte, false))
+		l.retain_available = byte != 0;
+	mosquitto_property_read_int32(props, MQTT_PROP_MAXIMUM_PACKET_SIZE, &l.max_packet_size, false);
+	mosquitto_property_read_int16(props, MQTT_PROP_RECEIVE_MAXIMUM, &l.receive_maximum, false);
+	return l;
+}
+
+/* One line when a broker says it takes less than everything, and again when that changes. */
+static void log_limits(const struct mqtt *m, const struct broker_limits *was)
+{
+	const struct broker_limits *l = &m->limits;
+	if (!broker_limits_said(l) || memcmp(l, was, sizeof *l) == 0)
+		return;
+	char qos[4], packet[16], receive[8], port[8];
+	snprintf(qos, sizeof qos, "%d", l->max_qos);
+	snprintf(packet, sizeof packet, "%" PRIu32, l->max_packet_size);
+	snprintf(receive, sizeof receive, "%u", (unsigned)l->receive_maximum);
+	snprintf(port, sizeof port, "%d", current_host(m)->port);
+	log_info("the broker takes less than MQTT allows", "host", current_host(m)->host, LOG_NUMBER("port"),
+	         port, LOG_NUMBER("maximum_qos"), qos, "retain_available",
+	         l->retain_available ? "true" : "false", LOG_NUMBER("maximum_packet_size"),
+	         l->max_packet_size ? packet : "0", LOG_NUMBER("receive_maximum"), receive);
+}
+
+/* A route asks for more than the broker takes: like a refusal (connack_refused), the end
+ * before the relay's first start, the growing backoff afterwards. */
+static void limits_refused(struct mqtt *m, const struct broker_misfit *misfit)
+{
+	char port[8], in[16] = "";
+	snprintf(port, sizeof port, "%d", current_host(m)->port);
+	note_trouble(m, "the broker takes less than the configuration asks", misfit->broker);
+	const char *msg = "the broker takes less than the configuration asks; stopping";
+	if (m->relay_started) {
+		snprintf(in, sizeof in, "%" PRIu32 "ms", connection_gone(m));
+		msg = "the broker takes less than the configuration asks; retrying";
+	} else {
+		m->state = MQTT_DENIED;
+	}
+	log_write(LOG_ERROR, msg, "key", misfit->key, "broker", misfit->broker, "host", current_host(m)->host,
+	          LOG_NUMBER("port"), port, "fix", misfit->fix, m->relay_started ? "in" : NULL, in,
+	          (const char *)NULL);
+}
+
 static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, const mosquitto_property *props)
 {
 	struct mqtt *m = obj;
-	(void)props;
+	m->unanswered = 0;
 	if (rc != 0) {
 		/* The library would retry on its own terms: close, and back off. */
 		connack_refused(m, rc);
 		mosquitto_disconnect(mosq);
 		return;
 	}
+	struct broker_limits was = m->limits;
+	m->limits = read_limits(m, props);
+	log_limits(m, &was);
+	struct broker_misfit misfit;
+	if (!broker_limits_fit(m->cfg, &m->limits, &misfit)) {
+		/* Queued ahead of anything the client would send again (end_connection). */
+		m->purging = false;
+		m->connect_now = false;
+		limits_refused(m, &misfit);
+		mosquitto_disconnect(mosq);
+		return;
+	}
 	on_session(m, flags & 1);
+}
+
+/* A broker that does not speak MQTT 5 may close the connection on its CONNECT without a
+ * word (RabbitMQ 3) instead of refusing the version in a CONNACK: after a few in a row, with
+ * never an answer, say so. */
+#define UNANSWERED_TO_NAME 3
+
+static void log_unanswered(struct mqtt *m, uint32_t delay)
+{
+	m->unanswered++;
+	if (m->unanswered < UNANSWERED_TO_NAME) {
+		log_gone(m, LOG_WARN, "the broker closed the connection without answering CONNECT",
+		         "The connection was lost.", delay);
+		note_trouble(m, "the broker closed the connection without answering CONNECT", "MQTT 5");
+		return;
+	}
+	char port[8], in[16], times[8];
+	snprintf(port, sizeof port, "%d", current_host(m)->port);
+	snprintf(in, sizeof in, "%" PRIu32 "ms", delay);
+	snprintf(times, sizeof times, "%d", m->unanswered);
+	log_write(LOG_ERROR,
+	          "the broker does not support MQTT 5: it closes the connection on an MQTT 5 CONNECT", "host",
+	          current_host(m)->host, LOG_NUMBER("port"), port, LOG_NUMBER("times"), times, "fix",
+	          "set broker.protocol: mqttv311", "in", in, (const char *)NULL);
+	note_trouble(m, "the broker does not support MQTT 5", "set broker.protocol: mqttv311");
+}
+
+static void qos2_hold(struct mqtt *m, int mid)
+{
+	m->qos2_mids[(uint16_t)mid / 8] |= (uint8_t)(1u << ((uint16_t)mid % 8));
+}
+
+static bool qos2_held(const struct mqtt *m, int mid)
+{
+	return m->qos2_mids[(uint16_t)mid / 8] & (1u << ((uint16_t)mid % 8));
+}
+
+/* The client no longer holds mid: true when it was a QoS 2 message. */
+static bool qos2_release(struct mqtt *m, int mid)
+{
+	bool held = qos2_held(m, mid);
+	m->qos2_mids[(uint16_t)mid / 8] &= (uint8_t) ~(1u << ((uint16_t)mid % 8));
+	return held;
+}
+
+static bool qos2_any_held(const struct mqtt *m)
+{
+	for (size_t i = 0; i < sizeof m->qos2_mids; i++) {
+		if (m->qos2_mids[i])
+			return true;
+	}
+	return false;
+}
+
+/*
+ * doc/design.md §24: a broker without QoS 2 that answers a QoS 2 PUBLISH with PUBACK
+ * (RabbitMQ) makes the client end the connection with a protocol error, and every new
+ * session sends the same window again: duplicates without end and a checkpoint that never
+ * moves. Seen for certain when the client logged the PUBACK of a QoS 2 message; otherwise
+ * inferred from two connections in a row that ended with a protocol error while holding QoS 2
+ * messages and completed none.
+ */
+static bool qos2_refused(struct mqtt *m, int rc)
+{
+	if (rc != MOSQ_ERR_PROTOCOL || !qos2_any_held(m) || m->qos2_completed)
+		return false;
+	return m->qos2_pubacked || ++m->qos2_breaks >= 2;
+}
+
+/* Which routes publish at QoS 2, for the fix: "routes[0], routes[3]". */
+static void qos2_routes(const struct config *cfg, char *buf, size_t size)
+{
+	size_t len = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < cfg->nroutes && len < size; i++) {
+		if (cfg->routes[i].qos == 2)
+			len += (size_t)snprintf(buf + len, size - len, "%sroutes[%zu]", len ? ", " : "", i);
+	}
+}
+
+static void stop_for_qos2(struct mqtt *m)
+{
+	char port[8], routes[256], fix[512];
+	snprintf(port, sizeof port, "%d", current_host(m)->port);
+	qos2_routes(m->cfg, routes, sizeof routes);
+	snprintf(fix, sizeof fix,
+	         "set qos: 1 on %s (consumers drop the repeats QoS 1 may bring by their event-id)", routes);
+	m->state = MQTT_DENIED;
+	note_trouble(m, "the broker does not support QoS 2", "set qos: 1");
+	log_write(LOG_ERROR,
+	          m->qos2_pubacked
+	                  ? "the broker does not support QoS 2: it answered a QoS 2 message with PUBACK;"
+	                    " stopping"
+	                  : "the broker does not support QoS 2: it ends the connection before completing"
+	                    " a QoS 2 message; stopping",
+	          "host", current_host(m)->host, LOG_NUMBER("port"), port, "routes", routes, "fix", fix,
+	          (const char *)NULL);
 }
 
 static void on_disconnect(struct mosquitto *mosq, void *obj, int rc, const mosquitto_property *props)
@@ -293,9 +468,17 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc, const mosqu
 	/* rc is the broker's MQTT 5 reason code when it said why (0x8E: session taken over
 	 * by a client with the same id), else a library error. */
 	bool unexpected = connected(m) && rc != 0;
+	bool unanswered = m->state == MQTT_CONNECTING && rc == MOSQ_ERR_CONN_LOST &&
+	                  m->cfg->broker.protocol == BROKER_MQTT_V5;
 	const char *reason = rc >= 0x80 ? mosquitto_reason_string(rc) : mosquitto_strerror(rc);
+	if (unexpected && qos2_refused(m, rc)) {
+		stop_for_qos2(m);
+		return;
+	}
 	uint32_t delay = connection_gone(m);
-	if (unexpected) {
+	if (unexpected && unanswered) {
+		log_unanswered(m, delay);
+	} else if (unexpected) {
 		log_gone(m, LOG_WARN, "disconnected from broker", reason, delay);
 		note_trouble(m, "disconnected from broker", reason);
 	}
@@ -336,6 +519,10 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid, int reason,
 		m->status_refused |= reason >= 0x80;
 		return;
 	}
+	if (qos2_release(m, mid)) {
+		m->qos2_completed = true;
+		m->qos2_breaks = 0;
+	}
 	if (!reason_is_session_trouble(reason)) {
 		/* The connection carries data: a later failure starts the backoff afresh. */
 		m->carried = true;
@@ -353,10 +540,24 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid, int reason,
 	}
 }
 
+/* libmosquitto logs every acknowledgement it reads ("Client ID received PUBACK (Mid: 7,
+ * RC:0)") before it finds that a PUBACK does not complete a QoS 2 message and ends the
+ * connection: the one place where that answer can be seen. */
+static void note_puback(struct mqtt *m, const char *text)
+{
+	const char *at = strstr(text, " received PUBACK (Mid: ");
+	if (!at)
+		return;
+	long mid = strtol(at + strlen(" received PUBACK (Mid: "), NULL, 10);
+	if (mid > 0 && mid <= 65535 && qos2_held(m, (int)mid))
+		m->qos2_pubacked = true;
+}
+
 static void on_log(struct mosquitto *mosq, void *obj, int level, const char *text)
 {
 	(void)mosq;
-	(void)obj;
+	if (level & MOSQ_LOG_DEBUG)
+		note_puback(obj, text);
 	if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
 		log_warn("libmosquitto", "detail", text);
 	else if (level & MOSQ_LOG_DEBUG && log_enabled(LOG_DEBUG))
@@ -461,6 +662,7 @@ struct mqtt *mqtt_new(const struct config *cfg)
 	backoff_init(&m->backoff, cfg->broker.reconnect.min_ms, cfg->broker.reconnect.max_ms);
 	m->persistent = cfg->broker.session_expiry_ms > 0;
 	m->session = SESSION_UNKNOWN;
+	m->limits = broker_limits_unsaid();
 	m->mosq = mosquitto_new(cfg->broker.client_id, clean_start(m), m);
 	if (!m->mosq) {
 		log_error("cannot create the MQTT client");
@@ -491,6 +693,7 @@ static int replace_client(struct mqtt *m)
 {
 	m->reset_client = false;
 	m->nstatus = 0; /* their ids are free again in the new client */
+	memset(m->qos2_mids, 0, sizeof m->qos2_mids);
 	int rc = mosquitto_reinitialise(m->mosq, m->cfg->broker.client_id, clean_start(m), m);
 	if (rc != MOSQ_ERR_SUCCESS || setup_client(m) < 0) {
 		log_error("cannot set the MQTT client up again", "error", mosquitto_strerror(rc));
@@ -563,6 +766,15 @@ void mqtt_maintain(struct mqtt *m, int64_t now, bool wanted)
 void mqtt_mark_started(struct mqtt *m)
 {
 	m->relay_started = true;
+}
+
+void mqtt_routes_changed(struct mqtt *m)
+{
+	struct broker_misfit misfit;
+	if (m->state != MQTT_UP || broker_limits_fit(m->cfg, &m->limits, &misfit))
+		return;
+	limits_refused(m, &misfit);
+	mosquitto_disconnect(m->mosq);
 }
 
 const char *mqtt_trouble(const struct mqtt *m)
@@ -640,10 +852,14 @@ void mqtt_tick(struct mqtt *m)
 	check_io(m, mosquitto_loop_misc(m->mosq), "keepalive");
 }
 
-static enum mqtt_publish_result classify_error(int rc, char *why, size_t whylen)
+static enum mqtt_publish_result classify_error(const struct mqtt *m, int rc, char *why, size_t whylen)
 {
 	switch (rc) {
 	case MOSQ_ERR_OVERSIZE_PACKET:
+		snprintf(why, whylen,
+		         "the message is larger than the broker's Maximum Packet Size (%" PRIu32 " bytes)",
+		         m->limits.max_packet_size);
+		return MQTT_REFUSED;
 	case MOSQ_ERR_PAYLOAD_SIZE:
 	case MOSQ_ERR_MALFORMED_UTF8:
 	case MOSQ_ERR_INVAL:
@@ -708,15 +924,21 @@ enum mqtt_publish_result mqtt_publish(struct mqtt *m, const struct event *ev, in
 			return MQTT_REFUSED;
 		}
 	}
-	rc = mosquitto_publish_v5(m->mosq, mid, ev->topic.data, (int)ev->payload.len, ev->payload.data,
-	                          ev->qos, ev->retain, props);
+	/* Lowered only for a route that allows it (broker_limits_fit, at connect). */
+	int qos = broker_limits_qos(&m->limits, ev->qos);
+	rc = mosquitto_publish_v5(m->mosq, mid, ev->topic.data, (int)ev->payload.len, ev->payload.data, qos,
+	                          broker_limits_retain(&m->limits, ev->retain), props);
 	mosquitto_property_free_all(&props);
 	/* For QoS 1 and 2 the client has queued the message once it got this far, even if
 	 * writing it failed: it sends it again after reconnecting. */
-	if (rc == MOSQ_ERR_SUCCESS ||
-	    (ev->qos > 0 && (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST || rc == MOSQ_ERR_ERRNO)))
+	bool queued =
+	        rc == MOSQ_ERR_SUCCESS ||
+	        (qos > 0 && (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST || rc == MOSQ_ERR_ERRNO));
+	if (queued && qos == 2)
+		qos2_hold(m, *mid);
+	if (queued)
 		return MQTT_PUBLISHED;
-	return classify_error(rc, why, whylen);
+	return classify_error(m, rc, why, whylen);
 }
 
 const char *mqtt_reason_text(int reason)

@@ -34,8 +34,9 @@ enum mqtt_state {
 	MQTT_DOWN,       /* no connection: call mqtt_connect (after a backoff) */
 	MQTT_CONNECTING, /* TCP or CONNECT/CONNACK under way */
 	MQTT_UP,         /* CONNACK accepted */
-	MQTT_DENIED,     /* before the relay's first start, the broker refused the credentials,
-	                  * the client id or the protocol version (logged): stop, status 78 */
+	MQTT_DENIED,     /* stop, status 78 (logged): before the relay's first start, the broker
+	                  * refused the credentials, the client id, the protocol version or a
+	                  * route; at any time, it answered QoS 2 with PUBACK */
 };
 
 enum mqtt_session {
@@ -64,6 +65,11 @@ void mqtt_maintain(struct mqtt *m, int64_t now, bool wanted);
 /* The relay has started (READY): from now on the broker's refusals are retried, at error
  * level, instead of ending the process. */
 void mqtt_mark_started(struct mqtt *m);
+
+/* The routes were reloaded: they are held against what the broker takes (doc/design.md §24),
+ * and a connection to a broker that takes less than they ask ends, retried with the growing
+ * backoff and an error line until the configuration fits. */
+void mqtt_routes_changed(struct mqtt *m);
 
 /* What keeps the broker connection down, in one line for a status ("broker refused the relay:
  * the broker refuses the credentials (mqtt.example:8883)"), or NULL when up. */

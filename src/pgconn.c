@@ -67,7 +67,7 @@ static void record_refusal(PGconn *conn, enum refusal r, const char *during, con
 void pg_report_refusal(enum log_level level, const char *msg, const char *key, const char *value)
 {
 	char fix[512];
-	struct refusal_who who = { refused.user, refused.database, NULL };
+	struct refusal_who who = { refused.user, refused.database, NULL, false };
 	refusal_fix(refused.refusal, &who, fix, sizeof fix);
 	/* A failed connection has no SQLSTATE: the field is left out rather than empty. */
 	const char *state_key = refused.sqlstate[0] ? "sqlstate" : key;

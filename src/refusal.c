@@ -93,6 +93,9 @@ enum refusal refusal_of_connack(bool mqtt5, int code)
 		case MQTT_RC_NOT_AUTHORIZED: return REFUSAL_MQTT_AUTHORIZED;
 		case MQTT_RC_CLIENTID_NOT_VALID: return REFUSAL_MQTT_CLIENT_ID;
 		case MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION: return REFUSAL_MQTT_PROTOCOL;
+		/* Only the Will (broker.status_topic) has a retain flag and a QoS in CONNECT. */
+		case MQTT_RC_RETAIN_NOT_SUPPORTED:
+		case MQTT_RC_QOS_NOT_SUPPORTED: return REFUSAL_MQTT_WILL;
 		default: return REFUSAL_NONE;
 		}
 	}
@@ -123,6 +126,7 @@ const char *refusal_cause(enum refusal r)
 	case REFUSAL_MQTT_AUTHORIZED: return "the broker does not authorize the client";
 	case REFUSAL_MQTT_CLIENT_ID: return "the broker refuses the client id";
 	case REFUSAL_MQTT_PROTOCOL: return "the broker does not speak the configured MQTT version";
+	case REFUSAL_MQTT_WILL: return "the broker does not take the status topic's retained QoS 1 Will";
 	}
 	return "not a refusal";
 }
@@ -221,9 +225,18 @@ void refusal_fix(enum refusal r, const struct refusal_who *who, char *buf, size_
 		snprintf(buf, size, "choose a broker.client_id the broker accepts (not \"%s\")", client_id);
 		break;
 	case REFUSAL_MQTT_PROTOCOL:
+		if (who->mqtt5)
+			snprintf(buf, size,
+			         "the broker does not support MQTT 5: set broker.protocol: mqttv311");
+		else
+			snprintf(buf, size,
+			         "the broker does not support MQTT 3.1.1: set broker.protocol: mqttv5, or "
+			         "check"
+			         " that broker.host and broker.port lead to an MQTT broker");
+		break;
+	case REFUSAL_MQTT_WILL:
 		snprintf(buf, size,
-		         "set broker.protocol to a version the broker speaks (mqttv5 or mqttv311), or check"
-		         " that broker.host and broker.port lead to an MQTT broker");
+		         "allow retained QoS 1 messages on the broker, or remove broker.status_topic");
 		break;
 	}
 }

@@ -35,6 +35,7 @@ enum refusal {
 	REFUSAL_MQTT_AUTHORIZED,  /* not authorized */
 	REFUSAL_MQTT_CLIENT_ID,   /* identifier rejected / client identifier not valid */
 	REFUSAL_MQTT_PROTOCOL,    /* unacceptable / unsupported protocol version */
+	REFUSAL_MQTT_WILL,        /* MQTT 5: the Will's retain flag or QoS is not supported */
 };
 
 /* A PostgreSQL failure: sqlstate (NULL when there is none, as for a failed connection), the
@@ -54,6 +55,7 @@ struct refusal_who {
 	const char *user;      /* PostgreSQL role, or MQTT user name */
 	const char *database;  /* PostgreSQL only */
 	const char *client_id; /* MQTT only */
+	bool mqtt5;            /* MQTT only: the version asked for is 5 */
 };
 
 /* What to change, naming the role, database or client id: written to buf. */

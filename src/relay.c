@@ -509,8 +509,10 @@ static void final_bookkeeping(struct relay *r)
 static void reload(struct relay *r)
 {
 	bool sql_lost;
-	if (reload_run(r->reload, source_sql(r->pg), &sql_lost))
+	if (reload_run(r->reload, source_sql(r->pg), &sql_lost)) {
 		memset(r->job_at, 0, sizeof r->job_at); /* re-armed with the new intervals */
+		mqtt_routes_changed(r->mqtt);
+	}
 	if (sql_lost)
 		relay_pg_lost(r, PG_RETRY);
 }
@@ -571,7 +573,7 @@ static void mqtt_io(struct relay *r, short revents)
 {
 	mqtt_handle_io(r->mqtt, revents & (POLLIN | POLLERR | POLLHUP), revents & POLLOUT);
 	if (mqtt_state(r->mqtt) == MQTT_DENIED) {
-		relay_fail_config(r); /* before the first start: mqtt.c said why */
+		relay_fail_config(r); /* mqtt.c said why */
 		return;
 	}
 	dispatch_take_acks(r);

@@ -148,6 +148,9 @@ START_TEST(connack_codes)
 	ck_assert_int_eq(refusal_of_connack(true, MQTT_RC_CLIENTID_NOT_VALID), REFUSAL_MQTT_CLIENT_ID);
 	ck_assert_int_eq(refusal_of_connack(true, MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION),
 	                 REFUSAL_MQTT_PROTOCOL);
+	/* The status topic's Will is retained QoS 1; a broker without either refuses CONNECT. */
+	ck_assert_int_eq(refusal_of_connack(true, MQTT_RC_RETAIN_NOT_SUPPORTED), REFUSAL_MQTT_WILL);
+	ck_assert_int_eq(refusal_of_connack(true, MQTT_RC_QOS_NOT_SUPPORTED), REFUSAL_MQTT_WILL);
 	/* Busy, unavailable, banned, over the connection rate: may pass. */
 	ck_assert_int_eq(refusal_of_connack(true, MQTT_RC_SERVER_BUSY), REFUSAL_NONE);
 	ck_assert_int_eq(refusal_of_connack(true, MQTT_RC_SERVER_UNAVAILABLE), REFUSAL_NONE);
@@ -159,7 +162,7 @@ END_TEST
 START_TEST(fixes_name_who)
 {
 	char fix[512];
-	struct refusal_who pg = { "relay", "shop", NULL };
+	struct refusal_who pg = { "relay", "shop", NULL, false };
 	refusal_fix(REFUSAL_PG_REPLICATION, &pg, fix, sizeof fix);
 	ck_assert_ptr_nonnull(strstr(fix, "ALTER ROLE \"relay\" REPLICATION"));
 	refusal_fix(REFUSAL_PG_DATABASE, &pg, fix, sizeof fix);
@@ -169,7 +172,8 @@ START_TEST(fixes_name_who)
 	ck_assert_ptr_nonnull(strstr(fix, "source.password_file"));
 
 	/* A missing user name and a wrong password read differently. */
-	struct refusal_who anonymous = { NULL, NULL, "relay-1" }, named = { "relay", NULL, "relay-1" };
+	struct refusal_who anonymous = { NULL, NULL, "relay-1", false },
+	                   named = { "relay", NULL, "relay-1", false };
 	refusal_fix(REFUSAL_MQTT_AUTHORIZED, &anonymous, fix, sizeof fix);
 	ck_assert_ptr_nonnull(strstr(fix, "set broker.username"));
 	ck_assert_ptr_nonnull(strstr(fix, "\"relay-1\""));
@@ -178,8 +182,17 @@ START_TEST(fixes_name_who)
 	refusal_fix(REFUSAL_MQTT_CREDENTIALS, &anonymous, fix, sizeof fix);
 	ck_assert_ptr_nonnull(strstr(fix, "wants credentials"));
 
+	/* The version refused is named, with the setting that changes it. */
+	struct refusal_who v5 = { NULL, NULL, "relay-1", true };
+	refusal_fix(REFUSAL_MQTT_PROTOCOL, &v5, fix, sizeof fix);
+	ck_assert_str_eq(fix, "the broker does not support MQTT 5: set broker.protocol: mqttv311");
+	refusal_fix(REFUSAL_MQTT_PROTOCOL, &anonymous, fix, sizeof fix);
+	ck_assert_ptr_nonnull(strstr(fix, "does not support MQTT 3.1.1: set broker.protocol: mqttv5"));
+	refusal_fix(REFUSAL_MQTT_WILL, &anonymous, fix, sizeof fix);
+	ck_assert_ptr_nonnull(strstr(fix, "broker.status_topic"));
+
 	/* Every cause has words and a fix that fit a log line. */
-	for (int r = REFUSAL_PG_PASSWORD; r <= REFUSAL_MQTT_PROTOCOL; r++) {
+	for (int r = REFUSAL_PG_PASSWORD; r <= REFUSAL_MQTT_WILL; r++) {
 		ck_assert_str_ne(refusal_cause((enum refusal)r), "not a refusal");
 		refusal_fix((enum refusal)r, &pg, fix, sizeof fix);
 		ck_assert_uint_gt(strlen(fix), 10);
