@@ -9,6 +9,12 @@ struct broker_limits broker_limits_unsaid(void)
 	};
 }
 
+bool broker_limits_same(const struct broker_limits *a, const struct broker_limits *b)
+{
+	return a->max_qos == b->max_qos && a->retain_available == b->retain_available &&
+	       a->max_packet_size == b->max_packet_size && a->receive_maximum == b->receive_maximum;
+}
+
 bool broker_limits_said(const struct broker_limits *l)
 {
 	return l->max_qos < 2 || !l->retain_available || l->max_packet_size > 0 || l->receive_maximum < 65535;

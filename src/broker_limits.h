@@ -25,6 +25,8 @@ struct broker_limits {
 /* What a broker that says nothing takes: everything the protocol allows. */
 struct broker_limits broker_limits_unsaid(void);
 
+bool broker_limits_same(const struct broker_limits *a, const struct broker_limits *b);
+
 /* True when the broker said less than everything, for one line in the log. */
 bool broker_limits_said(const struct broker_limits *l);
 

@@ -306,7 +306,7 @@ static struct broker_limits read_limits(const struct mqtt *m, const mosquitto_pr
 static void log_limits(const struct mqtt *m, const struct broker_limits *was)
 {
 	const struct broker_limits *l = &m->limits;
-	if (!broker_limits_said(l) || memcmp(l, was, sizeof *l) == 0)
+	if (!broker_limits_said(l) || broker_limits_same(l, was))
 		return;
 	char qos[4], packet[16], receive[8], port[8];
 	snprintf(qos, sizeof qos, "%d", l->max_qos);

@@ -121,6 +121,9 @@ START_TEST(packet_size_and_receive_maximum_are_only_said)
 	struct broker_misfit misfit;
 	ck_assert(broker_limits_said(&l));
 	ck_assert(broker_limits_fit(&f.cfg, &l, &misfit));
+	struct broker_limits unsaid = broker_limits_unsaid();
+	ck_assert(!broker_limits_same(&l, &unsaid));
+	ck_assert(broker_limits_same(&l, &l));
 }
 END_TEST
 
