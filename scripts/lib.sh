@@ -12,6 +12,7 @@ PACKAGES=(
 	mandoc systemd man-db procps
 	cppcheck clang-tidy clang-format
 	clang libclang-rt-14-dev	# scripts/fuzz: clang only recommends the libFuzzer runtime
+	build-essential dpkg-dev debhelper lintian	# tests/package/check-package: dpkg-buildpackage and lintian
 )
 
 # Runs a command as root: directly when we are root, else through sudo.
