@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """doc/design.md §9: what `meson install` puts where, that installing again keeps an edited
-configuration, man pages that lint clean, and systemd units hardened to an exposure of 2.0 or
-below by `systemd-analyze security --offline=yes`."""
+configuration and `ninja uninstall` leaves it, man pages that lint clean, and systemd units
+hardened to an exposure of 2.0 or below by `systemd-analyze security --offline=yes`."""
 
 import os
 import re
@@ -76,6 +76,23 @@ class InstallTest(harness.IntegrationCase):
         with open(config) as f:
             edited = f.read()
         self.install(destdir)
+        with open(config) as f:
+            self.assertEqual(f.read(), edited)
+
+    def test_uninstalling_leaves_an_edited_configuration(self):
+        """`ninja uninstall` removes what meson installed (its install log), which does not
+        hold the configuration the install script copied: an edited one stays."""
+        destdir = os.path.join(self.workdir, "uninstall")
+        self.install(destdir)
+        config = os.path.join(destdir, os.path.relpath(self.find("etc/outbox-relay/outbox-relay.yaml"),
+                                                       self.destdir))
+        binary = os.path.join(destdir, os.path.relpath(self.find("sbin/outbox-relay"), self.destdir))
+        with open(config, "a") as f:
+            f.write("# edited by the administrator\n")
+        with open(config) as f:
+            edited = f.read()
+        subprocess.run(["ninja", "-C", BUILD_ROOT, "uninstall"], check=True, stdout=subprocess.DEVNULL)
+        self.assertFalse(os.path.exists(binary))
         with open(config) as f:
             self.assertEqual(f.read(), edited)
 
