@@ -2,11 +2,19 @@
 """README.md, "Deploying with systemd", followed as written: the test reads that section and
 runs every command of its sh blocks in order, checks its sql block against config/outbox.sql
 and its text block against what a subscriber receives. A command the test does not know how
-to follow fails it, so the README and this test change together.
+to follow fails it, so the README and this test change together. Its subsection "Without the
+Debian package" is followed the same way, by a test of its own.
 
 What differs from a real Debian 12 machine, and nothing else:
-- Paths: /etc/outbox-relay, /etc/systemd/system and /usr/share/outbox-relay are under a
-  DESTDIR in the test's directory (`meson install` runs as written, with DESTDIR in its
+- The package: `apt-get build-dep ./` checks with dpkg-checkbuilddeps that the build
+  dependencies are installed; `dpkg-buildpackage` runs as written in a copy of the source
+  tree in the test's directory, with DEB_BUILD_OPTIONS=nocheck (the unit tests of the
+  package build are the unit suite, run on their own); `cd` moves the directory the
+  commands run in; `apt install` of the .deb unpacks it into a DESTDIR (dpkg-deb -x), after
+  checking that its conffile is the configuration; its maintainer scripts, which only keep
+  the units' state for systemd, do not run. tests/package/check-package installs it for real.
+- Paths: /etc/outbox-relay, /etc/systemd/system, /usr/share/outbox-relay and the units'
+  directories are under that DESTDIR (`meson install` runs as written, with DESTDIR in its
   environment), `outbox-relay` is found on PATH there, and build-deploy/ is in the test's
   directory. A command that would still name /etc/ or /usr/ fails the test before it runs.
 - PostgreSQL: a cluster of the test's own, initialised as Debian's pg_createcluster does
@@ -17,7 +25,7 @@ What differs from a real Debian 12 machine, and nothing else:
   stands for it); `systemctl restart postgresql` restarts that cluster.
 - Mosquitto: the harness's broker on a free port, written for `port: 1883` in the
   configuration; `mosquitto_sub` is the harness's recorder.
-- systemd: `apt-get install` checks that the packages are installed; `systemctl
+- systemd: `apt-get install` (or `apt install`) checks that the packages are installed; `systemctl
   daemon-reload` reads the installed unit and its drop-ins; `systemctl enable --now` does
   for them what systemd 252 (Debian 12) does: each LoadCredential= file is copied into a
   credentials directory that only the service's user can read (files 0400 owned by it),
@@ -25,8 +33,8 @@ What differs from a real Debian 12 machine, and nothing else:
   unit's UMask=, in /, with CREDENTIALS_DIRECTORY, NOTIFY_SOCKET and WATCHDOG_USEC set, and
   it returns on READY=1; `systemctl status` checks that the service runs.
 After the section the test writes more events (a transaction rolled back among them),
-reloads as the unit's ExecReload= does, stops with SIGTERM (exit 0), installs again (the
-configuration written in step 4 is kept) and uninstalls (it is still kept).
+reloads as the unit's ExecReload= does and stops with SIGTERM (exit 0). After the subsection
+it installs again (an edited configuration is kept) and uninstalls (it is still kept).
 """
 
 import glob
@@ -34,6 +42,7 @@ import os
 import pwd
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,11 +58,15 @@ from harness.util import unregister_cleanup, wait_until  # noqa: E402
 SOURCE_ROOT = os.path.realpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 README = os.path.join(SOURCE_ROOT, "README.md")
 SECTION = "## Deploying with systemd"
+SUBSECTION = "### Without the Debian package"
+CONFIG = "/etc/outbox-relay/outbox-relay.yaml"
 OUTBOX_SQL = os.path.join(SOURCE_ROOT, "config", "outbox.sql")
 
 # The paths the README's commands write to, moved under the DESTDIR.
 MOVED_PATHS = ("/etc/outbox-relay", "/etc/systemd/system", "/usr/share/outbox-relay",
-               "/usr/sbin/outbox-relay", "/usr/lib/systemd/system")
+               "/usr/sbin/outbox-relay", "/usr/lib/systemd/system", "/lib/systemd/system")
+# Where units are installed: /lib by the package (Debian 12), /usr/lib by meson.
+UNIT_DIRS = ("/lib/systemd/system", "/usr/lib/systemd/system")
 # Commands that must never reach this machine: the test follows them itself.
 GUARDED = ("systemctl", "journalctl", "apt-get", "apt", "mosquitto_sub", "service", "sudo",
            "pg_ctlcluster", "pg_createcluster", "pg_conftool")
@@ -133,12 +146,33 @@ FENCE = re.compile(r"^( *)```(\w*)$")
 HEREDOC = re.compile(r"<<-?\s*'?(\w+)'?")
 
 
-def deploy_section():
+def readme_section():
     with open(README) as f:
         text = f.read()
     start = text.index(SECTION + "\n")
     end = text.find("\n## ", start + len(SECTION))
     return text[start:] if end < 0 else text[start:end]
+
+
+def deploy_section():
+    """The section up to its subsection for systems without the package."""
+    section = readme_section()
+    return section[:section.index("\n" + SUBSECTION + "\n")]
+
+
+def without_package_section():
+    section = readme_section()
+    return section[section.index("\n" + SUBSECTION + "\n"):]
+
+
+def copy_source_tree(target):
+    """The source tree without its build directories (build*/, obj-*/) and .git."""
+    def ignore(directory, names):
+        if os.path.realpath(directory) != SOURCE_ROOT:
+            return [name for name in names if name == "__pycache__"]
+        return [name for name in names
+                if name.startswith(("build", "obj-")) or name in (".git", "__pycache__")]
+    shutil.copytree(SOURCE_ROOT, target, symlinks=True, ignore=ignore)
 
 
 def code_blocks(section):
@@ -214,10 +248,13 @@ class ReadmeDeployTest(harness.IntegrationCase):
 
     def setUp(self):
         super().setUp()
-        self.dest = os.path.join(self.workdir, "dest")
-        self.builddir = os.path.join(self.workdir, "build-deploy")
-        self.journal = os.path.join(self.workdir, "service")      # stdout and stderr of each run
-        self.command_log = os.path.join(self.workdir, "commands.log")
+        base = os.path.join(self.workdir, self.name)
+        os.mkdir(base)
+        self.dest = os.path.join(base, "dest")
+        self.builddir = os.path.join(base, "build-deploy")
+        self.journal = os.path.join(base, "service")      # stdout and stderr of each run
+        self.command_log = os.path.join(base, "commands.log")
+        self.cwd = SOURCE_ROOT      # where the commands run; `cd` moves it
         self.env = {key: value for key, value in os.environ.items()
                     if not key.startswith("PG") and key not in ("DESTDIR", "CREDENTIALS_DIRECTORY")}
         self.env.update(PATH=f"{self.dest}/usr/sbin:{self.dest}/usr/bin:{os.environ['PATH']}",
@@ -233,6 +270,10 @@ class ReadmeDeployTest(harness.IntegrationCase):
     # --- following the README -----------------------------------------------------------
 
     def test_readme_deploy_path(self):
+        # "in this source tree": a copy of it, since dpkg-buildpackage writes into the tree
+        # and next to it.
+        self.cwd = os.path.join(self.workdir, self.name, "src", "outbox-relay")
+        copy_source_tree(self.cwd)
         for lang, text in code_blocks(deploy_section()):
             if lang == "sh":
                 for command in shell_commands(text):
@@ -249,8 +290,21 @@ class ReadmeDeployTest(harness.IntegrationCase):
         argv = words(command)
         with open(self.command_log, "a") as log:
             log.write(f"$ {command}\n")
-        if argv[:2] == ["apt-get", "install"]:
-            self.packages_installed([word for word in argv[2:] if not word.startswith("-")])
+        if argv[0] in ("apt-get", "apt") and argv[1:2] == ["install"]:
+            names = [word for word in argv[2:] if not word.startswith("-")]
+            for deb in [name for name in names if name.endswith(".deb")]:
+                self.unpack(deb)
+            self.packages_installed([name for name in names if not name.endswith(".deb")])
+        elif argv == ["apt-get", "build-dep", "./"]:
+            checked = subprocess.run(["dpkg-checkbuilddeps"], cwd=self.cwd, capture_output=True,
+                                     text=True)
+            self.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
+        elif argv[:1] == ["dpkg-buildpackage"]:
+            self.sh(command, DEB_BUILD_OPTIONS="nocheck")
+        elif argv[:1] == ["cd"]:
+            self.assertEqual(len(argv), 2, f"the test follows a cd alone: {command}")
+            self.cwd = os.path.normpath(os.path.join(self.cwd, argv[1]))
+            self.assertTrue(self.cwd.startswith(self.workdir + "/"), f"{command}: out of the test's directory")
         elif argv == ["systemctl", "restart", "postgresql"]:
             self.pg.restart()
             self.assertEqual(self.pg.psql("SHOW wal_level").stdout.strip(), "logical")
@@ -273,8 +327,10 @@ class ReadmeDeployTest(harness.IntegrationCase):
 
     def localize(self, text):
         """The README's text with its paths in the test's directories and the broker's port."""
-        for path in MOVED_PATHS:   # once: files the README wrote hold moved paths already
-            text = re.sub(f"(?<!{re.escape(self.dest)}){re.escape(path)}" + r"(?=/|\b)",
+        # Once: files the README wrote hold moved paths already, after the DESTDIR's last
+        # letter; /lib/... inside /usr/lib/... is not moved twice either.
+        for path in MOVED_PATHS:
+            text = re.sub(r"(?<![\w.-])" + re.escape(path) + r"(?=/|\b)",
                           lambda _, p=path: self.dest + p, text)
         text = re.sub(r"(?<![\w/.-])build-deploy(?![\w-])", lambda _: self.builddir, text)
         text = re.sub(r"/(var/)?run/postgresql\b", lambda _: self.pg.sockdir, text)
@@ -284,15 +340,28 @@ class ReadmeDeployTest(harness.IntegrationCase):
                           f"this would touch the machine's own files: {text}")
         return text
 
-    def sh(self, command):
-        """Runs one README command with bash, as root, in the source tree."""
+    def sh(self, command, **env):
+        """Runs one README command with bash, as root, in the source tree (or where `cd` went),
+        with env added to the environment."""
         prelude = "set -euo pipefail\numask 022\n" + "".join(
             f"{name}() {{ echo '{name}: not run by the test' >&2; return 99; }}\n" for name in GUARDED)
         with open(self.command_log, "a") as log:
-            result = subprocess.run(["bash", "-c", prelude + self.localize(command)], cwd=SOURCE_ROOT,
-                                    env=self.env, stdin=subprocess.DEVNULL, stdout=log,
+            result = subprocess.run(["bash", "-c", prelude + self.localize(command)], cwd=self.cwd,
+                                    env=dict(self.env, **env), stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT)
         self.assertEqual(result.returncode, 0, f"README command failed: {command}")
+
+    def unpack(self, pattern):
+        """`apt install ./NAME.deb`: the one package the pattern names, unpacked into the
+        DESTDIR, once dpkg-deb says its conffile is the configuration."""
+        debs = glob.glob(os.path.join(self.cwd, pattern))
+        self.assertEqual(len(debs), 1, f"{pattern} in {self.cwd}: {debs}")
+        conffiles = subprocess.run(["dpkg-deb", "-I", debs[0], "conffiles"], capture_output=True,
+                                   text=True, check=True).stdout
+        self.assertEqual(conffiles.split(), [CONFIG])
+        with open(self.command_log, "a") as log:
+            subprocess.run(["dpkg-deb", "-x", debs[0], self.dest], check=True, stdout=log,
+                           stderr=subprocess.STDOUT)
 
     def packages_installed(self, packages):
         self.assertTrue(packages)
@@ -333,7 +402,9 @@ class ReadmeDeployTest(harness.IntegrationCase):
 
     def load_unit(self, name):
         """The [Service] settings of the installed unit and its drop-ins, as lists of values."""
-        paths = [f"{self.dest}/usr/lib/systemd/system/{name}"]
+        paths = [f"{self.dest}{unit_dir}/{name}" for unit_dir in UNIT_DIRS
+                 if os.path.exists(f"{self.dest}{unit_dir}/{name}")]
+        self.assertEqual(len(paths), 1, f"{name} in {UNIT_DIRS} under the DESTDIR")
         paths += sorted(glob.glob(f"{self.dest}/etc/systemd/system/{name}.d/*.conf"))
         settings = {}
         for path in paths:
@@ -482,7 +553,31 @@ class ReadmeDeployTest(harness.IntegrationCase):
         self.assertEqual(self.pg.psql("SELECT published FROM outbox_relay.checkpoint",
                                       dbname="shop").stdout.strip(), "6")
 
+        # Removing the package and installing it again keep the configuration and the
+        # password: tests/package/check-package, with dpkg.
+
+    # --- without the package ------------------------------------------------------------
+
+    def test_readme_without_the_package(self):
+        """The subsection for other systems, as written: meson installs the same files, with
+        the example copied to the configuration; installing again keeps an edited
+        configuration, and uninstalling leaves it."""
+        blocks = code_blocks(without_package_section())
+        self.assertTrue(blocks)
+        for lang, text in blocks:
+            self.assertEqual(lang, "sh", "the test follows only sh blocks in this subsection")
+            for command in shell_commands(text):
+                self.follow(command)
+        config = self.dest + CONFIG
+        self.assertTrue(os.access(self.dest + "/usr/sbin/outbox-relay", os.X_OK))
+        for unit in ("outbox-relay.service", "outbox-relay@.service"):
+            self.assertTrue(os.path.isfile(f"{self.dest}/usr/lib/systemd/system/{unit}"), unit)
+        with open(config) as f, open(self.dest + "/usr/share/outbox-relay/outbox-relay.yaml") as g:
+            self.assertEqual(f.read(), g.read())
+
         # A new version installed over it keeps the configuration; uninstalling leaves it.
+        with open(config, "a") as f:
+            f.write("# edited by the administrator\n")
         with open(config) as f:
             written = f.read()
         self.sh("meson install -C build-deploy")
@@ -495,8 +590,6 @@ class ReadmeDeployTest(harness.IntegrationCase):
         self.assertFalse(os.path.exists(self.dest + "/usr/sbin/outbox-relay"))
         with open(config) as f:
             self.assertEqual(f.read(), written)
-        self.assertTrue(os.path.exists(password))
-
 
 if __name__ == "__main__":
     harness.main()
