@@ -1265,8 +1265,11 @@ START_TEST(password_files)
 }
 END_TEST
 
+/* The file is made anew: an earlier case may have left it read-only (0400), which only root
+ * could open for writing. */
 static void write_private(const char *path, const char *text, mode_t mode)
 {
+	unlink(path);
 	FILE *f = fopen(path, "w");
 	ck_assert_ptr_nonnull(f);
 	fputs(text, f);
@@ -1515,6 +1518,7 @@ static void expect_restart(const char *running_yaml, const char *next_yaml, cons
 
 static void write_file(const char *path, const char *text)
 {
+	unlink(path); /* see write_private */
 	FILE *f = fopen(path, "w");
 	ck_assert_ptr_nonnull(f);
 	fputs(text, f);
