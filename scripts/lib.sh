@@ -7,6 +7,7 @@ PACKAGES=(
 	libpq-dev libmosquitto-dev libyaml-dev check libsystemd-dev
 	postgresql mosquitto
 	python3 python3-psycopg2
+	python3-paho-mqtt	# examples/saga: the services are MQTT clients (scripts/demo saga, test_saga)
 	prometheus-mqtt-exporter	# test_status_topic: a monitoring system reads the status topic
 	valgrind openssl
 	mandoc systemd man-db procps
