@@ -36,16 +36,17 @@ def handle(cur, msg):
     order = json.loads(msg.payload)
     authorized = authorize(cur, order)
     outcome = "PaymentAuthorized" if authorized else "PaymentRejected"
-    answer = {"type": outcome, "order_id": order["order_id"]}
+    answer = {"type": outcome}
     if not authorized:
         answer["reason"] = "insufficient credit"
     if msg.topic.endswith("/AuthorizePayment"):
         # The reply goes where the command asked, with its Correlation Data; the order
-        # service matches it by that alone.
+        # service matches it by that alone (the reply does not name the order).
         props = msg.properties
         cur.execute("INSERT INTO outbox (topic, payload, correlation_id) VALUES (%s, %s, %s)",
                     (props.ResponseTopic, json.dumps(answer), props.CorrelationData))
     else:
+        answer["order_id"] = order["order_id"]
         cur.execute("INSERT INTO outbox (topic, payload) VALUES (%s, %s)",
                     (f"saga/payment/{order['order_id']}/{outcome}", json.dumps(answer)))
 
