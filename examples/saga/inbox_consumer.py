@@ -11,7 +11,12 @@ outbox-relay(8) CONSUMERS):
 - in on_message, one transaction: inbox_receive(consumer, event-id), and the handler's
   writes (its own outbox rows included) only when that says first time; COMMIT; return.
   paho acknowledges when on_message returns, so after the commit. An exception ends the
-  process without acknowledging, and the broker delivers the message again to the next run.
+  process without acknowledging, and the broker delivers the message again to the next run;
+- a handler that finds a row it expects missing raises NotYet: the transaction is rolled
+  back and tried again a little later. An event can arrive before the transaction that
+  caused it is visible in the database it came from (PostgreSQL can decode a commit a
+  moment before other sessions see it), which a reply coming back to its requester's
+  database may meet.
 
 --ack-before-commit N turns the last rule around, to show what it prevents: on_message
 queues the message and returns at once (paho acknowledges it), and a worker thread handles
@@ -20,10 +25,12 @@ acknowledged messages whose effects it never committed: they are lost.
 """
 
 import argparse
+import os
 import queue
 import signal
 import sys
 import threading
+import time
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -32,6 +39,12 @@ import psycopg2
 
 SESSION_EXPIRY = 7 * 24 * 3600   # seconds the broker keeps the session while we are away
 INBOX = "outbox_relay"           # the bookkeeping schema holding config/inbox.sql
+RETRY_DELAY = 0.05               # seconds between tries of a handler that raised NotYet
+RETRIES = 200                    # then the process ends, unacknowledged
+
+
+class NotYet(Exception):
+    """Raised by a handler: what the message refers to is not visible yet; try again."""
 
 
 _say_lock = threading.Lock()
@@ -54,7 +67,8 @@ def event_id(msg):
 
 def arguments(description, name):
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--db", required=True, help="libpq connection string of the service's database")
+    parser.add_argument("--db", required=True,
+                        help="libpq connection string of the service's database")
     parser.add_argument("--mqtt-host", default="127.0.0.1")
     parser.add_argument("--mqtt-port", type=int, default=1883)
     parser.add_argument("--client-id", default=name,
@@ -94,9 +108,16 @@ class Consumer:
 
     def on_message(self, client, userdata, msg):
         """The safe way: handle and COMMIT here; paho sends PUBACK when this returns."""
-        with self.db:                      # COMMIT on return, ROLLBACK on an exception
-            with self.db.cursor() as cur:
-                self.handle(cur, msg)
+        for attempt in range(RETRIES):
+            try:
+                with self.db:              # COMMIT on return, ROLLBACK on an exception
+                    with self.db.cursor() as cur:
+                        self.handle(cur, msg)
+                return
+            except NotYet as e:
+                say(f"{self.name}: {e}; trying again")
+                time.sleep(RETRY_DELAY)
+        raise RuntimeError(f"{self.name}: gave up on {msg.topic} {event_id(msg)}")
 
     def handle(self, cur, msg):
         cur.execute(f"SELECT {INBOX}.inbox_receive(%s, %s)", (self.name, event_id(msg)))
@@ -110,6 +131,13 @@ class Consumer:
         say(f"{self.name}: acknowledged {event_id(msg)}")
 
     def work_unsafe(self):
+        try:
+            self.work_unsafe_batches()
+        except BaseException as e:   # the loop would go on acknowledging: end it all
+            say(f"{self.name}: {e!r}")
+            os._exit(1)
+
+    def work_unsafe_batches(self):
         cur = self.db.cursor()
         pending = 0
         while True:

@@ -56,7 +56,8 @@ def decide(cur, where, key, approved):
     cur.execute(f"UPDATE orders SET status = %s, decisions = decisions + 1 WHERE {where} = %s",
                 (status, key))
     if cur.rowcount != 1:
-        raise RuntimeError(f"no order with {where} {key!r}")
+        # The order's own transaction may not be visible yet (inbox_consumer.NotYet).
+        raise inbox_consumer.NotYet(f"no order with {where} {key!r} yet")
 
 
 def handle(cur, msg):
