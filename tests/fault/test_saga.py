@@ -9,9 +9,9 @@ every customer's credit equal to its initial credit less its payments. The repea
 inboxes dropped are counted and printed (and there must be some: the test would prove
 nothing without them).
 
-The second case runs the payment service acknowledging on receipt and committing every 50
-messages (--ack-before-commit), and kills it while it holds acknowledged, uncommitted work:
-orders are then left undecided, which shows the test sees what the recipe prevents.
+The second case runs the payment service acknowledging on receipt and committing in batches
+(--ack-before-commit), and kills it while it holds acknowledged, uncommitted work: orders
+are then left undecided, which shows the test sees what the recipe prevents.
 
 Sizes: 1,000 orders and 3 kills of each of the four processes, 200 orders and 2 kills of
 the unsafe consumer; OUTBOX_FAULT_FULL=1: 5,000 orders and 8 kills of each.
@@ -38,8 +38,11 @@ ORDERS = size(1000, 5000)
 KILLS_EACH = size(3, 8)
 UNSAFE_ORDERS = 200
 UNSAFE_KILLS = 2
-UNSAFE_BATCH = 50          # the unsafe consumer commits every 50 messages
-UNSAFE_PENDING = 20        # killed once it holds this many acknowledged, uncommitted
+# The unsafe consumer commits every UNSAFE_BATCH messages and when stopped: more than the
+# test sends, so that it cannot commit between the moment the test sees it holding
+# UNSAFE_PENDING acknowledged, uncommitted messages and the kill, however late the kill.
+UNSAFE_BATCH = 1000
+UNSAFE_PENDING = 20
 CUSTOMERS = {f"customer{n}": 10000 for n in range(10)}
 TIMEOUT = 30
 
@@ -143,7 +146,7 @@ class SagaAckBeforeCommitTest(SagaCase):
         placed = 0
         for _ in range(UNSAFE_KILLS):
             # Orders until the consumer holds UNSAFE_PENDING acknowledged, uncommitted
-            # messages; then nothing more until it is killed, so it cannot reach a commit.
+            # messages, then the kill.
             while self.uncommitted(payment) < UNSAFE_PENDING:
                 self.place(saga, rng)
                 placed += 1
