@@ -53,7 +53,7 @@ class InstallTest(harness.IntegrationCase):
         self.find("man5/outbox-relay.yaml.5")
         self.find("systemd/system/outbox-relay.service")
         self.find("systemd/system/outbox-relay@.service")
-        for sql in ("outbox.sql", "least-privilege.sql", "routed-tables.sql"):
+        for sql in ("outbox.sql", "least-privilege.sql", "routed-tables.sql", "inbox.sql"):
             self.find(f"share/outbox-relay/{sql}")
         # The example under share/, and a copy of it as the configuration the unit reads.
         example = self.find("share/outbox-relay/outbox-relay.yaml")
