@@ -12,6 +12,8 @@ PACKAGES=(
 	mandoc systemd man-db procps
 	cppcheck clang-tidy clang-format
 	clang libclang-rt-14-dev	# scripts/fuzz: clang only recommends the libFuzzer runtime
+	rabbitmq-server	# interop suite (tests/interop): RabbitMQ's MQTT plugin
+	ejabberd	# interop suite (tests/interop): ejabberd's mod_mqtt
 )
 
 # Runs a command as root: directly when we are root, else through sudo.
