@@ -10,7 +10,7 @@ server, never collides with it. As root the server runs as the package's system 
 
 The PID the harness holds is the Erlang VM itself (beam.smp: erl execs it), so stop() is a
 SIGTERM to the server (Erlang stops its applications in order) and kill() a SIGKILL, the
-crash of a broker restart test. Helper processes the VM starts (erl_child_setup, its port
+crash of a broker restart test. The processes the VM starts (erl_child_setup, its port
 programs) end with it.
 """
 
