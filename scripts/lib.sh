@@ -14,6 +14,8 @@ PACKAGES=(
 	cppcheck clang-tidy clang-format
 	clang libclang-rt-14-dev	# scripts/fuzz: clang only recommends the libFuzzer runtime
 	build-essential dpkg-dev debhelper lintian	# tests/package/check-package: dpkg-buildpackage and lintian
+	rabbitmq-server	# interop suite (tests/interop): RabbitMQ's MQTT plugin
+	ejabberd	# interop suite (tests/interop): ejabberd's mod_mqtt
 )
 
 # Runs a command as root: directly when we are root, else through sudo.

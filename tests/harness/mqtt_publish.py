@@ -60,19 +60,26 @@ def _properties(user_properties=(), content_type=None, message_expiry=None,
 
 class Publisher:
     def __init__(self, port, client_id="harness-publisher", host="127.0.0.1", timeout=30,
-                 protocol=5):
-        """protocol: 5 or 311. local_port is this connection's port, as the broker logs it;
-        session_present the CONNACK flag (always 0 after a clean start)."""
+                 protocol=5, username=None, password=None):
+        """protocol: 5 or 311; username and password, for brokers that want them. local_port
+        is this connection's port, as the broker logs it; session_present the CONNACK flag
+        (always 0 after a clean start)."""
         if protocol not in (5, 311):
             raise ValueError(f"protocol must be 5 or 311, not {protocol!r}")
         self.v5 = protocol == 5
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.local_port = self.sock.getsockname()[1]
         self.next_id = 1
-        body = _string("MQTT") + bytes([5 if self.v5 else 4, 0x02]) + struct.pack("!H", 60)
+        flags = 0x02 | (0x80 if username is not None else 0) | (0x40 if password is not None else 0)
+        body = _string("MQTT") + bytes([5 if self.v5 else 4, flags]) + struct.pack("!H", 60)
         if self.v5:
             body += _varint(0)
-        self.sock.sendall(_packet(CONNECT, 0, body + _string(client_id)))
+        body += _string(client_id)
+        if username is not None:
+            body += _string(username)
+        if password is not None:
+            body += _binary(password.encode("utf-8"))
+        self.sock.sendall(_packet(CONNECT, 0, body))
         kind, body = self._read_packet()
         if kind != CONNACK or body[1] != 0:
             raise RuntimeError(f"MQTT connection refused: packet {kind}, {body[:2].hex()}")

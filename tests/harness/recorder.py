@@ -26,7 +26,9 @@ class Recorder:
     """Subscribes to filters (plus the harness fence topic) and keeps every message.
 
     Messages are the recorder's JSON objects as dicts; see user_properties() and
-    event_id() for reading them.
+    event_id() for reading them. A broker object with username and password attributes
+    (brokers that want them) gets them from the recorder and from its fence; one whose
+    mqtt5 attribute is false is fenced over MQTT 3.1.1.
     """
 
     def __init__(self, mqtt, workdir, filters=("#",), qos=1, protocol=5, client_id=None,
@@ -47,6 +49,12 @@ class Recorder:
             self.argv.append("-c")
         if receive_maximum:
             self.argv += ["-r", str(receive_maximum)]
+        self.credentials = {"username": getattr(mqtt, "username", None),
+                            "password": getattr(mqtt, "password", None)}
+        if self.credentials["username"] is not None:
+            self.argv += ["-u", self.credentials["username"]]
+            if self.credentials["password"] is not None:
+                self.argv += ["-P", self.credentials["password"]]
         self.log_path = os.path.join(workdir, f"{name}.log")
         self._cond = threading.Condition()
         self._all = []
@@ -120,7 +128,9 @@ class Recorder:
         every earlier message's hand-shake with it is complete: a QoS 1 marker can overtake
         the last QoS 2 messages, which are handed over at PUBREL."""
         topic = FENCE_PREFIX + uuid.uuid4().hex
-        with Publisher(self.mqtt.port, client_id="fence-" + uuid.uuid4().hex[:8]) as pub:
+        with Publisher(self.mqtt.port, client_id="fence-" + uuid.uuid4().hex[:8],
+                       protocol=5 if getattr(self.mqtt, "mqtt5", True) else 311,
+                       **self.credentials) as pub:
             pub.publish(topic, b"fence", qos=qos)
         with self._cond:
             seen = self._cond.wait_for(lambda: self._seen_fence(topic), timeout)

@@ -3,7 +3,7 @@
  * object per line on stdout, for the integration tests and the demo.
  *
  *   mqtt_recorder -h HOST -p PORT -t FILTER [-t FILTER...] [-q QOS] [-V 5|311]
- *                 [-i CLIENT_ID] [-c] [-r RECEIVE_MAXIMUM]
+ *                 [-i CLIENT_ID] [-c] [-r RECEIVE_MAXIMUM] [-u USERNAME [-P PASSWORD]]
  *
  * After the broker has granted every subscription it prints {"ready":true}. Each message
  * then gives topic, payload_b64, payload (only when the payload is valid UTF-8), qos,
@@ -17,6 +17,9 @@
  * Mosquitto 2.0.11 can put more QoS 2 messages in flight to a subscriber than it announced
  * when a backlog is queued for it (its in-flight accounting, fixed in 2.0.13), and
  * libmosquitto then drops the connection as a protocol error; a large value avoids that.
+ *
+ * -u and -P give the broker a user name and password (brokers that need one, such as
+ * ejabberd's mod_mqtt).
  */
 #include <errno.h>
 #include <mosquitto.h>
@@ -43,6 +46,8 @@ struct options {
 	const char *client_id;
 	bool persistent;
 	int receive_maximum; /* 0: the library's default */
+	const char *username;
+	const char *password;
 };
 
 struct recorder {
@@ -443,7 +448,8 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, con
 static void usage(FILE *f)
 {
 	fputs("usage: mqtt_recorder -h HOST -p PORT -t FILTER [-t FILTER...] [-q QOS]\n"
-	      "                     [-V 5|311] [-i CLIENT_ID] [-c] [-r RECEIVE_MAXIMUM]\n",
+	      "                     [-V 5|311] [-i CLIENT_ID] [-c] [-r RECEIVE_MAXIMUM]\n"
+	      "                     [-u USERNAME [-P PASSWORD]]\n",
 	      f);
 }
 
@@ -488,6 +494,8 @@ static int parse_option(struct options *o, int c, const char *arg)
 	case 'i': o->client_id = arg; return 0;
 	case 'c': o->persistent = true; return 0;
 	case 'r': return parse_int(arg, 1, 65535, &o->receive_maximum);
+	case 'u': o->username = arg; return 0;
+	case 'P': o->password = arg; return 0;
 	default: return -1;
 	}
 }
@@ -500,12 +508,16 @@ static int parse_args(int argc, char **argv, struct options *o)
 	o->port = 1883;
 	o->qos = 1;
 	o->protocol = MQTT_PROTOCOL_V5;
-	while ((c = getopt(argc, argv, "h:p:t:q:V:i:cr:")) != -1) {
+	while ((c = getopt(argc, argv, "h:p:t:q:V:i:cr:u:P:")) != -1) {
 		if (parse_option(o, c, optarg) < 0)
 			return -1;
 	}
 	if (optind != argc || o->nfilters == 0)
 		return -1;
+	if (o->password && !o->username) {
+		fputs("mqtt_recorder: -P needs -u USERNAME\n", stderr);
+		return -1;
+	}
 	if (o->persistent && !o->client_id) {
 		fputs("mqtt_recorder: -c needs -i CLIENT_ID\n", stderr);
 		return -1;
@@ -541,6 +553,11 @@ static struct mosquitto *recorder_client(struct recorder *r)
 	mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, r->opt.protocol);
 	if (r->opt.receive_maximum)
 		mosquitto_int_option(mosq, MOSQ_OPT_RECEIVE_MAXIMUM, r->opt.receive_maximum);
+	if (r->opt.username &&
+	    mosquitto_username_pw_set(mosq, r->opt.username, r->opt.password) != MOSQ_ERR_SUCCESS) {
+		mosquitto_destroy(mosq);
+		return NULL;
+	}
 	mosquitto_connect_v5_callback_set(mosq, on_connect);
 	mosquitto_subscribe_v5_callback_set(mosq, on_subscribe);
 	mosquitto_message_v5_callback_set(mosq, on_message);
