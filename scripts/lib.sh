@@ -31,9 +31,16 @@ package_installed() {
 	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
 }
 
+# The tests and the demo start their own servers in temporary directories on free ports: the
+# system services these packages bring (PostgreSQL, Mosquitto, RabbitMQ, ejabberd) are not
+# needed, and ejabberd's would take Mosquitto's port 1883. While installing, a policy-rc.d
+# that denies every start keeps them stopped, unless the machine has a policy of its own (as
+# containers do), which is left alone.
+POLICY_RC=/usr/sbin/policy-rc.d
+
 # Installs whatever is missing from PACKAGES; apt-get update runs only if something is.
 install_dependencies() {
-	local missing=() pkg
+	local missing=() pkg status=0 own_policy=false
 	for pkg in "${PACKAGES[@]}"; do
 		package_installed "$pkg" || missing+=("$pkg")
 	done
@@ -41,8 +48,20 @@ install_dependencies() {
 		return 0
 	fi
 	echo "==> installing: ${missing[*]}"
-	as_root apt-get update
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+	if [[ ! -e $POLICY_RC ]]; then
+		printf '#!/bin/sh\n# outbox-relay scripts/lib.sh, while installing: no service starts\nexit 101\n' |
+			as_root tee "$POLICY_RC" >/dev/null
+		as_root chmod 755 "$POLICY_RC"
+		own_policy=true
+	fi
+	as_root apt-get update || status=$?
+	if ((status == 0)); then
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" || status=$?
+	fi
+	if $own_policy; then
+		as_root rm -f "$POLICY_RC"
+	fi
+	return "$status"
 }
 
 # setup_build DIR [OPTIONS...]: configures DIR (or reconfigures it) and compiles it.
