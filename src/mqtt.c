@@ -364,28 +364,34 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, con
 }
 
 /* A broker that does not speak MQTT 5 may close the connection on its CONNECT without a
- * word (RabbitMQ 3) instead of refusing the version in a CONNACK: after a few in a row, with
- * never an answer, say so. */
+ * word (RabbitMQ 3) instead of refusing the version in a CONNACK; so does an address where no
+ * MQTT broker answers (a proxy without its backend). After a few in a row, with never an
+ * answer, the line says both, with the fix for the first. */
 #define UNANSWERED_TO_NAME 3
 
 static void log_unanswered(struct mqtt *m, uint32_t delay)
 {
-	m->unanswered++;
-	if (m->unanswered < UNANSWERED_TO_NAME) {
-		log_gone(m, LOG_WARN, "the broker closed the connection without answering CONNECT",
-		         "The connection was lost.", delay);
-		note_trouble(m, "the broker closed the connection without answering CONNECT", "MQTT 5");
+	const char *reason = "the broker closed the connection without answering CONNECT";
+	if (++m->unanswered < UNANSWERED_TO_NAME) {
+		log_gone(m, LOG_WARN, "disconnected from broker", reason, delay);
+		note_trouble(m, "disconnected from broker", reason);
 		return;
 	}
 	char port[8], in[16], times[8];
 	snprintf(port, sizeof port, "%d", current_host(m)->port);
 	snprintf(in, sizeof in, "%" PRIu32 "ms", delay);
 	snprintf(times, sizeof times, "%d", m->unanswered);
-	log_write(LOG_ERROR,
-	          "the broker does not support MQTT 5: it closes the connection on an MQTT 5 CONNECT", "host",
-	          current_host(m)->host, LOG_NUMBER("port"), port, LOG_NUMBER("times"), times, "fix",
-	          "set broker.protocol: mqttv311", "in", in, (const char *)NULL);
-	note_trouble(m, "the broker does not support MQTT 5", "set broker.protocol: mqttv311");
+	log_write(
+	        LOG_ERROR, "disconnected from broker", "host", current_host(m)->host, LOG_NUMBER("port"),
+	        port, "reason", "the broker closes every MQTT 5 CONNECT without answering",
+	        LOG_NUMBER("times"), times, "cause",
+	        "the broker does not support MQTT 5 (as RabbitMQ 3), or no MQTT broker answers at this "
+	        "address",
+	        "fix",
+	        "set broker.protocol: mqttv311 for a broker without MQTT 5; else check broker.host and port",
+	        "in", in, (const char *)NULL);
+	note_trouble(m, "the broker closes every MQTT 5 CONNECT without answering",
+	             "set broker.protocol: mqttv311 if it does not support MQTT 5");
 }
 
 static void qos2_hold(struct mqtt *m, int mid)
