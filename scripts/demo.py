@@ -165,9 +165,11 @@ def run(workdir):
     return 0 if status == 0 and len(messages) == expected else 1
 
 
-def main():
+def run_in_workdir(run, prefix, goodbye):
+    """Runs run(workdir) in a new directory; on a failure shows the logs it holds. Removes
+    everything afterwards and returns run's status (1 on a failure)."""
     install_signal_cleanup()
-    workdir = harness.make_workdir("outbox-relay-demo-")
+    workdir = harness.make_workdir(prefix)
     try:
         status = run(workdir)
     except Exception as e:
@@ -179,9 +181,13 @@ def main():
     finally:
         run_cleanups()
         shutil.rmtree(workdir, ignore_errors=True)
-    say("Stopped PostgreSQL and Mosquitto and removed their files." if status == 0
-        else "Cleaned up.")
+    say(goodbye if status == 0 else "Cleaned up.")
     return status
+
+
+def main():
+    return run_in_workdir(run, "outbox-relay-demo-",
+                          "Stopped PostgreSQL and Mosquitto and removed their files.")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ consumer with kill -9 and starts them again, and prints the final state of both 
 import json
 import os
 import random
-import shutil
 import sys
 import time
 
@@ -20,15 +19,12 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 
 import harness  # noqa: E402
 from harness.saga import Saga  # noqa: E402
-from harness.util import install_signal_cleanup, run_cleanups, wait_until  # noqa: E402
+from harness.util import wait_until  # noqa: E402
+from demo import run_in_workdir, say  # noqa: E402  (scripts/demo.py: the same frame)
 
 CUSTOMERS = {"alice": 20000, "bob": 10000, "carol": 1500}
 ORDERS = 200
 TIMEOUT = 60
-
-
-def say(text=""):
-    print(text, flush=True)
 
 
 def start(workdir):
@@ -138,21 +134,7 @@ def run(workdir):
 
 
 def main():
-    install_signal_cleanup()
-    workdir = harness.make_workdir("outbox-relay-demo-saga-")
-    try:
-        status = run(workdir)
-    except Exception as e:
-        say(f"\ndemo failed: {e}")
-        for name in sorted(os.listdir(workdir)):
-            if name.endswith((".stderr", ".log")):
-                harness.util.print_tail(name, os.path.join(workdir, name), 30)
-        status = 1
-    finally:
-        run_cleanups()
-        shutil.rmtree(workdir, ignore_errors=True)
-    say("Stopped everything and removed its files." if status == 0 else "Cleaned up.")
-    return status
+    return run_in_workdir(run, "outbox-relay-demo-saga-", "Stopped everything and removed its files.")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import uuid
 
 from .mqtt_publish import Publisher
 from .util import free_port, is_root, print_tail, register_cleanup, unregister_cleanup
-from .util import wait_until
+from .util import stop_process, wait_until
 
 START_TIMEOUT = 120
 STOP_TIMEOUT = 60
@@ -173,15 +173,7 @@ class ErlangBroker:
     def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
         """Stops the server by its PID: SIGTERM (orderly) or SIGKILL (a crash)."""
         unregister_cleanup(self.stop)
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, sig, timeout)
         self.proc = None
 
     def kill(self):

@@ -16,7 +16,7 @@ import signal
 import subprocess
 
 from .util import free_port, is_root, port_open, print_tail, register_cleanup, unregister_cleanup
-from .util import wait_until
+from .util import stop_process, wait_until
 
 START_TIMEOUT = 30
 
@@ -107,15 +107,7 @@ class Mosquitto:
     def stop(self, sig=signal.SIGTERM, timeout=30):
         """Stops the broker by its PID (SIGTERM; SIGKILL for a crash)."""
         unregister_cleanup(self.stop)
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, sig, timeout)
         self.proc = None
 
     def restart(self):
