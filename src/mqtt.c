@@ -13,6 +13,7 @@
 #include "broker_limits.h"
 #include "buf.h"
 #include "log.h"
+#include "qos2_watch.h"
 #include "refusal.h"
 #include "status_topic.h"
 #include "util.h"
@@ -71,13 +72,8 @@ struct mqtt {
 	struct broker_limits limits;
 	/* MQTT 5 connections the broker closed after CONNECT without answering, in a row. */
 	int unanswered;
-	/* QoS 2 on a broker that answers it with PUBACK (doc/design.md §24): the packet
-	 * identifiers of QoS 2 messages the client holds, whether this connection completed one,
-	 * and whether the client was seen to receive a PUBACK for one. */
-	uint8_t qos2_mids[65536 / 8];
-	bool qos2_completed;
-	bool qos2_pubacked;
-	int qos2_breaks; /* connections ended by a protocol error while QoS 2 messages were held */
+	/* QoS 2 on a broker that answers it with PUBACK (doc/design.md §24). */
+	struct qos2_watch qos2;
 };
 
 static void ack_push(struct ack_queue *q, int mid, int reason)
@@ -187,7 +183,7 @@ static void on_session(struct mqtt *m, bool present)
 	m->trouble[0] = '\0';
 	m->started = resumed ? MQTT_SESSION_RESUMED : MQTT_SESSION_NEW;
 	m->status_said = false;
-	m->qos2_completed = false;
+	qos2_watch_connected(&m->qos2);
 	log_connected(m, resumed ? "resumed" : "new");
 }
 
@@ -394,48 +390,6 @@ static void log_unanswered(struct mqtt *m, uint32_t delay)
 	             "set broker.protocol: mqttv311 if it does not support MQTT 5");
 }
 
-static void qos2_hold(struct mqtt *m, int mid)
-{
-	m->qos2_mids[(uint16_t)mid / 8] |= (uint8_t)(1u << ((uint16_t)mid % 8));
-}
-
-static bool qos2_held(const struct mqtt *m, int mid)
-{
-	return m->qos2_mids[(uint16_t)mid / 8] & (1u << ((uint16_t)mid % 8));
-}
-
-/* The client no longer holds mid: true when it was a QoS 2 message. */
-static bool qos2_release(struct mqtt *m, int mid)
-{
-	bool held = qos2_held(m, mid);
-	m->qos2_mids[(uint16_t)mid / 8] &= (uint8_t) ~(1u << ((uint16_t)mid % 8));
-	return held;
-}
-
-static bool qos2_any_held(const struct mqtt *m)
-{
-	for (size_t i = 0; i < sizeof m->qos2_mids; i++) {
-		if (m->qos2_mids[i])
-			return true;
-	}
-	return false;
-}
-
-/*
- * doc/design.md §24: a broker without QoS 2 that answers a QoS 2 PUBLISH with PUBACK
- * (RabbitMQ) makes the client end the connection with a protocol error, and every new
- * session sends the same window again: duplicates without end and a checkpoint that never
- * moves. Seen for certain when the client logged the PUBACK of a QoS 2 message; otherwise
- * inferred from two connections in a row that ended with a protocol error while holding QoS 2
- * messages and completed none.
- */
-static bool qos2_refused(struct mqtt *m, int rc)
-{
-	if (rc != MOSQ_ERR_PROTOCOL || !qos2_any_held(m) || m->qos2_completed)
-		return false;
-	return m->qos2_pubacked || ++m->qos2_breaks >= 2;
-}
-
 /* Which routes publish at QoS 2, for the fix: "routes[0], routes[3]". */
 static void qos2_routes(const struct config *cfg, char *buf, size_t size)
 {
@@ -457,7 +411,7 @@ static void stop_for_qos2(struct mqtt *m)
 	m->state = MQTT_DENIED;
 	note_trouble(m, "the broker does not support QoS 2", "set qos: 1");
 	log_write(LOG_ERROR,
-	          m->qos2_pubacked
+	          qos2_watch_seen(&m->qos2)
 	                  ? "the broker does not support QoS 2: it answered a QoS 2 message with PUBACK;"
 	                    " stopping"
 	                  : "the broker does not support QoS 2: it ends the connection before completing"
@@ -477,7 +431,7 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc, const mosqu
 	bool unanswered = m->state == MQTT_CONNECTING && rc == MOSQ_ERR_CONN_LOST &&
 	                  m->cfg->broker.protocol == BROKER_MQTT_V5;
 	const char *reason = rc >= 0x80 ? mosquitto_reason_string(rc) : mosquitto_strerror(rc);
-	if (unexpected && qos2_refused(m, rc)) {
+	if (unexpected && rc == MOSQ_ERR_PROTOCOL && qos2_watch_refused(&m->qos2)) {
 		stop_for_qos2(m);
 		return;
 	}
@@ -525,10 +479,7 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid, int reason,
 		m->status_refused |= reason >= 0x80;
 		return;
 	}
-	if (qos2_release(m, mid)) {
-		m->qos2_completed = true;
-		m->qos2_breaks = 0;
-	}
+	qos2_watch_release(&m->qos2, mid);
 	if (!reason_is_session_trouble(reason)) {
 		/* The connection carries data: a later failure starts the backoff afresh. */
 		m->carried = true;
@@ -546,24 +497,11 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid, int reason,
 	}
 }
 
-/* libmosquitto logs every acknowledgement it reads ("Client ID received PUBACK (Mid: 7,
- * RC:0)") before it finds that a PUBACK does not complete a QoS 2 message and ends the
- * connection: the one place where that answer can be seen. */
-static void note_puback(struct mqtt *m, const char *text)
-{
-	const char *at = strstr(text, " received PUBACK (Mid: ");
-	if (!at)
-		return;
-	long mid = strtol(at + strlen(" received PUBACK (Mid: "), NULL, 10);
-	if (mid > 0 && mid <= 65535 && qos2_held(m, (int)mid))
-		m->qos2_pubacked = true;
-}
-
 static void on_log(struct mosquitto *mosq, void *obj, int level, const char *text)
 {
 	(void)mosq;
 	if (level & MOSQ_LOG_DEBUG)
-		note_puback(obj, text);
+		qos2_watch_log_line(&((struct mqtt *)obj)->qos2, text);
 	if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
 		log_warn("libmosquitto", "detail", text);
 	else if (level & MOSQ_LOG_DEBUG && log_enabled(LOG_DEBUG))
@@ -699,7 +637,7 @@ static int replace_client(struct mqtt *m)
 {
 	m->reset_client = false;
 	m->nstatus = 0; /* their ids are free again in the new client */
-	memset(m->qos2_mids, 0, sizeof m->qos2_mids);
+	qos2_watch_forget(&m->qos2);
 	int rc = mosquitto_reinitialise(m->mosq, m->cfg->broker.client_id, clean_start(m), m);
 	if (rc != MOSQ_ERR_SUCCESS || setup_client(m) < 0) {
 		log_error("cannot set the MQTT client up again", "error", mosquitto_strerror(rc));
@@ -941,7 +879,7 @@ enum mqtt_publish_result mqtt_publish(struct mqtt *m, const struct event *ev, in
 	        rc == MOSQ_ERR_SUCCESS ||
 	        (qos > 0 && (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST || rc == MOSQ_ERR_ERRNO));
 	if (queued && qos == 2)
-		qos2_hold(m, *mid);
+		qos2_watch_hold(&m->qos2, *mid);
 	if (queued)
 		return MQTT_PUBLISHED;
 	return classify_error(m, rc, why, whylen);
