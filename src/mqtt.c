@@ -248,6 +248,23 @@ static void note_trouble(struct mqtt *m, const char *what, const char *reason)
 	         current_host(m)->port);
 }
 
+/* The broker says no to the configuration, which no retry changes: before the relay's first
+ * start the process ends (MQTT_DENIED), afterwards the connection is retried with the growing
+ * backoff (another broker of the list, or a reloaded configuration, may do). Returns whether
+ * it is retried, with the delay in `in` ("" when not). */
+static bool refused(struct mqtt *m, char in[16])
+{
+	m->purging = false;
+	m->connect_now = false;
+	in[0] = '\0';
+	if (!m->relay_started) {
+		m->state = MQTT_DENIED;
+		return false;
+	}
+	snprintf(in, 16, "%" PRIu32 "ms", connection_gone(m));
+	return true;
+}
+
 /* The broker answered CONNECT with a refusal. One that no retry can change (credentials,
  * client id, protocol version) ends the process before its first start, in one line that
  * says what to fix; afterwards, like any other refusal, it waits out the backoff. */
@@ -256,29 +273,25 @@ static void connack_refused(struct mqtt *m, int rc)
 	bool v5 = m->cfg->broker.protocol == BROKER_MQTT_V5;
 	const char *reason = v5 ? mosquitto_reason_string(rc) : mosquitto_connack_string(rc);
 	enum refusal r = refusal_of_connack(v5, rc);
-	m->purging = false;
-	m->connect_now = false;
 	if (r == REFUSAL_NONE) {
+		m->purging = false;
+		m->connect_now = false;
 		log_gone(m, LOG_WARN, "broker refused the connection", reason, connection_gone(m));
 		note_trouble(m, "broker refused the connection", reason);
 		return;
 	}
-	char port[8], fix[512], in[16] = "";
+	char port[8], fix[512], in[16];
 	struct refusal_who who = { m->cfg->broker.username, NULL, m->cfg->broker.client_id, v5 };
 	snprintf(port, sizeof port, "%d", current_host(m)->port);
 	refusal_fix(r, &who, fix, sizeof fix);
 	note_trouble(m, "broker refused the relay", refusal_cause(r));
-	const char *msg = "the broker refused the relay before its first start; stopping";
-	if (m->relay_started) {
-		snprintf(in, sizeof in, "%" PRIu32 "ms", connection_gone(m));
-		msg = "the broker refused the relay; retrying";
-	} else {
-		m->state = MQTT_DENIED;
-	}
-	log_write(LOG_ERROR, msg, "cause", refusal_cause(r), "host", current_host(m)->host,
-	          LOG_NUMBER("port"), port, "username",
-	          m->cfg->broker.username ? m->cfg->broker.username : "", "client_id",
-	          m->cfg->broker.client_id, "reason", reason, "fix", fix, m->relay_started ? "in" : NULL, in,
+	bool retried = refused(m, in);
+	log_write(LOG_ERROR,
+	          retried ? "the broker refused the relay; retrying"
+	                  : "the broker refused the relay before its first start; stopping",
+	          "cause", refusal_cause(r), "host", current_host(m)->host, LOG_NUMBER("port"), port,
+	          "username", m->cfg->broker.username ? m->cfg->broker.username : "", "client_id",
+	          m->cfg->broker.client_id, "reason", reason, "fix", fix, retried ? "in" : NULL, in,
 	          (const char *)NULL);
 }
 
@@ -315,22 +328,18 @@ static void log_limits(const struct mqtt *m, const struct broker_limits *was)
 	         l->max_packet_size ? packet : "0", LOG_NUMBER("receive_maximum"), receive);
 }
 
-/* A route asks for more than the broker takes: like a refusal (connack_refused), the end
- * before the relay's first start, the growing backoff afterwards. */
+/* A route asks for more than the broker takes: a refusal of the configuration. */
 static void limits_refused(struct mqtt *m, const struct broker_misfit *misfit)
 {
-	char port[8], in[16] = "";
+	char port[8], in[16];
 	snprintf(port, sizeof port, "%d", current_host(m)->port);
 	note_trouble(m, "the broker takes less than the configuration asks", misfit->broker);
-	const char *msg = "the broker takes less than the configuration asks; stopping";
-	if (m->relay_started) {
-		snprintf(in, sizeof in, "%" PRIu32 "ms", connection_gone(m));
-		msg = "the broker takes less than the configuration asks; retrying";
-	} else {
-		m->state = MQTT_DENIED;
-	}
-	log_write(LOG_ERROR, msg, "key", misfit->key, "broker", misfit->broker, "host", current_host(m)->host,
-	          LOG_NUMBER("port"), port, "fix", misfit->fix, m->relay_started ? "in" : NULL, in,
+	bool retried = refused(m, in);
+	log_write(LOG_ERROR,
+	          retried ? "the broker takes less than the configuration asks; retrying"
+	                  : "the broker takes less than the configuration asks; stopping",
+	          "key", misfit->key, "broker", misfit->broker, "host", current_host(m)->host,
+	          LOG_NUMBER("port"), port, "fix", misfit->fix, retried ? "in" : NULL, in,
 	          (const char *)NULL);
 }
 
@@ -350,8 +359,6 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags, con
 	struct broker_misfit misfit;
 	if (!broker_limits_fit(m->cfg, &m->limits, &misfit)) {
 		/* Queued ahead of anything the client would send again (end_connection). */
-		m->purging = false;
-		m->connect_now = false;
 		limits_refused(m, &misfit);
 		mosquitto_disconnect(mosq);
 		return;
