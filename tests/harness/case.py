@@ -80,13 +80,18 @@ class IntegrationCase(unittest.TestCase):
             cls.pg.init()
             cls.pg.start()
             cls.prepare_files()
-            cls.mqtt = Mosquitto(cls.workdir,
-                                 extra_config=cls.mosquitto_config.format(workdir=cls.workdir),
-                                 max_inflight_messages=cls.mosquitto_max_inflight)
+            cls.mqtt = cls.make_broker(cls.workdir)
             cls.mqtt.start()
         except BaseException:
             cls.tearDownClass()
             raise
+
+    @classmethod
+    def make_broker(cls, workdir):
+        """The broker of this file, not started: Mosquitto unless a subclass says otherwise
+        (tests/interop); it has start(), stop(), port and print_logs()."""
+        return Mosquitto(workdir, extra_config=cls.mosquitto_config.format(workdir=workdir),
+                         max_inflight_messages=cls.mosquitto_max_inflight)
 
     @classmethod
     def prepare_files(cls):
@@ -118,7 +123,7 @@ class IntegrationCase(unittest.TestCase):
         if self.pg:
             print_tail("postgres log", self.pg.log_path, 30)
         if self.mqtt:
-            print_tail("mosquitto log", self.mqtt.log_path, 30)
+            self.mqtt.print_logs(30)
 
     def new_database(self, outbox=True):
         """A database named after the test, with the standard outbox table."""

@@ -110,6 +110,9 @@ class Mosquitto:
         stop_process(self.proc, sig, timeout)
         self.proc = None
 
+    def print_logs(self, lines=40):
+        print_tail("mosquitto log", self.log_path, lines)
+
     def restart(self):
         self.stop()
         self.start()

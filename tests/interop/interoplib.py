@@ -18,8 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import harness  # noqa: E402
 from harness.mosquitto import Mosquitto  # noqa: E402
-from harness.postgres import Postgres  # noqa: E402
-from harness.util import make_workdir, register_cleanup, tcp_queues, wait_until  # noqa: E402
+from harness.util import tcp_queues, wait_until  # noqa: E402
 
 EVENTS = int(os.environ.get("OUTBOX_INTEROP_EVENTS", "2000"))
 # The writer's pace: the stream lasts a few seconds, so that the relay restart and the
@@ -250,19 +249,8 @@ class InteropCase(harness.IntegrationCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.workdir = make_workdir()
-        register_cleanup(cls._remove_workdir)
-        cls.pg = cls.mqtt = None
-        try:
-            cls.pg = Postgres(cls.workdir)
-            cls.pg.init()
-            cls.pg.start()
-            cls.mqtt = cls.make_broker(cls.workdir)
-            cls.mqtt.start()
-            sys.stderr.write(f"{cls.mqtt.kind}: started in {cls.mqtt.startup_seconds[0]:.1f} s\n")
-        except BaseException:
-            cls.tearDownClass()
-            raise
+        super().setUpClass()
+        sys.stderr.write(f"{cls.mqtt.kind}: started in {cls.mqtt.startup_seconds[0]:.1f} s\n")
 
     @classmethod
     def tearDownClass(cls):
@@ -270,17 +258,6 @@ class InteropCase(harness.IntegrationCase):
             starts = ", ".join(f"{s:.1f}" for s in cls.mqtt.startup_seconds)
             sys.stderr.write(f"{cls.mqtt.kind}: start-up times {starts} s\n")
         super().tearDownClass()
-
-    def _logs_on_failure(self):
-        if self._passed():
-            return
-        if self.pg:
-            harness.util.print_tail("postgres log", self.pg.log_path, 30)
-        if self.mqtt:
-            if hasattr(self.mqtt, "print_logs"):
-                self.mqtt.print_logs(30)
-            else:
-                harness.util.print_tail("mosquitto log", self.mqtt.log_path, 30)
 
     # --- pieces ---------------------------------------------------------------------
 

@@ -38,12 +38,8 @@ def tearDownModule():
     interoplib.print_table()
 
 
-class MosquittoTest(InteropCase):
-    broker_label = "Mosquitto 2.0"
-
-    @classmethod
-    def make_broker(cls, workdir):
-        return HarnessMosquitto(workdir)
+class EveryCombination:
+    """MQTT 5 and 3.1.1, QoS 1 and 2: for a broker that supports them all."""
 
     def test_mqttv5_qos1(self):
         self.run_combination("mqttv5", 1)
@@ -56,6 +52,14 @@ class MosquittoTest(InteropCase):
 
     def test_mqttv311_qos2(self):
         self.run_combination("mqttv311", 2)
+
+
+class MosquittoTest(EveryCombination, InteropCase):
+    broker_label = "Mosquitto 2.0"
+
+    @classmethod
+    def make_broker(cls, workdir):
+        return HarnessMosquitto(workdir)
 
     def test_subscriber_sessions(self):
         """Without persistence a restart ends every session; with it (written at shutdown
@@ -71,24 +75,12 @@ class MosquittoTest(InteropCase):
                             persistent)
 
 
-class EjabberdTest(InteropCase):
+class EjabberdTest(EveryCombination, InteropCase):
     broker_label = "ejabberd 23.01"
 
     @classmethod
     def make_broker(cls, workdir):
         return Ejabberd(workdir)
-
-    def test_mqttv5_qos1(self):
-        self.run_combination("mqttv5", 1)
-
-    def test_mqttv5_qos2(self):
-        self.run_combination("mqttv5", 2)
-
-    def test_mqttv311_qos1(self):
-        self.run_combination("mqttv311", 1)
-
-    def test_mqttv311_qos2(self):
-        self.run_combination("mqttv311", 2)
 
     def test_subscriber_sessions(self):
         """mod_mqtt keeps sessions in RAM tables: any restart ends them."""
